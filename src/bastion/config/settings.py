@@ -1,0 +1,185 @@
+"""Typed settings, read once at startup.
+
+Sources, highest priority first: keyword arguments, ``BASTION_<NAME>`` environment variables,
+``BASTION_<NAME>_FILE`` (a path whose content is the value, for container secrets), the TOML file
+named by ``BASTION_CONFIG_FILE`` (keys are the field names), then the defaults below.
+
+Every default is the secure choice. Loosening one is a named, explicit setting, and
+``BASTION_ENV=production`` refuses the insecure ones outright (see :mod:`bastion.config.production`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bastion.config.errors import ConfigError
+
+ENV_PREFIX = "BASTION_"
+MiB = 1024 * 1024
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a JSON list or a comma-separated string for list settings given as env vars."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value
+
+
+class _FileSecretsSource(PydanticBaseSettingsSource):
+    """Reads ``BASTION_<NAME>_FILE``: the value is the file's content, trailing newline removed."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        var = f"{ENV_PREFIX}{field_name.upper()}_FILE"
+        path = os.environ.get(var)
+        if not path:
+            return None, field_name, False
+        try:
+            content = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            # The path is configuration, not a secret: naming it helps the operator.
+            raise ConfigError(f"{var} names a file that cannot be read: {exc.strerror}") from None
+        return content, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class Settings(BaseSettings):
+    """Bastion's configuration. Field ``foo`` is read from ``BASTION_FOO``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    # -- deployment ------------------------------------------------------------------------
+    env: Literal["development", "test", "production"] = "development"
+    debug: bool = Field(
+        default=False,
+        description="Development only: problem responses include exception detail.",
+    )
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; default: SQLite in data_dir.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Root secret; keys for signing, encryption and audit chains derive from it.",
+    )
+    public_url: str | None = Field(default=None, description="External base URL, e.g. https://id.example.com")
+
+    # -- HTTP core ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
+        description="Host header allowlist; '*.example.com' matches subdomains.",
+    )
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Networks whose X-Forwarded-For / Forwarded headers are honoured.",
+    )
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
+    max_body_bytes: int = Field(default=MiB, ge=1024, le=64 * MiB)
+    max_json_depth: int = Field(default=32, ge=2, le=256)
+    max_json_elements: int = Field(default=10_000, ge=10, le=1_000_000)
+    hsts_max_age: int = Field(default=63_072_000, ge=0)
+    cookie_secure: bool = Field(default=True, description="Secure flag on every cookie.")
+    docs_enabled: bool = Field(default=True, description="Serve /docs (refused in production).")
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics to any client; otherwise loopback and metrics_allow only.",
+    )
+    metrics_allow: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    # -- TLS (served directly by `bastion serve`) ----------------------------------------------
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    # -- logging and audit -------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+    audit_queue_size: int = Field(default=10_000, ge=10, le=1_000_000)
+    audit_batch_size: int = Field(default=200, ge=1, le=10_000)
+
+    # -- setup -------------------------------------------------------------------------------
+    setup_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+
+    @field_validator(
+        "allowed_hosts", "trusted_proxies", "cors_allow_origins", "metrics_allow", mode="before"
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("trusted_proxies", "metrics_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [ipaddress.ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _FileSecretsSource(settings_cls),
+        ]
+        toml_path = os.environ.get(f"{ENV_PREFIX}CONFIG_FILE")
+        if toml_path:
+            if not Path(toml_path).is_file():
+                raise ConfigError(f"{ENV_PREFIX}CONFIG_FILE names a missing file: {toml_path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    # -- derived values ----------------------------------------------------------------------
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")

@@ -1,0 +1,58 @@
+"""Structured JSON logs (structlog), one line per event on stdout.
+
+Secret values never reach these logs: settings secrets are :class:`pydantic.SecretStr`, and the
+processor :func:`_redact` blanks any field whose name says it holds a credential, as a second line
+of defence for details a caller passes by mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_SENSITIVE = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|authorization|cookie|api[_-]?key|credential|otp|totp",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+
+
+def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if key != "event" and _SENSITIVE.search(key):
+            event_dict[key] = REDACTED
+    return event_dict
+
+
+def configure(level: str = "info", *, json: bool = True) -> None:
+    """Configure structlog and the standard library root logger once, at startup."""
+    numeric = logging.getLevelName(level.upper())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp"),
+            _redact,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s", force=True)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,58 @@
+"""The service container: everything a request handler may need, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bastion.audit.interfaces import AuditRecorder
+from bastion.audit.recorder import QueueAuditRecorder
+from bastion.audit.sinks import DatabaseSink, LogSink
+from bastion.clock import Clock, SystemClock
+from bastion.config.secret_key import resolve_secret_key
+from bastion.config.secrets import SecretStr
+from bastion.config.settings import Settings
+from bastion.identity.setup_token import SetupTokenService
+from bastion.ops.metrics import Metrics
+from bastion.storage import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    secret_key: SecretStr
+    database: Database
+    audit: AuditRecorder
+    metrics: Metrics
+    setup_tokens: SetupTokenService
+    clock: Clock = field(default_factory=SystemClock)
+
+    async def start(self) -> None:
+        await self.audit.start()
+
+    async def aclose(self) -> None:
+        # Flush audit events before the database goes away: nothing recorded is lost on shutdown.
+        await self.audit.aclose()
+        await self.database.dispose()
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    database = Database.from_settings(settings)
+    metrics = Metrics()
+    audit = QueueAuditRecorder(
+        sinks=[DatabaseSink(database), LogSink()],
+        queue_size=settings.audit_queue_size,
+        batch_size=settings.audit_batch_size,
+    )
+    metrics.watch_audit(audit)
+    return Services(
+        settings=settings,
+        secret_key=resolve_secret_key(settings),
+        database=database,
+        audit=audit,
+        metrics=metrics,
+        setup_tokens=SetupTokenService(
+            database, clock=clock, ttl_seconds=settings.setup_token_ttl_seconds, audit=audit
+        ),
+        clock=clock,
+    )
