@@ -29,7 +29,6 @@ from bastion.http.middleware.proxy import ProxyHeadersMiddleware
 from bastion.http.middleware.request_id import RequestIdMiddleware
 from bastion.http.middleware.security_headers import SecurityHeadersMiddleware
 from bastion.http.middleware.trusted_host import TrustedHostMiddleware
-from bastion.identity import routes as identity_routes
 from bastion.ops import routes as ops_routes
 from bastion.ops.metrics import MetricsMiddleware
 from bastion.services import Services, build_services
@@ -90,5 +89,4 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     handlers.include(app)
     ops_routes.include(app, services)
-    identity_routes.include(app, services)
     return app

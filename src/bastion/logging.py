@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -29,8 +29,12 @@ def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMap
     return event_dict
 
 
-def configure(level: str = "info", *, json: bool = True) -> None:
-    """Configure structlog and the standard library root logger once, at startup."""
+def configure(level: str = "info", *, json: bool = True, stream: TextIO | None = None) -> None:
+    """Configure structlog and the standard library root logger once, at startup.
+
+    ``stream`` defaults to stdout (tests pass a buffer to inspect every line written).
+    """
+    out = stream or sys.stdout
     numeric = logging.getLevelName(level.upper())
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -47,10 +51,10 @@ def configure(level: str = "info", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=sys.stdout, format="%(message)s", force=True)
+    logging.basicConfig(level=numeric, stream=out, format="%(message)s", force=True)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -24,6 +24,7 @@ class EventType(enum.StrEnum):
     SYSTEM_SETUP_TOKEN_CONSUMED = "system:setup_token:consumed"
     SYSTEM_SETUP_TOKEN_REJECTED = "system:setup_token:rejected"
     AUDIT_QUEUE_OVERFLOWED = "audit:queue:overflowed"
+    RATELIMIT_LIMIT_EXCEEDED = "protections:ratelimit:exceeded"
 
     @property
     def source(self) -> str:

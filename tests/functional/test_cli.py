@@ -1,0 +1,157 @@
+"""The `bastion` command line, run as a user runs it: real processes, real sockets."""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.common.server import BASTION, LiveServer, bastion_env, start_server, stop_server
+
+TOKEN_RE = re.compile(r"bst_setup_[A-Za-z0-9_-]{20,}")
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_version(tmp_path: Path) -> None:
+    result = run(["version"], bastion_env(tmp_path))
+    assert result.returncode == 0
+    assert result.stdout.startswith("bastion ")
+
+
+def test_serve_prints_setup_token_once_and_serves(live_server: LiveServer) -> None:
+    response = httpx.get(f"{live_server.url}/healthz")
+    assert response.status_code == 200
+    assert "server" not in response.headers
+    tokens = TOKEN_RE.findall(live_server.stderr)
+    assert len(tokens) == 1
+
+
+def test_setup_token_is_stored_hashed(live_server: LiveServer, tmp_path: Path) -> None:
+    token = TOKEN_RE.findall(live_server.stderr)[0]
+    db = Path(live_server.stderr_path).parent / "bastion.db"
+    assert db.exists()
+    for path in db.parent.glob("bastion.db*"):
+        assert token.encode() not in path.read_bytes()
+
+
+def test_check_reports_findings_and_exit_code(tmp_path: Path) -> None:
+    ok = run(["check"], bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48))
+    assert ok.returncode == 0, ok.stdout
+    assert "docs_enabled" in ok.stdout
+    bad = run(["check", "--json"], bastion_env(tmp_path, BASTION_DEBUG="true"))
+    assert bad.returncode == 1
+    findings = [json.loads(line) for line in bad.stdout.splitlines()]
+    codes = {f["code"]: f for f in findings}
+    assert codes["debug_on"]["severity"] == "high"
+    assert codes["debug_on"]["fix"]
+
+
+def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
+    result = run(["check"], bastion_env(tmp_path, BASTION_PORT="eighty"))
+    assert result.returncode == 2
+    assert "BASTION_PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_insecure_settings(tmp_path: Path) -> None:
+    result = run(
+        ["serve", "--port", "1"],
+        bastion_env(tmp_path, BASTION_ENV="production", BASTION_DEBUG="true"),
+    )
+    assert result.returncode == 2
+    for code in ("secret_key_missing", "debug_on", "docs_enabled"):
+        assert code in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_migrate_sqlite(tmp_path: Path) -> None:
+    result = run(["migrate"], bastion_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "database at revision" in result.stdout
+    assert (tmp_path / "bastion.db").exists()
+
+
+def test_production_server_hides_docs(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path,
+        BASTION_ENV="production",
+        BASTION_SECRET_KEY="p" * 48,
+        BASTION_DOCS_ENABLED="false",
+        BASTION_ALLOWED_HOSTS="127.0.0.1",
+    )
+    try:
+        for path in ("/docs", "/openapi.json"):
+            response = httpx.get(f"{server.url}{path}")
+            assert response.status_code == 404
+            assert response.headers["content-type"].startswith("application/problem+json")
+    finally:
+        stop_server(server)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # self-signed test certificate
+    ctx.minimum_version = version
+    ctx.maximum_version = version
+    # Let the client offer old versions so the server's floor is what refuses them.
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    return ctx
+
+
+def test_tls_serves_https_with_hsts_and_refuses_tls_1_1(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    server = start_server(tmp_path, "--tls-cert", str(cert), "--tls-key", str(key), scheme="https")
+    try:
+        with httpx.Client(verify=_client_context(ssl.TLSVersion.TLSv1_2)) as client:
+            response = client.get(f"{server.url}/healthz")
+        assert response.status_code == 200
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        with (
+            pytest.raises(httpx.ConnectError),
+            httpx.Client(verify=_client_context(ssl.TLSVersion.TLSv1_1)) as old,
+        ):
+            old.get(f"{server.url}/healthz")
+    finally:
+        stop_server(server)
