@@ -7,4 +7,16 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+# Imported after __version__: the app module reads it.
+from bastion.app import create_app  # noqa: E402
+from bastion.config import ConfigError, InsecureConfigError, Settings  # noqa: E402
+from bastion.errors import BastionError  # noqa: E402
+
+__all__ = [
+    "BastionError",
+    "ConfigError",
+    "InsecureConfigError",
+    "Settings",
+    "__version__",
+    "create_app",
+]

@@ -20,9 +20,9 @@ class EventType(enum.StrEnum):
     HTTP_REQUEST_FAILED = "http:request:failed"
     SYSTEM_SERVICE_STARTED = "system:service:started"
     SYSTEM_SERVICE_STOPPED = "system:service:stopped"
-    SYSTEM_SETUP_TOKEN_ISSUED = "system:setup_token:issued"
-    SYSTEM_SETUP_TOKEN_CONSUMED = "system:setup_token:consumed"
-    SYSTEM_SETUP_TOKEN_REJECTED = "system:setup_token:rejected"
+    SYSTEM_SETUP_TOKEN_ISSUED = "system:setup_token:issued"  # noqa: S105 - an event name
+    SYSTEM_SETUP_TOKEN_CONSUMED = "system:setup_token:consumed"  # noqa: S105 - an event name
+    SYSTEM_SETUP_TOKEN_REJECTED = "system:setup_token:rejected"  # noqa: S105 - an event name
     AUDIT_QUEUE_OVERFLOWED = "audit:queue:overflowed"
     RATELIMIT_LIMIT_EXCEEDED = "protections:ratelimit:exceeded"
 

@@ -1,21 +1,21 @@
 """Errors of the hardened HTTP core, each a problem+json answer with a stable code.
 
-    BastionError
-    └── HttpError
-        ├── InvalidRequest           400 invalid_request
-        │   ├── InvalidJson          400 json_invalid
-        │   ├── JsonTooDeep          400 json_too_deep
-        │   ├── JsonTooLarge         400 json_too_many_elements
-        │   └── HostNotAllowed       400 host_not_allowed
-        ├── NotAuthenticated         401 not_authenticated
-        ├── Forbidden                403 forbidden
-        │   └── CorsOriginDenied     403 cors_origin_denied
-        ├── NotFound                 404 not_found
-        ├── MethodNotAllowed         405 method_not_allowed
-        ├── PayloadTooLarge          413 body_too_large
-        ├── UnsupportedMediaType     415 unsupported_media_type
-        ├── ValidationFailed         422 validation_failed
-        └── InternalError            500 internal_error
+BastionError
+└── HttpError
+    ├── InvalidRequest           400 invalid_request
+    │   ├── InvalidJson          400 json_invalid
+    │   ├── JsonTooDeep          400 json_too_deep
+    │   ├── JsonTooLarge         400 json_too_many_elements
+    │   └── HostNotAllowed       400 host_not_allowed
+    ├── NotAuthenticated         401 not_authenticated
+    ├── Forbidden                403 forbidden
+    │   └── CorsOriginDenied     403 cors_origin_denied
+    ├── NotFound                 404 not_found
+    ├── MethodNotAllowed         405 method_not_allowed
+    ├── PayloadTooLarge          413 body_too_large
+    ├── UnsupportedMediaType     415 unsupported_media_type
+    ├── ValidationFailed         422 validation_failed
+    └── InternalError            500 internal_error
 """
 
 from __future__ import annotations

@@ -38,7 +38,9 @@ _BY_STATUS: dict[int, type[HttpError]] = {
 MAX_LISTED_ERRORS = 20
 
 
-def _response(request: Request, error: BastionError, extra: dict[str, Any] | None = None) -> Response:
+def _response(
+    request: Request, error: BastionError, extra: dict[str, Any] | None = None
+) -> Response:
     status, body = problem_for(request.scope, error, extra)
     headers = getattr(error, "headers", None)
     return Response(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers)

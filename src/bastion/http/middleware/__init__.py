@@ -1,0 +1,21 @@
+"""The hardened HTTP core: one pure ASGI middleware per concern.
+
+Each class takes its configuration in ``__init__``, passes scopes it does not handle (lifespan,
+and websocket unless stated) straight through, and answers errors itself with
+:func:`bastion.http.problems.send_problem`. The order is set in :func:`bastion.app._middleware`,
+outermost first::
+
+    proxy             client IP and scheme (trusted proxies only)
+    request_id        X-Request-ID, in state and logs
+    security_headers  CSP, nosniff, HSTS, no-store ... on every answer
+    audit_rejections  one audit event per 400/413/415/422/431
+    errors            exceptions -> 500 problem, never their text
+    trusted_host      Host allowlist (DNS rebinding)
+    methods           TRACE, TRACK, CONNECT -> 405
+    cors              explicit origin allowlist
+    body_limit        413 before or while reading the body
+    content_type      JSON only, bounded depth and size
+
+State shared through ``scope["state"]``: ``client_ip``, ``request_id``, ``problem_code`` (set by
+``send_problem``) and ``authenticated`` (set by the authentication code).
+"""

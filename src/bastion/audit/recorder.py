@@ -1,0 +1,273 @@
+"""The audit recorder: a bounded queue between request handlers and the sinks.
+
+``record()`` only puts the event in the queue, so a slow or failing database never slows a
+request, and a flood of events cannot exhaust memory (the queue is bounded). What cannot be
+queued is counted in ``dropped_total``, logged (at most once a second, with the running count)
+and, as soon as the writer can, recorded as an ``audit:queue:overflowed`` event: an attacker who
+floods the queue to hide an action leaves a visible gap in the trail, never a silent one.
+
+A background task writes batches to every sink; a failing sink is retried with exponential
+backoff a bounded number of times, then the batch is counted in ``failed_total`` for that
+failure. ``aclose()`` flushes what is queued (bounded by a timeout) and counts what is left as
+dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.interfaces import AuditSink
+from bastion.clock import Clock, SystemClock
+from bastion.errors import BastionError
+from bastion.logging import REDACTED, get_logger
+
+logger = get_logger("bastion.audit.recorder")
+
+CLOSE_TIMEOUT_SECONDS = 10.0
+RETRY_ATTEMPTS = 5
+RETRY_BASE_DELAY_SECONDS = 0.1
+RETRY_MAX_DELAY_SECONDS = 5.0
+#: At most one "dropped" log line and one overflow event per interval, however hard the flood.
+DROP_REPORT_INTERVAL_SECONDS = 1.0
+#: Bounds on details, so attacker-influenced values cannot bloat the trail.
+MAX_DETAIL_DEPTH = 8
+MAX_DETAIL_STRING_CHARS = 1024
+TRUNCATED = "[truncated]"
+
+#: Detail keys that name a credential. Callers must not put secrets in details; this is the
+#: second line of defence, so a mistake does not write a password into the permanent trail.
+SENSITIVE_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|authori[sz]ation|cookie|api[_-]?key|credential|otp",
+    re.IGNORECASE,
+)
+
+
+def clean_text(text: str) -> str:
+    """``text`` as every database accepts it: valid UTF-8 without NUL characters.
+
+    PostgreSQL refuses NUL in text and JSON, and no driver can encode a lone surrogate (which
+    ``json.loads`` happily produces from ``"\\ud800"``). One such attacker-supplied string would
+    fail its whole batch on every retry: a way to erase other events from the trail.
+    """
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """A JSON-safe copy of ``value`` with sensitive keys redacted and sizes bounded."""
+    if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_DETAIL_DEPTH:
+        return TRUNCATED
+    if isinstance(value, Mapping):
+        return {
+            _bounded(str(k)): REDACTED if SENSITIVE_KEY.search(str(k)) else scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [scrub(v, depth + 1) for v in value]
+    if value is None or isinstance(value, bool | int) or _is_finite_float(value):
+        return value
+    # Strings are cut to size; anything else (datetimes, UUIDs, NaN, objects) becomes text: a
+    # value the JSON column cannot store would fail the whole batch on every retry.
+    return _bounded(str(value))
+
+
+def _is_finite_float(value: Any) -> bool:
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _bounded(text: str) -> str:
+    if len(text) > MAX_DETAIL_STRING_CHARS:
+        text = text[:MAX_DETAIL_STRING_CHARS] + TRUNCATED
+    return clean_text(text)
+
+
+class QueueAuditRecorder:
+    """An :class:`~bastion.audit.interfaces.AuditRecorder` over a bounded asyncio queue.
+
+    Events recorded before :meth:`start` wait in the queue. Counters (for the metrics
+    collector): ``queue_depth``; ``dropped_total`` (never queued: queue full, recorder closed,
+    or still queued when ``aclose`` timed out); ``written_total`` (written to every sink);
+    ``failed_total`` (a sink still failed after every retry).
+    """
+
+    def __init__(
+        self,
+        sinks: Sequence[AuditSink],
+        queue_size: int,
+        batch_size: int,
+        *,
+        clock: Clock | None = None,
+        close_timeout: float = CLOSE_TIMEOUT_SECONDS,
+        retry_attempts: int = RETRY_ATTEMPTS,
+        retry_base_delay: float = RETRY_BASE_DELAY_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if queue_size < 1 or batch_size < 1 or retry_attempts < 1:
+            raise ValueError("queue_size, batch_size and retry_attempts must be positive")
+        self._sinks = tuple(sinks)
+        self._queue: asyncio.Queue[AuditEvent] = asyncio.Queue(maxsize=queue_size)
+        self._batch_size = batch_size
+        self._clock = clock or SystemClock()
+        self._close_timeout = close_timeout
+        self._retry_attempts = retry_attempts
+        self._retry_base_delay = retry_base_delay
+        self._monotonic = monotonic
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._in_flight = 0
+        self._dropped = 0
+        self._written = 0
+        self._failed = 0
+        self._unreported_drops = 0
+        self._last_drop_log = -math.inf
+        self._last_overflow_event = -math.inf
+
+    # -- counters ---------------------------------------------------------------------------
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    @property
+    def dropped_total(self) -> int:
+        return self._dropped
+
+    @property
+    def written_total(self) -> int:
+        return self._written
+
+    @property
+    def failed_total(self) -> int:
+        return self._failed
+
+    # -- the request path -------------------------------------------------------------------
+    def record(self, event: AuditEvent) -> None:
+        """Queue ``event``. Never blocks, never raises."""
+        if self._closed:
+            self._drop("recorder_closed")
+            return
+        try:
+            if event.details:
+                event = dataclasses.replace(event, details=scrub(event.details))
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._drop("queue_full")
+        except Exception:  # noqa: BLE001 - an audit failure must not fail the request
+            self._drop("invalid_event")
+
+    def _drop(self, reason: str) -> None:
+        self._dropped += 1
+        self._unreported_drops += 1
+        now = self._monotonic()
+        if now - self._last_drop_log >= DROP_REPORT_INTERVAL_SECONDS:
+            self._last_drop_log = now
+            logger.warning(
+                "audit_events_dropped",
+                reason=reason,
+                dropped_total=self._dropped,
+                queue_size=self._queue.maxsize,
+            )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the background writer (idempotent)."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._run(), name="bastion-audit-writer")
+
+    async def aclose(self) -> None:
+        """Write every queued event (within the close timeout), then stop (idempotent)."""
+        if self._closed:
+            return
+        await self.start()
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self._queue.join()
+                if self._unreported_drops:
+                    await self._write([self._overflow_event()])
+        except TimeoutError:
+            pass
+        self._closed = True
+        lost = self._queue.qsize() + self._in_flight
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        if lost:
+            self._dropped += lost
+            logger.error("audit_events_lost_on_close", lost=lost, dropped_total=self._dropped)
+
+    # -- the writer -------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._in_flight = len(batch)
+            try:
+                await self._write(self._with_overflow_notice(batch))
+            finally:
+                self._in_flight = 0
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _with_overflow_notice(self, batch: list[AuditEvent]) -> list[AuditEvent]:
+        now = self._monotonic()
+        if (
+            self._unreported_drops
+            and now - self._last_overflow_event >= DROP_REPORT_INTERVAL_SECONDS
+        ):
+            self._last_overflow_event = now
+            return [self._overflow_event(), *batch]
+        return batch
+
+    def _overflow_event(self) -> AuditEvent:
+        dropped, self._unreported_drops = self._unreported_drops, 0
+        return AuditEvent(
+            type=EventType.AUDIT_QUEUE_OVERFLOWED,
+            outcome=Outcome.FAILURE,
+            time=self._clock.now(),
+            reason="queue_full",
+            details={"dropped": dropped, "dropped_total": self._dropped},
+        )
+
+    async def _write(self, events: list[AuditEvent]) -> None:
+        results = await asyncio.gather(*(self._write_to(sink, events) for sink in self._sinks))
+        if all(results):
+            self._written += len(events)
+        else:
+            self._failed += len(events)
+
+    async def _write_to(self, sink: AuditSink, events: list[AuditEvent]) -> bool:
+        delay = self._retry_base_delay
+        name = type(sink).__name__
+        for attempt in range(1, self._retry_attempts + 1):
+            try:
+                await sink.write(events)
+            except Exception as exc:  # noqa: BLE001 - any sink failure is retried, then counted
+                # Only the error's code or class is logged: a driver's message can quote values.
+                error = exc.code if isinstance(exc, BastionError) else type(exc).__name__
+            else:
+                return True
+            if attempt == self._retry_attempts:
+                logger.error(
+                    "audit_sink_gave_up",
+                    sink=name,
+                    error=error,
+                    attempts=attempt,
+                    events=len(events),
+                )
+                break
+            logger.warning("audit_sink_failed", sink=name, error=error, attempt=attempt)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_DELAY_SECONDS)
+        return False

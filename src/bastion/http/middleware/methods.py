@@ -1,0 +1,31 @@
+"""HTTP methods Bastion never serves, refused before any route or middleware sees them.
+
+Threats: ``TRACE`` (and Microsoft's ``TRACK``) echo the request back, headers and cookies
+included, which lets script read ``HttpOnly`` cookies and credentials added by proxies (cross-site
+tracing); ``CONNECT`` asks the server to act as a tunnel (open proxy). Each gets a 405
+``method_not_allowed`` problem whatever the path. Other unknown methods are left to the router,
+which answers 405 with an ``Allow`` header for a known path and 404 otherwise.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bastion.http.errors import MethodNotAllowed
+from bastion.http.problems import send_problem
+
+BLOCKED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
+
+
+class MethodFilterMiddleware:
+    """Answers 405 to ``TRACE``, ``TRACK`` and ``CONNECT``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Methods are case-sensitive, but some servers and proxies fold case: refuse any spelling.
+        if scope["type"] == "http" and scope["method"].upper() in BLOCKED_METHODS:
+            await send_problem(scope, send, MethodNotAllowed())
+            return
+        await self.app(scope, receive, send)

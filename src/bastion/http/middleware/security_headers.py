@@ -1,0 +1,102 @@
+"""Browser security headers on every HTTP response, error answers included.
+
+Bastion serves JSON, not pages, so the defaults lock everything down: no scripts, frames or
+plugins (``Content-Security-Policy``, ``X-Frame-Options``: XSS and clickjacking), no MIME sniffing
+(``nosniff``: a JSON answer rendered as HTML), no referrer leaking tokens in URLs, no cross-origin
+window or resource access (``COOP``/``CORP``: Spectre-style cross-origin leaks), no powerful
+browser features, and ``Cache-Control: no-store`` so answers (tokens, personal data) are not kept
+by shared caches or the browser's disk cache.
+
+A response may set its own value for any of these headers (the ``/docs`` page needs a CSP that
+allows its scripts; a public asset may allow caching): an explicit header wins over the default
+and is never duplicated. Two exceptions: when ``scope["state"]["authenticated"]`` is true the
+answer is personal, so ``Cache-Control: no-store`` is forced; and the ``Server`` and
+``X-Powered-By`` banners are always removed (they tell attackers which exploits to try).
+
+``Strict-Transport-Security`` is sent only on HTTPS requests (browsers ignore it over HTTP, and on
+a plain-HTTP development server it would be wrong) and only when ``hsts_max_age > 0``.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "browsing-topics",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "interest-cohort",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
+DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("permissions-policy", PERMISSIONS_POLICY),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+)
+#: Banners that are removed from every response.
+REMOVED_HEADERS = frozenset({b"server", b"x-powered-by"})
+_CACHE_CONTROL = b"cache-control"
+
+
+def _encode(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP response; removes server banners."""
+
+    def __init__(self, app: ASGIApp, hsts_max_age: int = 0) -> None:
+        if hsts_max_age < 0:
+            raise ValueError("hsts_max_age must not be negative")
+        self.app = app
+        self._http_headers = _encode(DEFAULT_HEADERS)
+        hsts = (("strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains"),)
+        self._https_headers = (
+            _encode(DEFAULT_HEADERS + hsts) if hsts_max_age else self._http_headers
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": self._secure(scope, message.get("headers", ()))}
+            await send(message)
+
+        await self.app(scope, receive, send_secured)
+
+    def _secure(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        # Read at response time: the authentication code inside has run by now.
+        state = scope.get("state")
+        personal = bool(state and state.get("authenticated"))
+        secured: list[tuple[bytes, bytes]] = []
+        present: set[bytes] = set()
+        for name, value in headers:
+            key = name.lower()
+            if key in REMOVED_HEADERS or (personal and key == _CACHE_CONTROL):
+                continue
+            present.add(key)
+            secured.append((name, value))
+        defaults = self._https_headers if scope.get("scheme") == "https" else self._http_headers
+        secured.extend(header for header in defaults if header[0] not in present)
+        return secured

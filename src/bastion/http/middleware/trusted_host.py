@@ -1,0 +1,101 @@
+"""Only requests addressed to an allowed host name are served.
+
+Threats: DNS rebinding (a hostile page points its own name at Bastion's address, and the browser
+then treats Bastion as same-origin with the attacker) and Host header poisoning (links in e-mails,
+redirects and cache keys built from an attacker-chosen ``Host``).
+
+``allowed_hosts`` entries are host names or IP literals (``example.com``, ``127.0.0.1``,
+``[::1]``), compared exactly and case-insensitively with the port removed; ``*.example.com``
+matches subdomains at any depth but not ``example.com`` itself; ``*`` allows any well-formed host.
+A missing, repeated or malformed ``Host`` is a 400 ``host_not_allowed`` problem (RFC 9112 section
+3.2 requires 400 for a missing or repeated Host). Nothing is redirected, and the offending value is
+never echoed. WebSocket handshakes are checked too and closed with 1008 (the server answers 403).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from ipaddress import IPv6Address
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bastion.http.errors import HostNotAllowed
+from bastion.http.problems import send_problem
+
+_HOST_CHARS = (string.ascii_lowercase + string.digits + ".-_").encode("ascii")
+_WEBSOCKET_POLICY_VIOLATION = 1008
+
+
+def normalize_host(value: bytes) -> bytes | None:
+    """The host of a ``Host`` header value, lowercased, without port or trailing dot.
+
+    IPv6 literals keep their brackets, compressed (``[0:0::1]:8000`` -> ``[::1]``). Returns
+    ``None`` if the value is not a well-formed host.
+    """
+    value = value.strip().lower()
+    if value.startswith(b"["):
+        inner, bracket, port = value[1:].partition(b"]")
+        try:
+            address = IPv6Address(inner.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return None
+        if not bracket or address.scope_id is not None:
+            return None
+        host = b"[" + address.compressed.encode("ascii") + b"]"
+    else:
+        host, colon, digits = value.partition(b":")
+        port = colon + digits
+        host = host.removesuffix(b".")
+        if not host or host.translate(None, _HOST_CHARS) or host[:1] == b"." or b".." in host:
+            return None
+    if port and not (port[:1] == b":" and len(port) <= 6 and (port[1:].isdigit() or port == b":")):
+        return None
+    return host
+
+
+class TrustedHostMiddleware:
+    """Answers 400 ``host_not_allowed`` unless the ``Host`` header names an allowed host."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self._allow_any = False
+        exact: set[bytes] = set()
+        suffixes: list[bytes] = []
+        for pattern in allowed_hosts:
+            entry = pattern.strip().lower()
+            if entry == "*":
+                self._allow_any = True
+                continue
+            wildcard = entry.startswith("*.")
+            name = entry[2:] if wildcard else entry
+            if ":" in name and not name.startswith("["):
+                name = f"[{name}]"  # a bare IPv6 address in the settings
+            host = normalize_host(name.encode("ascii")) if name.isascii() else None
+            if host is None or (wildcard and host.startswith(b"[")):
+                raise ValueError(f"allowed_hosts: not a host name or '*.' pattern: {pattern!r}")
+            if wildcard:
+                suffixes.append(b"." + host)
+            else:
+                exact.add(host)
+        self._exact = frozenset(exact)
+        self._suffixes = tuple(suffixes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        values = [value for name, value in scope["headers"] if name == b"host"]
+        host = normalize_host(values[0]) if len(values) == 1 else None
+        if host is not None and self.is_allowed(host):
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
+        else:
+            await send_problem(scope, send, HostNotAllowed())
+
+    def is_allowed(self, host: bytes) -> bool:
+        """True if the normalised ``host`` is allowed."""
+        if self._allow_any or host in self._exact:
+            return True
+        return any(host.endswith(suffix) for suffix in self._suffixes)

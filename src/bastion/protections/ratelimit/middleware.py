@@ -1,0 +1,70 @@
+"""Rate limits for every HTTP request, as pure ASGI middleware.
+
+For each request the :class:`~bastion.protections.ratelimit.services.RateLimiter` picks the
+policies whose path templates match (route groups: login, registration, ...) plus the general
+budgets, and takes one unit from each bucket in one store call. The request passes only if every
+policy allows it; otherwise it is answered here, before any body is read:
+
+* 429 ``rate_limited`` problem+json with ``Retry-After``, ``RateLimit-Policy`` and ``RateLimit``,
+  and ``violated-policies`` in the body (the draft's ``quota-exceeded`` extension member);
+* 503 ``protection_unavailable`` with ``Retry-After`` when a fail-closed policy cannot be decided
+  (Redis down).
+
+Allowed responses carry ``RateLimit-Policy`` and ``RateLimit`` too (``emit_headers``), so clients
+can slow down before they are refused. The limiter is published in ``scope["state"]`` for the
+per-route :func:`~bastion.protections.ratelimit.dependency.rate_limit` dependency.
+
+Place it inside the CORS middleware (so browsers can read a 429) and before body parsing.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.http.problems import send_problem
+from bastion.protections.ratelimit.errors import StoreUnavailable
+from bastion.protections.ratelimit.headers import RETRY_AFTER
+from bastion.protections.ratelimit.services import STATE_LIMITER, RateLimiter
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter, emit_headers: bool = True) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.emit_headers = emit_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})[STATE_LIMITER] = self.limiter
+        applied = self.limiter.applicable(scope["method"], scope["path"])
+        if not applied:
+            await self.app(scope, receive, send)
+            return
+        try:
+            verdict = await self.limiter.check(scope, applied)
+        except StoreUnavailable as exc:
+            retry = str(exc.retry_after).encode("ascii")
+            await send_problem(scope, send, exc, headers=[(RETRY_AFTER, retry)])
+            return
+        if not verdict.allowed:
+            await send_problem(
+                scope,
+                send,
+                verdict.error(),
+                headers=verdict.headers(),
+                extra={"violated-policies": [p.name for p in verdict.violated]},
+            )
+            return
+        if not self.emit_headers or not verdict.results:
+            await self.app(scope, receive, send)
+            return
+        extra_headers = verdict.headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,226 @@
+"""The rate limiter and the failure backoff: the services the middleware, the per-route
+dependency and the identity code call.
+
+:class:`RateLimiter` turns the policies that apply to a request into one all-or-nothing store
+call and returns a :class:`Verdict`. Crossing a limit records one ``protections:ratelimit:exceeded``
+audit event per bucket per window, not one per refused request: a flood of refused requests must
+not become a flood of audit writes (audit log exhaustion). The deduplication runs first in this
+worker's memory, then in the shared store, so all workers together record one event.
+
+:class:`FailureBackoff` is the decaying failure counter for passwords, TOTP and recovery codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+from starlette.types import Scope
+
+from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock, SystemClock
+from bastion.protections.ratelimit import headers
+from bastion.protections.ratelimit.backoff import BackoffPolicy, BackoffStatus
+from bastion.protections.ratelimit.errors import RateLimited, StoreUnavailable, TooManyAttempts
+from bastion.protections.ratelimit.gcra import NS_PER_SECOND, Decision, Rate
+from bastion.protections.ratelimit.interfaces import (
+    BackoffStore,
+    Check,
+    FailureMode,
+    LimitStore,
+    Ticker,
+)
+from bastion.protections.ratelimit.keys import (
+    DEFAULT_IPV6_PREFIX,
+    STATE_CLIENT_IP,
+    Identity,
+    bucket_key,
+    identity_of,
+)
+from bastion.protections.ratelimit.memory import MemoryStore
+from bastion.protections.ratelimit.policies import Applied, Policy, PolicyTable
+
+DEFAULT_KEY_PREFIX = "bastion:"
+#: ``scope["state"]`` entry where the middleware publishes the limiter for the route dependency.
+STATE_LIMITER = "bastion.rate_limiter"
+#: However long a policy's window, an ongoing attack is reported again after this many seconds.
+MAX_REPORT_INTERVAL_SECONDS = 3600.0
+#: Buckets whose first refusal this worker remembers (bounded: key rotation must not grow it).
+REPORT_MEMORY_KEYS = 10_000
+#: Longest path recorded in an audit event.
+MAX_AUDITED_PATH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The limiter's answer for one request: ``allowed``, else ``reason`` says why not."""
+
+    results: tuple[tuple[Policy, Decision], ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return all(d.allowed for _, d in self.results)
+
+    @property
+    def reason(self) -> str | None:
+        return None if self.allowed else RateLimited.code
+
+    @property
+    def violated(self) -> tuple[Policy, ...]:
+        return tuple(p for p, d in self.results if not d.allowed)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """RateLimit-Policy and RateLimit, plus Retry-After when refused (raw ASGI headers)."""
+        return headers.fields(self.results, refused=not self.allowed)
+
+    def error(self) -> RateLimited:
+        """The 429 to answer a refused request with, carrying this verdict's headers."""
+        names = ", ".join(p.name for p in self.violated)
+        return RateLimited(
+            f"Rate limit exceeded ({names}); retry later.",
+            retry_after=headers.retry_after(self.results),
+            headers={
+                "RateLimit-Policy": headers.policy_field([p for p, _ in self.results]),
+                "RateLimit": headers.limit_field(self.results),
+            },
+        )
+
+
+class RateLimiter:
+    """Applies composable policies to requests through one :class:`LimitStore`."""
+
+    def __init__(
+        self,
+        store: LimitStore,
+        policies: PolicyTable | Sequence[Policy],
+        *,
+        key_prefix: str = DEFAULT_KEY_PREFIX,
+        audit: AuditRecorder | None = None,
+        clock: Clock | None = None,
+        ticker: Ticker | None = None,
+        ipv6_prefix: int = DEFAULT_IPV6_PREFIX,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.table = policies if isinstance(policies, PolicyTable) else PolicyTable(policies)
+        self.key_prefix = f"{key_prefix}rl:"
+        self.audit = audit
+        self.clock = clock or SystemClock()
+        self.ipv6_prefix = ipv6_prefix
+        self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
+        self._exceeded = Counter(
+            "bastion_ratelimit_exceeded",
+            "Requests refused, by violated policy.",
+            ["policy"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
+
+    def applicable(self, method: str, path: str) -> tuple[Applied, ...]:
+        return self.table.match(method, path)
+
+    async def check(self, scope: Scope, applied: Sequence[Applied]) -> Verdict:
+        """Take one unit from every bucket of ``applied``, or from none if any is exhausted.
+
+        Raises :class:`StoreUnavailable` when a fail-closed policy cannot be decided.
+        """
+        identity = identity_of(scope, ipv6_prefix=self.ipv6_prefix)
+        policies: list[Policy] = []
+        checks: list[Check] = []
+        for item in applied:
+            key = bucket_key(self.key_prefix, item, identity)
+            if key is not None:
+                policy = item[0]
+                policies.append(policy)
+                checks.append(Check(key, policy.rate, 1, policy.failure_mode))
+        if not checks:
+            return Verdict()
+        decisions = await self.store.decide(checks)
+        verdict = Verdict(tuple(zip(policies, decisions, strict=True)))
+        if not verdict.allowed:
+            for policy, check, decision in zip(policies, checks, decisions, strict=True):
+                if not decision.allowed:
+                    self._exceeded.labels(policy.name).inc()
+                    await self._report_once(scope, identity, policy, check.key, decision)
+        return verdict
+
+    async def _report_once(
+        self, scope: Scope, identity: Identity, policy: Policy, key: str, decision: Decision
+    ) -> None:
+        window = min(policy.rate.tolerance_ns / NS_PER_SECOND, MAX_REPORT_INTERVAL_SECONDS)
+        once = Check(f"{key}:reported", Rate.per(1, window), 1, FailureMode.FAIL_OPEN)
+        if not self._reported.decide_now([once])[0].allowed:
+            return
+        try:
+            first = (await self.store.decide([once]))[0].allowed
+        except StoreUnavailable:
+            first = True  # better a duplicate event than a lost one
+        if first and self.audit is not None:
+            self.audit.record(self._event(scope, identity, policy, key, decision))
+
+    def _event(
+        self, scope: Scope, identity: Identity, policy: Policy, key: str, decision: Decision
+    ) -> AuditEvent:
+        state: dict[str, Any] = scope.get("state") or {}
+        client = scope.get("client")
+        user_agent = next((v for k, v in scope.get("headers", ()) if k == b"user-agent"), b"")
+        return AuditEvent(
+            type=EventType.RATELIMIT_LIMIT_EXCEEDED,
+            outcome=Outcome.FAILURE,
+            time=self.clock.now(),
+            actor=identity.user,
+            subject=policy.name,
+            client_ip=state.get(STATE_CLIENT_IP) or (client[0] if client else None),
+            user_agent=user_agent.decode("latin-1")[:MAX_AUDITED_PATH] or None,
+            request_id=state.get("request_id"),
+            reason=RateLimited.code,
+            details={
+                "policy": policy.name,
+                "key": key.rsplit(":", 1)[-1],
+                "keys": [k.value for k in policy.keys],
+                "quota": policy.rate.burst,
+                "window_seconds": policy.rate.tolerance_ns / NS_PER_SECOND,
+                "retry_after_seconds": round(decision.retry_after, 3),
+                "method": scope.get("method"),
+                "path": str(scope.get("path", ""))[:MAX_AUDITED_PATH],
+                "oauth_client": identity.client,
+            },
+        )
+
+
+class FailureBackoff:
+    """Exponential backoff after failed secret checks (password, TOTP, recovery code).
+
+    Call :meth:`check` before verifying, :meth:`failed` after a wrong secret, :meth:`succeeded`
+    after a right one. Key it by account *and* client IP, and record failures for unknown accounts
+    too: otherwise the backoff reveals which accounts exist (user enumeration), and one attacker
+    could lock a victim out from anywhere. Pair it with the login rate limit, which bounds the
+    guesses that race past ``check`` concurrently.
+    """
+
+    def __init__(
+        self, store: BackoffStore, policy: BackoffPolicy, *, key_prefix: str = DEFAULT_KEY_PREFIX
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self._prefix = f"{key_prefix}bo:{policy.name}:"
+
+    def key(self, *parts: str) -> str:
+        material = b"".join(b"%d:%b" % (len(p.encode()), p.encode()) for p in parts)
+        return self._prefix + hashlib.blake2b(material, digest_size=16).hexdigest()
+
+    async def check(self, *parts: str) -> None:
+        """Raises :class:`TooManyAttempts` while the caller must wait."""
+        status = await self.store.status(self.key(*parts), self.policy)
+        if status.blocked:
+            raise TooManyAttempts(retry_after=status.retry_after)
+
+    async def failed(self, *parts: str) -> BackoffStatus:
+        """Counts a failure; the status says how long the next attempt must wait."""
+        return await self.store.record_failure(self.key(*parts), self.policy)
+
+    async def succeeded(self, *parts: str) -> None:
+        await self.store.clear(self.key(*parts))

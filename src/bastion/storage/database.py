@@ -1,0 +1,135 @@
+"""The database handle: one async engine and session factory per process.
+
+SQLite (the default, a file in ``data_dir``) and PostgreSQL (``postgresql+asyncpg``) are
+supported. Every query goes through SQLAlchemy with bound parameters (see
+``tests/unit/storage/test_no_string_sql.py``); the engine hides bound values from its error
+messages so a failing statement cannot copy personal data or secrets into a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, select
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import StaticPool
+
+from bastion.storage.errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from bastion.config.settings import Settings
+
+#: Drivers used when a URL names only the database ("postgresql://", "sqlite://").
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+#: WAL lets readers run while one writer writes; foreign keys are off by default in SQLite;
+#: busy_timeout makes a writer wait for the lock instead of failing at once; NORMAL is durable
+#: across application crashes in WAL mode (only an OS crash may lose the last transactions).
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+    "PRAGMA synchronous=NORMAL",
+)
+
+#: Bound on connecting to PostgreSQL and on a readiness ping, so a dead database fails fast.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``, choosing the async driver when only the backend is named."""
+    parsed = make_url(url)
+    if parsed.drivername == "postgres":  # the Heroku-style alias SQLAlchemy does not accept
+        parsed = parsed.set(drivername="postgresql")
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver) if driver else parsed
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    # The database holds audit records and credential hashes: other local users must not read
+    # it. The directory is created 0700 and the file 0600; SQLite gives the -wal and -shm files
+    # the database file's mode.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        path.touch(mode=0o600)
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+class Database:
+    """An async engine and its session factory.
+
+    ``session()`` is a unit of work: it commits when the block exits normally and rolls back
+    when it raises. ``ping()`` raises :class:`StorageUnavailable` when the database cannot be
+    reached. ``dispose()`` closes every pooled connection.
+    """
+
+    def __init__(self, url: str | URL) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        options: dict[str, Any] = {"hide_parameters": True}
+        if self.is_sqlite:
+            path = _sqlite_file(self.url)
+            if path is None:
+                # An in-memory database lives in one connection: share it across sessions.
+                options["poolclass"] = StaticPool
+            else:
+                _prepare_sqlite_file(path)
+        else:
+            options["pool_pre_ping"] = True
+            options["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS}
+        self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database named by the settings (SQLite in ``data_dir`` by default)."""
+        return cls(settings.effective_database_url)
+
+    def __repr__(self) -> str:
+        # URL's repr masks the password.
+        return f"Database({self.url!r})"
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in a transaction: committed on normal exit, rolled back on error."""
+        async with self.sessionmaker.begin() as session:
+            yield session
+
+    async def ping(self) -> None:
+        """Run a trivial query. Raises StorageUnavailable when the database does not answer."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS), self.engine.connect() as conn:
+                await conn.execute(select(1))
+        except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
+            raise StorageUnavailable from exc
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,123 @@
+"""Fixtures shared by every test.
+
+``database_url`` runs a test twice: on a SQLite file and on a fresh PostgreSQL database (created
+for the test, dropped after). ``database`` is the same, migrated to head. ``redis_url`` points at
+the local Redis. When PostgreSQL or Redis is unreachable those tests skip with the reason shown;
+with ``CI=true`` they fail instead, so CI can never pass by skipping.
+
+Servers: ``TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``, used
+to create and drop the per-test databases) and ``TEST_REDIS_URL``
+(default ``redis://127.0.0.1:6379/0``).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
+
+from bastion.clock import FrozenClock
+from bastion.config.settings import Settings
+from bastion.storage import Database
+from bastion.storage.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_SECRET_KEY = "x" * 48
+
+
+def _unavailable(server: str, exc: BaseException) -> NoReturn:
+    reason = f"{server} is not reachable ({type(exc).__name__}: {exc})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI=true requires it")
+    pytest.skip(reason)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test that asks for Redis is marked for it, so `-m "not redis"` deselects it.
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.redis)
+
+
+@asynccontextmanager
+async def _postgres_database() -> AsyncIterator[str]:
+    # The name is generated here from hex digits only, so formatting it into DDL is safe
+    # (CREATE DATABASE takes no bound parameters).
+    name = f"bastion_t_{secrets.token_hex(6)}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        _unavailable("PostgreSQL", exc)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'bastion.db'}"
+        return
+    async with _postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A :class:`Database` migrated to head (SQLite and PostgreSQL)."""
+    await upgrade(database_url)
+    db = Database(database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The local Redis (the test is marked ``redis``)."""
+    parts = urlsplit(REDIS_URL)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except OSError as exc:
+        _unavailable("Redis", exc)
+    if not reply.startswith(b"+PONG"):
+        _unavailable("Redis", ConnectionError(reply.decode("latin-1", "replace").strip()))
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Test settings: SQLite in tmp_path, unaffected by BASTION_* variables of the shell."""
+    for name in list(os.environ):
+        if name.startswith("BASTION_"):
+            monkeypatch.delenv(name)
+    return Settings(env="test", data_dir=tmp_path, secret_key=TEST_SECRET_KEY)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock that stands still until the test moves it."""
+    return FrozenClock()

@@ -1,0 +1,297 @@
+"""QueueAuditRecorder: never blocks or raises, never drops silently, flushes on close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from bastion.audit.errors import AuditWriteFailed
+from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.audit.recorder import MAX_DETAIL_STRING_CHARS, TRUNCATED, QueueAuditRecorder
+from bastion.audit.sinks import InMemorySink
+from bastion.clock import FrozenClock
+
+
+def make_event(n: int = 0, **details: Any) -> AuditEvent:
+    return AuditEvent(
+        type=EventType.HTTP_REQUEST_REJECTED,
+        outcome=Outcome.FAILURE,
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        request_id=f"req-{n}",
+        details=details,
+    )
+
+
+class GateSink:
+    """Blocks every write until the gate opens."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.events: list[AuditEvent] = []
+
+    async def write(self, events: Sequence[AuditEvent]) -> None:
+        await self.gate.wait()
+        self.events.extend(events)
+
+
+class FlakySink:
+    """Fails the first ``failures`` writes."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        self.events: list[AuditEvent] = []
+
+    async def write(self, events: Sequence[AuditEvent]) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise AuditWriteFailed
+        self.events.extend(events)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def recorder(*sinks: Any, **options: Any) -> QueueAuditRecorder:
+    options.setdefault("queue_size", 100)
+    options.setdefault("batch_size", 10)
+    options.setdefault("retry_base_delay", 0.001)
+    return QueueAuditRecorder(list(sinks), clock=FrozenClock(), **options)
+
+
+def ids(events: Sequence[AuditEvent]) -> list[str | None]:
+    return [e.request_id for e in events if e.type is not EventType.AUDIT_QUEUE_OVERFLOWED]
+
+
+def test_it_is_an_audit_recorder() -> None:
+    rec: AuditRecorder = recorder(InMemorySink())
+    assert rec is not None
+
+
+async def test_events_recorded_before_start_are_written_after() -> None:
+    sink = InMemorySink()
+    rec = recorder(sink)
+    for n in range(5):
+        rec.record(make_event(n))
+    assert rec.queue_depth == 5
+    await rec.start()
+    await rec.aclose()
+    assert ids(sink.events) == [f"req-{n}" for n in range(5)]
+    assert (rec.queue_depth, rec.written_total, rec.dropped_total, rec.failed_total) == (0, 5, 0, 0)
+
+
+async def test_close_flushes_everything_in_batches() -> None:
+    sink = InMemorySink()
+    rec = recorder(sink, queue_size=1000, batch_size=7)
+    await rec.start()
+    for n in range(100):
+        rec.record(make_event(n))
+    await rec.aclose()
+    assert ids(sink.events) == [f"req-{n}" for n in range(100)]
+    assert rec.written_total == 100
+
+
+async def test_close_without_start_still_flushes() -> None:
+    sink = InMemorySink()
+    rec = recorder(sink)
+    rec.record(make_event(1))
+    await rec.aclose()
+    await rec.aclose()  # idempotent
+    assert ids(sink.events) == ["req-1"]
+
+
+async def test_overflow_is_counted_logged_and_recorded_never_silent() -> None:
+    sink = InMemorySink()
+    clock = FakeMonotonic()
+    rec = recorder(sink, queue_size=10, monotonic=clock)
+    with capture_logs() as logs:
+        for n in range(25):
+            rec.record(make_event(n))
+        clock.now += 1.0
+        rec.record(make_event(99))
+    assert rec.dropped_total == 16
+    assert rec.queue_depth == 10
+    warnings = [log for log in logs if log["event"] == "audit_events_dropped"]
+    # Rate-limited: one line for the burst, one more a second later, with the running count.
+    assert [w["dropped_total"] for w in warnings] == [1, 16]
+    assert all(w["log_level"] == "warning" and w["reason"] == "queue_full" for w in warnings)
+
+    await rec.aclose()
+    overflow = [e for e in sink.events if e.type is EventType.AUDIT_QUEUE_OVERFLOWED]
+    assert len(overflow) == 1
+    assert overflow[0].details == {"dropped": 16, "dropped_total": 16}
+    assert ids(sink.events) == [f"req-{n}" for n in range(10)]
+
+
+async def test_a_slow_sink_does_not_block_record() -> None:
+    sink = GateSink()
+    rec = recorder(sink, queue_size=1000, batch_size=5)
+    await rec.start()
+    started = time.perf_counter()
+    for n in range(200):
+        rec.record(make_event(n))
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.01)  # the writer takes a batch and waits on the sink
+    assert elapsed < 0.1
+    assert rec.queue_depth == 195
+    assert sink.events == []
+    sink.gate.set()
+    await rec.aclose()
+    assert len(sink.events) == 200
+
+
+async def test_a_failing_sink_is_retried() -> None:
+    flaky = FlakySink(failures=2)
+    steady = InMemorySink()
+    rec = recorder(flaky, steady)
+    rec.record(make_event(1))
+    with capture_logs() as logs:
+        await rec.aclose()
+    assert ids(flaky.events) == ["req-1"]
+    assert ids(steady.events) == ["req-1"]
+    assert flaky.calls == 3
+    failures = [log for log in logs if log["event"] == "audit_sink_failed"]
+    assert [f["attempt"] for f in failures] == [1, 2]
+    assert failures[0]["error"] == "audit_write_failed"
+    assert (rec.written_total, rec.failed_total) == (1, 0)
+
+
+async def test_a_sink_that_keeps_failing_is_given_up_and_counted() -> None:
+    broken = FlakySink(failures=1000)
+    steady = InMemorySink()
+    rec = recorder(broken, steady, retry_attempts=3)
+    for n in range(4):
+        rec.record(make_event(n))
+    with capture_logs() as logs:
+        await rec.aclose()
+    assert broken.calls == 3
+    assert len(steady.events) == 4  # the other sink is not held hostage
+    assert (rec.written_total, rec.failed_total) == (0, 4)
+    gave_up = [log for log in logs if log["event"] == "audit_sink_gave_up"]
+    assert gave_up == [
+        {
+            "event": "audit_sink_gave_up",
+            "log_level": "error",
+            "sink": "FlakySink",
+            "error": "audit_write_failed",
+            "attempts": 3,
+            "events": 4,
+        }
+    ]
+
+
+async def test_close_is_bounded_and_counts_what_it_could_not_write() -> None:
+    sink = GateSink()  # never opens
+    rec = recorder(sink, batch_size=2, close_timeout=0.05)
+    for n in range(5):
+        rec.record(make_event(n))
+    with capture_logs() as logs:
+        await rec.aclose()
+    assert rec.dropped_total == 5
+    assert [log["lost"] for log in logs if log["event"] == "audit_events_lost_on_close"] == [5]
+
+
+async def test_events_after_close_are_counted_and_logged() -> None:
+    rec = recorder(InMemorySink())
+    await rec.start()
+    await rec.aclose()
+    with capture_logs() as logs:
+        rec.record(make_event(1))
+    assert rec.dropped_total == 1
+    assert logs[0]["reason"] == "recorder_closed"
+
+
+async def test_secrets_in_details_are_redacted() -> None:
+    sink = InMemorySink()
+    rec = recorder(sink)
+    details: dict[str, Any] = {
+        "password": "hunter2",
+        "headers": {"Authorization": "Bearer abc", "Cookie": "sid=1", "accept": "json"},
+        "attempts": [{"otp_code": "123456", "step": 1}],
+        "client_secret": "s3cr3t",
+        "apiKey": "k",
+        "user": "alice",
+    }
+    rec.record(make_event(1, **details))
+    details["user"] = "mallory"  # mutating the caller's dict afterwards changes nothing
+    await rec.aclose()
+    assert sink.events[0].details == {
+        "password": "[redacted]",
+        "headers": {"Authorization": "[redacted]", "Cookie": "[redacted]", "accept": "json"},
+        "attempts": [{"otp_code": "[redacted]", "step": 1}],
+        "client_secret": "[redacted]",
+        "apiKey": "[redacted]",
+        "user": "alice",
+    }
+
+
+async def test_details_are_made_json_safe_and_bounded() -> None:
+    sink = InMemorySink()
+    rec = recorder(sink)
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(20):
+        node["next"] = {}
+        node = node["next"]
+    rec.record(
+        make_event(
+            1,
+            when=datetime(2026, 1, 1, tzinfo=UTC),
+            nan=float("nan"),
+            long="x" * 5000,
+            deep=deep,
+            tags={"a"},
+            count=3,
+            ratio=0.5,
+            flag=True,
+        )
+    )
+    await rec.aclose()
+    details = sink.events[0].details
+    assert details["when"] == "2026-01-01 00:00:00+00:00"
+    assert details["nan"] == "nan"
+    assert details["long"] == "x" * MAX_DETAIL_STRING_CHARS + TRUNCATED
+    assert TRUNCATED in repr(details["deep"])
+    assert (details["tags"], details["count"], details["ratio"], details["flag"]) == (
+        ["a"],
+        3,
+        0.5,
+        True,
+    )
+
+
+async def test_record_never_raises() -> None:
+    class Hostile(dict[str, Any]):
+        def items(self) -> Any:
+            raise RuntimeError("boom")
+
+    rec = recorder(InMemorySink())
+    event = AuditEvent(
+        type=EventType.HTTP_REQUEST_FAILED,
+        outcome=Outcome.FAILURE,
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        details=Hostile(a=1),
+    )
+    with capture_logs() as logs:
+        rec.record(event)
+    assert rec.dropped_total == 1
+    assert logs[0]["reason"] == "invalid_event"
+    await rec.aclose()
+
+
+@pytest.mark.parametrize("bad", [{"queue_size": 0}, {"batch_size": 0}, {"retry_attempts": 0}])
+def test_sizes_must_be_positive(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="positive"):
+        recorder(InMemorySink(), **bad)

@@ -1,0 +1,144 @@
+"""Sinks: the database trail (SQLite and PostgreSQL) and the ECS log line."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import structlog
+from sqlalchemy import select
+from structlog.testing import capture_logs
+
+from bastion.audit.errors import AuditError, AuditWriteFailed
+from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.models import audit_events
+from bastion.audit.recorder import QueueAuditRecorder
+from bastion.audit.sinks import DatabaseSink, InMemorySink, LogSink
+from bastion.storage import Database
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def event(n: int, **fields: object) -> AuditEvent:
+    values: dict[str, object] = {
+        "type": EventType.HTTP_REQUEST_REJECTED,
+        "outcome": Outcome.FAILURE,
+        "time": T0 + timedelta(seconds=n),
+        "request_id": f"req-{n}",
+    }
+    values.update(fields)
+    return AuditEvent(**values)  # type: ignore[arg-type]
+
+
+async def rows(database: Database) -> list[dict[str, object]]:
+    async with database.session() as session:
+        result = await session.execute(select(audit_events).order_by(audit_events.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+async def test_database_sink_writes_every_field(database: Database) -> None:
+    full = event(
+        1,
+        actor="42",
+        subject="user:7",
+        client_ip="2001:db8::1",
+        user_agent="curl/8.0",
+        reason="body_too_large",
+        details={"limit": 1024, "nested": {"ok": [1, 2]}, "text": 'l\'été "quoted" ; DROP'},
+    )
+    await DatabaseSink(database).write([full, event(2)])
+    written = await rows(database)
+    assert len(written) == 2
+    first = written[0]
+    assert first["time"] == full.time
+    assert first["type"] == "http:request:rejected"
+    assert first["outcome"] == "failure"
+    assert (first["actor"], first["subject"], first["client_ip"]) == ("42", "user:7", "2001:db8::1")
+    assert (first["user_agent"], first["request_id"]) == ("curl/8.0", "req-1")
+    assert first["reason"] == "body_too_large"
+    assert first["details"] == dict(full.details)
+    assert written[1]["details"] == {}
+    assert isinstance(first["id"], int)
+    assert written[1]["id"] > first["id"]  # type: ignore[operator]
+
+
+async def test_database_sink_cuts_values_to_the_columns(database: Database) -> None:
+    await DatabaseSink(database).write([event(1, reason="r" * 1000, user_agent="u" * 1000)])
+    [row] = await rows(database)
+    assert row["reason"] == "r" * 255
+    assert row["user_agent"] == "u" * 512
+
+
+async def test_a_poisoned_event_cannot_sink_its_batch(database: Database) -> None:
+    # Attack: NUL characters and lone surrogates (json.loads accepts "\\ud800") are refused by
+    # PostgreSQL and by every driver's encoder; unhandled, one such value from a request body
+    # would fail its batch on every retry and erase the honest events around it.
+    poisoned = event(
+        2,
+        subject="user:\udc80\x00",
+        user_agent="agent\x00",
+        details={"name": "mallory\x00\ud800", "key\x00": ["\udfff"]},
+    )
+    await DatabaseSink(database).write([event(1), poisoned, event(3)])
+    written = await rows(database)
+    assert [r["request_id"] for r in written] == ["req-1", "req-2", "req-3"]
+    assert written[1]["subject"] == "user:?\ufffd"
+    assert written[1]["details"] == {"name": "mallory\ufffd?", "key\ufffd": ["?"]}
+
+
+async def test_database_sink_writes_large_batches(database: Database) -> None:
+    await DatabaseSink(database).write([event(n) for n in range(500)])
+    assert len(await rows(database)) == 500
+
+
+async def test_database_sink_failure_is_an_audit_error() -> None:
+    broken = Database("postgresql://postgres@127.0.0.1:1/none")
+    with pytest.raises(AuditWriteFailed) as caught:
+        await DatabaseSink(broken).write([event(1)])
+    await broken.dispose()
+    assert isinstance(caught.value, AuditError)
+    assert caught.value.code == "audit_write_failed"
+
+
+async def test_recorder_into_database_end_to_end(database: Database) -> None:
+    recorder = QueueAuditRecorder([DatabaseSink(database)], queue_size=100, batch_size=7)
+    await recorder.start()
+    for n in range(30):
+        recorder.record(event(n, details={"password": "hunter2", "n": n}))
+    await recorder.aclose()
+    written = await rows(database)
+    assert [r["request_id"] for r in written] == [f"req-{n}" for n in range(30)]
+    assert all(r["details"]["password"] == "[redacted]" for r in written)  # type: ignore[index]
+    assert "hunter2" not in repr(written)
+
+
+async def test_log_sink_writes_ecs_fields() -> None:
+    with capture_logs() as logs:
+        await LogSink().write([event(1, actor="42"), event(2)])
+    assert len(logs) == 2
+    assert logs[0]["event"] == "audit_event"
+    assert logs[0]["log.logger"] == "bastion.audit"
+    assert logs[0]["event.action"] == "http:request:rejected"
+    assert logs[0]["user.id"] == "42"
+    assert logs[1]["http.request.id"] == "req-2"
+
+
+async def test_log_sink_line_is_one_json_object(capsys: pytest.CaptureFixture[str]) -> None:
+    structlog.configure(processors=[structlog.processors.JSONRenderer()])
+    try:
+        await LogSink().write([event(1, details={"k": "line\nbreak"})])
+    finally:
+        structlog.reset_defaults()
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1  # a newline in a value cannot forge a second log line
+    document = json.loads(lines[0])
+    assert document["bastion.details"] == {"k": "line\nbreak"}
+    assert document["event.outcome"] == "failure"
+
+
+async def test_in_memory_sink_keeps_events() -> None:
+    sink = InMemorySink()
+    await sink.write([event(1)])
+    await sink.write([])
+    assert [e.request_id for e in sink.events] == ["req-1"]

@@ -1,0 +1,81 @@
+"""The per-worker concurrency cap: a fast 503 with Retry-After beyond it, no queueing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from bastion.protections.ratelimit.concurrency import ConcurrencyLimitMiddleware
+
+
+class Gate:
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = 0
+
+    async def slow(self, request: Request) -> PlainTextResponse:
+        self.entered += 1
+        await self.release.wait()
+        return PlainTextResponse("done")
+
+
+async def test_beyond_the_cap_a_fast_503() -> None:
+    gate, registry = Gate(), CollectorRegistry()
+    app = ConcurrencyLimitMiddleware(
+        Starlette(routes=[Route("/slow", gate.slow)]), max_concurrent=2, registry=registry
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+        first = asyncio.create_task(http.get("/slow"))
+        second = asyncio.create_task(http.get("/slow"))
+        while gate.entered < 2:
+            await asyncio.sleep(0)
+        assert registry.get_sample_value("bastion_overload_requests_in_flight") == 2
+        shed = await asyncio.wait_for(http.get("/slow"), timeout=1.0)  # answered, not queued
+        assert shed.status_code == 503
+        assert shed.headers["retry-after"] == "1"
+        assert shed.headers["content-type"] == "application/problem+json"
+        assert shed.json()["code"] == "overloaded"
+        assert gate.entered == 2
+        gate.release.set()
+        assert [(await t).status_code for t in (first, second)] == [200, 200]
+        assert (await http.get("/slow")).status_code == 200
+    assert app.active == 0
+    assert registry.get_sample_value("bastion_overload_requests_shed_total") == 1
+
+
+async def test_the_slot_is_freed_when_the_app_fails() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("boom")
+
+    app = ConcurrencyLimitMiddleware(broken, max_concurrent=1)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            await app(scope, None, None)  # type: ignore[arg-type]
+    assert app.active == 0
+
+
+async def test_non_http_scopes_are_not_counted() -> None:
+    calls: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        calls.append(scope["type"])
+
+    app = ConcurrencyLimitMiddleware(inner, max_concurrent=1)
+    app.active = 1  # full
+    await app({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert calls == ["lifespan"]
+
+
+def test_the_cap_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_concurrent"):
+        ConcurrencyLimitMiddleware(Starlette(), max_concurrent=0)

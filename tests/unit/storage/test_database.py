@@ -1,0 +1,176 @@
+"""Database: SQLite pragmas and file modes, sessions as units of work, ping, UTC timestamps."""
+
+from __future__ import annotations
+
+import stat
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.exc import StatementError
+
+from bastion.config.settings import Settings
+from bastion.errors import BastionError
+from bastion.storage import Database, StorageError, StorageUnavailable
+from bastion.storage.columns import UTCDateTime
+from bastion.storage.database import normalize_url
+
+stamps = Table(
+    "stamps",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+)
+
+
+async def _create_stamps(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(stamps.metadata.create_all)
+
+
+async def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+    try:
+        async with db.engine.connect() as conn:
+            values = {
+                "journal_mode": (await conn.execute(text("PRAGMA journal_mode"))).scalar_one(),
+                "foreign_keys": (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one(),
+                "busy_timeout": (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one(),
+                "synchronous": (await conn.execute(text("PRAGMA synchronous"))).scalar_one(),
+            }
+    finally:
+        await db.dispose()
+    # synchronous: 1 is NORMAL.
+    assert values == {
+        "journal_mode": "wal",
+        "foreign_keys": 1,
+        "busy_timeout": 5000,
+        "synchronous": 1,
+    }
+
+
+async def test_sqlite_file_and_directory_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "bastion.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        await db.ping()
+    finally:
+        await db.dispose()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def test_from_settings_uses_the_data_dir(settings: Settings) -> None:
+    db = Database.from_settings(settings)
+    assert db.is_sqlite
+    assert db.url.drivername == "sqlite+aiosqlite"
+    assert db.url.database == str((settings.data_dir / "bastion.db").resolve())
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite"),
+        ("postgresql://u@h/db", "postgresql+asyncpg"),
+        ("postgres://u@h/db", "postgresql+asyncpg"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg"),
+    ],
+)
+def test_urls_get_the_async_driver(url: str, driver: str) -> None:
+    assert normalize_url(url).drivername == driver
+
+
+def test_repr_hides_the_password() -> None:
+    db = Database("postgresql://bastion:hunter2-secret@127.0.0.1:5432/db")
+    assert "hunter2" not in repr(db)
+    assert not db.is_sqlite
+
+
+async def test_session_commits_on_exit_and_rolls_back_on_error(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await _create_stamps(db)
+        now = datetime.now(UTC)
+        async with db.session() as session:
+            await session.execute(insert(stamps).values(id=1, at=now))
+
+        async def fail_midway() -> None:
+            async with db.session() as session:
+                await session.execute(insert(stamps).values(id=2, at=now))
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):
+            await fail_midway()
+        async with db.session() as session:
+            ids = (await session.execute(select(stamps.c.id))).scalars().all()
+    finally:
+        await db.dispose()
+    assert ids == [1]
+
+
+async def test_timestamps_come_back_aware_utc(database_url: str) -> None:
+    db = Database(database_url)
+    paris = timezone(timedelta(hours=2))
+    written = datetime(2026, 6, 1, 14, 30, 15, 123456, tzinfo=paris)
+    try:
+        await _create_stamps(db)
+        async with db.session() as session:
+            await session.execute(insert(stamps).values(id=1, at=written))
+            later = (
+                await session.execute(
+                    select(stamps.c.at).where(stamps.c.at > written - timedelta(seconds=1))
+                )
+            ).scalar_one()
+    finally:
+        await db.dispose()
+    assert later == written
+    assert later.tzinfo is UTC
+
+
+async def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        await _create_stamps(db)
+        with pytest.raises(StatementError, match="naive datetime"):
+            async with db.session() as session:
+                await session.execute(insert(stamps).values(id=1, at=datetime(2026, 1, 1)))  # noqa: DTZ001
+    finally:
+        await db.dispose()
+
+
+async def test_ping_succeeds_on_a_reachable_database(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        await db.ping()
+    finally:
+        await db.dispose()
+
+
+async def test_ping_raises_storage_unavailable_without_leaking_the_url() -> None:
+    # Port 1 on loopback: nothing listens there.
+    db = Database("postgresql://bastion:hunter2-secret@127.0.0.1:1/db")
+    try:
+        with pytest.raises(StorageUnavailable) as caught:
+            await db.ping()
+    finally:
+        await db.dispose()
+    error = caught.value
+    assert isinstance(error, StorageError)
+    assert isinstance(error, BastionError)
+    assert (error.code, error.status) == ("storage_unavailable", 503)
+    assert "hunter2" not in str(error)
+    assert "127.0.0.1" not in str(error)
+
+
+async def test_in_memory_sqlite_is_shared_across_sessions() -> None:
+    db = Database("sqlite+aiosqlite://")
+    try:
+        await _create_stamps(db)
+        async with db.session() as session:
+            await session.execute(insert(stamps).values(id=1, at=datetime.now(UTC)))
+        async with db.session() as session:
+            count = len((await session.execute(select(stamps.c.id))).all())
+    finally:
+        await db.dispose()
+    assert count == 1
