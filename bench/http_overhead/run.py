@@ -66,18 +66,32 @@ def measure(app: str, duration: int, connections: int, data_dir: Path) -> Result
     port = _free_port()
     env = {**os.environ, "BENCH_DATA_DIR": str(data_dir)}
     server = subprocess.Popen(
-        [*_pin(0), sys.executable, "-m", "uvicorn", f"bench.http_overhead.apps:{app}",
-         "--factory", "--port", str(port), "--log-level", "warning", "--no-access-log",
-         "--no-server-header"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            *_pin(0),
+            sys.executable,
+            "-m",
+            "uvicorn",
+            f"bench.http_overhead.apps:{app}",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--no-server-header",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_for(port, server)
         url = f"http://127.0.0.1:{port}/bench"
         wrk = [*_pin(1), "wrk", "-t1", f"-c{connections}", "--latency"]
         subprocess.run([*wrk, "-d2s", url], capture_output=True, check=True)  # warm-up
-        out = subprocess.run([*wrk, f"-d{duration}s", url], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [*wrk, f"-d{duration}s", url], capture_output=True, text=True, check=True
+        ).stdout
         return _parse_wrk(out)
     finally:
         server.terminate()

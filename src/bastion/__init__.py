@@ -8,9 +8,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0.0.0"
 
 # Imported after __version__: the app module reads it.
-from bastion.app import create_app  # noqa: E402
-from bastion.config import ConfigError, InsecureConfigError, Settings  # noqa: E402
-from bastion.errors import BastionError  # noqa: E402
+from bastion.app import create_app
+from bastion.config import ConfigError, InsecureConfigError, Settings
+from bastion.errors import BastionError
 
 __all__ = [
     "BastionError",

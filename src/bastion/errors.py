@@ -9,7 +9,9 @@ it must never contain secrets, SQL, file paths or another exception's text.
     ├── config.errors.ConfigError            (startup; never reaches a client)
     ├── http.errors.HttpError                 (4xx answers of the hardened HTTP core)
     ├── storage.errors.StorageError
-    └── identity.errors.SetupTokenError
+    ├── audit.errors.AuditError
+    ├── identity.errors.IdentityError
+    └── protections.ratelimit.errors.ProtectionError
 """
 
 from __future__ import annotations

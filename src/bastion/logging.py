@@ -15,16 +15,27 @@ from typing import Any, TextIO
 
 import structlog
 
-_SENSITIVE = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|authorization|cookie|api[_-]?key|credential|otp|totp",
+#: Field names that denote credentials: their values are never logged nor stored in audit rows.
+SENSITIVE_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|authori[sz]ation|cookie|api[_-]?key|credential|otp",
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
 
 
+def _timestamp(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add ``@timestamp`` unless the caller set one (audit lines carry the event's own time)."""
+    if "@timestamp" not in event_dict:
+        event_dict["@timestamp"] = _STAMPER(None, "", {})["@timestamp"]
+    return event_dict
+
+
+_STAMPER = structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp")
+
+
 def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if key != "event" and _SENSITIVE.search(key):
+        if key not in ("event", "message") and SENSITIVE_KEY.search(key):
             event_dict[key] = REDACTED
     return event_dict
 
@@ -37,16 +48,16 @@ def configure(level: str = "info", *, json: bool = True, stream: TextIO | None =
     out = stream or sys.stdout
     numeric = logging.getLevelName(level.upper())
     renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if json
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="@timestamp"),
+            _timestamp,
             _redact,
+            # "event" would clash with ECS's event.* fields in Elasticsearch: call it "message".
+            structlog.processors.EventRenamer("message"),
             structlog.processors.format_exc_info,
             renderer,
         ],

@@ -7,8 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 
 BASTION = str(Path(sys.executable).with_name("bastion"))
 
@@ -41,12 +41,13 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
     port = free_port()
     stderr_path = data_dir / f"serve-{port}.err"
     data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        [BASTION, "serve", "--port", str(port), *args],
-        env=bastion_env(data_dir, **env),
-        stdout=subprocess.DEVNULL,
-        stderr=stderr_path.open("wb"),
-    )
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [BASTION, "serve", "--port", str(port), *args],
+            env=bastion_env(data_dir, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     url = f"{scheme}://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
+from tests.common.server import LiveServer, start_server, stop_server
 
 from bastion.app import create_app
 from bastion.config import Settings
 from bastion.storage import migrate
-from tests.common.server import LiveServer, start_server, stop_server
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 

@@ -6,6 +6,7 @@ import json
 import re
 import ssl
 import subprocess
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +16,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
 from tests.common.server import BASTION, LiveServer, bastion_env, start_server, stop_server
 
 TOKEN_RE = re.compile(r"bst_setup_[A-Za-z0-9_-]{20,}")
@@ -133,8 +133,11 @@ def _client_context(version: ssl.TLSVersion) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # self-signed test certificate
-    ctx.minimum_version = version
-    ctx.maximum_version = version
+    with warnings.catch_warnings():
+        # Python deprecates TLS 1.1 itself; this test uses it on purpose, as an attacker would.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = version
+        ctx.maximum_version = version
     # Let the client offer old versions so the server's floor is what refuses them.
     ctx.set_ciphers("ALL:@SECLEVEL=0")
     return ctx

@@ -7,8 +7,11 @@ import json
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import generate_latest
+from sqlalchemy import select
 
 from bastion.audit.events import EventType
+from bastion.audit.models import audit_events
 from bastion.http.problems import PROBLEM_CONTENT_TYPE
 
 SECURITY_HEADERS = {
@@ -63,7 +66,10 @@ async def test_readyz_checks_the_database(client: httpx.AsyncClient) -> None:
         (
             "POST",
             "/test/echo",
-            {"content": b"name=x", "headers": {"content-type": "application/x-www-form-urlencoded"}},
+            {
+                "content": b"name=x",
+                "headers": {"content-type": "application/x-www-form-urlencoded"},
+            },
             415,
             "unsupported_media_type",
         ),
@@ -91,14 +97,20 @@ async def test_readyz_checks_the_database(client: httpx.AsyncClient) -> None:
         (
             "POST",
             "/test/echo",
-            {"content": json.dumps(list(range(20_000))).encode(), "headers": {"content-type": "application/json"}},
+            {
+                "content": json.dumps(list(range(20_000))).encode(),
+                "headers": {"content-type": "application/json"},
+            },
             400,
             "json_too_many_elements",
         ),
         (
             "POST",
             "/test/echo",
-            {"content": b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}', "headers": {"content-type": "application/json"}},
+            {
+                "content": b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+                "headers": {"content-type": "application/json"},
+            },
             413,
             "body_too_large",
         ),
@@ -186,17 +198,18 @@ async def test_metrics_not_public(client: httpx.AsyncClient, app: FastAPI) -> No
         await local.get("/healthz")
         response = await local.get("/metrics")
     assert response.status_code == 200
-    assert 'bastion_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+    assert (
+        'bastion_http_requests_total{method="GET",route="/healthz",status="200"}' in response.text
+    )
     assert "bastion_audit_queue_depth" in response.text
 
 
-async def test_metrics_use_route_templates_not_raw_paths(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_metrics_use_route_templates_not_raw_paths(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     for i in range(5):
         await client.get(f"/random-{i}")
-    text = app.state.services.metrics.registry
-    from prometheus_client import generate_latest
-
-    output = generate_latest(text).decode()
+    output = generate_latest(app.state.services.metrics.registry).decode()
     assert "random-" not in output
     assert 'route="<unmatched>"' in output
 
@@ -205,10 +218,6 @@ async def test_rejected_requests_are_audited(client: httpx.AsyncClient, app: Fas
     await client.post("/test/echo", content=b"x", headers={"content-type": "text/plain"})
     services = app.state.services
     await services.audit.aclose()  # flush
-    from sqlalchemy import select
-
-    from bastion.audit.models import audit_events
-
     async with services.database.session() as session:
         rows = (await session.execute(select(audit_events))).mappings().all()
     rejected = [r for r in rows if r["type"] == EventType.HTTP_REQUEST_REJECTED]

@@ -24,6 +24,9 @@ class AuditRecorder(Protocol):
 
 
 class AuditSink(Protocol):
-    """Persists a batch of events (database, log line, ...). Raises on failure; the recorder retries."""
+    """Persists a batch of events (database, log line, ...).
+
+    Raises on failure; the recorder retries with backoff.
+    """
 
     async def write(self, events: Sequence[AuditEvent]) -> None: ...

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import dataclasses
 import math
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -27,7 +26,7 @@ from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSink
 from bastion.clock import Clock, SystemClock
 from bastion.errors import BastionError
-from bastion.logging import REDACTED, get_logger
+from bastion.logging import REDACTED, SENSITIVE_KEY, get_logger
 
 logger = get_logger("bastion.audit.recorder")
 
@@ -42,12 +41,9 @@ MAX_DETAIL_DEPTH = 8
 MAX_DETAIL_STRING_CHARS = 1024
 TRUNCATED = "[truncated]"
 
-#: Detail keys that name a credential. Callers must not put secrets in details; this is the
-#: second line of defence, so a mistake does not write a password into the permanent trail.
-SENSITIVE_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|authori[sz]ation|cookie|api[_-]?key|credential|otp",
-    re.IGNORECASE,
-)
+# Detail keys that name a credential (SENSITIVE_KEY) are redacted. Callers must not put secrets
+# in details; this is the second line of defence, so a mistake does not write a password into
+# the permanent trail.
 
 
 def clean_text(text: str) -> str:

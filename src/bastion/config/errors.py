@@ -1,7 +1,7 @@
 """Configuration errors.
 
-    ConfigError                 settings that cannot be parsed or read
-    └── InsecureConfigError     production refused to start (lists each finding)
+ConfigError                 settings that cannot be parsed or read
+└── InsecureConfigError     production refused to start (lists each finding)
 """
 
 from __future__ import annotations

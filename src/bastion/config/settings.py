@@ -5,7 +5,7 @@ Sources, highest priority first: keyword arguments, ``BASTION_<NAME>`` environme
 named by ``BASTION_CONFIG_FILE`` (keys are the field names), then the defaults below.
 
 Every default is the secure choice. Loosening one is a named, explicit setting, and
-``BASTION_ENV=production`` refuses the insecure ones outright (see :mod:`bastion.config.production`).
+``BASTION_ENV=production`` refuses the insecure ones outright (:mod:`bastion.config.production`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def _split_list(value: Any) -> Any:
 class _FileSecretsSource(PydanticBaseSettingsSource):
     """Reads ``BASTION_<NAME>_FILE``: the value is the file's content, trailing newline removed."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(
+        self,
+        field: FieldInfo,  # noqa: ARG002 - signature fixed by pydantic-settings
+        field_name: str,
+    ) -> tuple[Any, str, bool]:
         var = f"{ENV_PREFIX}{field_name.upper()}_FILE"
         path = os.environ.get(var)
         if not path:
@@ -93,7 +97,9 @@ class Settings(BaseSettings):
         default=None,
         description="Root secret; keys for signing, encryption and audit chains derive from it.",
     )
-    public_url: str | None = Field(default=None, description="External base URL, e.g. https://id.example.com")
+    public_url: str | None = Field(
+        default=None, description="External base URL, e.g. https://id.example.com"
+    )
 
     # -- HTTP core ---------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -145,7 +151,9 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: Any) -> Any:
         if isinstance(value, list):
-            return [ipaddress.ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+            return [
+                ipaddress.ip_network(v, strict=False) if isinstance(v, str) else v for v in value
+            ]
         return value
 
     @classmethod
@@ -154,8 +162,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - .env files not read
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced by _FILE
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,

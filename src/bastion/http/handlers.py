@@ -34,7 +34,8 @@ _BY_STATUS: dict[int, type[HttpError]] = {
     422: ValidationFailed,
 }
 
-#: At most this many validation errors are listed (a huge invalid body must not yield a huge answer).
+#: At most this many validation errors are listed: a huge invalid body must not yield a huge
+#: answer.
 MAX_LISTED_ERRORS = 20
 
 

@@ -42,7 +42,9 @@ class _AuditQueueCollector(Collector):
             "bastion_audit_events_written", "Audit events written to every sink.", rec.written_total
         )
         yield CounterMetricFamily(
-            "bastion_audit_write_failures", "Failed audit sink writes (retried).", rec.failed_total
+            "bastion_audit_write_failures",
+            "Audit events a sink gave up on after every retry.",
+            rec.failed_total,
         )
 
 

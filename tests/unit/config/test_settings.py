@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,6 @@ SECRET = "correct-horse-battery-staple-0123456789-abcdef"
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("BASTION_"):
             monkeypatch.delenv(name)
@@ -50,7 +49,9 @@ def test_env_vars_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.port == 9000
 
 
-def test_unknown_setting_in_toml_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_setting_in_toml_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = tmp_path / "bastion.toml"
     cfg.write_text('port = 8100\nallowed_hosts = ["a.example"]\nno_such_setting = 1\n')
     monkeypatch.setenv("BASTION_CONFIG_FILE", str(cfg))

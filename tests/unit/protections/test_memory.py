@@ -48,7 +48,9 @@ async def test_all_or_nothing_across_checks(ticker: Ticker) -> None:
 async def test_refused_request_reports_every_check(ticker: Ticker) -> None:
     store = MemoryStore(ticker=ticker)
     await store.decide([Check("narrow", Rate.per(1, 10.0))])
-    wide, narrow = await store.decide([Check("wide", Rate.per(5, 5.0)), Check("narrow", Rate.per(1, 10.0))])
+    wide, narrow = await store.decide(
+        [Check("wide", Rate.per(5, 5.0)), Check("narrow", Rate.per(1, 10.0))]
+    )
     assert wide.allowed
     assert not narrow.allowed
     assert narrow.retry_after == 10.0
@@ -118,5 +120,7 @@ async def test_backoff_counter(clock: FrozenClock, ticker: Ticker) -> None:
 async def test_refused_call_reports_untouched_buckets(ticker: Ticker) -> None:
     store = MemoryStore(ticker=ticker)
     await store.decide([Check("narrow", Rate.per(1, 10.0))])
-    wide, _ = await store.decide([Check("wide", Rate.per(5, 5.0)), Check("narrow", Rate.per(1, 10.0))])
+    wide, _ = await store.decide(
+        [Check("wide", Rate.per(5, 5.0)), Check("narrow", Rate.per(1, 10.0))]
+    )
     assert (wide.remaining, wide.reset_after) == (5, 0.0)

@@ -34,7 +34,9 @@ async def state(request: Request) -> JSONResponse:
     return JSONResponse({"limiter": STATE_LIMITER in request.scope["state"]})
 
 
-def build(store: Any, *, emit_headers: bool = True, policies: Sequence[Policy] = (LOGIN, API)) -> Any:
+def build(
+    store: Any, *, emit_headers: bool = True, policies: Sequence[Policy] = (LOGIN, API)
+) -> Any:
     routes = [Route("/login", ok, methods=["POST"]), Route("/x", ok), Route("/state", state)]
     limiter = RateLimiter(store, policies, key_prefix="t:")
     return RateLimitMiddleware(Starlette(routes=routes), limiter=limiter, emit_headers=emit_headers)

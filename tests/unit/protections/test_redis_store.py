@@ -87,17 +87,10 @@ async def test_one_round_trip_per_decision(
     redis_store: RedisStore, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await redis_store.decide([Check(f"{redis_prefix}warm", Rate.per(3, 60.0))])  # script cached
-    sent: list[object] = []
-    execute = redis_store.client.execute_command
-
-    async def counting(*args: object, **options: object) -> object:
-        sent.append(args[0])
-        return await execute(*args, **options)
-
-    monkeypatch.setattr(redis_store.client, "execute_command", counting)
+    log = CommandLog(redis_store, monkeypatch)
     checks = [Check(f"{redis_prefix}{i}", Rate.per(3, 60.0)) for i in range(3)]
     await redis_store.decide(checks)
-    assert sent == ["EVALSHA"]
+    assert log.sent == ["EVALSHA"]
 
 
 async def test_backoff_counter(redis_store: RedisStore, redis_prefix: str) -> None:
@@ -149,6 +142,97 @@ async def test_refused_call_reports_untouched_buckets(
 ) -> None:
     narrow = Check(f"{redis_prefix}narrow", Rate.per(1, 60.0))
     await redis_store.decide([narrow])
-    wide, refused = await redis_store.decide([Check(f"{redis_prefix}wide", Rate.per(5, 5.0)), narrow])
+    wide, refused = await redis_store.decide(
+        [Check(f"{redis_prefix}wide", Rate.per(5, 5.0)), narrow]
+    )
     assert not refused.allowed
     assert (wide.remaining, wide.reset_after) == (5, 0.0)
+
+
+class CommandLog:
+    """Records the commands a Redis client sends."""
+
+    def __init__(self, store: RedisStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[object] = []
+        execute = store.client.execute_command
+
+        async def counting(*args: object, **options: object) -> object:
+            self.sent.append(args[0])
+            return await execute(*args, **options)
+
+        monkeypatch.setattr(store.client, "execute_command", counting)
+
+
+async def test_concurrent_decisions_share_one_call(
+    redis_store: RedisStore, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await redis_store.decide([Check(f"{redis_prefix}warm", Rate.per(3, 60.0))])
+    log = CommandLog(redis_store, monkeypatch)
+    check = Check(f"{redis_prefix}k", Rate.per(5, 60.0))
+    results = await asyncio.gather(*(redis_store.decide([check]) for _ in range(20)))
+    assert log.sent == ["EVALSHA"]
+    # Applied one after the other, exactly as separate calls: 5 allowed, in arrival order.
+    assert [r[0].allowed for r in results] == [True] * 5 + [False] * 15
+    assert [r[0].remaining for r in results[:5]] == [4, 3, 2, 1, 0]
+
+
+async def test_coalesced_decisions_stay_all_or_nothing(
+    redis_store: RedisStore, redis_prefix: str
+) -> None:
+    shared = Check(f"{redis_prefix}shared", Rate.per(10, 60.0))
+    narrow = Check(f"{redis_prefix}narrow", Rate.per(1, 60.0))
+    results = await asyncio.gather(
+        redis_store.decide([shared, narrow]),
+        redis_store.decide([shared, narrow]),  # refused by narrow: takes nothing from shared
+        redis_store.decide([shared]),
+    )
+    assert [all(d.allowed for d in r) for r in results] == [True, False, True]
+    assert results[2][0].remaining == 8
+
+
+async def test_large_bursts_are_split(
+    redis_store: RedisStore, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await redis_store.decide([Check(f"{redis_prefix}warm", Rate.per(3, 60.0))])
+    log = CommandLog(redis_store, monkeypatch)
+    monkeypatch.setattr("bastion.protections.ratelimit.redis_store.MAX_KEYS_PER_CALL", 10)
+    checks = [Check(f"{redis_prefix}{i}", Rate.per(1, 60.0)) for i in range(25)]
+    results = await asyncio.gather(*(redis_store.decide([c]) for c in checks))
+    assert log.sent == ["EVALSHA"] * 3
+    assert all(r[0].allowed for r in results)
+
+
+async def test_a_cancelled_request_does_not_disturb_the_others(
+    redis_store: RedisStore, redis_prefix: str
+) -> None:
+    check = Check(f"{redis_prefix}k", Rate.per(5, 60.0))
+    tasks = [asyncio.ensure_future(redis_store.decide([check])) for _ in range(3)]
+    await asyncio.sleep(0)
+    tasks[1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert [d[0].allowed for d in (done[0], done[2])] == [True, True]  # type: ignore[index]
+
+
+async def test_coalescing_can_be_turned_off(redis_url: str, redis_prefix: str) -> None:
+    store = RedisStore.from_url(redis_url, coalesce=False)
+    try:
+        check = Check(f"{redis_prefix}k", Rate.per(2, 60.0))
+        results = await asyncio.gather(*(store.decide([check]) for _ in range(3)))
+        assert sorted(r[0].allowed for r in results) == [False, True, True]
+        assert await store.decide([]) == ()
+    finally:
+        await store.aclose()
+
+
+async def test_every_waiting_request_learns_of_a_failure() -> None:
+    store = RedisStore.from_url(f"redis://127.0.0.1:{_closed_port()}/0")
+    try:
+        results = await asyncio.gather(
+            *(store.decide([Check("k", Rate.per(1, 1.0))]) for _ in range(5)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(r, StoreUnavailable) for r in results)
+        assert len({id(r) for r in results}) == 5  # one error each, not one shared instance
+    finally:
+        await store.aclose()

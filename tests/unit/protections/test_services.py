@@ -115,9 +115,7 @@ async def test_no_applicable_policy_allows(ticker: Ticker, clock: FrozenClock) -
     assert verdict.headers() == []
 
 
-async def test_one_audit_event_per_bucket_per_window(
-    ticker: Ticker, clock: FrozenClock
-) -> None:
+async def test_one_audit_event_per_bucket_per_window(ticker: Ticker, clock: FrozenClock) -> None:
     limiter, recorder, registry = limiter_for(ticker, clock)
     assert await run(limiter, request("/login"), 50) == "AA" + "D" * 48
     assert len(recorder.events) == 1

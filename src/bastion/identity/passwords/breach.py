@@ -86,14 +86,14 @@ class HibpBreachChecker:
                 "GET", self._base_url + prefix, headers=headers, timeout=self._timeout
             ) as response:
                 if response.status_code != httpx.codes.OK:
-                    raise BreachCheckUnavailable()
+                    raise BreachCheckUnavailable
                 chunks = bytearray()
                 async for chunk in response.aiter_bytes():
                     chunks += chunk
                     if len(chunks) > MAX_RESPONSE_BYTES:
-                        raise BreachCheckUnavailable()
+                        raise BreachCheckUnavailable
         except httpx.HTTPError:
-            raise BreachCheckUnavailable() from None
+            raise BreachCheckUnavailable from None
         return chunks.decode("ascii", errors="replace")
 
     async def aclose(self) -> None:

@@ -1,0 +1,200 @@
+"""Access tokens: short-lived JWTs (RFC 9068 profile) signed with the active key.
+
+Claims: ``iss aud sub exp iat nbf jti sid amr acr``; header: ``alg kid typ=at+jwt``. Every
+claim is required on verification, every time claim is an integer NumericDate, and the clock
+is injected (``leeway`` absorbs skew between servers).
+
+Verification order, cheapest and least trusting first: shape and header (no key involved),
+algorithm pinned to the configured one, ``typ``, ``kid`` known, then the signature, and only
+then the claims, which are never looked at before the signature checks out.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from bastion.clock import Clock, SystemClock
+from bastion.identity.tokens.claims import (
+    ACCESS_TOKEN_TYPE,
+    ACCESS_TOKEN_TYPES,
+    AccessTokenClaims,
+    AssuranceLevel,
+    AuthMethod,
+)
+from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
+from bastion.identity.tokens.interfaces import KeyStore
+from bastion.identity.tokens.jws import read_header, sign_compact, strict_json, verify_compact
+from bastion.identity.tokens.settings import AccessTokenSettings
+
+__all__ = ["JTI_BYTES", "REQUIRED_CLAIMS", "issue_access_token", "verify_access_token"]
+
+#: 128 random bits: unique token ids without coordination (replay lists, audit correlation).
+JTI_BYTES = 16
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "nbf", "jti", "sid", "amr", "acr")
+_MAX_ID_CHARS = 255
+_SYSTEM_CLOCK = SystemClock()
+Reason = InvalidTokenReason
+_E = TypeVar("_E", AuthMethod, AssuranceLevel)
+
+
+async def issue_access_token(
+    keys: KeyStore,
+    settings: AccessTokenSettings,
+    *,
+    subject: str,
+    session_id: str,
+    amr: Sequence[AuthMethod],
+    acr: AssuranceLevel,
+    audience: str | None = None,
+    ttl: timedelta | None = None,
+    clock: Clock = _SYSTEM_CLOCK,
+) -> str:
+    """Sign an access token for ``subject`` in session ``session_id``.
+
+    ``ttl`` defaults to (and may not exceed) ``settings.ttl_seconds``: the key store keeps
+    retired keys only that long. Raises ``SigningKeyError`` without an active key of the
+    configured algorithm.
+    """
+    for name, value in (("subject", subject), ("session_id", session_id)):
+        if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID_CHARS:
+            raise ValueError(f"{name} must be a non-empty string of at most 255 characters")
+    lifetime = settings.ttl if ttl is None else ttl
+    if not timedelta(0) < lifetime <= settings.ttl:
+        raise ValueError("ttl must be positive and at most settings.ttl_seconds")
+    key = await keys.active_key()
+    if key.algorithm is not settings.algorithm:
+        raise SigningKeyError("The active signing key does not use the configured algorithm.")
+    now = int(clock.now().timestamp())
+    claims = {
+        "iss": settings.issuer,
+        "sub": subject,
+        "aud": audience or settings.audience,
+        "exp": now + int(lifetime.total_seconds()),
+        "iat": now,
+        "nbf": now,
+        "jti": secrets.token_urlsafe(JTI_BYTES),
+        "sid": session_id,
+        "amr": [AuthMethod(m).value for m in amr],
+        "acr": AssuranceLevel(acr).value,
+    }
+    header = {"alg": key.algorithm.value, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
+    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return sign_compact(header, payload, key)
+
+
+async def verify_access_token(
+    token: str,
+    keys: KeyStore,
+    settings: AccessTokenSettings,
+    *,
+    audience: str | None = None,
+    clock: Clock = _SYSTEM_CLOCK,
+) -> AccessTokenClaims:
+    """Return the claims of a valid access token for ``audience`` (default:
+    ``settings.audience``).
+
+    Raises :class:`InvalidToken` for every failure, with the same message; ``exc.reason`` says
+    which check failed, for the audit log.
+    """
+    header = read_header(token)
+    if header.get("alg") != settings.algorithm.value:
+        raise InvalidToken(Reason.ALGORITHM_NOT_ALLOWED)  # none, HS256, RS256, another curve
+    if header.get("typ") not in ACCESS_TOKEN_TYPES:
+        raise InvalidToken(Reason.WRONG_TYPE)  # an ID token or other JWT from the same key
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise InvalidToken(Reason.MISSING_KID)
+    key = await keys.get(kid)
+    if key is None:
+        raise InvalidToken(Reason.UNKNOWN_KID)
+    if key.algorithm is not settings.algorithm:
+        raise InvalidToken(Reason.ALGORITHM_NOT_ALLOWED)
+    claims = strict_json(verify_compact(token, key))
+    if not isinstance(claims, dict):
+        raise InvalidToken(Reason.MALFORMED)
+    return _check_claims(claims, kid, settings, audience or settings.audience, clock)
+
+
+def _check_claims(
+    claims: dict[str, Any],
+    kid: str,
+    settings: AccessTokenSettings,
+    audience: str,
+    clock: Clock,
+) -> AccessTokenClaims:
+    if any(claims.get(name) is None for name in REQUIRED_CLAIMS):
+        raise InvalidToken(Reason.MISSING_CLAIM)
+    if claims["iss"] != settings.issuer:
+        raise InvalidToken(Reason.WRONG_ISSUER)
+    audiences = _audiences(claims["aud"])
+    if audience not in audiences:
+        raise InvalidToken(Reason.WRONG_AUDIENCE)
+    exp, nbf, iat = (_numeric_date(claims[name]) for name in ("exp", "nbf", "iat"))
+    now, leeway = int(clock.now().timestamp()), settings.leeway_seconds
+    if exp <= now - leeway:
+        raise InvalidToken(Reason.EXPIRED)
+    if nbf > now + leeway:
+        raise InvalidToken(Reason.NOT_YET_VALID)
+    if iat > now + leeway:
+        raise InvalidToken(Reason.ISSUED_IN_FUTURE)
+    subject, session_id, jti = (_identifier(claims[name]) for name in ("sub", "sid", "jti"))
+    return AccessTokenClaims(
+        issuer=settings.issuer,
+        subject=subject,
+        audience=audiences,
+        session_id=session_id,
+        jti=jti,
+        issued_at=_datetime(iat),
+        not_before=_datetime(nbf),
+        expires_at=_datetime(exp),
+        amr=_enum_list(AuthMethod, claims["amr"]),
+        acr=_enum_value(AssuranceLevel, claims["acr"]),
+        kid=kid,
+    )
+
+
+def _audiences(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise InvalidToken(Reason.INVALID_CLAIM)
+
+
+def _numeric_date(value: object) -> int:
+    # bool is an int subclass: `"exp": true` must not pass as 1 (1970).
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidToken(Reason.INVALID_CLAIM)
+    return value
+
+
+def _datetime(value: int) -> datetime:
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise InvalidToken(Reason.INVALID_CLAIM) from None
+
+
+def _identifier(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID_CHARS:
+        raise InvalidToken(Reason.INVALID_CLAIM)
+    return value
+
+
+def _enum_value(kind: type[_E], value: object) -> _E:
+    if not isinstance(value, str):
+        raise InvalidToken(Reason.INVALID_CLAIM)
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidToken(Reason.INVALID_CLAIM) from None
+
+
+def _enum_list(kind: type[AuthMethod], value: object) -> tuple[AuthMethod, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidToken(Reason.INVALID_CLAIM)
+    return tuple(_enum_value(kind, item) for item in value)

@@ -1,0 +1,135 @@
+"""JWS Compact Serialization (RFC 7515) pinned to one asymmetric algorithm per key.
+
+The dangerous parts of JWS are its options: ``alg`` chosen by the token (``none``, or ``HS256``
+keyed with the verifier's *public* key: algorithm confusion), and keys named by the token
+(``jwk``, ``jku``, ``x5u``, ``x5c``: the attacker supplies the key that verifies their own
+signature). Here the *key* decides the algorithm, joserfc is given a registry that knows that
+one algorithm only, and :func:`read_header` refuses every header member but ``alg``, ``kid``
+and ``typ`` (``crit`` and ``b64`` included). JSON with duplicate member names is refused, so no
+two parsers can read the same token differently.
+
+Signing and signature checks are joserfc's (over pyca/cryptography); nothing here touches the
+signature bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import re
+from typing import Any
+
+from joserfc import jws as _jws
+from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
+from joserfc.jwa import JWSAlgModel
+from joserfc.jws import JWSRegistry
+
+from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
+from bastion.identity.tokens.keys import SigningAlgorithm, SigningKey
+
+__all__ = [
+    "ALLOWED_HEADER_MEMBERS",
+    "MAX_TOKEN_CHARS",
+    "read_header",
+    "sign_compact",
+    "strict_json",
+    "verify_compact",
+]
+
+#: An access token is a few hundred bytes; refuse megabyte "tokens" before any parsing.
+MAX_TOKEN_CHARS = 8 * 1024
+ALLOWED_HEADER_MEMBERS = frozenset({"alg", "kid", "typ"})
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
+_MALFORMED = InvalidTokenReason.MALFORMED
+
+
+class _PinnedRegistry(JWSRegistry):
+    """A joserfc registry that knows exactly one algorithm."""
+
+    def __init__(self, algorithm: SigningAlgorithm) -> None:
+        super().__init__(algorithms=[algorithm.value], strict_check_header=True)
+        self._model = JWSRegistry.algorithms[algorithm.value]
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        if name != self._model.name:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        # joserfc warns on the name "EdDSA" (RFC 9864: it does not fix the curve). Our EdDSA
+        # keys are checked to be Ed25519 when loaded, which removes the ambiguity.
+        return self._model
+
+
+@functools.cache
+def _registry(algorithm: SigningAlgorithm) -> _PinnedRegistry:
+    return _PinnedRegistry(algorithm)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise InvalidToken(_MALFORMED)
+    return result
+
+
+def _reject_constant(_: str) -> Any:
+    raise InvalidToken(_MALFORMED)  # NaN / Infinity are not JSON
+
+
+def strict_json(data: bytes) -> Any:
+    """Parse JSON, refusing duplicate member names and non-standard constants."""
+    try:
+        return json.loads(
+            data, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise InvalidToken(_MALFORMED) from None
+
+
+def _b64url(segment: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken(_MALFORMED) from None
+
+
+def read_header(token: str) -> dict[str, Any]:
+    """The *unverified* protected header, after the shape checks: a string of three non-empty
+    base64url segments within :data:`MAX_TOKEN_CHARS`, a JSON object header with no member
+    outside :data:`ALLOWED_HEADER_MEMBERS`. Raises :class:`InvalidToken` otherwise."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken(_MALFORMED)
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_SEGMENT.fullmatch(s) for s in segments):
+        raise InvalidToken(_MALFORMED)  # includes a stripped (empty) signature
+    header = strict_json(_b64url(segments[0]))
+    if not isinstance(header, dict):
+        raise InvalidToken(_MALFORMED)
+    if not header.keys() <= ALLOWED_HEADER_MEMBERS:
+        # jwk / jku / x5u / x5c: the token would choose its own verification key;
+        # crit / b64: extensions we do not implement must not be half-honoured.
+        raise InvalidToken(InvalidTokenReason.FORBIDDEN_HEADER)
+    return header
+
+
+def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str:
+    """Sign ``payload`` with ``key``; ``header["alg"]`` must be the key's algorithm."""
+    if header.get("alg") != key.algorithm.value:
+        raise SigningKeyError("The header algorithm must be the signing key's algorithm.")
+    return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
+
+
+def verify_compact(token: str, key: SigningKey) -> bytes:
+    """Check ``token``'s signature with ``key`` under ``key``'s algorithm only; return the
+    payload. Raises :class:`InvalidToken` (``bad_signature`` or ``malformed``)."""
+    try:
+        obj = _jws.deserialize_compact(token, key.key, registry=_registry(key.algorithm))
+    except BadSignatureError:
+        raise InvalidToken(InvalidTokenReason.BAD_SIGNATURE) from None
+    except UnsupportedAlgorithmError:
+        raise InvalidToken(InvalidTokenReason.ALGORITHM_NOT_ALLOWED) from None
+    except (JoseError, ValueError, TypeError, KeyError, UnicodeError, binascii.Error):
+        raise InvalidToken(_MALFORMED) from None
+    if obj.payload is None:
+        raise InvalidToken(_MALFORMED)
+    return obj.payload

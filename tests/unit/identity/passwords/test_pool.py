@@ -1,0 +1,144 @@
+"""The bounded hashing pool: work runs off the loop; beyond capacity, calls fail fast."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bastion.identity.passwords import (
+    Argon2Hasher,
+    HashingOverloaded,
+    HashingPool,
+    PasswordSettings,
+)
+
+WAIT = 5.0  # generous upper bound for anything that should happen "at once"
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[HashingPool]:
+    async with HashingPool(max_concurrency=2, max_waiting=1) as p:
+        yield p
+
+
+def _blocker(gate: threading.Event, started: threading.Semaphore) -> str:
+    started.release()
+    assert gate.wait(WAIT)
+    return threading.current_thread().name
+
+
+async def _wait_until(predicate: object) -> None:
+    deadline = time.monotonic() + WAIT
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.005)
+
+
+async def test_saturated_pool_refuses_excess_calls_immediately(pool: HashingPool) -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    # Two running + one waiting = capacity 3.
+    tasks = [asyncio.create_task(pool.run(_blocker, gate, started)) for _ in range(3)]
+    await _wait_until(lambda: pool.in_flight == 3)
+
+    for _ in range(20):
+        start = time.perf_counter()
+        with pytest.raises(HashingOverloaded):
+            await pool.run(_blocker, gate, started)
+        assert time.perf_counter() - start < 0.1  # fails fast, does not queue
+    assert pool.in_flight == 3
+
+    gate.set()
+    names = await asyncio.gather(*tasks)
+    assert all(name.startswith("bastion-hash") for name in names)
+    await _wait_until(lambda: pool.in_flight == 0)
+    assert await pool.run(str.upper, "ok") == "OK"  # capacity is back
+
+
+async def test_real_argon2_excess_fails_fast() -> None:
+    settings = PasswordSettings()  # real defaults: ~19 MiB per hash is what the cap protects
+    hasher = Argon2Hasher(settings)
+    async with HashingPool(max_concurrency=1, max_waiting=1) as pool:
+        calls = [pool.run(hasher.hash, f"password number {i}") for i in range(6)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    hashes = [r for r in results if isinstance(r, str)]
+    refused = [r for r in results if isinstance(r, HashingOverloaded)]
+    assert (len(hashes), len(refused)) == (2, 4)
+
+
+async def test_no_waiting_room_means_only_the_workers(pool: HashingPool) -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    async with HashingPool(max_concurrency=1, max_waiting=0) as tight:
+        task = asyncio.create_task(tight.run(_blocker, gate, started))
+        await _wait_until(lambda: tight.in_flight == 1)
+        with pytest.raises(HashingOverloaded):
+            await tight.run(_blocker, gate, started)
+        gate.set()
+        await task
+
+
+async def test_cancelled_caller_keeps_its_slot_until_the_work_ends(pool: HashingPool) -> None:
+    # A cancelled request whose hash is already running still holds the hash's memory.
+    gate, started = threading.Event(), threading.Semaphore(0)
+    task = asyncio.create_task(pool.run(_blocker, gate, started))
+    assert await asyncio.to_thread(lambda: started.acquire(timeout=WAIT))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pool.in_flight == 1
+    gate.set()
+    await _wait_until(lambda: pool.in_flight == 0)
+
+
+async def test_queued_work_cancelled_before_it_starts_frees_its_slot() -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    async with HashingPool(max_concurrency=1, max_waiting=1) as pool:
+        running = asyncio.create_task(pool.run(_blocker, gate, started))
+        await _wait_until(lambda: pool.in_flight == 1)
+        queued = asyncio.create_task(pool.run(_blocker, gate, started))
+        await _wait_until(lambda: pool.in_flight == 2)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        await _wait_until(lambda: pool.in_flight == 1)
+        gate.set()
+        await running
+
+
+async def test_exceptions_propagate_and_release_the_slot(pool: HashingPool) -> None:
+    def boom() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        await pool.run(boom)
+    await _wait_until(lambda: pool.in_flight == 0)
+
+
+async def test_the_event_loop_keeps_running_while_hashing(pool: HashingPool) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    ticking = asyncio.create_task(ticker())
+    await pool.run(time.sleep, 0.2)
+    ticking.cancel()
+    assert ticks > 20
+
+
+def test_overloaded_error_shape() -> None:
+    error = HashingOverloaded()
+    assert (error.code, error.status) == ("overloaded", 503)
+    assert error.headers == {"Retry-After": "1"}
+
+
+def test_invalid_sizes() -> None:
+    with pytest.raises(ValueError, match="max_waiting"):
+        HashingPool(max_concurrency=1, max_waiting=-1)
+    HashingPool(max_concurrency=None).shutdown()  # CPU count
