@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -34,6 +35,9 @@ IPAddress = IPv4Address | IPv6Address
 
 #: ``client_ip`` when the server gives no peer address at all.
 UNKNOWN_CLIENT = "unknown"
+#: Parsed addresses and trust decisions are cached (clients and proxies repeat; parsing an
+#: address costs more than the rest of this middleware). Bounded: hostile headers only evict.
+CACHE_SIZE = 4096
 
 # proto value -> scheme for (http, websocket) scopes.
 _SCHEMES = {"http": ("http", "ws"), "https": ("https", "wss")}
@@ -72,6 +76,13 @@ def parse_ip(text: str) -> IPAddress | None:
     return address
 
 
+@lru_cache(maxsize=CACHE_SIZE)
+def _node(text: str) -> tuple[IPAddress, str] | None:
+    """:func:`parse_ip` and the normalised text of the address, cached."""
+    address = parse_ip(text)
+    return (address, str(address)) if address is not None else None
+
+
 def _is_port(text: str) -> bool:
     # RFC 7239 allows an obfuscated port ("_abc"); the port is never used, only validated.
     return (text.isascii() and text.isdigit() and len(text) <= 5) or text.startswith("_")
@@ -106,6 +117,7 @@ class ProxyHeadersMiddleware:
     def __init__(self, app: ASGIApp, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self.app = app
         self.trusted_proxies = tuple(trusted_proxies)
+        self.is_trusted = lru_cache(maxsize=CACHE_SIZE)(self._in_trusted_network)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -117,17 +129,18 @@ class ProxyHeadersMiddleware:
         if not self.trusted_proxies:
             state["client_ip"] = peer
         else:
-            peer_ip = parse_ip(peer)
-            if peer_ip is None or not self.is_trusted(peer_ip):
-                state["client_ip"] = str(peer_ip) if peer_ip is not None else peer
+            node = _node(peer)
+            if node is None or not self.is_trusted(node[0]):
+                state["client_ip"] = node[1] if node is not None else peer
             else:
-                client_ip, proto = self._resolve(scope["headers"], str(peer_ip))
+                client_ip, proto = self._resolve(scope["headers"], node[1])
                 state["client_ip"] = client_ip
                 if proto in _SCHEMES:
                     scope["scheme"] = _SCHEMES[proto][scope["type"] == "websocket"]
         await self.app(scope, receive, send)
 
-    def is_trusted(self, address: IPAddress) -> bool:
+    def _in_trusted_network(self, address: IPAddress) -> bool:
+        """True if ``address`` is a trusted proxy (cached per instance as ``is_trusted``)."""
         return any(address in network for network in self.trusted_proxies)
 
     def _resolve(self, headers: Sequence[tuple[bytes, bytes]], peer: str) -> tuple[str, str | None]:
@@ -151,12 +164,12 @@ class ProxyHeadersMiddleware:
         found = self._client_node(nodes)
         if found is None:
             return peer, _proto(protos[-1]) if protos else None
-        index, address = found
+        index, client_ip = found
         # Each trusted hop appends one entry to both lists: align them from the right. When the
         # proxies overwrite X-Forwarded-Proto instead, only its last (trusted) entry is used.
         hops = len(nodes) - index
         proto = protos[-hops] if len(protos) >= hops else (protos[-1] if protos else None)
-        return str(address), _proto(proto) if proto is not None else None
+        return client_ip, _proto(proto) if proto is not None else None
 
     def _from_forwarded(self, value: str, peer: str) -> tuple[str, str | None]:
         elements = parse_forwarded(value)
@@ -165,23 +178,23 @@ class ProxyHeadersMiddleware:
         found = self._client_node([element.get("for", "") for element in elements])
         if found is None:
             return peer, None
-        index, address = found
-        return str(address), _proto(elements[index].get("proto", ""))
+        index, client_ip = found
+        return client_ip, _proto(elements[index].get("proto", ""))
 
-    def _client_node(self, nodes: Sequence[str]) -> tuple[int, IPAddress] | None:
-        """Index and address of the rightmost node that is not a trusted proxy.
+    def _client_node(self, nodes: Sequence[str]) -> tuple[int, str] | None:
+        """Index and normalised address of the rightmost node that is not a trusted proxy.
 
         If every node is a trusted proxy, the leftmost one. ``None`` if a node on the way is not
         an IP address: the chain cannot be followed.
         """
-        address: IPAddress | None = None
+        node: tuple[IPAddress, str] | None = None
         for index in range(len(nodes) - 1, -1, -1):
-            address = parse_ip(nodes[index])
-            if address is None:
+            node = _node(nodes[index].strip())
+            if node is None:
                 return None
-            if not self.is_trusted(address):
-                return index, address
-        return (0, address) if address is not None else None
+            if not self.is_trusted(node[0]):
+                return index, node[1]
+        return (0, node[1]) if node is not None else None
 
 
 def _join(values: list[bytes]) -> str:

@@ -62,6 +62,8 @@ async def issue_access_token(
     for name, value in (("subject", subject), ("session_id", session_id)):
         if not isinstance(value, str) or not 0 < len(value) <= _MAX_ID_CHARS:
             raise ValueError(f"{name} must be a non-empty string of at most 255 characters")
+    if not amr:
+        raise ValueError("amr must name at least one authentication method (RFC 8176)")
     lifetime = settings.ttl if ttl is None else ttl
     if not timedelta(0) < lifetime <= settings.ttl:
         raise ValueError("ttl must be positive and at most settings.ttl_seconds")

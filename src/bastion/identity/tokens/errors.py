@@ -47,7 +47,7 @@ class InvalidTokenReason(enum.StrEnum):
     ISSUED_IN_FUTURE = "issued_in_future"
 
 
-class InvalidToken(TokenError):  # noqa: N818 - named for the outcome, as in http.errors
+class InvalidToken(TokenError):
     code = "invalid_token"
     status = 401
     title = "The access token is invalid"
