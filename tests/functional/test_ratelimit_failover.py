@@ -20,6 +20,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -73,11 +74,8 @@ class RedisServer:
                 with Redis(port=self.port, socket_timeout=0.2) as client:
                     if client.ping():
                         return
-            except OSError:
-                pass
-            except Exception:  # noqa: BLE001 - redis-py's ConnectionError while starting
-                pass
-            time.sleep(0.05)
+            except (OSError, RedisConnectionError):
+                time.sleep(0.05)
         pytest.fail("redis-server did not start")
 
     def stop(self) -> None:

@@ -43,7 +43,7 @@ class DecryptionFailure(enum.StrEnum):
     AUTHENTICATION_FAILED = "authentication_failed"
 
 
-class DecryptionFailed(CryptoError):  # noqa: N818 - named for the outcome, as in http.errors
+class DecryptionFailed(CryptoError):
     code = "decryption_failed"
     title = "A stored secret could not be decrypted"
 

@@ -13,6 +13,7 @@ from bastion.errors import BastionError
 from bastion.http.errors import (
     Forbidden,
     HttpError,
+    InternalError,
     InvalidRequest,
     MethodNotAllowed,
     NotAuthenticated,
@@ -54,7 +55,8 @@ async def _bastion_error(request: Request, exc: Exception) -> Response:
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
-    error_cls = _BY_STATUS.get(exc.status_code, InvalidRequest)
+    fallback = InternalError if exc.status_code >= 500 else InvalidRequest
+    error_cls = _BY_STATUS.get(exc.status_code, fallback)
     # The router's own messages ("Not Found", "Method Not Allowed") are safe; anything else a
     # library put in `detail` is replaced by the class title so no internal text reaches clients.
     error = error_cls()

@@ -187,3 +187,15 @@ async def test_request_id_comes_from_state() -> None:
     async with client(app) as http:
         response = await http.get("/fail")
     assert response.json()["request_id"] is None  # no request id middleware in front
+
+
+async def test_unmapped_server_error_is_not_reported_as_a_client_error() -> None:
+    response, codes = await request("GET", "/http/503")
+    assert_problem(response, 500, "internal_error")
+    assert codes == ["internal_error"]
+
+
+async def test_unmapped_client_error_is_a_bad_request() -> None:
+    response, codes = await request("GET", "/http/418")
+    assert_problem(response, 400, "invalid_request")
+    assert codes == ["invalid_request"]

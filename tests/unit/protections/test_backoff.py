@@ -93,5 +93,5 @@ def test_default_password_policy() -> None:
     ],
 )
 def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match="backoff|max_delay"):
+    with pytest.raises(ValueError, match=r"backoff|max_delay"):
         BackoffPolicy(name="bad", **kwargs)  # type: ignore[arg-type]

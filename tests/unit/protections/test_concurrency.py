@@ -17,18 +17,24 @@ from bastion.protections.ratelimit.concurrency import ConcurrencyLimitMiddleware
 
 
 class Gate:
-    def __init__(self) -> None:
+    """An endpoint that holds every request until released; ``full`` is set at ``capacity``."""
+
+    def __init__(self, capacity: int) -> None:
         self.release = asyncio.Event()
+        self.full = asyncio.Event()
+        self.capacity = capacity
         self.entered = 0
 
-    async def slow(self, request: Request) -> PlainTextResponse:
+    async def slow(self, _: Request) -> PlainTextResponse:
         self.entered += 1
+        if self.entered == self.capacity:
+            self.full.set()
         await self.release.wait()
         return PlainTextResponse("done")
 
 
 async def test_beyond_the_cap_a_fast_503() -> None:
-    gate, registry = Gate(), CollectorRegistry()
+    gate, registry = Gate(capacity=2), CollectorRegistry()
     app = ConcurrencyLimitMiddleware(
         Starlette(routes=[Route("/slow", gate.slow)]), max_concurrent=2, registry=registry
     )
@@ -36,8 +42,7 @@ async def test_beyond_the_cap_a_fast_503() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         first = asyncio.create_task(http.get("/slow"))
         second = asyncio.create_task(http.get("/slow"))
-        while gate.entered < 2:
-            await asyncio.sleep(0)
+        await asyncio.wait_for(gate.full.wait(), timeout=5)
         assert registry.get_sample_value("bastion_overload_requests_in_flight") == 2
         shed = await asyncio.wait_for(http.get("/slow"), timeout=1.0)  # answered, not queued
         assert shed.status_code == 503

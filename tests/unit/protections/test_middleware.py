@@ -107,16 +107,18 @@ async def test_the_limiter_is_published_for_the_dependency(ticker: Ticker) -> No
 
 
 class DownStore:
-    async def decide(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
+    """A primary store that never answers, like a Redis server that is down."""
+
+    async def decide(self, *_: Sequence[Check]) -> tuple[Decision, ...]:
         raise StoreUnavailable from ConnectionError("down")
 
-    async def record_failure(self, key: str, policy: Any) -> Any:
+    async def record_failure(self, *_: Any) -> Any:
         raise StoreUnavailable
 
-    async def status(self, key: str, policy: Any) -> Any:
+    async def status(self, *_: Any) -> Any:
         raise StoreUnavailable
 
-    async def clear(self, key: str) -> None:
+    async def clear(self, *_: str) -> None:
         raise StoreUnavailable
 
 

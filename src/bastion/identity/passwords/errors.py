@@ -40,13 +40,13 @@ class PasswordError(BastionError):
     title = "Password error"
 
 
-class PasswordTooLong(PasswordError):  # noqa: N818 - named for the outcome, as in http.errors
+class PasswordTooLong(PasswordError):
     code = "password_too_long"
     status = 422
     title = "The password is too long"
 
 
-class HashingOverloaded(PasswordError):  # noqa: N818 - named for the outcome, as in http.errors
+class HashingOverloaded(PasswordError):
     """Every hashing slot and every wait slot is taken: shed load instead of queueing.
 
     Carries ``headers`` with ``Retry-After`` (the HTTP error handler adds them to the answer),
@@ -63,13 +63,13 @@ class HashingOverloaded(PasswordError):  # noqa: N818 - named for the outcome, a
         self.headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
-class BreachCheckUnavailable(PasswordError):  # noqa: N818 - named for the outcome, as in http.errors
+class BreachCheckUnavailable(PasswordError):
     code = "breach_check_unavailable"
     status = 503
     title = "The password breach check is unavailable; retry shortly"
 
 
-class InvalidStoredHash(PasswordError):  # noqa: N818 - named for the outcome, as in http.errors
+class InvalidStoredHash(PasswordError):
     """A stored password hash cannot be verified: a data problem, never the client's fault."""
 
     code = "invalid_stored_hash"

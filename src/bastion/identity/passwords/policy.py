@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -96,7 +97,7 @@ class UserInfo:
             found += [name, "".join(parts), *parts]
         if self.username:
             found += [self.username, *_WORD_SEPARATORS.split(self.username)]
-        words = {normalize(word).casefold() for word in found}
+        words = {unicodedata.normalize("NFKC", word).casefold() for word in found}
         return sorted(w for w in words if len(w) >= MIN_USER_WORD_CHARS)
 
 

@@ -41,25 +41,25 @@ class ProtectionError(BastionError):
         self.headers: dict[str, str] = {"Retry-After": str(self.retry_after), **(headers or {})}
 
 
-class RateLimited(ProtectionError):  # noqa: N818 - named for the outcome, as in http.errors
+class RateLimited(ProtectionError):
     code = "rate_limited"
     status = 429
     title = "Too many requests"
 
 
-class TooManyAttempts(ProtectionError):  # noqa: N818 - named for the outcome, as in http.errors
+class TooManyAttempts(ProtectionError):
     code = "too_many_attempts"
     status = 429
     title = "Too many failed attempts; wait before trying again"
 
 
-class Overloaded(ProtectionError):  # noqa: N818 - named for the outcome, as in http.errors
+class Overloaded(ProtectionError):
     code = "overloaded"
     status = 503
     title = "The service is overloaded; retry shortly"
 
 
-class StoreUnavailable(ProtectionError):  # noqa: N818 - named for the outcome, as in http.errors
+class StoreUnavailable(ProtectionError):
     """The limit store cannot decide (e.g. Redis is down) and the limit fails closed."""
 
     code = "protection_unavailable"

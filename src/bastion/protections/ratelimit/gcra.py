@@ -15,6 +15,7 @@ memory store, the Redis script and the tests). :func:`evaluate` is pure: the cal
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_MICROSECOND = 1_000
@@ -52,9 +53,8 @@ class Rate:
         return cls(limit=limit, period=period, burst=limit if burst is None else burst)
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer for one key.
+class Decision(NamedTuple):
+    """The answer for one key (a named tuple: built on every request, so it must be cheap).
 
     ``remaining``: units still available after this request. ``reset_after``: seconds until the
     bucket is full again. ``retry_after``: seconds until the refused request would be allowed

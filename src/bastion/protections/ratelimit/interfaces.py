@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from bastion.clock import Clock
 from bastion.protections.ratelimit.gcra import Decision, Rate
@@ -44,8 +43,7 @@ class FailureMode(enum.StrEnum):
     FAIL_OPEN = "fail_open"
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """One limit to apply: ``cost`` units from the bucket ``key`` at ``rate``."""
 
     key: str

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.types import Scope
 
@@ -39,8 +38,7 @@ UNKNOWN_IP = "unknown"
 _DIGEST_BYTES = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """The request attributes limits are counted per; ``None`` when unknown."""
 
     ip: str

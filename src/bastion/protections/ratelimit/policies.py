@@ -21,6 +21,11 @@ from starlette.routing import compile_path
 from bastion.protections.ratelimit.gcra import NS_PER_SECOND, Rate
 from bastion.protections.ratelimit.interfaces import FailureMode
 
+#: Answers of :meth:`PolicyTable.match` remembered; paths invented by a client only empty it.
+MATCH_CACHE_SIZE = 4096
+#: Longer paths are matched every time, never remembered (memory stays bounded).
+MATCH_CACHE_MAX_PATH = 256
+
 #: Policy names appear in keys and, quoted, in the RateLimit header fields (RFC 8941 strings).
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 
@@ -130,6 +135,7 @@ class PolicyTable:
             (p, tuple(_Matcher(t) for t in p.paths)) for p in self.policies if p.paths
         )
         self._exempt = tuple(_Matcher(t) for t in exempt_paths)
+        self._cache: dict[tuple[str, str], tuple[Applied, ...]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.policies)
@@ -142,6 +148,17 @@ class PolicyTable:
 
     def match(self, method: str, path: str) -> tuple[Applied, ...]:
         """The policies for ``method path``, routed ones first, in table order."""
+        cached = self._cache.get((method, path))
+        if cached is not None:
+            return cached
+        applied = self._match(method, path)
+        if len(path) <= MATCH_CACHE_MAX_PATH:
+            if len(self._cache) >= MATCH_CACHE_SIZE:
+                self._cache.clear()
+            self._cache[(method, path)] = applied
+        return applied
+
+    def _match(self, method: str, path: str) -> tuple[Applied, ...]:
         path = normalize_path(path)
         if any(m.matches(path) for m in self._exempt):
             return ()

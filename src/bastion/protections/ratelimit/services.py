@@ -51,6 +51,10 @@ STATE_LIMITER = "bastion.rate_limiter"
 MAX_REPORT_INTERVAL_SECONDS = 3600.0
 #: Buckets whose first refusal this worker remembers (bounded: key rotation must not grow it).
 REPORT_MEMORY_KEYS = 10_000
+#: Store keys remembered per (policy, route, identity): hashing is the costly part of a key.
+KEY_CACHE_SIZE = 8192
+#: Identities with longer user or client ids are hashed every time, never remembered.
+KEY_CACHE_MAX_ID = 256
 #: Longest path recorded in an audit event.
 MAX_AUDITED_PATH = 200
 
@@ -112,6 +116,7 @@ class RateLimiter:
         self.clock = clock or SystemClock()
         self.ipv6_prefix = ipv6_prefix
         self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
+        self._keys: dict[tuple[str, str, Identity], str | None] = {}
         self._exceeded = Counter(
             "bastion_ratelimit_exceeded",
             "Requests refused, by violated policy.",
@@ -131,7 +136,7 @@ class RateLimiter:
         policies: list[Policy] = []
         checks: list[Check] = []
         for item in applied:
-            key = bucket_key(self.key_prefix, item, identity)
+            key = self._key(item, identity)
             if key is not None:
                 policy = item[0]
                 policies.append(policy)
@@ -146,6 +151,17 @@ class RateLimiter:
                     self._exceeded.labels(policy.name).inc()
                     await self._report_once(scope, identity, policy, check.key, decision)
         return verdict
+
+    def _key(self, applied: Applied, identity: Identity) -> str | None:
+        memo = (applied[0].name, applied[1], identity)
+        if memo in self._keys:
+            return self._keys[memo]
+        key = bucket_key(self.key_prefix, applied, identity)
+        if len(identity.user or "") + len(identity.client or "") <= KEY_CACHE_MAX_ID:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[memo] = key
+        return key
 
     async def _report_once(
         self, scope: Scope, identity: Identity, policy: Policy, key: str, decision: Decision

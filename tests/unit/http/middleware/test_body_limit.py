@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
@@ -99,7 +100,7 @@ async def test_huge_declared_length_is_413_not_500() -> None:
 async def test_invalid_content_length_is_400(values: list[bytes]) -> None:
     headers = [(b"content-length", value) for value in values]
     async with client(limited()) as http:
-        response = await http.post("/echo", headers=headers)  # type: ignore[arg-type]
+        response = await http.post("/echo", headers=headers)
     assert_problem(response, 400, "invalid_request")
 
 
@@ -147,7 +148,7 @@ async def test_http2_body_without_length_is_counted() -> None:
 
 
 async def test_streamed_through_httpx_generator() -> None:
-    async def stream():  # type: ignore[no-untyped-def]
+    async def stream() -> AsyncIterator[bytes]:
         for _ in range(30):
             yield b"y" * 100
 

@@ -268,7 +268,7 @@ async def test_client_gone_while_reading_gets_no_answer() -> None:
         "http_version": "1.1",
         "headers": [(b"content-type", b"application/json"), (b"content-length", b"10")],
     }
-    await guarded()(scope, disconnecting, send)  # type: ignore[arg-type]
+    await guarded()(scope, disconnecting, send)
     assert sent == []
 
 

@@ -42,7 +42,9 @@ def claims(settings: AccessTokenSettings, clock: FrozenClock, **overrides: Any) 
     return {k: v for k, v in base.items() if v is not None}
 
 
-def ed25519(key: SigningKey, header: dict[str, Any] | bytes, payload: dict[str, Any] | bytes) -> str:
+def ed25519(
+    key: SigningKey, header: dict[str, Any] | bytes, payload: dict[str, Any] | bytes
+) -> str:
     """Sign with an Ed25519 key, whatever the header says."""
     signing_input = f"{encode(header)}.{encode(payload)}"
     signature = key.key.private_key.sign(signing_input.encode())  # type: ignore[union-attr]
