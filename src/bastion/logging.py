@@ -50,22 +50,40 @@ def configure(level: str = "info", *, json: bool = True, stream: TextIO | None =
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _timestamp,
+        _redact,
+    ]
+    final: list[Any] = [
+        # "event" would clash with ECS's event.* fields in Elasticsearch: call it "message".
+        structlog.processors.EventRenamer("message"),
+        structlog.processors.format_exc_info,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _timestamp,
-            _redact,
-            # "event" would clash with ECS's event.* fields in Elasticsearch: call it "message".
-            structlog.processors.EventRenamer("message"),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, *final, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=numeric, stream=out, format="%(message)s", force=True)
+    # Standard-library loggers (uvicorn, alembic, libraries) go through the same processors, so
+    # every line on stdout is one JSON object with the same redaction.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *final,
+                renderer,
+            ],
+        )
+    )
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -60,7 +60,7 @@ def _print_setup_token(token: str, settings: Settings) -> None:
         "  No administrator exists yet. Create one with this one-time setup token\n"
         f"  (single use, expires in {minutes} minutes):\n\n"
         f"      {token}\n\n"
-        "  POST /v1/setup with it (see the README). Restart to get a new one.\n\n"
+        "  It is consumed by POST /v1/setup (first administrator). Restart for a new one.\n\n"
     )
     sys.stderr.flush()
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.clock import FrozenClock
@@ -172,3 +174,15 @@ def test_backoff_keys_are_bounded_and_unambiguous(ticker: Ticker) -> None:
     assert backoff.key("a" * 10_000).startswith("bastion:bo:pw:")
     assert len(backoff.key("a" * 10_000)) == len("bastion:bo:pw:") + 32
     assert backoff.key("ab", "c") != backoff.key("a", "bc")
+
+
+async def test_audited_path_is_the_route_template(ticker: Ticker, clock: FrozenClock) -> None:
+    """A token in the path (an email verification link) must not reach the audit log."""
+    limiter, recorder, _ = limiter_for(ticker, clock)
+    app = Starlette(routes=[Route("/verify/{token}", lambda _: None)])
+    scope = {**request("/verify/secret-token"), "app": app}
+    for _ in range(6):
+        await limiter.check(scope, limiter.applicable("POST", "/verify/secret-token"))
+    assert len(recorder.events) == 1
+    assert recorder.events[0].details["path"] == "/verify/{token}"
+    assert "secret-token" not in repr(recorder.events[0])

@@ -13,7 +13,7 @@ from bastion.protections.ratelimit.failover import FailoverStore
 from bastion.protections.ratelimit.memory import MemoryStore
 from bastion.protections.ratelimit.redis_store import RedisStore
 from bastion.protections.ratelimit.settings import RateLimitSettings
-from bastion.protections.ratelimit.wiring import build_rate_limiting
+from bastion.protections.ratelimit.wiring import build_rate_limiting, include
 
 
 async def test_memory_storage() -> None:
@@ -55,3 +55,10 @@ async def test_the_middleware_pair() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         assert (await http.get("/")).status_code == 200
         assert (await http.get("/")).status_code == 429
+
+
+def test_include_publishes_the_limiter() -> None:
+    app = Starlette()
+    built = build_rate_limiting(RateLimitSettings())
+    include(app, built)
+    assert app.state.rate_limiter is built.limiter

@@ -13,7 +13,9 @@ declared must never be skipped silently). A refused request raises
 ``Retry-After`` and the RateLimit fields; an allowed response carries the RateLimit fields.
 
 Per-user policies need the user: declare the authentication dependency first, so that it has set
-``request.state.user_id`` (see :mod:`bastion.protections.ratelimit.keys`) when this one runs.
+``request.state.user_id`` (see :mod:`bastion.protections.ratelimit.keys`) when this one runs. A
+policy counted per user does not apply to an anonymous request: give public routes a per-IP
+policy too.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from starlette.types import Scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock, SystemClock
+from bastion.http.middleware.audit_rejections import route_path
 from bastion.protections.ratelimit import headers
 from bastion.protections.ratelimit.backoff import BackoffPolicy, BackoffStatus
 from bastion.protections.ratelimit.errors import RateLimited, StoreUnavailable, TooManyAttempts
@@ -55,8 +56,8 @@ REPORT_MEMORY_KEYS = 10_000
 KEY_CACHE_SIZE = 8192
 #: Identities with longer user or client ids are hashed every time, never remembered.
 KEY_CACHE_MAX_ID = 256
-#: Longest path recorded in an audit event.
-MAX_AUDITED_PATH = 200
+#: Longest user agent recorded in an audit event.
+MAX_AUDITED_USER_AGENT = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,7 @@ class RateLimiter:
             actor=identity.user,
             subject=policy.name,
             client_ip=state.get(STATE_CLIENT_IP) or (client[0] if client else None),
-            user_agent=user_agent.decode("latin-1")[:MAX_AUDITED_PATH] or None,
+            user_agent=user_agent[:MAX_AUDITED_USER_AGENT].decode("latin-1") or None,
             request_id=state.get("request_id"),
             reason=RateLimited.code,
             details={
@@ -201,7 +202,8 @@ class RateLimiter:
                 "window_seconds": policy.rate.tolerance_ns / NS_PER_SECOND,
                 "retry_after_seconds": round(decision.retry_after, 3),
                 "method": scope.get("method"),
-                "path": str(scope.get("path", ""))[:MAX_AUDITED_PATH],
+                # The route template, not the path: a token in a path must not reach the log.
+                "path": route_path(scope),
                 "oauth_client": identity.client,
             },
         )

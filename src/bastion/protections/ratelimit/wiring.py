@@ -1,5 +1,8 @@
 """Builds the rate limiting services from :class:`RateLimitSettings`: the one place that picks
 the store by setting (memory, or Redis behind the failover with a local fallback).
+
+:func:`build_rate_limiting` at startup; its two middleware go into the app's middleware list;
+:func:`include` publishes the limiter for the per-route dependency.
 """
 
 from __future__ import annotations
@@ -7,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from bastion.audit.interfaces import AuditRecorder
@@ -97,3 +101,8 @@ def build_rate_limiting(
         redis=redis,
         registry=registry,
     )
+
+
+def include(app: Starlette, rate_limiting: RateLimiting) -> None:
+    """Publish the limiter as ``app.state.rate_limiter`` (found by ``rate_limit()``)."""
+    app.state.rate_limiter = rate_limiting.limiter

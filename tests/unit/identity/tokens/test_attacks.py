@@ -243,3 +243,7 @@ async def test_es256_token_is_refused_by_an_eddsa_verifier(ctx: Ctx) -> None:
     )
     assert (await es_service.verify(token)).subject == "user-1"
     assert (await _refusal(ctx.service, token)).reason is R.ALGORITHM_NOT_ALLOWED
+    # An EdDSA header naming the ES256 key's kid: the key's own algorithm must match too.
+    es_kid = (await es_service.keys.active_key()).kid
+    mixed = ctx.signed(ctx.header(kid=es_kid))
+    assert (await _refusal(ctx.service, mixed)).reason is R.ALGORITHM_NOT_ALLOWED
