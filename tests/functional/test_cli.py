@@ -79,11 +79,22 @@ def test_production_refuses_insecure_settings(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_migrate_sqlite(tmp_path: Path) -> None:
-    result = run(["migrate"], bastion_env(tmp_path))
+def test_migrate_sqlite_and_postgres(tmp_path: Path, database_url: str) -> None:
+    env = bastion_env(tmp_path, BASTION_DATABASE_URL=database_url)
+    result = run(["migrate"], env)
     assert result.returncode == 0, result.stderr
-    assert "database at revision" in result.stdout
-    assert (tmp_path / "bastion.db").exists()
+    assert "database at revision 0001" in result.stdout
+    again = run(["migrate"], env)
+    assert again.returncode == 0, again.stderr
+
+
+def test_serve_refuses_an_unmigrated_postgres(tmp_path: Path, database_url: str) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite is migrated by serve itself")
+    result = run(["serve", "--port", "1"], bastion_env(tmp_path, BASTION_DATABASE_URL=database_url))
+    assert result.returncode == 2
+    assert "bastion migrate" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_production_server_hides_docs(tmp_path: Path) -> None:
