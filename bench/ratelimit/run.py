@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -33,7 +34,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.asyncio import Redis
 
-from bastion.protections.ratelimit import Check, MemoryStore, Rate, RedisStore
+from bastion.protections.ratelimit import Check, MemoryStore, Rate, RateLimitMiddleware, RedisStore
+from bastion.protections.ratelimit.wiring import build_rate_limiting
 from bench.ratelimit import apps, wrk
 
 KEYS = 1_000
@@ -131,15 +133,30 @@ async def asgi_requests(app: Any, n: int, concurrency: int) -> float:
     return 1e6 / rate
 
 
-async def bench_http(url: str, prefix: str, n: int, concurrency: int) -> dict[str, float]:
-    import os  # noqa: PLC0415
+async def _trivial(_scope: Any, _receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
 
+
+async def bench_http(url: str, prefix: str, n: int, concurrency: int) -> dict[str, float]:
     os.environ.update({"BENCH_REDIS_URL": url, "BENCH_KEY_PREFIX": f"{prefix}http:"})
-    return {
-        "fastapi, bare": await asgi_requests(apps.fastapi(), n, concurrency),
-        "+ rate limit (memory)": await asgi_requests(apps.fastapi_memory(), n, concurrency),
-        "+ rate limit (redis)": await asgi_requests(apps.fastapi_redis(), n, concurrency),
-    }
+    memory = build_rate_limiting(apps.settings("memory")).limiter
+    redis = build_rate_limiting(apps.settings("redis"))
+    try:
+        return {
+            "fastapi, bare": await asgi_requests(apps.fastapi(), n, concurrency),
+            "+ rate limit (memory)": await asgi_requests(apps.fastapi_memory(), n, concurrency),
+            "+ rate limit (redis)": await asgi_requests(apps.fastapi_redis(), n, concurrency),
+            "trivial ASGI app, bare": await asgi_requests(_trivial, n, concurrency),
+            "+ middleware (memory)": await asgi_requests(
+                RateLimitMiddleware(_trivial, limiter=memory), n, concurrency
+            ),
+            "+ middleware (redis)": await asgi_requests(
+                RateLimitMiddleware(_trivial, limiter=redis.limiter), n, concurrency
+            ),
+        }
+    finally:
+        await redis.aclose()
 
 
 async def cleanup(url: str, prefix: str) -> None:
@@ -188,9 +205,12 @@ async def main_async(args: argparse.Namespace) -> None:
         f"HTTP in process, {args.concurrency} concurrent requests, median of {args.rounds} rounds"
     )
     med = median_of(http)
-    base = med["fastapi, bare"]
+    base = 0.0
     for name, cost in med.items():
-        extra = "" if name == "fastapi, bare" else f"  (+{cost - base:.1f} us)"
+        if "bare" in name:
+            base, extra = cost, ""
+        else:
+            extra = f"  (+{cost - base:.1f} us)"
         print(f"{name:<34} {cost:>8.1f} us/request{extra}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections import deque
 
 import pytest
 from redis.asyncio import Redis
@@ -170,24 +171,28 @@ async def test_concurrent_decisions_share_one_call(
     log = CommandLog(redis_store, monkeypatch)
     check = Check(f"{redis_prefix}k", Rate.per(5, 60.0))
     results = await asyncio.gather(*(redis_store.decide([check]) for _ in range(20)))
-    assert log.sent == ["EVALSHA"]
-    # Applied one after the other, exactly as separate calls: 5 allowed, in arrival order.
-    assert [r[0].allowed for r in results] == [True] * 5 + [False] * 15
-    assert [r[0].remaining for r in results[:5]] == [4, 3, 2, 1, 0]
+    # Two calls go out at once (max_in_flight); the 18 requests behind them share one call.
+    assert log.sent == ["EVALSHA"] * 3
+    # Applied one after the other, exactly as separate calls: 5 allowed. (Which 5 depends on
+    # which connection reaches the server first, as it would for separate calls.)
+    allowed = [r[0] for r in results if r[0].allowed]
+    assert sorted(d.remaining for d in allowed) == [0, 1, 2, 3, 4]
 
 
-async def test_coalesced_decisions_stay_all_or_nothing(
-    redis_store: RedisStore, redis_prefix: str
-) -> None:
+async def test_coalesced_decisions_stay_all_or_nothing(redis_url: str, redis_prefix: str) -> None:
+    redis_store = RedisStore.from_url(redis_url, max_in_flight=1)
     shared = Check(f"{redis_prefix}shared", Rate.per(10, 60.0))
     narrow = Check(f"{redis_prefix}narrow", Rate.per(1, 60.0))
+    await redis_store.decide([Check(f"{redis_prefix}warm", Rate.per(1, 60.0))])
     results = await asyncio.gather(
+        redis_store.decide([Check(f"{redis_prefix}first", Rate.per(1, 60.0))]),  # goes alone
         redis_store.decide([shared, narrow]),
         redis_store.decide([shared, narrow]),  # refused by narrow: takes nothing from shared
         redis_store.decide([shared]),
     )
-    assert [all(d.allowed for d in r) for r in results] == [True, False, True]
-    assert results[2][0].remaining == 8
+    await redis_store.aclose()
+    assert [all(d.allowed for d in r) for r in results] == [True, True, False, True]
+    assert results[3][0].remaining == 8
 
 
 async def test_large_bursts_are_split(
@@ -198,7 +203,7 @@ async def test_large_bursts_are_split(
     monkeypatch.setattr("bastion.protections.ratelimit.redis_store.MAX_KEYS_PER_CALL", 10)
     checks = [Check(f"{redis_prefix}{i}", Rate.per(1, 60.0)) for i in range(25)]
     results = await asyncio.gather(*(redis_store.decide([c]) for c in checks))
-    assert log.sent == ["EVALSHA"] * 3
+    assert log.sent == ["EVALSHA"] * 5  # 2 at once, then 23 queued: 10 + 10 + 3
     assert all(r[0].allowed for r in results)
 
 
@@ -236,3 +241,20 @@ async def test_every_waiting_request_learns_of_a_failure() -> None:
         assert len({id(r) for r in results}) == 5  # one error each, not one shared instance
     finally:
         await store.aclose()
+
+
+async def test_an_idle_worker_sends_at_once(
+    redis_store: RedisStore, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await redis_store.decide([Check(f"{redis_prefix}warm", Rate.per(3, 60.0))])
+    log = CommandLog(redis_store, monkeypatch)
+    for i in range(3):
+        await redis_store.decide([Check(f"{redis_prefix}{i}", Rate.per(3, 60.0))])
+    assert log.sent == ["EVALSHA"] * 3
+    assert redis_store._queue == deque()
+    assert redis_store._in_flight == 0
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        RedisStore.from_url("redis://127.0.0.1:6379/0", max_in_flight=0)

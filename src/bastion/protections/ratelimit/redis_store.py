@@ -2,11 +2,13 @@
 
 One decision costs one round trip: a Lua script (:mod:`.redis_scripts`) runs atomically on the
 server, applies every check of the request all-or-nothing with the server's clock, and writes the
-new TATs with expiries. Decisions that arrive in the same event-loop iteration (concurrent
-requests of one worker) are *coalesced* into one script call: each still waits for exactly one
-round trip, but the worker sends one command instead of dozens, which is where a Python client
-spends its time under load. The script applies them one after the other, exactly as separate
-calls would.
+new TATs with expiries.
+
+Under load, decisions are *coalesced*: a worker keeps at most ``max_in_flight`` script calls in
+flight; requests that arrive meanwhile wait for the next call, which carries all of them. An idle
+worker sends each request at once (no added latency); a busy one sends one command instead of
+dozens, which is where a Python client spends its time. The script applies the decisions of one
+call one after the other, exactly as separate calls would.
 
 Every Redis failure (connection refused, timeout, script error) becomes
 :class:`~bastion.protections.ratelimit.errors.StoreUnavailable`; what happens next is the
@@ -17,6 +19,7 @@ Keys are used verbatim: with Redis Cluster, give all keys of one call the same h
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +39,8 @@ DEFAULT_TIMEOUT_SECONDS = 0.25
 #: One immediate retry replaces a pooled connection that a Redis restart closed. (Should a reply
 #: be lost after the script ran, the retry counts the request twice: the strict direction.)
 _RETRIES = 1
+#: Script calls one worker keeps in flight before it starts coalescing the next requests.
+DEFAULT_MAX_IN_FLIGHT = 2
 #: Most keys in one coalesced call; more pending decisions are split over several calls.
 MAX_KEYS_PER_CALL = 512
 US_PER_SECOND = 1_000_000
@@ -46,17 +51,28 @@ _Pending = tuple[Sequence[Check], "asyncio.Future[tuple[Decision, ...]]"]
 class RedisStore:
     """A :class:`~bastion.protections.ratelimit.interfaces.Store` in a shared Redis."""
 
-    def __init__(self, client: Redis, *, coalesce: bool = True) -> None:
+    def __init__(
+        self, client: Redis, *, coalesce: bool = True, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
         self.client = client
         self.coalesce = coalesce
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
         self._gcra = Script(GCRA_SCRIPT)
         self._backoff = Script(BACKOFF_SCRIPT)
-        self._queue: list[_Pending] = []
+        self._queue: deque[_Pending] = deque()
         self._sending: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
-        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS, coalesce: bool = True
+        cls,
+        url: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        coalesce: bool = True,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> RedisStore:
         """A store on a new connection pool with short timeouts and one immediate retry."""
         client = Redis.from_url(
@@ -65,7 +81,7 @@ class RedisStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), _RETRIES),
         )
-        return cls(client, coalesce=coalesce)
+        return cls(client, coalesce=coalesce, max_in_flight=max_in_flight)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -82,27 +98,30 @@ class RedisStore:
     async def decide(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
         if not checks:
             return ()
-        if not self.coalesce:
-            return (await self._decide_all([checks]))[0]
+        if not self.coalesce or self._in_flight < self.max_in_flight:
+            # A free slot: this request goes out at once, from its own task (no added latency).
+            self._in_flight += 1
+            try:
+                return (await self._decide_all([checks]))[0]
+            finally:
+                self._in_flight -= 1
+                self._drain()
+        # Every slot is busy: wait for the next call, which carries every request queued by then.
         future: asyncio.Future[tuple[Decision, ...]] = asyncio.get_running_loop().create_future()
         self._queue.append((checks, future))
-        if len(self._queue) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
         return await future
 
-    def _flush(self) -> None:
-        queue, self._queue = self._queue, []
+    def _drain(self) -> None:
+        """Send the queued requests in one call, if a slot is free."""
+        if not self._queue or self._in_flight >= self.max_in_flight:
+            return
         batch: list[_Pending] = []
         keys = 0
-        for item in queue:
-            if batch and keys + len(item[0]) > MAX_KEYS_PER_CALL:
-                self._send_soon(batch)
-                batch, keys = [], 0
+        while self._queue and (not batch or keys + len(self._queue[0][0]) <= MAX_KEYS_PER_CALL):
+            item = self._queue.popleft()
             batch.append(item)
             keys += len(item[0])
-        self._send_soon(batch)
-
-    def _send_soon(self, batch: list[_Pending]) -> None:
+        self._in_flight += 1
         task = asyncio.ensure_future(self._send(batch))
         self._sending.add(task)  # a reference, so the task is not garbage collected mid-flight
         task.add_done_callback(self._sending.discard)
@@ -118,10 +137,13 @@ class RedisStore:
                     future.set_exception(error)
             if not isinstance(exc, StoreUnavailable):
                 raise
-            return
-        for (_, future), decisions in zip(batch, results, strict=True):
-            if not future.done():  # the request may have been cancelled meanwhile
-                future.set_result(decisions)
+        else:
+            for (_, future), decisions in zip(batch, results, strict=True):
+                if not future.done():  # the request may have been cancelled meanwhile
+                    future.set_result(decisions)
+        finally:
+            self._in_flight -= 1
+            self._drain()
 
     async def _decide_all(self, groups: Sequence[Sequence[Check]]) -> list[tuple[Decision, ...]]:
         keys: list[str] = []

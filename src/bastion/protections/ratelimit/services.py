@@ -65,10 +65,7 @@ class Verdict:
     """The limiter's answer for one request: ``allowed``, else ``reason`` says why not."""
 
     results: tuple[tuple[Policy, Decision], ...] = ()
-
-    @property
-    def allowed(self) -> bool:
-        return all(d.allowed for _, d in self.results)
+    allowed: bool = True
 
     @property
     def reason(self) -> str | None:
@@ -145,7 +142,8 @@ class RateLimiter:
         if not checks:
             return Verdict()
         decisions = await self.store.decide(checks)
-        verdict = Verdict(tuple(zip(policies, decisions, strict=True)))
+        allowed = all(d.allowed for d in decisions)
+        verdict = Verdict(tuple(zip(policies, decisions, strict=True)), allowed)
         if not verdict.allowed:
             for policy, check, decision in zip(policies, checks, decisions, strict=True):
                 if not decision.allowed:
