@@ -31,6 +31,7 @@ from bastion.http.middleware.security_headers import SecurityHeadersMiddleware
 from bastion.http.middleware.trusted_host import TrustedHostMiddleware
 from bastion.ops import routes as ops_routes
 from bastion.ops.metrics import MetricsMiddleware
+from bastion.protections.ratelimit import wiring as ratelimit_wiring
 from bastion.services import Services, build_services
 
 
@@ -41,6 +42,8 @@ def _middleware(settings: Settings, services: Services) -> list[Middleware]:
         Middleware(RequestIdMiddleware),
         Middleware(SecurityHeadersMiddleware, hsts_max_age=settings.hsts_max_age),
         Middleware(MetricsMiddleware, metrics=services.metrics),
+        # Overload shedding: counted by metrics, carries security headers, not audited.
+        services.rate_limiting.concurrency_middleware(),
         Middleware(RejectionAuditMiddleware, recorder=services.audit),
         Middleware(ErrorMiddleware, debug=settings.debug and not settings.is_production),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
@@ -51,6 +54,8 @@ def _middleware(settings: Settings, services: Services) -> list[Middleware]:
             allow_credentials=settings.cors_allow_credentials,
             max_age=settings.cors_max_age,
         ),
+        # Inside CORS so browsers can read a 429; before any body is read.
+        services.rate_limiting.rate_limit_middleware(),
         Middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes),
         Middleware(
             JsonContentMiddleware,
@@ -89,4 +94,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     handlers.include(app)
     ops_routes.include(app, services)
+    ratelimit_wiring.include(app, services.rate_limiting)
     return app

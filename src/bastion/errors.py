@@ -25,6 +25,9 @@ class BastionError(Exception):
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Bad request"
+    #: A 5xx error is shown to clients as a plain ``internal_error`` unless it is meant for them
+    #: (overload, unavailability): its code could reveal internals (storage, crypto, keys).
+    expose: ClassVar[bool] = False
 
     def __init__(self, detail: str | None = None) -> None:
         self.detail = detail or self.title

@@ -13,6 +13,7 @@ from bastion.config.secrets import SecretStr
 from bastion.config.settings import Settings
 from bastion.identity.setup_token import SetupTokenService
 from bastion.ops.metrics import Metrics
+from bastion.protections.ratelimit.wiring import RateLimiting, build_rate_limiting
 from bastion.storage import Database
 
 
@@ -24,6 +25,7 @@ class Services:
     audit: AuditRecorder
     metrics: Metrics
     setup_tokens: SetupTokenService
+    rate_limiting: RateLimiting
     clock: Clock = field(default_factory=SystemClock)
 
     async def start(self) -> None:
@@ -32,6 +34,7 @@ class Services:
     async def aclose(self) -> None:
         # Flush audit events before the database goes away: nothing recorded is lost on shutdown.
         await self.audit.aclose()
+        await self.rate_limiting.aclose()
         await self.database.dispose()
 
 
@@ -45,6 +48,9 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         batch_size=settings.audit_batch_size,
     )
     metrics.watch_audit(audit)
+    rate_limiting = build_rate_limiting(
+        settings.ratelimit, audit=audit, clock=clock, registry=metrics.registry
+    )
     return Services(
         settings=settings,
         secret_key=resolve_secret_key(settings),
@@ -54,5 +60,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         setup_tokens=SetupTokenService(
             database, clock=clock, ttl_seconds=settings.setup_token_ttl_seconds, audit=audit
         ),
+        rate_limiting=rate_limiting,
         clock=clock,
     )

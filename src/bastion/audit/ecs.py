@@ -30,6 +30,8 @@ CATEGORY_BY_SOURCE: dict[str, str] = {
     "protections": "web",
     "system": "configuration",
     "audit": "configuration",
+    "token": "authentication",
+    "mail": "email",
 }
 
 #: Setup tokens bootstrap the first administrator: identity management, not configuration.
@@ -37,6 +39,12 @@ CATEGORY_BY_TYPE: dict[EventType, str] = {
     EventType.SYSTEM_SETUP_TOKEN_ISSUED: "iam",
     EventType.SYSTEM_SETUP_TOKEN_CONSUMED: "iam",
     EventType.SYSTEM_SETUP_TOKEN_REJECTED: "iam",
+    EventType.IDENTITY_LOGIN_SUCCEEDED: "authentication",
+    EventType.IDENTITY_LOGIN_FAILED: "authentication",
+    EventType.IDENTITY_LOGIN_THROTTLED: "authentication",
+    EventType.IDENTITY_SESSION_REVOKED: "session",
+    EventType.TOKEN_SIGNING_KEY_CREATED: "configuration",
+    EventType.TOKEN_SIGNING_KEY_ROTATED: "configuration",
 }
 
 #: ECS ``event.type`` by action (the last part of the event type); "info" otherwise.

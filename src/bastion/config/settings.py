@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -27,9 +27,13 @@ from pydantic_settings import (
 )
 
 from bastion.config.errors import ConfigError
+from bastion.identity.passwords.settings import PasswordSettings
+from bastion.identity.tokens.settings import AccessTokenSettings
+from bastion.protections.ratelimit.settings import RateLimitSettings
 
 ENV_PREFIX = "BASTION_"
 MiB = 1024 * 1024
+DAY = 86_400
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -77,6 +81,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
+        # Nested groups: BASTION_PASSWORDS__MIN_LENGTH=14 sets passwords.min_length.
+        env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
         validate_default=True,
@@ -140,6 +146,73 @@ class Settings(BaseSettings):
     # -- setup -------------------------------------------------------------------------------
     setup_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
 
+    # -- identity: passwords and access tokens (nested groups) ----------------------------------
+    passwords: PasswordSettings = Field(default_factory=PasswordSettings)
+    access_tokens: AccessTokenSettings = Field(default_factory=AccessTokenSettings)
+
+    # -- protections: rate limits, failure backoff, overload (nested group) ---------------------
+    ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+    # -- identity: sessions ------------------------------------------------------------------
+    session_idle_seconds: int = Field(
+        default=3 * DAY,
+        ge=300,
+        le=90 * DAY,
+        description="A session not refreshed for this long ends (idle lifetime).",
+    )
+    session_absolute_seconds: int = Field(
+        default=30 * DAY,
+        ge=300,
+        le=365 * DAY,
+        description="A session ends this long after the login, however active (NIST AAL1: 30 d).",
+    )
+    refresh_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=60,
+        description="A rotated refresh token presented again this soon is a concurrent retry: "
+        "it gets the same successor instead of revoking the session.",
+    )
+    revocation_bound_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=60,
+        description="A revoked session's access tokens stop working within this many seconds.",
+    )
+    email_verification_ttl_seconds: int = Field(default=DAY, ge=600, le=7 * DAY)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=300, le=DAY)
+
+    # -- identity: login backoff -------------------------------------------------------------
+    login_backoff_threshold: int = Field(
+        default=5, ge=1, le=100, description="Failed logins per account before delays start."
+    )
+    login_backoff_base_delay_seconds: float = Field(default=1.0, gt=0, le=60)
+    login_backoff_max_delay_seconds: float = Field(
+        default=15 * 60.0,
+        ge=1,
+        le=15 * 60.0,
+        description="The longest lockout: bounded, so nobody can lock an account out for good.",
+    )
+    login_backoff_half_life_seconds: float = Field(default=3600.0, ge=60, le=7 * DAY)
+    login_ip_backoff_threshold: int = Field(
+        default=50, ge=1, le=100_000, description="Failed logins per client IP before delays."
+    )
+
+    # -- identity: mail ----------------------------------------------------------------------
+    mailer: Literal["console", "file", "smtp"] = Field(
+        default="console",
+        description="console: print mails to stderr (development); file: one JSON file per "
+        "mail in data_dir/mail; smtp: send through smtp_host.",
+    )
+    mail_from: str = Field(default="Bastion <no-reply@localhost>", min_length=3, max_length=320)
+    smtp_host: str | None = Field(default=None, max_length=255)
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = Field(default=None, max_length=255)
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS (port 587).")
+    smtp_tls: bool = Field(default=False, description="Implicit TLS from the start (port 465).")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator(
         "allowed_hosts", "trusted_proxies", "cors_allow_origins", "metrics_allow", mode="before"
     )
@@ -155,6 +228,16 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(v, strict=False) if isinstance(v, str) else v for v in value
             ]
         return value
+
+    @model_validator(mode="after")
+    def _consistent_identity(self) -> Settings:
+        if self.session_idle_seconds > self.session_absolute_seconds:
+            raise ValueError("session_idle_seconds cannot exceed session_absolute_seconds")
+        if self.mailer == "smtp" and not self.smtp_host:
+            raise ValueError("mailer 'smtp' needs smtp_host")
+        if self.smtp_tls and self.smtp_starttls:
+            raise ValueError("choose smtp_tls (implicit TLS) or smtp_starttls, not both")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -103,4 +103,5 @@ class ValidationFailed(HttpError):
 class InternalError(HttpError):
     code = "internal_error"
     status = 500
+    expose = True
     title = "Internal server error"

@@ -50,7 +50,9 @@ def _response(
 
 async def _bastion_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, BastionError)  # noqa: S101 - registered for BastionError only
-    return _response(request, exc)
+    # An error may carry extension members for its problem body (e.g. a policy's reasons).
+    extra = getattr(exc, "extra", None)
+    return _response(request, exc, extra if isinstance(extra, dict) else None)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -20,6 +20,10 @@ from typing import Any
 from starlette.types import Scope, Send
 
 from bastion.errors import BastionError
+from bastion.http.errors import InternalError
+from bastion.logging import get_logger
+
+_log = get_logger(__name__)
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 _CT_HEADER = (b"content-type", PROBLEM_CONTENT_TYPE.encode("latin-1"))
@@ -71,7 +75,20 @@ def problem_for(
     error: BastionError,
     extra: Mapping[str, Any] | None = None,
 ) -> tuple[int, bytes]:
-    """Status and body for ``error``; records its code on the scope."""
+    """Status and body for ``error``; records its code on the scope.
+
+    A server-side error not meant for clients (``expose`` false) is answered as a plain
+    ``internal_error``; its real class and code go to the server log only.
+    """
+    if error.status >= 500 and not error.expose and error.code != InternalError.code:
+        _log.error(
+            "internal_error_masked",
+            error=type(error).__name__,
+            code=error.code,
+            detail=error.detail,
+            request_id=request_id_of(scope),
+        )
+        error, extra = InternalError(), None
     _remember_code(scope, error.code)
     body = problem_dict(
         status=error.status,

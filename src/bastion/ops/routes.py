@@ -19,6 +19,7 @@ from bastion.storage.errors import StorageError
 class NotReady(BastionError):
     code = "not_ready"
     status = 503
+    expose = True
     title = "The service is not ready"
 
 

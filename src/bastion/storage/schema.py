@@ -16,6 +16,10 @@ from bastion.storage.base import Base
 MODEL_MODULES: tuple[str, ...] = (
     "bastion.audit.models",
     "bastion.identity.models",
+    "bastion.identity.accounts.models",
+    "bastion.identity.sessions.models",
+    "bastion.identity.tokens.models",
+    "bastion.identity.mail.models",
 )
 
 

@@ -55,6 +55,7 @@ class HashingOverloaded(PasswordError):
 
     code = "overloaded"
     status = 503
+    expose = True
     title = "The service is overloaded; retry shortly"
 
     def __init__(self, detail: str | None = None) -> None:
@@ -66,6 +67,7 @@ class HashingOverloaded(PasswordError):
 class BreachCheckUnavailable(PasswordError):
     code = "breach_check_unavailable"
     status = 503
+    expose = True
     title = "The password breach check is unavailable; retry shortly"
 
 

@@ -45,6 +45,14 @@ class InvalidTokenReason(enum.StrEnum):
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
     ISSUED_IN_FUTURE = "issued_in_future"
+    #: The signature and claims are fine, but the session the token belongs to has ended.
+    SESSION_REVOKED = "session_revoked"
+    #: The session reached its idle or absolute lifetime.
+    SESSION_EXPIRED = "session_expired"
+    #: An opaque (refresh) token that was never issued.
+    UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - a reason, not a secret
+    #: An already rotated refresh token presented again (the session is revoked).
+    REUSED = "reused"
 
 
 class InvalidToken(TokenError):

@@ -56,6 +56,7 @@ class TooManyAttempts(ProtectionError):
 class Overloaded(ProtectionError):
     code = "overloaded"
     status = 503
+    expose = True
     title = "The service is overloaded; retry shortly"
 
 
@@ -64,4 +65,5 @@ class StoreUnavailable(ProtectionError):
 
     code = "protection_unavailable"
     status = 503
+    expose = True
     title = "The service is temporarily unavailable; retry shortly"

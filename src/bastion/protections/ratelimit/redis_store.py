@@ -1,13 +1,14 @@
 """The Redis store: limits that hold across every worker and machine sharing one Redis.
 
-One decision costs one round trip: a Lua script (:mod:`.redis_scripts`) runs atomically on the
-server, applies every check of the request all-or-nothing with the server's clock, and writes the
-new TATs with expiries.
+Each decision is carried by exactly one call of a Lua script (:mod:`.redis_scripts`), one round
+trip, which runs atomically on the server, applies every check of the request all-or-nothing with
+the server's clock, and writes the new TATs with expiries.
 
 Under load, decisions are *coalesced*: a worker keeps at most ``max_in_flight`` script calls in
 flight; requests that arrive meanwhile wait for the next call, which carries all of them. An idle
 worker sends each request at once (no added latency); a busy one sends one command instead of
-dozens, which is where a Python client spends its time. The script applies the decisions of one
+dozens, which is where a Python client spends its time, and holds at most ``max_in_flight``
+Redis connections however many requests it serves. The script applies the decisions of one
 call one after the other, exactly as separate calls would.
 
 Every Redis failure (connection refused, timeout, script error) becomes

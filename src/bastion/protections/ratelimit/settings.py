@@ -31,12 +31,18 @@ from bastion.protections.ratelimit.policies import KeyKind, Policy
 from bastion.protections.ratelimit.redis_store import DEFAULT_TIMEOUT_SECONDS
 from bastion.protections.ratelimit.services import DEFAULT_KEY_PREFIX
 
-LOGIN_PATHS = ("/v1/auth/login",)
-REGISTRATION_PATHS = ("/v1/auth/register",)
-PASSWORD_RESET_PATHS = ("/v1/auth/password-reset{rest:path}",)
-EMAIL_VERIFICATION_PATHS = ("/v1/auth/verify-email{rest:path}",)
-MFA_PATHS = ("/v1/auth/mfa{rest:path}",)
-TOKEN_PATHS = ("/v1/oauth/token", "/v1/oauth/introspect", "/v1/oauth/revoke")
+# The identity (issue 4) and MFA (issue 5) endpoints each policy guards.
+LOGIN_PATHS = ("/v1/sessions", "/v1/setup", "/v1/account/password")
+REGISTRATION_PATHS = ("/v1/accounts",)
+PASSWORD_RESET_PATHS = ("/v1/password/forgot", "/v1/password/reset")
+EMAIL_VERIFICATION_PATHS = ("/v1/accounts/verify-email{rest:path}",)
+MFA_PATHS = ("/v1/sessions/mfa{rest:path}", "/v1/account/mfa{rest:path}")
+TOKEN_PATHS = (
+    "/v1/sessions/refresh",
+    "/v1/oauth/token",
+    "/v1/oauth/introspect",
+    "/v1/oauth/revoke",
+)
 
 _CLOSED = FailureMode.FAIL_CLOSED.value
 _OPEN = FailureMode.FAIL_OPEN.value

@@ -1,0 +1,1 @@
+"""Identity benchmarks: password hashing (``passwords``) and the HTTP flows (``http``)."""

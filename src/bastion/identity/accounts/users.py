@@ -1,0 +1,101 @@
+"""The :class:`User` record and the queries every identity flow shares."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.identity.accounts.models import users
+
+__all__ = ["User", "find_by_email", "get_user", "insert_user", "new_user_id", "set_password"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A row of ``users``. ``password_hash`` is None when no password is usable."""
+
+    id: str
+    email: str
+    email_normalized: str
+    display_name: str
+    password_hash: str | None
+    is_admin: bool
+    email_verified: bool
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime | None
+
+    @property
+    def subject(self) -> str:
+        """The audit reference of this account."""
+        return f"user:{self.id}"
+
+    @property
+    def can_log_in(self) -> bool:
+        """Enabled, confirmed, and with a password."""
+        return not self.disabled and self.email_verified and self.password_hash is not None
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> User:
+        return cls(**{name: getattr(row, name) for name in cls.__slots__})
+
+
+def new_user_id() -> str:
+    """A random id (UUIDv4): ids appear in URLs and events and must not count accounts."""
+    return str(uuid.uuid4())
+
+
+async def get_user(connection: AsyncConnection, user_id: str) -> User | None:
+    row = (await connection.execute(select(users).where(users.c.id == user_id))).first()
+    return User.of(row) if row is not None else None
+
+
+async def find_by_email(connection: AsyncConnection, email_normalized: str) -> User | None:
+    query = select(users).where(users.c.email_normalized == email_normalized)
+    row = (await connection.execute(query)).first()
+    return User.of(row) if row is not None else None
+
+
+async def insert_user(
+    connection: AsyncConnection,
+    *,
+    email: str,
+    email_normalized: str,
+    display_name: str,
+    password_hash: str | None,
+    now: datetime,
+    is_admin: bool = False,
+    email_verified: bool = False,
+) -> User:
+    """Insert a user; raises ``IntegrityError`` when the normalised email is taken."""
+    values = {
+        "id": new_user_id(),
+        "email": email,
+        "email_normalized": email_normalized,
+        "display_name": display_name,
+        "password_hash": password_hash,
+        "is_admin": is_admin,
+        "email_verified": email_verified,
+        "disabled": False,
+        "created_at": now,
+        "updated_at": now,
+        "password_changed_at": now if password_hash is not None else None,
+    }
+    await connection.execute(insert(users).values(**values))
+    return User(**values)  # type: ignore[arg-type]
+
+
+async def set_password(
+    connection: AsyncConnection, user_id: str, password_hash: str | None, now: datetime
+) -> None:
+    await connection.execute(
+        update(users)
+        .where(users.c.id == user_id)
+        .values(password_hash=password_hash, password_changed_at=now, updated_at=now)
+    )

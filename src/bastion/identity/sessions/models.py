@@ -1,0 +1,59 @@
+"""Tables of sessions: one row per login, and the chain of refresh tokens of each session.
+
+A refresh token is stored as its SHA-256 digest. When it is rotated, ``used_at`` is set and its
+successor is kept *sealed* (encrypted under a key derived from the secret key, bound to the
+parent's digest) for the short retry grace only, so a concurrent retry of the same token gets
+the same successor (see :mod:`bastion.identity.sessions.services`).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+
+from bastion.audit.models import BigIntegerPK, JSONDocument
+from bastion.identity.accounts.models import USER_ID_CHARS
+from bastion.storage.base import Base
+from bastion.storage.columns import UTCDateTime
+
+SESSION_ID_CHARS = 36
+MAX_IP_CHARS = 64
+MAX_USER_AGENT_CHARS = 512
+
+sessions = Table(
+    "sessions",
+    Base.metadata,
+    Column("id", String(SESSION_ID_CHARS), primary_key=True),
+    Column(
+        "user_id", String(USER_ID_CHARS), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("absolute_expires_at", UTCDateTime(), nullable=False),
+    Column("ip", String(MAX_IP_CHARS), nullable=True),
+    Column("user_agent", String(MAX_USER_AGENT_CHARS), nullable=True),
+    Column("amr", JSONDocument, nullable=False),
+    Column("acr", String(16), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
+    Column("revoke_reason", String(64), nullable=True),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_revoked_at", "revoked_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    Base.metadata,
+    Column("id", BigIntegerPK, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column(
+        "session_id",
+        String(SESSION_ID_CHARS),
+        ForeignKey("sessions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("parent_hash", String(64), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
+    Column("successor_sealed", Text, nullable=True),
+    Index("ix_refresh_tokens_session_id", "session_id"),
+)

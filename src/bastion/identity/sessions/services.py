@@ -1,0 +1,504 @@
+"""Sessions: one per login, renewed by rotating refresh tokens, ended by logout or lifetime.
+
+Refresh tokens (:func:`bastion.crypto.new_token`, 256 random bits) are stored as SHA-256
+digests and are single use. :meth:`SessionService.refresh` consumes one atomically (the UPDATE
+that marks it used is the check that it was unused) and returns its successor. Presenting an
+already-used token again means a copy exists somewhere else (stolen, or replayed): the whole
+session is revoked and ``token:refresh:reuse_detected`` recorded, so neither the thief nor the
+user keeps a usable token (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+
+One exception, the *retry grace*: a client whose refresh answer was lost (a network error, two
+tabs refreshing at once) presents the same token again within ``refresh_grace_seconds``
+(default 10). It then gets the *same successor* the first request got, not a new one, so the
+chain stays single: the successor is kept sealed beside its parent (AES-GCM under a key derived
+from the secret key, bound to the parent's digest) and erased once the successor is used in
+turn. After the grace, or once the successor itself has been used, a replay is reuse.
+
+A session ends when revoked (logout, password change or reset, admin), when it has not been
+refreshed for ``session_idle_seconds``, or ``session_absolute_seconds`` after the login.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.audit.context import event_from_scope
+from bastion.audit.events import EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.crypto import EnvelopeCipher, TokenKind, bind, hash_token, is_well_formed, new_token
+from bastion.crypto.errors import DecryptionFailed
+from bastion.identity.accounts.models import users
+from bastion.identity.sessions.models import (
+    MAX_IP_CHARS,
+    MAX_USER_AGENT_CHARS,
+    refresh_tokens,
+    sessions,
+)
+from bastion.identity.sessions.revocation import RevocationCache
+from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
+from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
+from bastion.identity.tokens.services import AccessTokenService
+from bastion.storage import Database
+
+__all__ = ["IssuedTokens", "RevokeReason", "SessionInfo", "SessionService"]
+
+#: At most this many sessions are listed (the newest first).
+MAX_LISTED_SESSIONS = 200
+Reason = InvalidTokenReason
+
+
+class RevokeReason:
+    """Why a session ended (``sessions.revoke_reason`` and audit reasons)."""
+
+    LOGOUT = "logout"
+    LOGOUT_ALL = "logout_all"
+    REFRESH_REUSE = "refresh_token_reuse"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - a reason, not a secret
+    ADMIN = "admin"
+    DISABLED = "account_disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    """What a login or a refresh hands out. ``refresh_token`` exists nowhere else."""
+
+    user_id: str
+    session_id: str
+    access_token: str
+    expires_in: int
+    refresh_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    user_id: str
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str | None
+    user_agent: str | None
+    amr: tuple[str, ...]
+    acr: str
+    transport: str
+
+
+def _successor_binding(parent_hash: str) -> bytes:
+    return bind("refresh_tokens", "successor", parent_hash)
+
+
+class SessionService:
+    """Creates, renews, lists and ends sessions."""
+
+    def __init__(
+        self,
+        database: Database,
+        tokens: AccessTokenService,
+        cipher: EnvelopeCipher,
+        revocations: RevocationCache,
+        *,
+        audit: AuditRecorder,
+        clock: Clock,
+        idle: timedelta,
+        absolute: timedelta,
+        refresh_grace: timedelta,
+    ) -> None:
+        self.database = database
+        self.tokens = tokens
+        self.revocations = revocations
+        self._cipher = cipher
+        self._audit = audit
+        self._clock = clock
+        self.idle = idle
+        self.absolute = absolute
+        self.refresh_grace = refresh_grace
+
+    # -- creating and renewing -------------------------------------------------------------
+    async def create(
+        self,
+        user_id: str,
+        *,
+        amr: Sequence[AuthMethod],
+        acr: AssuranceLevel,
+        transport: str,
+        ip: str | None,
+        user_agent: str | None,
+    ) -> IssuedTokens:
+        """Start a session for ``user_id`` and issue its first tokens."""
+        now = self._clock.now()
+        session_id = str(uuid.uuid4())
+        refresh_token = new_token(TokenKind.REFRESH)
+        async with self.database.engine.begin() as connection:
+            await connection.execute(
+                insert(sessions).values(
+                    id=session_id,
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    absolute_expires_at=now + self.absolute,
+                    ip=ip[:MAX_IP_CHARS] if ip else None,
+                    user_agent=user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
+                    amr=[AuthMethod(m).value for m in amr],
+                    acr=AssuranceLevel(acr).value,
+                    transport=transport,
+                )
+            )
+            await connection.execute(
+                insert(refresh_tokens).values(
+                    token_hash=hash_token(refresh_token), session_id=session_id, created_at=now
+                )
+            )
+        return await self._tokens(user_id, session_id, amr, acr, refresh_token)
+
+    async def _tokens(
+        self,
+        user_id: str,
+        session_id: str,
+        amr: Sequence[str],
+        acr: str,
+        refresh_token: str,
+    ) -> IssuedTokens:
+        access = await self.tokens.issue(
+            subject=user_id,
+            session_id=session_id,
+            amr=[AuthMethod(m) for m in amr],
+            acr=AssuranceLevel(acr),
+        )
+        return IssuedTokens(
+            user_id, session_id, access, self.tokens.settings.ttl_seconds, refresh_token
+        )
+
+    async def session_of_refresh_token(self, refresh_token: str) -> str | None:
+        """The session a refresh token belongs to (used or not), without consuming it."""
+        if not is_well_formed(refresh_token, TokenKind.REFRESH):
+            return None
+        c = refresh_tokens.c
+        query = select(c.session_id).where(c.token_hash == hash_token(refresh_token))
+        async with self.database.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return row.session_id if row is not None else None
+
+    async def refresh(
+        self, refresh_token: str, *, scope: Mapping[str, Any] | None = None
+    ) -> IssuedTokens:
+        """Rotate ``refresh_token``: returns new tokens for its session.
+
+        Raises :class:`InvalidToken` (one opaque error; ``reason`` for the audit trail) when the
+        token is malformed or unknown, its session has ended, or it was already used (outside
+        the retry grace: then the session is revoked too).
+        """
+        try:
+            return await self._refresh(refresh_token, scope or {})
+        except InvalidToken as exc:
+            self._record(
+                scope or {},
+                EventType.TOKEN_REFRESH_REJECTED,
+                Outcome.FAILURE,
+                reason=exc.reason.value,
+            )
+            raise
+
+    async def _refresh(self, token: str, scope: Mapping[str, Any]) -> IssuedTokens:
+        if not is_well_formed(token, TokenKind.REFRESH):
+            raise InvalidToken(Reason.MALFORMED)
+        now = self._clock.now()
+        token_hash = hash_token(token)
+        async with self.database.engine.begin() as connection:
+            renewed = await self._rotate(connection, token_hash, now)
+            if renewed is None:
+                renewed = await self._grace_retry(connection, token_hash, now)
+            if renewed is None:
+                session_id = await self._session_of(connection, token_hash)
+                revoked = await self._revoke_where(
+                    connection, [sessions.c.id == session_id], RevokeReason.REFRESH_REUSE, now
+                )
+        if renewed is not None:
+            # Signed after the commit: no signing-key work inside the write transaction.
+            session, successor = renewed
+            return await self._tokens(
+                session.user_id, session.id, session.amr, session.acr, successor
+            )
+        # The revocation is committed before anyone is told.
+        self.revocations.add(revoked)
+        self._record(
+            scope,
+            EventType.TOKEN_REFRESH_REUSE_DETECTED,
+            Outcome.FAILURE,
+            reason=RevokeReason.REFRESH_REUSE,
+            session_id=session_id,
+            user_id=await self._owner(session_id),
+        )
+        raise InvalidToken(Reason.REUSED)
+
+    async def _rotate(
+        self, connection: AsyncConnection, token_hash: str, now: datetime
+    ) -> tuple[SessionInfo, str] | None:
+        """Consume an unused token and store its successor; None if the token was used."""
+        successor = new_token(TokenKind.REFRESH)
+        c = refresh_tokens.c
+        rotated = (
+            await connection.execute(
+                update(refresh_tokens)
+                .where(c.token_hash == token_hash, c.used_at.is_(None))
+                .values(
+                    used_at=now,
+                    successor_sealed=self._cipher.encrypt(
+                        successor.encode(), associated_data=_successor_binding(token_hash)
+                    ),
+                )
+                .returning(c.session_id, c.parent_hash)
+            )
+        ).first()
+        if rotated is None:
+            return None
+        # Raises for an ended session: the transaction rolls back, the token stays unused.
+        session = await self._live_session(connection, rotated.session_id, now)
+        await self._store_successor(connection, rotated, token_hash, successor, now)
+        return session, successor
+
+    async def _session_of(self, connection: AsyncConnection, token_hash: str) -> str:
+        c = refresh_tokens.c
+        query = select(c.session_id).where(c.token_hash == token_hash)
+        row = (await connection.execute(query)).first()
+        if row is None:
+            raise InvalidToken(Reason.UNKNOWN_TOKEN)
+        return str(row.session_id)
+
+    async def _store_successor(
+        self,
+        connection: AsyncConnection,
+        rotated: Row[Any],
+        token_hash: str,
+        successor: str,
+        now: datetime,
+    ) -> None:
+        c = refresh_tokens.c
+        await connection.execute(
+            insert(refresh_tokens).values(
+                token_hash=hash_token(successor),
+                session_id=rotated.session_id,
+                parent_hash=token_hash,
+                created_at=now,
+            )
+        )
+        if rotated.parent_hash is not None:
+            # The parent's retry grace is over once its successor (this token) is used.
+            await connection.execute(
+                update(refresh_tokens)
+                .where(c.token_hash == rotated.parent_hash)
+                .values(successor_sealed=None)
+            )
+        await connection.execute(
+            update(sessions).where(sessions.c.id == rotated.session_id).values(last_seen_at=now)
+        )
+
+    async def _grace_retry(
+        self, connection: AsyncConnection, token_hash: str, now: datetime
+    ) -> tuple[SessionInfo, str] | None:
+        """The same successor for a concurrent retry within the grace; None for reuse."""
+        c = refresh_tokens.c
+        previous = (
+            await connection.execute(
+                select(c.session_id, c.used_at, c.successor_sealed).where(
+                    c.token_hash == token_hash
+                )
+            )
+        ).first()
+        if previous is None:
+            raise InvalidToken(Reason.UNKNOWN_TOKEN)
+        if previous.used_at is None or previous.successor_sealed is None:
+            return None
+        if now - previous.used_at > self.refresh_grace:
+            return None
+        try:
+            successor = self._cipher.decrypt(
+                previous.successor_sealed, associated_data=_successor_binding(token_hash)
+            ).decode()
+        except DecryptionFailed:
+            return None
+        row = (
+            await connection.execute(select(c.used_at).where(c.token_hash == hash_token(successor)))
+        ).first()
+        if row is None or row.used_at is not None:
+            return None
+        session = await self._live_session(connection, previous.session_id, now)
+        return session, successor
+
+    async def _live_session(
+        self, connection: AsyncConnection, session_id: str, now: datetime
+    ) -> SessionInfo:
+        """The session if it may still be renewed; raises InvalidToken otherwise."""
+        s = sessions.c
+        query = (
+            select(sessions, users.c.disabled)
+            .join(users, users.c.id == s.user_id)
+            .where(s.id == session_id)
+        )
+        row = (await connection.execute(query)).first()
+        if row is None or row.revoked_at is not None or row.disabled:
+            raise InvalidToken(Reason.SESSION_REVOKED)
+        if now >= row.absolute_expires_at or now - row.last_seen_at > self.idle:
+            raise InvalidToken(Reason.SESSION_EXPIRED)
+        return _info(row)
+
+    # -- ending ----------------------------------------------------------------------------
+    async def revoke(
+        self,
+        session_id: str,
+        *,
+        user_id: str,
+        reason: str,
+        scope: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> bool:
+        """End one session of ``user_id``; False if there is no such live session of theirs."""
+        now = self._clock.now()
+        async with self.database.engine.begin() as connection:
+            revoked = await self._revoke_where(
+                connection,
+                [sessions.c.id == session_id, sessions.c.user_id == user_id],
+                reason,
+                now,
+            )
+        self._after_revoke(revoked, user_id, reason, scope, actor)
+        return bool(revoked)
+
+    async def revoke_all(
+        self,
+        connection: AsyncConnection,
+        user_id: str,
+        *,
+        reason: str,
+        keep: str | None = None,
+    ) -> list[str]:
+        """End every session of ``user_id`` (but ``keep``) in the caller's transaction. After
+        the commit, pass the returned ids to :meth:`after_revoke_all`."""
+        conditions = [sessions.c.user_id == user_id]
+        if keep is not None:
+            conditions.append(sessions.c.id != keep)
+        return await self._revoke_where(connection, conditions, reason, self._clock.now())
+
+    def after_revoke_all(
+        self,
+        revoked: Sequence[str],
+        user_id: str,
+        reason: str,
+        scope: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> None:
+        self._after_revoke(revoked, user_id, reason, scope, actor)
+
+    def _after_revoke(
+        self,
+        revoked: Sequence[str],
+        user_id: str,
+        reason: str,
+        scope: Mapping[str, Any] | None,
+        actor: str | None,
+    ) -> None:
+        self.revocations.add(revoked)
+        if revoked:
+            self._record(
+                scope or {},
+                EventType.IDENTITY_SESSION_REVOKED,
+                Outcome.SUCCESS,
+                reason=reason,
+                user_id=user_id,
+                actor=actor or f"user:{user_id}",
+                details={"sessions": list(revoked)},
+            )
+
+    async def _revoke_where(
+        self, connection: AsyncConnection, conditions: list[Any], reason: str, now: datetime
+    ) -> list[str]:
+        result = await connection.execute(
+            update(sessions)
+            .where(*conditions, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+            .returning(sessions.c.id)
+        )
+        return [row.id for row in result]
+
+    # -- reading ---------------------------------------------------------------------------
+    async def list_active(self, user_id: str) -> list[SessionInfo]:
+        """The user's live sessions, newest first."""
+        now = self._clock.now()
+        s = sessions.c
+        query = (
+            select(sessions)
+            .where(
+                s.user_id == user_id,
+                s.revoked_at.is_(None),
+                s.absolute_expires_at > now,
+                s.last_seen_at >= now - self.idle,
+            )
+            .order_by(s.created_at.desc(), s.id)
+            .limit(MAX_LISTED_SESSIONS)
+        )
+        async with self.database.engine.connect() as connection:
+            return [_info(row) for row in await connection.execute(query)]
+
+    async def is_live(self, session_id: str) -> bool:
+        """Whether the session may still be used, read from the database (not the cache)."""
+        try:
+            async with self.database.engine.connect() as connection:
+                await self._live_session(connection, session_id, self._clock.now())
+        except InvalidToken:
+            return False
+        return True
+
+    async def _owner(self, session_id: str) -> str | None:
+        query = select(sessions.c.user_id).where(sessions.c.id == session_id)
+        async with self.database.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        return row.user_id if row is not None else None
+
+    def _record(
+        self,
+        scope: Mapping[str, Any],
+        type_: EventType,
+        outcome: Outcome,
+        *,
+        reason: str | None = None,
+        user_id: str | None = None,
+        actor: str | None = None,
+        session_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        extra = dict(details or {})
+        if session_id is not None:
+            extra["session_id"] = session_id
+        self._audit.record(
+            event_from_scope(
+                scope,
+                type_,
+                outcome,
+                actor=actor,
+                subject=f"user:{user_id}" if user_id else None,
+                reason=reason,
+                details=extra,
+                clock=self._clock,
+            )
+        )
+
+
+def _info(row: Row[Any]) -> SessionInfo:
+    return SessionInfo(
+        id=row.id,
+        user_id=row.user_id,
+        created_at=row.created_at,
+        last_seen_at=row.last_seen_at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        amr=tuple(row.amr or ()),
+        acr=row.acr,
+        transport=row.transport,
+    )
