@@ -40,10 +40,10 @@ async def _send(_: dict[str, Any]) -> None:
 
 
 async def _drive(app: Any, n: int) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(n):
         await app(dict(SCOPE), _receive, _send)
-    return (time.perf_counter() - start) / n * 1e6
+    return (time.process_time() - start) / n * 1e6
 
 
 async def main_async(n: int, profile: bool) -> None:

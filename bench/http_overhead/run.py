@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-APPS = ("starlette", "fastapi", "bastion")
+APPS = ("starlette", "fastapi", "bastion_nolimit", "bastion")
 TARGET_RATIO = 0.8
 
 
@@ -117,18 +117,20 @@ def main() -> None:
             for app in APPS:
                 results[app].append(measure(app, args.duration, args.connections, data_dir))
     print(f"HTTP overhead, {args.rounds} rounds x {args.duration}s, {args.connections} connections")
-    print(f"{'app':<10} {'req/s (median)':>15} {'p99 ms (median)':>16}")
+    print(f"{'app':<16} {'req/s (median)':>15} {'p99 ms (median)':>16}")
     med: dict[str, Result] = {}
     for app in APPS:
         med[app] = Result(
             statistics.median(r.rps for r in results[app]),
             statistics.median(r.p99_ms for r in results[app]),
         )
-        print(f"{app:<10} {med[app].rps:>15.0f} {med[app].p99_ms:>16.2f}")
+        print(f"{app:<16} {med[app].rps:>15.0f} {med[app].p99_ms:>16.2f}")
     ratio = med["bastion"].rps / med["fastapi"].rps
     print(f"bastion / bare fastapi throughput: {ratio:.2f}x (target >= {TARGET_RATIO}x)")
     print(f"fastapi / bare starlette throughput: {med['fastapi'].rps / med['starlette'].rps:.2f}x")
     print(f"p99 bastion / fastapi: {med['bastion'].p99_ms / med['fastapi'].p99_ms:.2f}x")
+    limiter = med["bastion"].rps / med["bastion_nolimit"].rps
+    print(f"rate limiter (memory store): bastion / bastion without limiter: {limiter:.2f}x")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from bastion.http.middleware.proxy import ProxyHeadersMiddleware
 from bastion.http.middleware.request_id import RequestIdMiddleware
 from bastion.http.middleware.security_headers import SecurityHeadersMiddleware
 from bastion.http.middleware.trusted_host import TrustedHostMiddleware
+from bastion.identity import routes as identity_routes
 from bastion.ops import routes as ops_routes
 from bastion.ops.metrics import MetricsMiddleware
 from bastion.protections.ratelimit import wiring as ratelimit_wiring
@@ -94,5 +95,6 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     handlers.include(app)
     ops_routes.include(app, services)
+    identity_routes.include(app, services.identity)
     ratelimit_wiring.include(app, services.rate_limiting)
     return app

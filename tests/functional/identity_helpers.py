@@ -49,8 +49,9 @@ OTHER_PASSWORD = "plum tractor velvet oboe 917"
 WRONG_PASSWORD = "unicorn meadow saxophone 53"
 DISPLAY_NAME = "Robin Tester"
 
-#: Headers that legitimately differ between two otherwise identical answers.
-VARYING_HEADERS = frozenset({"x-request-id", "date"})
+#: Headers that legitimately differ between two otherwise identical answers: the request id,
+#: the date, and the RateLimit field's remaining quota and reset (RateLimit-Policy is kept).
+VARYING_HEADERS = frozenset({"x-request-id", "date", "ratelimit"})
 _TOKEN_LINE = re.compile(r"^Token: (\S+)\s*$", re.MULTILINE)
 
 

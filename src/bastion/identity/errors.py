@@ -11,6 +11,8 @@
         ├── CsrfFailed               403 csrf_failed           a cookie-authenticated unsafe request
         │                                                      without a valid CSRF token, or from
         │                                                      another site
+        ├── AccountExists            409 account_exists        setup only (after a valid setup
+        │                                                      token): the address has an account
         └── PasswordRejected         422 password_rejected     the new password fails the policy
 
 Errors of sub-domains: :mod:`bastion.identity.passwords.errors`,
@@ -67,6 +69,15 @@ class CsrfFailed(IdentityError):
     code = "csrf_failed"
     status = 403
     title = "Cross-site request refused: a valid CSRF token is required"
+
+
+class AccountExists(IdentityError):
+    """Only answered to the holder of a valid setup token (the operator): registration and
+    every other public flow answer alike for taken and free addresses."""
+
+    code = "account_exists"
+    status = 409
+    title = "An account with this email address exists"
 
 
 class PasswordRejected(IdentityError):

@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
+from bastion.identity.accounts.models import users
 from bastion.identity.errors import InvalidSetupToken
 from bastion.identity.models import setup_tokens
 from bastion.storage import Database
@@ -92,15 +94,27 @@ class SetupTokenService:
         )
         return token
 
-    async def consume(self, token: str, *, scope: Mapping[str, Any] | None = None) -> None:
+    async def consume(
+        self,
+        token: str,
+        *,
+        scope: Mapping[str, Any] | None = None,
+        connection: AsyncConnection | None = None,
+    ) -> None:
         """Use ``token`` up. Raises InvalidSetupToken when it is unknown, expired, superseded,
         already used or malformed (one opaque error; the reason goes to the audit trail).
 
         ``scope``, the ASGI scope of the setup request, puts the client's address, user agent
-        and request id in the audit event.
+        and request id in the audit event. With ``connection``, the token is consumed in the
+        caller's transaction (the first administrator is created in the same one, so a failure
+        there leaves the token unused).
         """
         now = self._clock.now()
-        reason, token_id = await self._consume(token, now)
+        if connection is None:
+            async with self._database.engine.begin() as own:
+                reason, token_id = await self._consume(token, now, own)
+        else:
+            reason, token_id = await self._consume(token, now, connection)
         if reason is None:
             self._record(
                 EventType.SYSTEM_SETUP_TOKEN_CONSUMED, Outcome.SUCCESS, now, token_id, scope=scope
@@ -116,7 +130,9 @@ class SetupTokenService:
         )
         raise InvalidSetupToken
 
-    async def _consume(self, token: str, now: datetime) -> tuple[RejectReason | None, int | None]:
+    async def _consume(
+        self, token: str, now: datetime, connection: AsyncConnection
+    ) -> tuple[RejectReason | None, int | None]:
         if len(token) > MAX_TOKEN_CHARS or not token.startswith(TOKEN_PREFIX):
             return RejectReason.MALFORMED, None
         # The token is found by the index lookup of its hash, which is not constant time. That
@@ -124,27 +140,26 @@ class SetupTokenService:
         # without a preimage of SHA-256. The token itself is never compared.
         token_hash = hash_token(token)
         table = setup_tokens.c
-        async with self._database.engine.begin() as connection:
-            # Single use, atomically: "not consumed, not expired" is checked by the same UPDATE
-            # that consumes, so of two concurrent requests exactly one matches the row (no
-            # check-then-act race).
-            consumed = await connection.execute(
-                update(setup_tokens)
-                .where(
-                    table.token_hash == token_hash,
-                    table.consumed_at.is_(None),
-                    table.expires_at > now,
-                )
-                .values(consumed_at=now)
-                .returning(table.id)
+        # Single use, atomically: "not consumed, not expired" is checked by the same UPDATE
+        # that consumes, so of two concurrent requests exactly one matches the row (no
+        # check-then-act race).
+        consumed = await connection.execute(
+            update(setup_tokens)
+            .where(
+                table.token_hash == token_hash,
+                table.consumed_at.is_(None),
+                table.expires_at > now,
             )
-            rows = consumed.all()
-            if len(rows) == 1:
-                return None, int(rows[0].id)
-            found = await connection.execute(
-                select(table.id, table.consumed_at).where(table.token_hash == token_hash)
-            )
-            row = found.first()
+            .values(consumed_at=now)
+            .returning(table.id)
+        )
+        rows = consumed.all()
+        if len(rows) == 1:
+            return None, int(rows[0].id)
+        found = await connection.execute(
+            select(table.id, table.consumed_at).where(table.token_hash == token_hash)
+        )
+        row = found.first()
         if row is None:
             return RejectReason.UNKNOWN, None
         if row.consumed_at is not None:
@@ -153,10 +168,13 @@ class SetupTokenService:
         return RejectReason.EXPIRED, int(row.id)
 
     async def is_setup_complete(self) -> bool:
-        """Whether a setup token was ever consumed."""
-        query = select(setup_tokens.c.id).where(setup_tokens.c.consumed_at.is_not(None)).limit(1)
+        """Whether an administrator exists, or a setup token was ever consumed."""
+        consumed = select(setup_tokens.c.id).where(setup_tokens.c.consumed_at.is_not(None))
+        admin = select(users.c.id).where(users.c.is_admin.is_(True))
         async with self._database.engine.connect() as connection:
-            return (await connection.execute(query)).first() is not None
+            if (await connection.execute(admin.limit(1))).first() is not None:
+                return True
+            return (await connection.execute(consumed.limit(1))).first() is not None
 
     async def ensure_token_for_first_start(self) -> str | None:
         """A new token while setup is not complete (for ``serve`` to print); otherwise None."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -118,7 +118,7 @@ async def peek(
         return None
     c = account_tokens.c
     query = select(c.id, c.user_id, c.purpose).where(*_usable(token, purposes, now))
-    return (await connection.execute(query)).first()
+    return cast("Row[Any] | None", (await connection.execute(query)).first())
 
 
 async def why_rejected(

@@ -81,7 +81,8 @@ class RevocationCache:
             started = time.monotonic()
             since = self._clock.now() - self._window
             query = select(sessions.c.id).where(sessions.c.revoked_at >= since)
-            self._added_during_refresh = added = set()
+            added: set[str] = set()
+            self._added_during_refresh = added
             try:
                 async with self._database.engine.connect() as connection:
                     ids = {row.id for row in await connection.execute(query)}

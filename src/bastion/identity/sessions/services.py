@@ -45,6 +45,7 @@ from bastion.identity.sessions.models import (
 from bastion.identity.sessions.revocation import RevocationCache
 from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
+from bastion.identity.tokens.rotation import SigningKeyManager
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.storage import Database
 
@@ -105,6 +106,7 @@ class SessionService:
         cipher: EnvelopeCipher,
         revocations: RevocationCache,
         *,
+        signing: SigningKeyManager,
         audit: AuditRecorder,
         clock: Clock,
         idle: timedelta,
@@ -113,6 +115,7 @@ class SessionService:
     ) -> None:
         self.database = database
         self.tokens = tokens
+        self.signing = signing
         self.revocations = revocations
         self._cipher = cipher
         self._audit = audit
@@ -166,6 +169,7 @@ class SessionService:
         acr: str,
         refresh_token: str,
     ) -> IssuedTokens:
+        await self.signing.ensure()
         access = await self.tokens.issue(
             subject=user_id,
             session_id=session_id,

@@ -1,0 +1,150 @@
+"""Administration of accounts: list and search, disable and enable, unlock, revoke sessions,
+force a password reset. Every action is an audit event with the administrator as actor.
+
+Authorization is a role check for now (``users.is_admin``, in one dependency of
+:mod:`bastion.identity.admin.routes` that guards the whole router: deny by default); the
+authorization issue moves it onto the policy engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from bastion.audit.context import event_from_scope
+from bastion.audit.events import EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.http.errors import NotFound
+from bastion.identity.accounts import tokens
+from bastion.identity.accounts.guard import CredentialGuard
+from bastion.identity.accounts.models import users
+from bastion.identity.accounts.services import AccountService
+from bastion.identity.accounts.tokens import TokenPurpose
+from bastion.identity.accounts.users import User, get_user
+from bastion.identity.mail import templates
+from bastion.identity.sessions.services import RevokeReason, SessionService
+
+__all__ = ["PAGE_SIZE", "AdminService"]
+
+PAGE_SIZE = 50
+Scope = Mapping[str, Any]
+
+
+class AdminService:
+    def __init__(
+        self,
+        accounts: AccountService,
+        sessions: SessionService,
+        guard: CredentialGuard,
+        *,
+        audit: AuditRecorder,
+        clock: Clock,
+    ) -> None:
+        self.accounts = accounts
+        self.database = accounts.database
+        self.sessions = sessions
+        self.guard = guard
+        self._audit = audit
+        self._clock = clock
+
+    async def is_admin(self, user_id: str) -> bool:
+        """Whether ``user_id`` is an enabled administrator (read now, never cached)."""
+        async with self.database.engine.connect() as connection:
+            user = await get_user(connection, user_id)
+        return user is not None and user.is_admin and not user.disabled
+
+    async def list_users(
+        self, *, query: str | None, after: str | None, limit: int = PAGE_SIZE
+    ) -> tuple[list[User], str | None]:
+        """A page of users ordered by id, optionally matching ``query`` in the email or the
+        display name (case-insensitive, LIKE wildcards escaped)."""
+        c = users.c
+        statement = select(users).order_by(c.id).limit(limit + 1)
+        if query:
+            statement = statement.where(
+                or_(
+                    c.email_normalized.contains(query.casefold(), autoescape=True),
+                    c.display_name.icontains(query, autoescape=True),
+                )
+            )
+        if after is not None:
+            statement = statement.where(c.id > after)
+        async with self.database.engine.connect() as connection:
+            rows = (await connection.execute(statement)).all()
+        found = [User.of(row) for row in rows[:limit]]
+        return found, found[-1].id if len(rows) > limit else None
+
+    async def get(self, user_id: str) -> User:
+        return await self.accounts.get(user_id)
+
+    async def set_disabled(self, user_id: str, *, disabled: bool, actor: str, scope: Scope) -> None:
+        """Disable (and end every session of) or enable an account."""
+        now = self._clock.now()
+        async with self.database.engine.begin() as connection:
+            result = await connection.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(disabled=disabled, updated_at=now)
+                .returning(users.c.id)
+            )
+            if result.first() is None:
+                raise NotFound
+            revoked = (
+                await self.sessions.revoke_all(connection, user_id, reason=RevokeReason.DISABLED)
+                if disabled
+                else []
+            )
+        self.sessions.after_revoke_all(revoked, user_id, RevokeReason.DISABLED, scope, actor)
+        event = (
+            EventType.IDENTITY_ACCOUNT_DISABLED if disabled else EventType.IDENTITY_ACCOUNT_ENABLED
+        )
+        self._record(scope, event, user_id, actor)
+
+    async def unlock(self, user_id: str, *, actor: str, scope: Scope) -> None:
+        user = await self.get(user_id)
+        await self.guard.unlock(
+            user.email_normalized, scope, user_id=user.id, actor=actor, reason="admin"
+        )
+
+    async def revoke_sessions(self, user_id: str, *, actor: str, scope: Scope) -> None:
+        await self.get(user_id)
+        async with self.database.engine.begin() as connection:
+            revoked = await self.sessions.revoke_all(connection, user_id, reason=RevokeReason.ADMIN)
+        self.sessions.after_revoke_all(revoked, user_id, RevokeReason.ADMIN, scope, actor)
+
+    async def force_password_reset(self, user_id: str, *, actor: str, scope: Scope) -> None:
+        """Make the password unusable, end every session, and mail the user a reset token."""
+        user = await self.get(user_id)
+        now = self._clock.now()
+        async with self.database.engine.begin() as connection:
+            await connection.execute(
+                update(users)
+                .where(users.c.id == user.id)
+                .values(password_hash=None, password_changed_at=now, updated_at=now)
+            )
+            revoked = await self.sessions.revoke_all(connection, user.id, reason=RevokeReason.ADMIN)
+            ttl = self.accounts.reset_ttl
+            token = await tokens.issue(
+                connection, user_id=user.id, purpose=TokenPurpose.PASSWORD_RESET, ttl=ttl, now=now
+            )
+            message = templates.password_reset(user.email, token, int(ttl.total_seconds()))
+            await self.accounts.outbox.enqueue(connection, message)
+        self.accounts.outbox.wake()
+        self.sessions.after_revoke_all(revoked, user.id, RevokeReason.ADMIN, scope, actor)
+        self._record(scope, EventType.IDENTITY_PASSWORD_RESET_FORCED, user.id, actor)
+
+    def _record(self, scope: Scope, type_: EventType, user_id: str, actor: str) -> None:
+        self._audit.record(
+            event_from_scope(
+                scope,
+                type_,
+                Outcome.SUCCESS,
+                actor=actor,
+                subject=f"user:{user_id}",
+                reason="admin",
+                clock=self._clock,
+            )
+        )

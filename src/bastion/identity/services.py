@@ -1,0 +1,188 @@
+"""The identity domain's services, built once per process from the settings.
+
+:func:`build_identity` is the one place that picks implementations: the mailer by the
+``mailer`` setting, the signing-key store (database), the backoff store (passed in: the
+rate-limiting store when one is configured, else a per-process memory store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.config.secrets import SecretStr
+from bastion.config.settings import Settings
+from bastion.crypto import EnvelopeCipher, KeyPurpose, Keyring
+from bastion.identity.accounts.guard import CredentialGuard
+from bastion.identity.accounts.services import AccountService
+from bastion.identity.admin.services import AdminService
+from bastion.identity.jobs import BackgroundJobs
+from bastion.identity.mail.mailers import mailer_from_settings
+from bastion.identity.mail.services import Outbox
+from bastion.identity.passwords import PasswordService
+from bastion.identity.sessions.auth import Authenticator
+from bastion.identity.sessions.login import LoginService
+from bastion.identity.sessions.revocation import RevocationCache
+from bastion.identity.sessions.services import SessionService
+from bastion.identity.sessions.transport import CookieSettings, CsrfProtection
+from bastion.identity.setup_token import SetupTokenService
+from bastion.identity.tokens.rotation import SigningKeyManager
+from bastion.identity.tokens.services import AccessTokenService
+from bastion.identity.tokens.sqlstore import DatabaseKeyStore
+from bastion.logging import get_logger
+from bastion.protections.ratelimit.backoff import BackoffPolicy
+from bastion.protections.ratelimit.interfaces import BackoffStore, ticker_from_clock
+from bastion.protections.ratelimit.memory import MemoryStore
+from bastion.storage import Database
+from bastion.storage.errors import StorageError
+
+__all__ = ["IdentityServices", "build_identity"]
+
+logger = get_logger("bastion.identity")
+
+
+@dataclass
+class IdentityServices:
+    settings: Settings
+    passwords: PasswordService
+    access_tokens: AccessTokenService
+    signing: SigningKeyManager
+    outbox: Outbox
+    revocations: RevocationCache
+    sessions: SessionService
+    guard: CredentialGuard
+    accounts: AccountService
+    login: LoginService
+    admin: AdminService
+    authenticator: Authenticator
+    csrf: CsrfProtection
+    cookies: CookieSettings
+    jobs: BackgroundJobs
+
+    async def start(self) -> None:
+        try:
+            await self.signing.ensure()
+        except (SQLAlchemyError, StorageError, OSError) as exc:
+            # Not fatal here: readiness reports the database, and the first login retries.
+            logger.warning("no signing key at startup", error=type(exc).__name__)
+        await self.outbox.start()
+
+    async def aclose(self) -> None:
+        # Jobs first: they queue mails the outbox then delivers before it stops.
+        await self.jobs.aclose()
+        await self.outbox.aclose()
+        await self.passwords.aclose()
+
+
+def _backoff_policies(settings: Settings) -> tuple[BackoffPolicy, BackoffPolicy]:
+    account = BackoffPolicy(
+        name="login-account",
+        threshold=settings.login_backoff_threshold,
+        base_delay=settings.login_backoff_base_delay_seconds,
+        max_delay=settings.login_backoff_max_delay_seconds,
+        half_life=settings.login_backoff_half_life_seconds,
+    )
+    ip = BackoffPolicy(
+        name="login-ip",
+        threshold=settings.login_ip_backoff_threshold,
+        base_delay=settings.login_backoff_base_delay_seconds,
+        max_delay=settings.login_backoff_max_delay_seconds,
+        half_life=settings.login_backoff_half_life_seconds,
+    )
+    return account, ip
+
+
+def build_identity(
+    settings: Settings,
+    *,
+    database: Database,
+    audit: AuditRecorder,
+    clock: Clock,
+    secret_key: SecretStr,
+    setup_tokens: SetupTokenService,
+    backoff_store: BackoffStore | None = None,
+) -> IdentityServices:
+    keyring = Keyring(secret_key)
+    cipher = EnvelopeCipher.from_keyring(keyring)
+    token_settings = settings.access_tokens
+    passwords = PasswordService(settings.passwords)
+    keystore = DatabaseKeyStore(database, cipher, clock, grace=token_settings.verification_grace)
+    access_tokens = AccessTokenService(token_settings, keystore, clock)
+    signing = SigningKeyManager(access_tokens, audit=audit, clock=clock)
+    outbox = Outbox(database, mailer_from_settings(settings), cipher, clock=clock, audit=audit)
+    bound = settings.revocation_bound_seconds
+    revocations = RevocationCache(
+        database,
+        clock,
+        bound_seconds=bound,
+        window=token_settings.verification_grace + timedelta(seconds=bound),
+    )
+    sessions = SessionService(
+        database,
+        access_tokens,
+        cipher,
+        revocations,
+        signing=signing,
+        audit=audit,
+        clock=clock,
+        idle=timedelta(seconds=settings.session_idle_seconds),
+        absolute=timedelta(seconds=settings.session_absolute_seconds),
+        refresh_grace=timedelta(seconds=settings.refresh_grace_seconds),
+    )
+    account_policy, ip_policy = _backoff_policies(settings)
+    guard = CredentialGuard(
+        backoff_store or MemoryStore(ticker=ticker_from_clock(clock)),
+        account_policy=account_policy,
+        ip_policy=ip_policy,
+        audit=audit,
+        clock=clock,
+    )
+    jobs = BackgroundJobs()
+    accounts = AccountService(
+        database,
+        passwords=passwords,
+        outbox=outbox,
+        sessions=sessions,
+        guard=guard,
+        setup_tokens=setup_tokens,
+        jobs=jobs,
+        audit=audit,
+        clock=clock,
+        verification_ttl=timedelta(seconds=settings.email_verification_ttl_seconds),
+        reset_ttl=timedelta(seconds=settings.password_reset_ttl_seconds),
+    )
+    login = LoginService(
+        database, passwords=passwords, sessions=sessions, guard=guard, audit=audit, clock=clock
+    )
+    trusted = [
+        *settings.cors_allow_origins,
+        *([settings.public_url] if settings.public_url else []),
+    ]
+    csrf = CsrfProtection(keyring.derive(KeyPurpose.CSRF), trusted_origins=trusted)
+    authenticator = Authenticator(access_tokens, revocations, csrf, audit=audit, clock=clock)
+    cookies = CookieSettings(
+        secure=settings.cookie_secure,
+        access_max_age=token_settings.ttl_seconds,
+        session_max_age=settings.session_absolute_seconds,
+    )
+    return IdentityServices(
+        settings=settings,
+        passwords=passwords,
+        access_tokens=access_tokens,
+        signing=signing,
+        outbox=outbox,
+        revocations=revocations,
+        sessions=sessions,
+        guard=guard,
+        accounts=accounts,
+        login=login,
+        admin=AdminService(accounts, sessions, guard, audit=audit, clock=clock),
+        authenticator=authenticator,
+        csrf=csrf,
+        cookies=cookies,
+        jobs=jobs,
+    )

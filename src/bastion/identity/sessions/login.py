@@ -1,0 +1,154 @@
+"""Password login: one answer for every failure, the same work for every account.
+
+Unknown address, wrong password, unconfirmed or disabled account: all answer 401
+``invalid_credentials`` after one password verification (a dummy one when there is no hash),
+so neither the answer nor its timing tells which accounts exist. The backoff of
+:class:`~bastion.identity.accounts.guard.CredentialGuard` is keyed by the normalised address
+whether or not an account has it, so lockout answers are identical too. A correct password over
+an outdated hash (legacy algorithm or parameters) is rehashed on the spot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+
+from bastion.audit.context import event_from_scope
+from bastion.audit.events import EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.identity.accounts.guard import CredentialGuard, client_ip_of
+from bastion.identity.accounts.models import users
+from bastion.identity.accounts.users import User, find_by_email
+from bastion.identity.emails import normalize_email
+from bastion.identity.errors import InvalidCredentials
+from bastion.identity.passwords import PasswordService
+from bastion.identity.sessions.services import IssuedTokens, SessionService
+from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
+from bastion.storage import Database
+
+__all__ = ["LoginResult", "LoginService"]
+
+Scope = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    user: User
+    tokens: IssuedTokens
+
+
+def _failure_reason(user: User | None, password_ok: bool) -> str | None:
+    """Why a login fails, for the audit trail only; None when it succeeds."""
+    if user is None:
+        return "unknown_account"
+    if user.password_hash is None:
+        return "unverified" if not user.email_verified else "no_password"
+    if not password_ok:
+        return "wrong_password"
+    if user.disabled:
+        return "disabled"
+    if not user.email_verified:
+        return "unverified"
+    return None
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class LoginService:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        passwords: PasswordService,
+        sessions: SessionService,
+        guard: CredentialGuard,
+        audit: AuditRecorder,
+        clock: Clock,
+    ) -> None:
+        self.database = database
+        self.passwords = passwords
+        self.sessions = sessions
+        self.guard = guard
+        self._audit = audit
+        self._clock = clock
+
+    async def login(
+        self, email: str, password: str, *, transport: str, scope: Scope
+    ) -> LoginResult:
+        """Check the password and start a session.
+
+        Raises ``TooManyAttempts`` (backoff), ``InvalidCredentials``, ``PasswordTooLong``,
+        ``HashingOverloaded``.
+        """
+        normalized = normalize_email(email)
+        await self.guard.check(normalized, scope)
+        async with self.database.engine.connect() as connection:
+            user = await find_by_email(connection, normalized)
+        # Hash even for unknown users: the response time must not reveal which accounts exist
+        # (user enumeration). verify(None, ...) runs a dummy verification of the same cost.
+        encoded = user.password_hash if user is not None else None
+        result = await self.passwords.verify(encoded, password)
+        reason = _failure_reason(user, result.ok)
+        if user is None or reason is not None:
+            await self.guard.failed(
+                normalized, scope, user_id=user.id if user else None, reason=reason or "unknown"
+            )
+            raise InvalidCredentials
+        await self.guard.succeeded(normalized)
+        if result.needs_rehash and encoded is not None:
+            await self._rehash(user, encoded, password, scope)
+        tokens = await self.sessions.create(
+            user.id,
+            amr=[AuthMethod.PASSWORD],
+            acr=AssuranceLevel.AAL1,
+            transport=transport,
+            ip=client_ip_of(scope),
+            user_agent=_header(scope, b"user-agent"),
+        )
+        self._record(
+            scope,
+            EventType.IDENTITY_LOGIN_SUCCEEDED,
+            user.id,
+            details={"session_id": tokens.session_id, "transport": transport},
+        )
+        return LoginResult(user, tokens)
+
+    async def _rehash(self, user: User, encoded: str, password: str, scope: Scope) -> None:
+        new_hash = await self.passwords.hash(password)
+        async with self.database.engine.begin() as connection:
+            # Compare-and-set: a password changed meanwhile is not overwritten.
+            await connection.execute(
+                update(users)
+                .where(users.c.id == user.id, users.c.password_hash == encoded)
+                .values(password_hash=new_hash)
+            )
+        self._record(scope, EventType.IDENTITY_PASSWORD_REHASHED, user.id)
+
+    def _record(
+        self,
+        scope: Scope,
+        type_: EventType,
+        user_id: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        subject = f"user:{user_id}"
+        self._audit.record(
+            event_from_scope(
+                scope,
+                type_,
+                Outcome.SUCCESS,
+                actor=subject,
+                subject=subject,
+                details=details,
+                clock=self._clock,
+            )
+        )
