@@ -24,6 +24,7 @@ import pytest
 from fastapi import FastAPI
 from tests.functional.identity_helpers import (
     OTHER_PASSWORD,
+    PASSWORD,
     Account,
     Login,
     as_login,
@@ -38,6 +39,7 @@ from tests.functional.identity_helpers import (
     login_response,
     refresh,
     running_app,
+    setup_admin,
     token_in,
     wait_for_mail,
 )
@@ -359,15 +361,48 @@ async def test_a_user_cannot_read_another_users_events(
             assert bob_id not in str(response.json()["events"])
 
 
+ADMIN_ACTIONS = ("disable", "enable", "unlock", "revoke-sessions", "force-password-reset")
+
+
 async def test_admin_endpoints_deny_ordinary_users(
-    client: httpx.AsyncClient, account: Account
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, account: Account
 ) -> None:
-    session = await login(client, account)
-    for method, path in (
+    """Deny by default: every admin operation, tried by an ordinary user against another user,
+    is refused (403) and changes nothing; without credentials it is 401."""
+    await setup_admin(app, client)
+    attacker = await login(client, account)
+    victim_account = await create_account(client, settings)
+    victim = await login(client, victim_account)
+    victim_id = jwt_parts(victim.access_token)[1]["sub"]
+    attempts = [
         ("GET", "/v1/admin/users"),
-        ("GET", f"/v1/admin/users?q={account.email}"),
-    ):
-        response = await client.request(method, path, headers=session.headers)
+        ("GET", f"/v1/admin/users?q={victim_account.email}"),
+        ("GET", f"/v1/admin/users/{victim_id}"),
+        *(("POST", f"/v1/admin/users/{victim_id}/{action}") for action in ADMIN_ACTIONS),
+    ]
+    for method, path in attempts:
+        response = await client.request(method, path, headers=attacker.headers)
         assert_problem(response, 403, "forbidden")
-        anonymous = await client.request(method, path)
-        assert_problem(anonymous, 401, "not_authenticated")
+        assert victim_account.email not in response.text
+        assert_problem(await client.request(method, path), 401, "not_authenticated")
+    # Nothing happened to the victim: the session lives, the password works.
+    await asyncio.sleep(0)
+    assert await _status(client, victim) == 200
+    assert (await refresh(client, victim.refresh_token)).status_code == 200
+    assert (await login_response(client, victim_account.email, PASSWORD)).status_code == 200
+
+
+async def test_admin_endpoints_work_for_an_admin(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, account: Account
+) -> None:
+    """The control for the test above: the same calls succeed for the administrator."""
+    admin = await login(client, await setup_admin(app, client))
+    victim = await login(client, account)
+    victim_id = jwt_parts(victim.access_token)[1]["sub"]
+    listed = await client.get("/v1/admin/users", headers=admin.headers)
+    assert listed.status_code == 200, listed.text
+    response = await client.post(
+        f"/v1/admin/users/{victim_id}/revoke-sessions", headers=admin.headers
+    )
+    assert response.status_code == 204, response.text
+    await assert_stops_within_bound(client, victim)

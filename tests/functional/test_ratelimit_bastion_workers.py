@@ -1,0 +1,75 @@
+"""Two real Bastion workers (`bastion serve --workers 2`) share one budget through Redis.
+
+1,000 concurrent requests against a budget of 100 with no refill: at most 100 are allowed in
+total (per-worker memory limits would allow up to 200), and every refusal is a proper 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.common.server import start_server, stop_server
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+BUDGET = 100
+REQUESTS = 1_000
+CONCURRENCY = 100
+NO_REFILL_WINDOW = 365 * 86_400
+
+
+async def _fire(url: str) -> Counter[int]:
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    gate = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one() -> int:
+            async with gate:
+                return (await client.get("/healthz")).status_code
+
+        return Counter(await asyncio.gather(*(one() for _ in range(REQUESTS))))
+
+
+async def test_two_bastion_workers_hold_one_budget(tmp_path: Path, redis_url: str) -> None:
+    prefix = f"bt-{uuid.uuid4().hex[:12]}:"
+    ratelimit = {
+        "storage": "redis",
+        "redis_url": redis_url,
+        "key_prefix": prefix,
+        "policies": {"api-ip": {"limit": BUDGET, "window_seconds": NO_REFILL_WINDOW}},
+    }
+    server = start_server(tmp_path, "--workers", "2", BASTION_RATELIMIT=json.dumps(ratelimit))
+    try:
+        statuses = await _fire(server.url)
+    finally:
+        stop_server(server)
+        redis = Redis.from_url(redis_url)
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses[200] <= BUDGET
+    # Both workers answered from one shared budget: it was used up, not doubled.
+    assert statuses[200] == BUDGET, statuses
+    assert statuses[429] == REQUESTS - BUDGET
+
+
+async def test_without_redis_each_worker_has_its_own_budget(tmp_path: Path) -> None:
+    """The control: with per-worker memory budgets the same load gets more than the budget,
+    which shows both workers took requests (so the shared-budget test above is meaningful)."""
+    ratelimit = {"policies": {"api-ip": {"limit": BUDGET, "window_seconds": NO_REFILL_WINDOW}}}
+    server = start_server(tmp_path, "--workers", "2", BASTION_RATELIMIT=json.dumps(ratelimit))
+    try:
+        statuses = await _fire(server.url)
+    finally:
+        stop_server(server)
+    assert BUDGET < statuses[200] <= 2 * BUDGET, statuses
