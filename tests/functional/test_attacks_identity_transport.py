@@ -181,6 +181,25 @@ async def test_csrf_token_cannot_be_bypassed_with_a_bogus_bearer(
     assert (await browser.get("/v1/account")).json()["display_name"] == account.display_name
 
 
+async def test_a_planted_csrf_pair_from_another_session_is_refused(
+    app: FastAPI, settings: Settings, account: Account, browser: httpx.AsyncClient
+) -> None:
+    """An attacker who manages to plant a cookie (a sibling subdomain cannot set ``__Host-``
+    cookies, but a browser bug or a lax proxy might) sets a matching cookie and header from their
+    own session. Naive double submit accepts any matching pair; a token bound to the session
+    does not."""
+    await cookie_login(browser, account)
+    async with client_for(app, "198.51.100.9", https=True) as attacker:
+        attacker_csrf = await cookie_login(attacker, await create_account(attacker, settings))
+    browser.cookies.set(CSRF_COOKIE, attacker_csrf, domain="testserver")
+    response = await browser.patch(
+        "/v1/account",
+        json={"display_name": "pwned"},
+        headers={"X-CSRF-Token": attacker_csrf, "Origin": ORIGIN},
+    )
+    assert_problem(response, 403, "csrf_failed")
+
+
 async def test_cookie_refresh_and_logout(browser: httpx.AsyncClient, account: Account) -> None:
     csrf = await cookie_login(browser, account)
     cross = await browser.post(

@@ -20,6 +20,7 @@ from tests.functional.identity_helpers import (
     assert_problem,
     audit_rows,
     client_for,
+    client_ip,
     create_account,
     identity_settings,
     login,
