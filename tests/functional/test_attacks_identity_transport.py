@@ -191,7 +191,10 @@ async def test_a_planted_csrf_pair_from_another_session_is_refused(
     await cookie_login(browser, account)
     async with client_for(app, "198.51.100.9", https=True) as attacker:
         attacker_csrf = await cookie_login(attacker, await create_account(attacker, settings))
-    browser.cookies.set(CSRF_COOKIE, attacker_csrf, domain="testserver")
+    # Replace the victim's CSRF cookie (httpx files host-only cookies of "testserver" under
+    # "testserver.local").
+    browser.cookies.set(CSRF_COOKIE, attacker_csrf, domain="testserver.local", path="/")
+    assert browser.cookies.get(CSRF_COOKIE) == attacker_csrf
     response = await browser.patch(
         "/v1/account",
         json={"display_name": "pwned"},

@@ -53,8 +53,11 @@ async def _login(browser: httpx.AsyncClient, account: Account) -> str:
     )
     assert response.status_code == 200, response.text
     body = response.json()
-    assert "access_token" not in body and "refresh_token" not in body
-    assert body["token_type"] == "Bearer" and body["csrf_token"] and body["session_id"]
+    assert "access_token" not in body
+    assert "refresh_token" not in body
+    assert body["token_type"] == "Bearer"
+    assert body["csrf_token"]
+    assert body["session_id"]
     return str(body["csrf_token"])
 
 
@@ -74,8 +77,11 @@ async def test_cookies_have_the_hardened_attributes(
     for cookie in (access, refresh, csrf):
         assert "; secure" in cookie
         assert "domain=" not in cookie
-    assert "httponly" in access and "samesite=lax" in access and "path=/;" in access + ";"
-    assert "httponly" in refresh and "samesite=strict" in refresh
+    assert "httponly" in access
+    assert "samesite=lax" in access
+    assert "path=/;" in access + ";"
+    assert "httponly" in refresh
+    assert "samesite=strict" in refresh
     assert "path=/v1/sessions/refresh" in refresh
     assert "httponly" not in csrf  # the page reads it
 

@@ -379,4 +379,6 @@ async def test_jwks_and_cache_headers(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert "max-age" in response.headers["cache-control"]
     (key,) = response.json()["keys"]
-    assert key["kty"] == "OKP" and key["alg"] == "EdDSA" and "d" not in key
+    assert key["kty"] == "OKP"
+    assert key["alg"] == "EdDSA"
+    assert "d" not in key

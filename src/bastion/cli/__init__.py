@@ -1,10 +1,10 @@
-"""The ``bastion`` command line: serve, migrate, check, version."""
+"""The ``bastion`` command line: serve, migrate, check, keys, version."""
 
 from __future__ import annotations
 
 import typer
 
-from bastion.cli import check, migrate, serve, version
+from bastion.cli import check, keys, migrate, serve, version
 
 app = typer.Typer(
     name="bastion",
@@ -17,6 +17,7 @@ app.command("serve")(serve.serve)
 app.command("migrate")(migrate.migrate)
 app.command("check")(check.check)
 app.command("version")(version.version)
+app.add_typer(keys.app, name="keys")
 
 
 def main() -> None:

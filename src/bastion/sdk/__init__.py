@@ -12,10 +12,23 @@ stores and policies Bastion uses itself::
     @app.post("/reports", dependencies=[Depends(rate_limit("reports"))])
     async def create_report() -> ...
 
+Authentication with Bastion's access tokens (offline against the JWK Set, optionally confirming
+the session is live), see :mod:`bastion.sdk.auth`::
+
+    auth = BastionAuth(
+        issuer="https://id.example.com",
+        audience="orders-api",
+        jwks_url="https://id.example.com/.well-known/jwks.json",
+    )
+
+    @app.get("/orders")
+    async def orders(user: AuthenticatedUser = Depends(auth)) -> ...
+
 Everything importable from here is public and stable; the rest of Bastion is not.
 """
 
 from bastion.http.handlers import include as install_problem_handlers
+from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, KeySetUnavailable
 from bastion.protections.ratelimit import (
     ConcurrencyLimitMiddleware,
     FailoverStore,
@@ -37,13 +50,21 @@ from bastion.protections.ratelimit import (
     build_rate_limiting,
     rate_limit,
 )
+from bastion.sdk.auth import AuthenticatedUser, BastionAuth, JwksCache
 
 __all__ = [
+    "AssuranceLevel",
+    "AuthMethod",
+    "AuthenticatedUser",
+    "BastionAuth",
     "ConcurrencyLimitMiddleware",
     "FailoverStore",
     "FailureBackoff",
     "FailureMode",
+    "InvalidToken",
+    "JwksCache",
     "KeyKind",
+    "KeySetUnavailable",
     "MemoryStore",
     "Overloaded",
     "Policy",

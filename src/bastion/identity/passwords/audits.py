@@ -1,8 +1,6 @@
 """`bastion check` audits of :class:`PasswordSettings`.
 
-Not registered yet: :func:`bastion.checks.register` takes ``Settings -> Iterable[Finding]``, and
-``Settings`` does not nest ``PasswordSettings`` yet. Once it does, register
-``lambda settings: audit_password_settings(settings.passwords)``.
+Registered by :mod:`bastion.identity.audits` (``settings.passwords``).
 """
 
 from __future__ import annotations

@@ -16,11 +16,13 @@ from bastion.identity.tokens.claims import AccessTokenClaims, AssuranceLevel, Au
 from bastion.identity.tokens.errors import (
     InvalidToken,
     InvalidTokenReason,
+    KeySetUnavailable,
     SigningKeyError,
     TokenError,
 )
 from bastion.identity.tokens.interfaces import KeyStore
 from bastion.identity.tokens.keys import (
+    PublicKey,
     SealedSigningKey,
     SigningAlgorithm,
     SigningKey,
@@ -41,7 +43,9 @@ __all__ = [
     "InMemoryKeyStore",
     "InvalidToken",
     "InvalidTokenReason",
+    "KeySetUnavailable",
     "KeyStore",
+    "PublicKey",
     "SealedSigningKey",
     "SigningAlgorithm",
     "SigningKey",

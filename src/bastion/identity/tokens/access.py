@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -28,9 +28,17 @@ from bastion.identity.tokens.claims import (
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
 from bastion.identity.tokens.interfaces import KeyStore
 from bastion.identity.tokens.jws import read_header, sign_compact, strict_json, verify_compact
+from bastion.identity.tokens.keys import PublicKey, SigningKey
 from bastion.identity.tokens.settings import AccessTokenSettings
 
-__all__ = ["JTI_BYTES", "REQUIRED_CLAIMS", "issue_access_token", "verify_access_token"]
+__all__ = [
+    "JTI_BYTES",
+    "REQUIRED_CLAIMS",
+    "KeyLookup",
+    "issue_access_token",
+    "verify_access_token",
+    "verify_access_token_with",
+]
 
 #: 128 random bits: unique token ids without coordination (replay lists, audit correlation).
 JTI_BYTES = 16
@@ -39,6 +47,8 @@ _MAX_ID_CHARS = 255
 _SYSTEM_CLOCK = SystemClock()
 Reason = InvalidTokenReason
 _E = TypeVar("_E", AuthMethod, AssuranceLevel)
+#: Finds the key that verifies tokens with this kid; None when there is none.
+KeyLookup = Callable[[str], Awaitable[SigningKey | PublicKey | None]]
 
 
 async def issue_access_token(
@@ -102,6 +112,19 @@ async def verify_access_token(
     Raises :class:`InvalidToken` for every failure, with the same message; ``exc.reason`` says
     which check failed, for the audit log.
     """
+    return await verify_access_token_with(token, keys.get, settings, audience=audience, clock=clock)
+
+
+async def verify_access_token_with(
+    token: str,
+    lookup: KeyLookup,
+    settings: AccessTokenSettings,
+    *,
+    audience: str | None = None,
+    clock: Clock = _SYSTEM_CLOCK,
+) -> AccessTokenClaims:
+    """:func:`verify_access_token` with keys found by ``lookup(kid)`` (a JWK Set cache on a
+    resource server, see :mod:`bastion.sdk.auth`); ``None`` means an unknown kid."""
     header = read_header(token)
     if header.get("alg") != settings.algorithm.value:
         raise InvalidToken(Reason.ALGORITHM_NOT_ALLOWED)  # none, HS256, RS256, another curve
@@ -110,7 +133,7 @@ async def verify_access_token(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise InvalidToken(Reason.MISSING_KID)
-    key = await keys.get(kid)
+    key = await lookup(kid)
     if key is None:
         raise InvalidToken(Reason.UNKNOWN_KID)
     if key.algorithm is not settings.algorithm:

@@ -1,7 +1,6 @@
 """`bastion check` audits of :class:`AccessTokenSettings`.
 
-Not registered yet (``Settings`` does not nest ``AccessTokenSettings``); once it does, register
-``lambda settings: audit_token_settings(settings.access_tokens)``.
+Registered by :mod:`bastion.identity.audits` (``settings.access_tokens``).
 """
 
 from __future__ import annotations

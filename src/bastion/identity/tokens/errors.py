@@ -4,8 +4,11 @@
     └── TokenError                 400 token_error
         ├── InvalidToken           401 invalid_token      every way a presented token can be
         │                                                 bad; ``reason`` says which (audit log)
-        └── SigningKeyError        500 signing_key_error  no usable signing key, a key that does
-                                                          not match its kid or algorithm
+        ├── SigningKeyError        500 signing_key_error  no usable signing key, a key that does
+        │                                                 not match its kid or algorithm
+        └── KeySetUnavailable      503 jwks_unavailable   (resource servers, bastion.sdk) the JWK
+                                                          Set or the session status cannot be
+                                                          fetched from Bastion: fail closed
 
 Fail closed and opaque: an expired token, a forged one and a garbled one raise the same
 :class:`InvalidToken` with the same message, status and headers. Telling the client which check
@@ -19,7 +22,13 @@ import enum
 
 from bastion.errors import BastionError
 
-__all__ = ["InvalidToken", "InvalidTokenReason", "SigningKeyError", "TokenError"]
+__all__ = [
+    "InvalidToken",
+    "InvalidTokenReason",
+    "KeySetUnavailable",
+    "SigningKeyError",
+    "TokenError",
+]
 
 
 class TokenError(BastionError):
@@ -72,3 +81,16 @@ class SigningKeyError(TokenError):
     code = "signing_key_error"
     status = 500
     title = "Internal error"
+
+
+class KeySetUnavailable(TokenError):
+    """A resource server cannot reach Bastion for keys or a session check: refuse, don't guess."""
+
+    code = "jwks_unavailable"
+    status = 503
+    expose = True
+    title = "Token verification is temporarily unavailable; retry shortly"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "5"}

@@ -27,7 +27,7 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
-from bastion.identity.tokens.keys import SigningAlgorithm, SigningKey
+from bastion.identity.tokens.keys import PublicKey, SigningAlgorithm, SigningKey
 
 __all__ = [
     "ALLOWED_HEADER_MEMBERS",
@@ -119,7 +119,7 @@ def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str
     return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
 
 
-def verify_compact(token: str, key: SigningKey) -> bytes:
+def verify_compact(token: str, key: SigningKey | PublicKey) -> bytes:
     """Check ``token``'s signature with ``key`` under ``key``'s algorithm only; return the
     payload. Raises :class:`InvalidToken` (``bad_signature`` or ``malformed``)."""
     try:

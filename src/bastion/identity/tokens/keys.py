@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from bastion.crypto import EnvelopeCipher, bind
 from bastion.identity.tokens.errors import SigningKeyError
 
 __all__ = [
+    "PublicKey",
     "SealedSigningKey",
     "SigningAlgorithm",
     "SigningKey",
@@ -140,6 +141,41 @@ class SigningKey:
         return SigningKey(
             self.kid, self.algorithm, self.created_at, min(self.not_after, at), self.key
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A verification-only key: a member of a JWK Set fetched by a resource server."""
+
+    kid: str
+    algorithm: SigningAlgorithm
+    key: JoseKey = field(repr=False, compare=False)
+
+    @classmethod
+    def from_jwk(cls, jwk: Mapping[str, Any]) -> PublicKey:
+        """Load a published JWK. Raises :class:`SigningKeyError` unless it is a public key of an
+        allowed algorithm with a matching type and curve, and a kid. Private members are never
+        imported (a JWK Set that carries them is refused outright)."""
+        try:
+            algorithm = SigningAlgorithm(str(jwk.get("alg")))
+        except ValueError:
+            raise SigningKeyError("A JWK without an allowed alg.") from None
+        kid = jwk.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise SigningKeyError("A JWK without a kid.")
+        if "d" in jwk:
+            raise SigningKeyError("A published JWK must not contain private members.")
+        if jwk.get("kty") != algorithm.key_type or jwk.get("crv") != algorithm.curve:
+            raise SigningKeyError(
+                f"A {algorithm} key must be {algorithm.key_type}/{algorithm.curve}."
+            )
+        members = {name: jwk[name] for name in _PUBLIC_KEY_MEMBERS if name in jwk}
+        try:
+            key_class = ECKey if algorithm.key_type == "EC" else OKPKey
+            key: JoseKey = key_class.import_key(members)
+        except (JoseError, ValueError, TypeError, KeyError):
+            raise SigningKeyError("Not a valid JWK.") from None
+        return cls(kid, algorithm, key)
 
 
 @dataclass(frozen=True, slots=True)

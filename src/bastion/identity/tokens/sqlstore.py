@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
 from bastion.clock import Clock
 from bastion.crypto import EnvelopeCipher
+from bastion.crypto.errors import DecryptionFailed
 from bastion.identity.tokens.errors import SigningKeyError
 from bastion.identity.tokens.keys import (
     SealedSigningKey,
@@ -27,9 +29,12 @@ from bastion.identity.tokens.keys import (
     unseal,
 )
 from bastion.identity.tokens.models import signing_keys
+from bastion.logging import get_logger
 from bastion.storage import Database
 
 __all__ = ["DatabaseKeyStore"]
+
+logger = get_logger("bastion.identity.tokens")
 
 #: Reload interval: shorter than the default leeway, so a worker never signs with a key that
 #: other workers consider retired for longer than tokens tolerate.
@@ -82,18 +87,34 @@ class DatabaseKeyStore:
                         cached.kid, cached.algorithm, row.created_at, row.not_after, cached.key
                     )
                     continue
-                keys[row.kid] = unseal(
-                    SealedSigningKey(
-                        row.kid,
-                        SigningAlgorithm(row.algorithm),
-                        row.created_at,
-                        row.not_after,
-                        row.sealed_private_key,
-                    ),
-                    self._cipher,
-                )
+                key = self._unseal(row)
+                if key is not None:
+                    keys[row.kid] = key
             self._keys = keys
             self._loaded_at = now
+
+    def _unseal(self, row: Any) -> SigningKey | None:
+        try:
+            return unseal(
+                SealedSigningKey(
+                    row.kid,
+                    SigningAlgorithm(row.algorithm),
+                    row.created_at,
+                    row.not_after,
+                    row.sealed_private_key,
+                ),
+                self._cipher,
+            )
+        except (DecryptionFailed, SigningKeyError, ValueError) as exc:
+            # Sealed under another secret key (BASTION_SECRET_KEY changed) or tampered with:
+            # that key is unusable here. Skip it rather than fail every token; with no usable
+            # key left, a new one is generated.
+            logger.error(  # noqa: TRY400 - no traceback: the envelope must not reach a log
+                "signing key cannot be unsealed",
+                kid=row.kid,
+                error=getattr(exc, "reason", None) or type(exc).__name__,
+            )
+            return None
 
     async def _fresh(self) -> None:
         now = self._clock.now()
