@@ -82,7 +82,7 @@ async def resource(auth: BastionAuth) -> AsyncIterator[httpx.AsyncClient]:
         }
 
     @app.post("/payouts")
-    async def payouts(user: AuthenticatedUser = Depends(auth.live())) -> dict[str, str]:
+    async def payouts(user: AuthenticatedUser = Depends(auth.live)) -> dict[str, str]:
         return {"subject": user.subject}
 
     async with httpx.AsyncClient(
@@ -102,7 +102,8 @@ async def test_offline_verification(resource: httpx.AsyncClient, session: Login)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["sid"] == session.session_id
-    assert body["amr"] == ["pwd"] and body["acr"] == "aal1"
+    assert body["amr"] == ["pwd"]
+    assert body["acr"] == "aal1"
 
 
 async def test_bad_tokens_are_refused(resource: httpx.AsyncClient, session: Login) -> None:

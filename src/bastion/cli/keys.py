@@ -13,6 +13,7 @@ import json
 
 import typer
 
+from bastion import logging as bastion_logging
 from bastion.cli._common import fail, load_settings
 from bastion.config.settings import Settings
 from bastion.services import build_services
@@ -62,6 +63,7 @@ async def _list(settings: Settings) -> list[dict[str, str]]:
 def rotate() -> None:
     """Make a new active signing key; the old one only verifies until its tokens expire."""
     settings = load_settings()
+    bastion_logging.configure(settings.log_level, json=settings.log_json)
     try:
         kid = asyncio.run(_rotate(settings))
     except StorageError as exc:
@@ -75,6 +77,7 @@ def list_keys(
 ) -> None:
     """Show every published key (active and retired-but-verifying). Public data only."""
     settings = load_settings()
+    bastion_logging.configure(settings.log_level, json=settings.log_json)
     try:
         keys = asyncio.run(_list(settings))
     except StorageError as exc:

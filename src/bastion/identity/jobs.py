@@ -61,8 +61,9 @@ class BackgroundJobs:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=within)
 
-    async def aclose(self) -> None:
-        await self.drain()
+    async def aclose(self, within: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Let running jobs finish (at most ``within`` seconds), then cancel the rest."""
+        await self.drain(within)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

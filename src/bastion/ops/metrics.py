@@ -8,18 +8,26 @@ unbounded label values (memory exhaustion of the process and of the metrics back
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as prometheus_metrics
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "<unmatched>"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BUCKET_BOUNDS = (*_LATENCY_BUCKETS, float("inf"))
+_BUCKET_NAMES = tuple(floatToGoString(bound) for bound in _BUCKET_BOUNDS)
+_REQUESTS_LABELS = ("route", "method", "status")
+_LATENCY_LABELS = ("route", "method")
 
 
 class _AuditQueueCollector(Collector):
@@ -48,43 +56,98 @@ class _AuditQueueCollector(Collector):
         )
 
 
+class _HttpCollector(Collector):
+    """The HTTP request counter and latency histogram, kept as plain numbers.
+
+    The request path only adds to ints and floats in dicts (no lock, no per-sample objects: a
+    ``prometheus_client`` histogram takes a lock per bucket and walks its bounds in Python);
+    the families are built at scrape time. The series are those of a ``Counter`` and a
+    ``Histogram`` with the same names and labels, ``_created`` included unless switched off by
+    ``prometheus_client``'s ``PROMETHEUS_DISABLE_CREATED_SERIES``.
+
+    Updates and scrapes run on one event loop; a scrape from another thread reads a snapshot
+    (copying a dict is atomic under the GIL), at worst one request behind.
+    """
+
+    def __init__(self) -> None:
+        #: ``(route, method, status) -> count`` and the time the series was created.
+        self.requests: dict[tuple[str, str, int], int] = {}
+        self.requests_created: dict[tuple[str, str, int], float] = {}
+        #: ``(route, method) -> [count per bucket (not cumulative), ..., +Inf]``, sum, created.
+        self.buckets: dict[tuple[str, str], list[int]] = {}
+        self.sums: dict[tuple[str, str], float] = {}
+        self.latency_created: dict[tuple[str, str], float] = {}
+
+    def describe(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        yield _requests_family()
+        yield _latency_family()
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        created = getattr(prometheus_metrics, "_use_created", True)
+        requests = _requests_family()
+        requests_created = dict(self.requests_created)
+        for key, count in dict(self.requests).items():
+            route, method, status = key
+            when = requests_created.get(key) if created else None
+            requests.add_metric((route, method, str(status)), float(count), created=when)
+        yield requests
+        latency = _latency_family()
+        sums = dict(self.sums)
+        for labels, counts in dict(self.buckets).items():
+            cumulative = itertools.accumulate(counts)
+            buckets = [(le, float(n)) for le, n in zip(_BUCKET_NAMES, cumulative, strict=True)]
+            latency.add_metric(labels, buckets, sums.get(labels, 0.0))
+        for labels, when in dict(self.latency_created).items() if created else ():
+            latency.add_sample(f"{latency.name}_created", dict(zip(_LATENCY_LABELS, labels)), when)
+        yield latency
+
+
+def _requests_family() -> CounterMetricFamily:
+    return CounterMetricFamily(
+        "bastion_http_requests",
+        "HTTP requests by route template, method and status.",
+        labels=_REQUESTS_LABELS,
+    )
+
+
+def _latency_family() -> HistogramMetricFamily:
+    return HistogramMetricFamily(
+        "bastion_http_request_duration_seconds",
+        "HTTP request latency by route template and method.",
+        labels=_LATENCY_LABELS,
+    )
+
+
 class Metrics:
     """The metrics of one Bastion app."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "bastion_http_requests",
-            "HTTP requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "bastion_http_request_duration_seconds",
-            "HTTP request latency by route template and method.",
-            ["route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        # Children cached by label tuple: `.labels()` takes a lock and builds a key each call.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[tuple[str, str], Any] = {}
+        self._http = _HttpCollector()
+        self.registry.register(self._http)
 
     def watch_audit(self, recorder: Any) -> None:
         """Export the audit recorder's queue depth, drops and writes."""
         self.registry.register(_AuditQueueCollector(recorder))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        http = self._http
         key = (route, method, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.requests.labels(route, method, str(status))
-        counter.inc()
+        requests = http.requests
+        if key in requests:
+            requests[key] += 1
+        else:
+            requests[key] = 1
+            http.requests_created[key] = time.time()
         hkey = (route, method)
-        hist = self._histograms.get(hkey)
-        if hist is None:
-            hist = self._histograms[hkey] = self.latency.labels(route, method)
-        hist.observe(seconds)
+        buckets = http.buckets.get(hkey)
+        if buckets is None:
+            buckets = http.buckets[hkey] = [0] * len(_BUCKET_BOUNDS)
+            http.sums[hkey] = 0.0
+            http.latency_created[hkey] = time.time()
+        # The first bound >= seconds: Prometheus buckets are "less than or equal" (le).
+        buckets[bisect.bisect_left(_BUCKET_BOUNDS, seconds)] += 1
+        http.sums[hkey] += seconds
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

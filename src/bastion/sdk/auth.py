@@ -16,7 +16,7 @@
         ...
 
     @app.post("/payouts")
-    async def payout(user: AuthenticatedUser = Depends(auth.live())) -> ...:  # + live session
+    async def payout(user: AuthenticatedUser = Depends(auth.live)) -> ...:  # + live session
         ...
 
 Offline verification: the token's signature against Bastion's JWK Set, with the issuer,
@@ -29,7 +29,7 @@ The JWK Set is fetched over HTTPS, cached for ``cache_seconds``, and refetched e
 token names an unknown kid (a key rotation), at most once per ``refetch_interval_seconds``: a
 flood of tokens with invented kids cannot turn this service into a request amplifier against
 Bastion. A revoked session's access tokens pass offline checks until they expire (5 minutes
-by default); a route that needs revocation at once uses :meth:`BastionAuth.live`, which asks
+by default); a route that needs revocation at once uses ``BastionAuth.live``, which asks
 Bastion whether the session is still live. When Bastion cannot be reached, requests are refused
 (503 ``jwks_unavailable``), never let through.
 """
@@ -212,6 +212,8 @@ class BastionAuth:
         self.status_url = status_url
         self._timeout = timeout_seconds
         self._clock: Clock = clock or SystemClock()
+        #: The dependency that also confirms the session with Bastion: ``Depends(auth.live)``.
+        self.live: Callable[..., Awaitable[AuthenticatedUser]] = self._live_dependency()
 
     async def verify(self, token: str) -> AuthenticatedUser:
         """Offline verification. Raises ``InvalidToken`` or ``KeySetUnavailable``."""
@@ -261,7 +263,7 @@ class BastionAuth:
     ) -> AuthenticatedUser:
         return await self.verify(self._token(request))
 
-    def live(self) -> Callable[..., Awaitable[AuthenticatedUser]]:
+    def _live_dependency(self) -> Callable[..., Awaitable[AuthenticatedUser]]:
         """A dependency that also confirms the session with Bastion (one request per call)."""
 
         async def live_user(

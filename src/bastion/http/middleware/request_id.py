@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 import string
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
+from operator import itemgetter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
@@ -18,6 +21,29 @@ from structlog.contextvars import bind_contextvars, reset_contextvars
 HEADER = b"x-request-id"
 MAX_LENGTH = 64
 _ALLOWED = (string.ascii_letters + string.digits + "._-").encode("ascii")
+#: Ids drawn from the OS per ``os.urandom`` call: one system call per request costs more than
+#: the rest of this middleware.
+_IDS_PER_DRAW = 128
+#: Response header-name lists remembered (an app answers with a handful of distinct lists).
+_NAMES_CACHE_SIZE = 256
+_NAMES_CACHE_MAX_HEADERS = 64
+_name = itemgetter(0)
+
+
+def _structlog_var(key: str) -> ContextVar[object]:
+    """The context variable behind structlog's ``bind_contextvars(key=...)``.
+
+    Bound once here through structlog's public API (``Token.var`` is the variable): setting it
+    per request is then one ``ContextVar.set``, and ``merge_contextvars`` and
+    ``get_contextvars`` see exactly what ``bind_contextvars`` would have bound.
+    """
+    tokens = bind_contextvars(**{key: None})
+    var: ContextVar[object] = tokens[key].var
+    reset_contextvars(**tokens)
+    return var
+
+
+_REQUEST_ID_VAR = _structlog_var("request_id")
 
 
 def is_valid_request_id(value: bytes) -> bool:
@@ -25,9 +51,34 @@ def is_valid_request_id(value: bytes) -> bool:
     return 0 < len(value) <= MAX_LENGTH and not value.translate(None, _ALLOWED)
 
 
+def _draw() -> Iterator[str]:
+    hexed = os.urandom(16 * _IDS_PER_DRAW).hex()
+    return iter([hexed[i : i + 32] for i in range(0, len(hexed), 32)])
+
+
+_ids: Iterator[str] = iter(())
+
+
+def _forget_ids() -> None:
+    # A forked worker must not hand out the ids its parent drew (duplicates across workers).
+    global _ids  # noqa: PLW0603 - the module's pool of drawn ids
+    _ids = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_ids)
+
+
 def new_request_id() -> str:
-    """128 random bits from the OS CSPRNG, as 32 hex characters (unguessable, unique)."""
-    return os.urandom(16).hex()
+    """128 random bits from the OS CSPRNG, as 32 hex characters (unguessable, unique).
+
+    Each id is a distinct slice of one ``os.urandom`` draw and is handed out once: ``next`` on
+    a list iterator is atomic, so threads never share an id.
+    """
+    global _ids  # noqa: PLW0603 - the module's pool of drawn ids
+    for request_id in _ids:
+        return request_id
+    _ids = _draw()
+    return next(_ids)
 
 
 class RequestIdMiddleware:
@@ -35,28 +86,54 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Header-name tuple -> does the app's answer carry its own X-Request-ID (any case)?
+        self._own_id: dict[tuple[bytes, ...], bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        inbound = [value for name, value in scope["headers"] if name == HEADER]
-        if len(inbound) == 1 and is_valid_request_id(inbound[0]):
-            request_id = inbound[0].decode("ascii")
+        inbound: bytes | None = None
+        count = 0
+        for name, value in scope["headers"]:
+            if name == HEADER:
+                inbound = value
+                count += 1
+        if count == 1 and inbound is not None and is_valid_request_id(inbound):
+            request_id = inbound.decode("ascii")
         else:
             request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["request_id"] = request_id
         header = (HEADER, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != HEADER]
-                headers.append(header)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": self._with_id(message.get("headers", ()), header)}
             await send(message)
 
-        tokens = bind_contextvars(request_id=request_id)
+        token = _REQUEST_ID_VAR.set(request_id)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            reset_contextvars(**tokens)
+            _REQUEST_ID_VAR.reset(token)
+
+    def _with_id(
+        self, headers: Iterable[tuple[bytes, bytes]], header: tuple[bytes, bytes]
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` without any X-Request-ID the app set, plus ``header``."""
+        if not isinstance(headers, list | tuple):
+            headers = list(headers)
+        names = tuple(map(_name, headers))
+        own = self._own_id.get(names)
+        if own is None:
+            own = any(name.lower() == HEADER for name in names)
+            if len(names) <= _NAMES_CACHE_MAX_HEADERS:
+                if len(self._own_id) >= _NAMES_CACHE_SIZE:
+                    self._own_id.clear()
+                self._own_id[names] = own
+        if own:
+            return [*(h for h in headers if h[0].lower() != HEADER), header]
+        return [*headers, header]

@@ -19,6 +19,9 @@ a plain-HTTP development server it would be wrong) and only when ``hsts_max_age 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from operator import itemgetter
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
@@ -52,6 +55,13 @@ DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (
 #: Banners that are removed from every response.
 REMOVED_HEADERS = frozenset({b"server", b"x-powered-by"})
 _CACHE_CONTROL = b"cache-control"
+#: Edit plans remembered per header-name list (an app answers with a handful of distinct lists).
+PLAN_CACHE_SIZE = 256
+_PLAN_CACHE_MAX_HEADERS = 64
+_name = itemgetter(0)
+
+#: Which of the app's headers to keep (``None``: all of them) and the defaults to append.
+_Plan = tuple[tuple[int, ...] | None, tuple[tuple[bytes, bytes], ...]]
 
 
 def _encode(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
@@ -70,6 +80,9 @@ class SecurityHeadersMiddleware:
         self._https_headers = (
             _encode(DEFAULT_HEADERS + hsts) if hsts_max_age else self._http_headers
         )
+        self._plans: dict[tuple[bool, bool], dict[tuple[bytes, ...], _Plan]] = {
+            (personal, https): {} for personal in (False, True) for https in (False, True)
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,19 +97,38 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_secured)
 
     def _secure(
-        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+        self, scope: Scope, headers: Iterable[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
         # Read at response time: the authentication code inside has run by now.
         state = scope.get("state")
         personal = bool(state and state.get("authenticated"))
-        secured: list[tuple[bytes, bytes]] = []
+        https = scope.get("scheme") == "https"
+        if not isinstance(headers, list | tuple):
+            headers = list(headers)
+        # The edit depends only on the header names: planned once per distinct list of names.
+        names = tuple(map(_name, headers))
+        plans = self._plans[personal, https]
+        plan = plans.get(names)
+        if plan is None:
+            plan = self._plan(names, personal=personal, https=https)
+            if len(names) <= _PLAN_CACHE_MAX_HEADERS:
+                if len(plans) >= PLAN_CACHE_SIZE:
+                    plans.clear()
+                plans[names] = plan
+        keep, defaults = plan
+        if keep is None:
+            return [*headers, *defaults]
+        return [*(headers[index] for index in keep), *defaults]
+
+    def _plan(self, names: tuple[bytes, ...], *, personal: bool, https: bool) -> _Plan:
+        keep: list[int] = []
         present: set[bytes] = set()
-        for name, value in headers:
+        for index, name in enumerate(names):
             key = name.lower()
             if key in REMOVED_HEADERS or (personal and key == _CACHE_CONTROL):
                 continue
             present.add(key)
-            secured.append((name, value))
-        defaults = self._https_headers if scope.get("scheme") == "https" else self._http_headers
-        secured.extend(header for header in defaults if header[0] not in present)
-        return secured
+            keep.append(index)
+        defaults = self._https_headers if https else self._http_headers
+        missing = tuple(header for header in defaults if header[0] not in present)
+        return (None if len(keep) == len(names) else tuple(keep)), missing

@@ -25,6 +25,10 @@ from bastion.http.problems import send_problem
 
 _HOST_CHARS = (string.ascii_lowercase + string.digits + ".-_").encode("ascii")
 _WEBSOCKET_POLICY_VIOLATION = 1008
+#: Decisions remembered per raw ``Host`` value (clients repeat it on every request). Bounded:
+#: hostile values only empty the cache, and longer values are decided every time.
+DECISION_CACHE_SIZE = 1024
+_DECISION_CACHE_MAX_LENGTH = 256
 
 
 def normalize_host(value: bytes) -> bytes | None:
@@ -80,19 +84,37 @@ class TrustedHostMiddleware:
                 exact.add(host)
         self._exact = frozenset(exact)
         self._suffixes = tuple(suffixes)
+        self._decisions: dict[bytes, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        values = [value for name, value in scope["headers"] if name == b"host"]
-        host = normalize_host(values[0]) if len(values) == 1 else None
-        if host is not None and self.is_allowed(host):
+        host: bytes | None = None
+        count = 0
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                count += 1
+        if count == 1 and host is not None and self.is_allowed_value(host):
             await self.app(scope, receive, send)
-        elif scope["type"] == "websocket":
+        elif kind == "websocket":
             await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
         else:
             await send_problem(scope, send, HostNotAllowed())
+
+    def is_allowed_value(self, value: bytes) -> bool:
+        """True if the raw ``Host`` header ``value`` is well-formed and names an allowed host."""
+        allowed = self._decisions.get(value)
+        if allowed is None:
+            host = normalize_host(value)
+            allowed = host is not None and self.is_allowed(host)
+            if len(value) <= _DECISION_CACHE_MAX_LENGTH:
+                if len(self._decisions) >= DECISION_CACHE_SIZE:
+                    self._decisions.clear()
+                self._decisions[value] = allowed
+        return allowed
 
     def is_allowed(self, host: bytes) -> bool:
         """True if the normalised ``host`` is allowed."""

@@ -38,6 +38,9 @@ from bastion.protections.ratelimit.interfaces import (
 from bastion.protections.ratelimit.keys import (
     DEFAULT_IPV6_PREFIX,
     STATE_CLIENT_IP,
+    STATE_OAUTH_CLIENT_ID,
+    STATE_USER_ID,
+    UNKNOWN_IP,
     Identity,
     bucket_key,
     identity_of,
@@ -92,6 +95,14 @@ class Verdict:
         )
 
 
+#: The verdict when no policy applies (or none has a key for this caller): allowed, no headers.
+_NOTHING_APPLIES = Verdict()
+
+#: What :meth:`RateLimiter.check` needs per request: the caller, then the policies that count it
+#: and their checks, in the same order.
+_Plan = tuple[Identity, tuple[Policy, ...], tuple[Check, ...]]
+
+
 class RateLimiter:
     """Applies composable policies to requests through one :class:`LimitStore`."""
 
@@ -115,6 +126,7 @@ class RateLimiter:
         self.ipv6_prefix = ipv6_prefix
         self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
         self._keys: dict[tuple[str, str, Identity], str | None] = {}
+        self._plans: dict[tuple[int, str, str | None, str | None], tuple[object, _Plan]] = {}
         self._exceeded = Counter(
             "bastion_ratelimit_exceeded",
             "Requests refused, by violated policy.",
@@ -130,6 +142,59 @@ class RateLimiter:
 
         Raises :class:`StoreUnavailable` when a fail-closed policy cannot be decided.
         """
+        identity, policies, checks = self._plan(scope, applied)
+        if not checks:
+            return _NOTHING_APPLIES
+        decisions = await self.store.decide(checks)
+        if len(decisions) == 1:  # the common case, without zip and all()
+            decision = decisions[0]
+            if decision.allowed:
+                return Verdict(((policies[0], decision),), True)
+        verdict = Verdict(
+            tuple(zip(policies, decisions, strict=True)), all(d.allowed for d in decisions)
+        )
+        if not verdict.allowed:
+            for policy, check, decision in zip(policies, checks, decisions, strict=True):
+                if not decision.allowed:
+                    self._exceeded.labels(policy.name).inc()
+                    await self._report_once(scope, identity, policy, check.key, decision)
+        return verdict
+
+    def _plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
+        """Who the request is counted as, and the policies and checks that apply to it.
+
+        Remembered per (``applied``, client IP, user, OAuth client): the same caller hits the
+        same routes, and keys cost a hash each. ``applied`` is compared by identity (the policy
+        table hands out the same tuple for a path; the dependency keeps its own), and is held
+        by the entry, so its id cannot be reused while the entry lives.
+        """
+        state = scope.get("state") or {}
+        ip = state.get(STATE_CLIENT_IP)
+        if not ip:
+            client = scope.get("client")
+            ip = client[0] if client else UNKNOWN_IP
+        user = state.get(STATE_USER_ID)
+        client_id = state.get(STATE_OAUTH_CLIENT_ID)
+        cacheable = (
+            type(applied) is tuple
+            and type(ip) is str
+            and (user is None or type(user) is str)
+            and (client_id is None or type(client_id) is str)
+            and len(ip) + len(user or "") + len(client_id or "") <= KEY_CACHE_MAX_ID
+        )
+        if not cacheable:
+            return self._build_plan(scope, applied)
+        memo = (id(applied), ip, user, client_id)
+        entry = self._plans.get(memo)
+        if entry is not None and entry[0] is applied:
+            return entry[1]
+        plan = self._build_plan(scope, applied)
+        if len(self._plans) >= KEY_CACHE_SIZE:
+            self._plans.clear()
+        self._plans[memo] = (applied, plan)
+        return plan
+
+    def _build_plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
         identity = identity_of(scope, ipv6_prefix=self.ipv6_prefix)
         policies: list[Policy] = []
         checks: list[Check] = []
@@ -139,17 +204,7 @@ class RateLimiter:
                 policy = item[0]
                 policies.append(policy)
                 checks.append(Check(key, policy.rate, 1, policy.failure_mode))
-        if not checks:
-            return Verdict()
-        decisions = await self.store.decide(checks)
-        allowed = all(d.allowed for d in decisions)
-        verdict = Verdict(tuple(zip(policies, decisions, strict=True)), allowed)
-        if not verdict.allowed:
-            for policy, check, decision in zip(policies, checks, decisions, strict=True):
-                if not decision.allowed:
-                    self._exceeded.labels(policy.name).inc()
-                    await self._report_once(scope, identity, policy, check.key, decision)
-        return verdict
+        return identity, tuple(policies), tuple(checks)
 
     def _key(self, applied: Applied, identity: Identity) -> str | None:
         memo = (applied[0].name, applied[1], identity)

@@ -1,0 +1,89 @@
+"""The credential guard: per-account backoff keyed by address (existing or not), per-IP
+backoff, bounded lockout, audit events."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from tests.unit.identity.conftest import ListRecorder
+
+from bastion.audit.events import EventType
+from bastion.clock import FrozenClock
+from bastion.identity.accounts.guard import CredentialGuard
+from bastion.protections.ratelimit.backoff import BackoffPolicy
+from bastion.protections.ratelimit.errors import TooManyAttempts
+from bastion.protections.ratelimit.interfaces import ticker_from_clock
+from bastion.protections.ratelimit.memory import MemoryStore
+
+
+def scope(ip: str) -> dict[str, object]:
+    return {"type": "http", "state": {"client_ip": ip}, "headers": []}
+
+
+@pytest.fixture
+def guard(clock: FrozenClock, recorder: ListRecorder) -> CredentialGuard:
+    return CredentialGuard(
+        MemoryStore(ticker=ticker_from_clock(clock)),
+        account_policy=BackoffPolicy(name="account", threshold=3, max_delay=900),
+        ip_policy=BackoffPolicy(name="ip", threshold=10, max_delay=900),
+        audit=recorder,
+        clock=clock,
+    )
+
+
+async def _fail_until_locked(guard: CredentialGuard, email: str, user_id: str | None) -> int:
+    for n in range(100):
+        try:
+            await guard.check(email, scope(f"198.51.100.{n}"))
+        except TooManyAttempts as exc:
+            return exc.retry_after
+        await guard.failed(email, scope(f"198.51.100.{n}"), user_id=user_id, reason="wrong")
+    raise AssertionError("never locked")
+
+
+async def test_existing_and_unknown_addresses_lock_alike(guard: CredentialGuard) -> None:
+    assert await _fail_until_locked(guard, "ann@example.org", "u1") == await _fail_until_locked(
+        guard, "ghost@example.org", None
+    )
+
+
+async def test_the_lockout_is_bounded(guard: CredentialGuard, clock: FrozenClock) -> None:
+    for _ in range(200):
+        await guard.failed("ann@example.org", scope("192.0.2.1"), user_id="u1", reason="wrong")
+    with pytest.raises(TooManyAttempts) as caught:
+        await guard.check("ann@example.org", scope("192.0.2.2"))
+    assert caught.value.retry_after <= 900
+    clock.advance(timedelta(seconds=901))
+    await guard.check("ann@example.org", scope("192.0.2.2"))
+
+
+async def test_unlock_clears_and_is_audited(guard: CredentialGuard, recorder: ListRecorder) -> None:
+    await _fail_until_locked(guard, "ann@example.org", "u1")
+    assert recorder.of(EventType.IDENTITY_ACCOUNT_LOCKED)
+    assert recorder.of(EventType.IDENTITY_LOGIN_THROTTLED)
+    await guard.unlock(
+        "ann@example.org", scope("192.0.2.9"), user_id="u1", actor="user:a", reason="admin"
+    )
+    await guard.check("ann@example.org", scope("192.0.2.9"))
+    (event,) = recorder.of(EventType.IDENTITY_ACCOUNT_UNLOCKED)
+    assert event.actor == "user:a"
+    assert event.subject == "user:u1"
+
+
+async def test_one_address_failing_across_accounts_is_throttled(guard: CredentialGuard) -> None:
+    for n in range(11):
+        await guard.failed(f"user{n}@example.org", scope("203.0.113.5"), user_id=None, reason="x")
+    with pytest.raises(TooManyAttempts):
+        await guard.check("fresh@example.org", scope("203.0.113.5"))
+    await guard.check("fresh@example.org", scope("203.0.113.6"))
+
+
+async def test_events_reference_addresses_without_storing_them(
+    guard: CredentialGuard, recorder: ListRecorder
+) -> None:
+    await guard.failed("ghost@example.org", scope("192.0.2.1"), user_id=None, reason="unknown")
+    (event,) = recorder.of(EventType.IDENTITY_LOGIN_FAILED)
+    assert "ghost" not in str(event.details)
+    assert event.details["email_ref"]
+    assert event.client_ip == "192.0.2.1"

@@ -1,0 +1,136 @@
+"""Sessions: rotation, reuse detection, the retry grace, lifetimes, revocation (SQLite and
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from tests.unit.identity.conftest import SessionStack
+
+from bastion.audit.events import EventType
+from bastion.identity.sessions.models import refresh_tokens
+from bastion.identity.sessions.services import IssuedTokens, RevokeReason
+from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, InvalidTokenReason
+
+
+async def _login(stack: SessionStack) -> IssuedTokens:
+    user = await stack.user()
+    return await stack.sessions.create(
+        user.id,
+        amr=[AuthMethod.PASSWORD],
+        acr=AssuranceLevel.AAL1,
+        transport="bearer",
+        ip="192.0.2.1",
+        user_agent="x" * 2000,
+    )
+
+
+async def _reason(stack: SessionStack, token: str) -> InvalidTokenReason:
+    with pytest.raises(InvalidToken) as caught:
+        await stack.sessions.refresh(token)
+    return caught.value.reason
+
+
+async def test_refresh_tokens_are_stored_hashed(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    async with stack.database.engine.connect() as connection:
+        stored = (await connection.execute(select(refresh_tokens.c.token_hash))).scalars().all()
+    assert issued.refresh_token not in stored
+    assert len(stored[0]) == 64
+    claims = await stack.tokens.verify(issued.access_token)
+    assert claims.session_id == issued.session_id
+
+
+async def test_rotation_then_reuse_revokes_the_session(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    second = await stack.sessions.refresh(issued.refresh_token)
+    third = await stack.sessions.refresh(second.refresh_token)
+    assert len({issued.refresh_token, second.refresh_token, third.refresh_token}) == 3
+    stack.clock.advance(timedelta(seconds=11))
+    assert await _reason(stack, issued.refresh_token) is InvalidTokenReason.REUSED
+    assert await _reason(stack, third.refresh_token) is InvalidTokenReason.SESSION_REVOKED
+    assert await stack.revocations.is_revoked(issued.session_id)
+    (event,) = stack.recorder.of(EventType.TOKEN_REFRESH_REUSE_DETECTED)
+    assert event.details["session_id"] == issued.session_id
+    assert event.subject is not None
+
+
+async def test_retry_within_grace_gets_the_same_successor_once(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    first = await stack.sessions.refresh(issued.refresh_token)
+    stack.clock.advance(timedelta(seconds=5))
+    retry = await stack.sessions.refresh(issued.refresh_token)
+    assert retry.refresh_token == first.refresh_token
+    # Once the successor is used, the grace of its parent is over: a replay is reuse.
+    await stack.sessions.refresh(first.refresh_token)
+    assert await _reason(stack, issued.refresh_token) is InvalidTokenReason.REUSED
+
+
+async def test_successor_within_grace_is_sealed_not_stored_in_clear(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    successor = await stack.sessions.refresh(issued.refresh_token)
+    async with stack.database.engine.connect() as connection:
+        sealed = (await connection.execute(select(refresh_tokens.c.successor_sealed))).scalars()
+        values = [v for v in sealed if v]
+    assert values
+    assert all(successor.refresh_token not in v for v in values)
+
+
+async def test_concurrent_refreshes_never_fork_the_chain(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    results = await asyncio.gather(
+        *(stack.sessions.refresh(issued.refresh_token) for _ in range(5)), return_exceptions=True
+    )
+    tokens = {r.refresh_token for r in results if isinstance(r, IssuedTokens)}
+    assert len(tokens) == 1, results
+
+
+async def test_unknown_and_malformed(stack: SessionStack) -> None:
+    assert await _reason(stack, "nope") is InvalidTokenReason.MALFORMED
+    assert await _reason(stack, "bst_ref_" + "A" * 43) is InvalidTokenReason.UNKNOWN_TOKEN
+
+
+async def test_idle_and_absolute_lifetimes(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    stack.clock.advance(timedelta(hours=1, seconds=1))
+    assert await _reason(stack, issued.refresh_token) is InvalidTokenReason.SESSION_EXPIRED
+    issued = await stack.sessions.create(
+        (await stack.user("bob@example.org")).id,
+        amr=[AuthMethod.PASSWORD],
+        acr=AssuranceLevel.AAL1,
+        transport="bearer",
+        ip=None,
+        user_agent=None,
+    )
+    token = issued.refresh_token
+    for _ in range(24):
+        stack.clock.advance(timedelta(minutes=59))
+        token = (await stack.sessions.refresh(token)).refresh_token
+    stack.clock.advance(timedelta(minutes=59))
+    assert await _reason(stack, token) is InvalidTokenReason.SESSION_EXPIRED
+
+
+async def test_revoke_is_scoped_to_the_owner(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    other = await stack.user("eve@example.org")
+    assert not await stack.sessions.revoke(
+        issued.session_id, user_id=other.id, reason=RevokeReason.LOGOUT
+    )
+    assert await stack.sessions.is_live(issued.session_id)
+    assert await stack.sessions.revoke(
+        issued.session_id, user_id=issued.user_id, reason=RevokeReason.LOGOUT
+    )
+    assert not await stack.sessions.is_live(issued.session_id)
+    assert await stack.revocations.is_revoked(issued.session_id)
+    assert await stack.sessions.list_active(issued.user_id) == []
+
+
+async def test_listed_sessions_are_bounded_text(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    (info,) = await stack.sessions.list_active(issued.user_id)
+    assert info.user_agent is not None
+    assert len(info.user_agent) == 512
+    assert info.amr == ("pwd",)
