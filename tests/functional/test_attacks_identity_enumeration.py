@@ -32,6 +32,8 @@ from tests.functional.identity_helpers import (
     create_account,
     fresh_client,
     identity_settings,
+    login,
+    login_response,
     register,
     running_app,
     token_in,
@@ -278,3 +280,53 @@ async def test_response_time_does_not_reveal_accounts(tmp_path: Path, flow: str)
     if flow == "login":
         # The hash ran for both: a login without it would take well under a millisecond.
         assert unknown_s > 0.005, detail
+
+
+async def test_email_change_answers_alike(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Asking to move to a taken address answers like a free one (the taken address's owner is
+    told instead), and changes nothing until the new address confirms."""
+    victim = await create_account(client, settings)
+    attacker = await create_account(client, settings)
+    session = await login(client, attacker)
+
+    async def change(new_email: str) -> httpx.Response:
+        return await client.post(
+            "/v1/account/email",
+            json={"new_email": new_email, "current_password": attacker.password},
+            headers=session.headers,
+        )
+
+    taken, free = await change(victim.email), await change(unique_email())
+    assert taken.status_code == 202, taken.text
+    assert_same_answer(taken, free)
+    profile = (await client.get("/v1/account", headers=session.headers)).json()
+    assert profile["email"] == attacker.email
+    assert (await login_response(client, victim.email, victim.password)).status_code == 200
+
+
+async def test_email_change_confirmed_after_the_address_was_taken(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """A change confirmed after someone else registered the address meanwhile must neither
+    crash (a unique-constraint violation as a 500) nor leave two accounts on one address."""
+    account = await create_account(client, settings)
+    session = await login(client, account)
+    target = unique_email("target")
+    response = await client.post(
+        "/v1/account/email",
+        json={"new_email": target, "current_password": account.password},
+        headers=session.headers,
+    )
+    assert response.status_code == 202, response.text
+    token = token_in(await wait_for_mail(settings, target, "verify_email"))
+    async with client_for(app, "198.51.100.77") as other:
+        assert (await register(other, target, OTHER_PASSWORD)).status_code == 202
+    confirm = await client.post("/v1/accounts/verify-email", json={"token": token})
+    assert confirm.status_code in {200, 400}, confirm.text
+    # Whatever happened, one address, one account: at most one of the two passwords works.
+    async with client_for(app, "198.51.100.78") as probe:
+        mine = await login_response(probe, target, account.password)
+        theirs = await login_response(probe, target, OTHER_PASSWORD)
+    assert not (mine.status_code == 200 and theirs.status_code == 200)

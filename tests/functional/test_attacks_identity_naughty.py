@@ -245,6 +245,32 @@ async def _events(h: Harness, value: str) -> Any:
     return await h.authed("GET", "/v1/account/events", params={"cursor": value})
 
 
+async def _change_email(h: Harness, name: str, value: str) -> httpx.Response:
+    base = {"new_email": unique_email("new"), "current_password": h.password}
+    if name == "current_password":
+        h.clock.advance(timedelta(minutes=1))
+    return await h.authed("POST", "/v1/account/email", _body(base, name, value))
+
+
+async def _admin_user(h: Harness, value: str) -> Any:
+    """A naughty user id in each admin path (as the administrator, so the id is looked up)."""
+    if not _query_safe(value):
+        return None
+    session = await h.admin_session()
+    user = quote(value, safe="")
+    worst = None
+    async with h.client() as client:
+        for method, path in (
+            ("GET", f"/v1/admin/users/{user}"),
+            ("POST", f"/v1/admin/users/{user}/unlock"),
+            ("POST", f"/v1/admin/users/{user}/revoke-sessions"),
+        ):
+            response = await client.request(method, path, headers=session.headers)
+            if worst is None or response.status_code > worst.status_code:
+                worst = response
+    return worst
+
+
 async def _admin_search(h: Harness, value: str) -> Any:
     if not _query_safe(value):
         return None
@@ -272,12 +298,15 @@ SCENARIOS: dict[str, Send] = {
     "account_password.current_password": lambda h, v: _change(h, "current_password", v),
     "account_password.new_password": lambda h, v: _change(h, "new_password", v),
     "account.display_name": lambda h, v: h.authed("PATCH", "/v1/account", {"display_name": v}),
+    "account_email.new_email": lambda h, v: _change_email(h, "new_email", v),
+    "account_email.current_password": lambda h, v: _change_email(h, "current_password", v),
     "sessions.{id}": _delete_session,
     "events.cursor": _events,
     "header.authorization": lambda h, v: _header(h, v, lambda r: {"Authorization": b"Bearer " + r}),
     "cookie.access": lambda h, v: _header(h, v, lambda r: {"Cookie": b"__Host-access=" + r}),
     "header.csrf": _cookie_unsafe,
     "admin.users.q": _admin_search,
+    "admin.users.{id}": _admin_user,
 }
 
 

@@ -21,7 +21,7 @@ from tests.functional.identity_helpers import (
 
 from bastion.config import Settings
 from bastion.http.handlers import include as install_problem_handlers
-from bastion.sdk import AuthenticatedUser, BastionAuth
+from bastion.sdk import AuthenticatedUser, BastionAuth, KeySetUnavailable
 
 BASTION = "https://testserver"
 
@@ -180,3 +180,42 @@ def test_plain_http_needs_a_named_opt_in() -> None:
     BastionAuth(
         issuer="x", audience="y", jwks_url="http://localhost/jwks.json", allow_insecure_http=True
     )
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """Bastion, until ``down`` is set: then every request fails to connect."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_bastion_down_fails_closed_but_known_keys_keep_working(
+    transport: CountingTransport, settings: Settings, session: Login
+) -> None:
+    flaky = FlakyTransport(transport)
+    async with httpx.AsyncClient(transport=flaky, base_url=BASTION) as client:
+        auth = BastionAuth(
+            issuer=settings.access_tokens.issuer,
+            audience=settings.access_tokens.audience,
+            jwks_url=f"{BASTION}/.well-known/jwks.json",
+            status_url=f"{BASTION}/v1/sessions/current/status",
+            client=client,
+            cache_seconds=0,
+        )
+        flaky.down = True
+        with pytest.raises(KeySetUnavailable):
+            await auth.verify(session.access_token)  # nothing cached: refuse
+        flaky.down = False
+        assert (await auth.verify(session.access_token)).session_id == session.session_id
+        flaky.down = True
+        # Keys fetched earlier still verify while Bastion is unreachable...
+        assert (await auth.verify(session.access_token)).session_id == session.session_id
+        # ...but a live check cannot be answered: refused, never assumed.
+        with pytest.raises(KeySetUnavailable):
+            await auth.confirm_live(session.access_token)

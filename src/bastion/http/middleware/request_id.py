@@ -13,7 +13,6 @@ import os
 import string
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
-from operator import itemgetter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
@@ -24,10 +23,7 @@ _ALLOWED = (string.ascii_letters + string.digits + "._-").encode("ascii")
 #: Ids drawn from the OS per ``os.urandom`` call: one system call per request costs more than
 #: the rest of this middleware.
 _IDS_PER_DRAW = 128
-#: Response header-name lists remembered (an app answers with a handful of distinct lists).
-_NAMES_CACHE_SIZE = 256
-_NAMES_CACHE_MAX_HEADERS = 64
-_name = itemgetter(0)
+_HEADER_LENGTH = len(HEADER)
 
 
 def _structlog_var(key: str) -> ContextVar[object]:
@@ -81,13 +77,23 @@ def new_request_id() -> str:
     return next(_ids)
 
 
+def _with_id(
+    headers: Iterable[tuple[bytes, bytes]], header: tuple[bytes, bytes]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without any X-Request-ID the app set (any case), plus ``header``."""
+    if type(headers) is not list:
+        headers = list(headers)
+    for name, _ in headers:
+        if len(name) == _HEADER_LENGTH and name.lower() == HEADER:
+            return [*(h for h in headers if h[0].lower() != HEADER), header]
+    return [*headers, header]
+
+
 class RequestIdMiddleware:
     """Sets ``scope["state"]["request_id"]``, binds it into structlog, adds ``X-Request-ID``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Header-name tuple -> does the app's answer carry its own X-Request-ID (any case)?
-        self._own_id: dict[tuple[bytes, ...], bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,7 +117,7 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": self._with_id(message.get("headers", ()), header)}
+                message = {**message, "headers": _with_id(message.get("headers", ()), header)}
             await send(message)
 
         token = _REQUEST_ID_VAR.set(request_id)
@@ -119,21 +125,3 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             _REQUEST_ID_VAR.reset(token)
-
-    def _with_id(
-        self, headers: Iterable[tuple[bytes, bytes]], header: tuple[bytes, bytes]
-    ) -> list[tuple[bytes, bytes]]:
-        """``headers`` without any X-Request-ID the app set, plus ``header``."""
-        if not isinstance(headers, list | tuple):
-            headers = list(headers)
-        names = tuple(map(_name, headers))
-        own = self._own_id.get(names)
-        if own is None:
-            own = any(name.lower() == HEADER for name in names)
-            if len(names) <= _NAMES_CACHE_MAX_HEADERS:
-                if len(self._own_id) >= _NAMES_CACHE_SIZE:
-                    self._own_id.clear()
-                self._own_id[names] = own
-        if own:
-            return [*(h for h in headers if h[0].lower() != HEADER), header]
-        return [*headers, header]

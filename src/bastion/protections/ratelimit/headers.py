@@ -57,6 +57,12 @@ def fields(
     """The raw ASGI headers for ``results``; with ``Retry-After`` when the request is refused."""
     if not results:
         return []
+    if len(results) == 1 and not refused:  # the common case: one policy, allowed
+        policy, decision = results[0]
+        return [
+            (RATELIMIT_POLICY, policy.field_item.encode("ascii")),
+            (RATELIMIT, limit_item(policy, decision).encode("ascii")),
+        ]
     headers = [
         (RATELIMIT_POLICY, policy_field([p for p, _ in results]).encode("ascii")),
         (RATELIMIT, limit_field(results).encode("ascii")),

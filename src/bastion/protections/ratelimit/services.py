@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
 from starlette.types import Scope
@@ -63,9 +62,12 @@ KEY_CACHE_MAX_ID = 256
 MAX_AUDITED_USER_AGENT = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The limiter's answer for one request: ``allowed``, else ``reason`` says why not."""
+class Verdict(NamedTuple):
+    """The limiter's answer for one request: ``allowed``, else ``reason`` says why not.
+
+    A named tuple (immutable, like :class:`~bastion.protections.ratelimit.gcra.Decision`): one
+    is built per request, and a frozen dataclass costs several times more to build.
+    """
 
     results: tuple[tuple[Policy, Decision], ...] = ()
     allowed: bool = True
@@ -126,7 +128,7 @@ class RateLimiter:
         self.ipv6_prefix = ipv6_prefix
         self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
         self._keys: dict[tuple[str, str, Identity], str | None] = {}
-        self._plans: dict[tuple[int, str, str | None, str | None], tuple[object, _Plan]] = {}
+        self._plans: dict[tuple[int, object, object, object], tuple[object, _Plan]] = {}
         self._exceeded = Counter(
             "bastion_ratelimit_exceeded",
             "Requests refused, by violated policy.",
@@ -163,10 +165,11 @@ class RateLimiter:
     def _plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
         """Who the request is counted as, and the policies and checks that apply to it.
 
-        Remembered per (``applied``, client IP, user, OAuth client): the same caller hits the
-        same routes, and keys cost a hash each. ``applied`` is compared by identity (the policy
-        table hands out the same tuple for a path; the dependency keeps its own), and is held
-        by the entry, so its id cannot be reused while the entry lives.
+        Remembered per (``applied``, client IP, user, OAuth client): a caller repeats its
+        routes, and each key costs a hash. ``applied`` is matched by identity (the policy table
+        hands out one tuple per path, the dependency keeps its own) and is held by the entry,
+        so its id cannot be reused while the entry lives. Only plain strings are remembered:
+        they are what :func:`identity_of` makes of them, and nothing else equals a string.
         """
         state = scope.get("state") or {}
         ip = state.get(STATE_CLIENT_IP)
@@ -175,23 +178,24 @@ class RateLimiter:
             ip = client[0] if client else UNKNOWN_IP
         user = state.get(STATE_USER_ID)
         client_id = state.get(STATE_OAUTH_CLIENT_ID)
-        cacheable = (
+        memo = (id(applied), ip, user, client_id)
+        try:
+            entry = self._plans.get(memo)
+        except TypeError:  # an unhashable id in the state: decided without the cache
+            return self._build_plan(scope, applied)
+        if entry is not None and entry[0] is applied:
+            return entry[1]
+        plan = self._build_plan(scope, applied)
+        if (
             type(applied) is tuple
             and type(ip) is str
             and (user is None or type(user) is str)
             and (client_id is None or type(client_id) is str)
             and len(ip) + len(user or "") + len(client_id or "") <= KEY_CACHE_MAX_ID
-        )
-        if not cacheable:
-            return self._build_plan(scope, applied)
-        memo = (id(applied), ip, user, client_id)
-        entry = self._plans.get(memo)
-        if entry is not None and entry[0] is applied:
-            return entry[1]
-        plan = self._build_plan(scope, applied)
-        if len(self._plans) >= KEY_CACHE_SIZE:
-            self._plans.clear()
-        self._plans[memo] = (applied, plan)
+        ):
+            if len(self._plans) >= KEY_CACHE_SIZE:
+                self._plans.clear()
+            self._plans[memo] = (applied, plan)
         return plan
 
     def _build_plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
