@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from redis.asyncio import Redis
-
 from tests.common.server import start_server, stop_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

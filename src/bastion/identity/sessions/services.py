@@ -51,8 +51,11 @@ from bastion.storage import Database
 
 __all__ = ["IssuedTokens", "RevokeReason", "SessionInfo", "SessionService"]
 
+#: Live sessions one user may hold; a new login beyond it ends the oldest. Bounds the rows a
+#: stolen password (or a script) can create, and what "my sessions" lists.
+MAX_SESSIONS_PER_USER = 100
 #: At most this many sessions are listed (the newest first).
-MAX_LISTED_SESSIONS = 200
+MAX_LISTED_SESSIONS = MAX_SESSIONS_PER_USER
 Reason = InvalidTokenReason
 
 
@@ -60,6 +63,7 @@ class RevokeReason:
     """Why a session ended (``sessions.revoke_reason`` and audit reasons)."""
 
     LOGOUT = "logout"
+    SESSION_LIMIT = "session_limit"
     LOGOUT_ALL = "logout_all"
     REFRESH_REUSE = "refresh_token_reuse"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
@@ -159,7 +163,26 @@ class SessionService:
                     token_hash=hash_token(refresh_token), session_id=session_id, created_at=now
                 )
             )
+            evicted = await self._evict_beyond_limit(connection, user_id, now)
+        self.revocations.add(evicted)
         return await self._tokens(user_id, session_id, amr, acr, refresh_token)
+
+    async def _evict_beyond_limit(
+        self, connection: AsyncConnection, user_id: str, now: datetime
+    ) -> list[str]:
+        s = sessions.c
+        oldest = (
+            select(s.id)
+            .where(s.user_id == user_id, s.revoked_at.is_(None), s.absolute_expires_at > now)
+            .order_by(s.created_at.desc(), s.id.desc())
+            .offset(MAX_SESSIONS_PER_USER)
+        )
+        ids = [row.id for row in await connection.execute(oldest)]
+        if not ids:
+            return []
+        return await self._revoke_where(
+            connection, [s.id.in_(ids)], RevokeReason.SESSION_LIMIT, now
+        )
 
     async def _tokens(
         self,

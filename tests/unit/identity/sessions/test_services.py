@@ -11,6 +11,7 @@ from sqlalchemy import select
 from tests.unit.identity.conftest import SessionStack
 
 from bastion.audit.events import EventType
+from bastion.identity.sessions import services as session_services
 from bastion.identity.sessions.models import refresh_tokens
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason
 from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, InvalidTokenReason
@@ -134,3 +135,26 @@ async def test_listed_sessions_are_bounded_text(stack: SessionStack) -> None:
     assert info.user_agent is not None
     assert len(info.user_agent) == 512
     assert info.amr == ("pwd",)
+
+
+async def test_a_user_holds_a_bounded_number_of_sessions(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session_services, "MAX_SESSIONS_PER_USER", 3)
+    user = await stack.user()
+    issued = []
+    for _ in range(5):
+        stack.clock.advance(timedelta(seconds=1))
+        issued.append(
+            await stack.sessions.create(
+                user.id,
+                amr=[AuthMethod.PASSWORD],
+                acr=AssuranceLevel.AAL1,
+                transport="bearer",
+                ip=None,
+                user_agent=None,
+            )
+        )
+    live = {s.id for s in await stack.sessions.list_active(user.id)}
+    assert live == {t.session_id for t in issued[-3:]}
+    assert await stack.revocations.is_revoked(issued[0].session_id)
