@@ -48,18 +48,18 @@ _START_HEADERS = (
 )
 
 
-async def trivial_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def trivial_app(scope: dict[str, Any], _receive: Any, send: Any) -> None:
     """The innermost app: a fixed JSON answer, as the benchmark route gives."""
     scope["route"] = _ROUTE
     await send({"type": "http.response.start", "status": 200, "headers": list(_START_HEADERS)})
     await send({"type": "http.response.body", "body": _BODY})
 
 
-async def _receive() -> Message:
+async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-async def _send(_: Message) -> None:
+async def _discard(_: Message) -> None:
     return None
 
 
@@ -86,7 +86,7 @@ async def _drive(app: ASGIApp, n: int) -> float:
     """Microseconds of CPU time per request."""
     start = time.process_time()
     for _ in range(n):
-        await app(dict(SCOPE, headers=list(SCOPE["headers"])), _receive, _send)
+        await app(dict(SCOPE, headers=list(SCOPE["headers"])), _no_body, _discard)
     return (time.process_time() - start) / n * 1e6
 
 

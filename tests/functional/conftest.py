@@ -14,6 +14,7 @@ from tests.common.server import LiveServer, start_server, stop_server
 
 from bastion.app import create_app
 from bastion.config import Settings
+from bastion.identity.passwords import PasswordSettings
 from bastion.storage import migrate
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -49,6 +50,12 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "data_dir": tmp_path,
         "secret_key": TEST_SECRET_KEY,
         "allowed_hosts": ["testserver", "127.0.0.1", "localhost"],
+        # Mails as files in tmp_path/mail (tests read tokens there); Argon2 at its cheapest
+        # where hashing cost is not the point (tests about it pass their own PasswordSettings).
+        "mailer": "file",
+        "passwords": PasswordSettings(
+            hash_memory_kib=1024, hash_time_cost=1, allow_insecure_hash_parameters=True
+        ),
     }
     values.update(overrides)
     return Settings(**values)

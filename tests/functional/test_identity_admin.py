@@ -175,3 +175,21 @@ async def test_force_password_reset(
     )
     assert done.status_code == 204, done.text
     assert (await login_response(client, user.email, OTHER_PASSWORD)).status_code == 200
+
+
+async def test_hostile_ids_and_search_text_never_reach_the_database(
+    client: httpx.AsyncClient, admin: Login
+) -> None:
+    """A NUL (PostgreSQL refuses it) or a lone surrogate in a path or query is a clean 4xx."""
+    for bad in ("%00", "a%00b", "%ED%A0%80", "..%2F..%2Fetc", "x" * 65):
+        response = await client.get(f"/v1/admin/users/{bad}", headers=admin.headers)
+        assert response.status_code in {404, 422}, (bad, response.text)
+        response = await client.delete(f"/v1/sessions/{bad}", headers=admin.headers)
+        assert response.status_code in {404, 422}, (bad, response.text)
+    for q in ("%00", "a%00", "%1B"):
+        response = await client.get(f"/v1/admin/users?q={q}", headers=admin.headers)
+        assert_problem(response, 422, "validation_failed")
+    response = await client.get("/v1/admin/users?q=%ED%A0%80", headers=admin.headers)
+    assert response.status_code in {200, 422}, response.text  # invalid UTF-8 is replaced
+    response = await client.get("/v1/admin/users", params={"cursor": "\x00"}, headers=admin.headers)
+    assert_problem(response, 422, "validation_failed")

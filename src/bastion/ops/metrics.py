@@ -11,14 +11,14 @@ from __future__ import annotations
 import bisect
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.utils import floatToGoString
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -98,7 +98,8 @@ class _HttpCollector(Collector):
             buckets = [(le, float(n)) for le, n in zip(_BUCKET_NAMES, cumulative, strict=True)]
             latency.add_metric(labels, buckets, sums.get(labels, 0.0))
         for labels, when in dict(self.latency_created).items() if created else ():
-            latency.add_sample(f"{latency.name}_created", dict(zip(_LATENCY_LABELS, labels)), when)
+            names = dict(zip(_LATENCY_LABELS, labels, strict=True))
+            latency.add_sample(f"{latency.name}_created", names, when)
         yield latency
 
 
@@ -174,11 +175,11 @@ class MetricsMiddleware:
         start = time.perf_counter()
         status = 500
 
-        async def send_wrapper(message: Message) -> None:
+        def send_wrapper(message: Message) -> Awaitable[None]:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)

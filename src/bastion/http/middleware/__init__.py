@@ -16,6 +16,12 @@ outermost first::
     body_limit        413 before or while reading the body
     content_type      JSON only, bounded depth and size
 
+Every request crosses the whole stack, so the hot path is kept lean: per-request work that
+repeats (a ``Host`` decision, a header edit) is computed once and remembered in small bounded
+caches, and the ``send`` wrappers are plain functions that return the next ``send``'s awaitable
+instead of coroutines (each response message crosses every wrapper; ``__call__`` itself stays
+``async def``, which is how servers recognise an ASGI 3 app).
+
 State shared through ``scope["state"]``: ``client_ip``, ``request_id``, ``problem_code`` (set by
 ``send_problem``) and ``authenticated`` (set by the authentication code).
 """

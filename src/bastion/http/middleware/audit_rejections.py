@@ -12,6 +12,7 @@ tokens, and a token in a path is hidden by using the template.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.routing import Match
@@ -40,11 +41,11 @@ class RejectionAuditMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_watched(message: Message) -> None:
+        def send_watched(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start" and message["status"] in AUDITED_STATUSES:
                 # record() never blocks and never raises (AuditRecorder contract).
                 self.recorder.record(self.event(scope, message["status"]))
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_watched)
 

@@ -116,14 +116,14 @@ class BodyLimitMiddleware:
         except _InvalidLengthError:
             await send_problem(scope, send, InvalidRequest("Invalid Content-Length header."))
             return
-        limit = self.limit_for(scope["path"])
-        if length is not None and length > limit:
-            await send_problem(scope, send, PayloadTooLarge())
-            return
         if length == 0 or (
             length is None and not chunked and scope.get("http_version") in _FRAMED_BY_HEADERS
         ):
             await self.app(scope, receive, send)  # no body: nothing to count
+            return
+        limit = self.limit_for(scope["path"])
+        if length is not None and length > limit:
+            await send_problem(scope, send, PayloadTooLarge())
             return
         await self._guarded(scope, receive, send, limit)
 

@@ -20,7 +20,7 @@ never serves one origin's answer to another.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,14 +115,14 @@ class CORSMiddleware:
             await self._preflight(scope, send, allowed)
             return
 
-        async def send_with_cors(message: Message) -> None:
+        def send_with_cors(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = _vary_origin(message.get("headers", ()))
                 if allowed is not None:
                     headers.append((_ACAO, allowed))
                     headers.extend(self._actual_headers)
                 message = {**message, "headers": headers}
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_cors)
 

@@ -18,6 +18,7 @@ failed transfer rather than a truncated body that looks complete. ``asyncio.Canc
 from __future__ import annotations
 
 import traceback
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,7 +46,7 @@ class ErrorMiddleware:
             return
         started = False
 
-        async def send_tracked(message: Message) -> None:
+        def send_tracked(message: Message) -> Awaitable[None]:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
@@ -53,7 +54,7 @@ class ErrorMiddleware:
                     logger.error(
                         "http_server_error_response", status=message["status"], **_where(scope)
                     )
-            await send(message)
+            return send(message)
 
         try:
             await self.app(scope, receive, send_tracked)

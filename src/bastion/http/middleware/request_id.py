@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Iterable, Iterator
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,29 +52,34 @@ def _draw() -> Iterator[str]:
     return iter([hexed[i : i + 32] for i in range(0, len(hexed), 32)])
 
 
-_ids: Iterator[str] = iter(())
+class _IdPool:
+    """Ids cut from one ``os.urandom`` draw, each handed out once.
+
+    ``next`` on a list iterator is atomic, so threads never share an id; a refill race only
+    drops a few unused ids.
+    """
+
+    def __init__(self) -> None:
+        self._ids: Iterator[str] = iter(())
+
+    def take(self) -> str:
+        for request_id in self._ids:
+            return request_id
+        self._ids = _draw()
+        return next(self._ids)
+
+    def forget(self) -> None:
+        self._ids = iter(())
 
 
-def _forget_ids() -> None:
-    # A forked worker must not hand out the ids its parent drew (duplicates across workers).
-    global _ids  # noqa: PLW0603 - the module's pool of drawn ids
-    _ids = iter(())
-
-
-os.register_at_fork(after_in_child=_forget_ids)
+_POOL = _IdPool()
+# A forked worker must not hand out the ids its parent drew (duplicates across workers).
+os.register_at_fork(after_in_child=_POOL.forget)
 
 
 def new_request_id() -> str:
-    """128 random bits from the OS CSPRNG, as 32 hex characters (unguessable, unique).
-
-    Each id is a distinct slice of one ``os.urandom`` draw and is handed out once: ``next`` on
-    a list iterator is atomic, so threads never share an id.
-    """
-    global _ids  # noqa: PLW0603 - the module's pool of drawn ids
-    for request_id in _ids:
-        return request_id
-    _ids = _draw()
-    return next(_ids)
+    """128 random bits from the OS CSPRNG, as 32 hex characters (unguessable, unique)."""
+    return _POOL.take()
 
 
 def _with_id(
@@ -115,10 +120,10 @@ class RequestIdMiddleware:
         state["request_id"] = request_id
         header = (HEADER, request_id.encode("ascii"))
 
-        async def send_with_id(message: Message) -> None:
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": _with_id(message.get("headers", ()), header)}
-            await send(message)
+            return send(message)
 
         token = _REQUEST_ID_VAR.set(request_id)
         try:

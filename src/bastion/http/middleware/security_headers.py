@@ -19,7 +19,7 @@ a plain-HTTP development server it would be wrong) and only when ``hsts_max_age 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from operator import itemgetter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -89,10 +89,10 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_secured(message: Message) -> None:
+        def send_secured(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": self._secure(scope, message.get("headers", ()))}
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_secured)
 

@@ -45,6 +45,7 @@ from bastion.identity.errors import (
     InvalidCredentials,
     PasswordRejected,
 )
+from bastion.identity.fields import is_plain_id
 from bastion.identity.jobs import BackgroundJobs
 from bastion.identity.mail import templates
 from bastion.identity.mail.services import Outbox
@@ -109,6 +110,8 @@ class AccountService:
 
     async def get(self, user_id: str) -> User:
         """The user; raises ``NotFound``."""
+        if not is_plain_id(user_id):
+            raise NotFound
         async with self.database.engine.connect() as connection:
             user = await get_user(connection, user_id)
         if user is None:

@@ -17,11 +17,11 @@ from bastion.http.errors import Forbidden
 from bastion.http.responses import problems
 from bastion.identity.accounts.users import User
 from bastion.identity.admin.services import AdminService
+from bastion.identity.fields import SearchText
 from bastion.identity.sessions.auth import Principal
 
 __all__ = ["include"]
 
-MAX_QUERY_CHARS = 100
 MAX_ID_CHARS = 64
 
 
@@ -76,8 +76,8 @@ def include(
 
     @router.get("", response_model=UsersOut, summary="List and search users.")
     async def list_users(
-        q: str | None = Query(default=None, max_length=MAX_QUERY_CHARS),
-        cursor: str | None = Query(default=None, max_length=MAX_ID_CHARS),
+        q: SearchText | None = Query(default=None),
+        cursor: str | None = Query(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$"),
     ) -> UsersOut:
         found, next_cursor = await admin.list_users(query=q, after=cursor)
         return UsersOut(users=[AdminUserOut.of(u) for u in found], next_cursor=next_cursor)

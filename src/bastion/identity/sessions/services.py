@@ -36,6 +36,7 @@ from bastion.clock import Clock
 from bastion.crypto import EnvelopeCipher, TokenKind, bind, hash_token, is_well_formed, new_token
 from bastion.crypto.errors import DecryptionFailed
 from bastion.identity.accounts.models import users
+from bastion.identity.fields import is_plain_id
 from bastion.identity.sessions.models import (
     MAX_IP_CHARS,
     MAX_USER_AGENT_CHARS,
@@ -387,6 +388,8 @@ class SessionService:
         actor: str | None = None,
     ) -> bool:
         """End one session of ``user_id``; False if there is no such live session of theirs."""
+        if not is_plain_id(session_id):
+            return False
         now = self._clock.now()
         async with self.database.engine.begin() as connection:
             revoked = await self._revoke_where(

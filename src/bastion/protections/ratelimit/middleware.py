@@ -19,6 +19,8 @@ Place it inside the CORS middleware (so browsers can read a 429) and before body
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.http.problems import send_problem
@@ -62,9 +64,9 @@ class RateLimitMiddleware:
             return
         extra_headers = verdict.headers()
 
-        async def send_with_headers(message: Message) -> None:
+        def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_headers)
