@@ -53,6 +53,9 @@ class Rate:
         return cls(limit=limit, period=period, burst=limit if burst is None else burst)
 
 
+_new_tuple = tuple.__new__
+
+
 class Decision(NamedTuple):
     """The answer for one key (a named tuple: built on every request, so it must be cheap).
 
@@ -79,13 +82,15 @@ def evaluate(tat_ns: int | None, now_ns: int, rate: Rate, cost: int = 1) -> tupl
     new_tat = tat + rate.interval_ns * cost
     # How far `now` lies beyond the earliest instant this request could be allowed.
     slack = now_ns - (new_tat - rate.tolerance_ns)
-    # Positional arguments, in field order: twice as fast as keywords on this hot path.
+    # Built with tuple.__new__ and the fields in order: a named tuple's own __new__ is a Python
+    # function, which costs more than the rest of this function on this hot path.
     if slack < 0:
         retry_after = -slack / NS_PER_SECOND
-        return Decision(False, rate.burst, 0, (tat - now_ns) / NS_PER_SECOND, retry_after), tat
+        refused = (False, rate.burst, 0, (tat - now_ns) / NS_PER_SECOND, retry_after)
+        return _new_tuple(Decision, refused), tat
     remaining = slack // rate.interval_ns
     reset_after = (new_tat - now_ns) / NS_PER_SECOND
-    return Decision(True, rate.burst, remaining, reset_after, 0.0), new_tat
+    return _new_tuple(Decision, (True, rate.burst, remaining, reset_after, 0.0)), new_tat
 
 
 def untaken(decision: Decision, rate: Rate, cost: int = 1) -> Decision:

@@ -97,6 +97,8 @@ class Verdict(NamedTuple):
         )
 
 
+_new_tuple = tuple.__new__
+
 #: The verdict when no policy applies (or none has a key for this caller): allowed, no headers.
 _NOTHING_APPLIES = Verdict()
 
@@ -157,7 +159,8 @@ class RateLimiter:
         if len(decisions) == 1:  # the common case, without zip and all()
             decision = decisions[0]
             if decision.allowed:
-                return Verdict(((policies[0], decision),), True)
+                # tuple.__new__: a named tuple's own __new__ is a Python call (see gcra.evaluate).
+                return _new_tuple(Verdict, (((policies[0], decision),), True))
         verdict = Verdict(
             tuple(zip(policies, decisions, strict=True)), all(d.allowed for d in decisions)
         )
