@@ -487,6 +487,8 @@ def report(figures: Figures, machine: Machine, args: argparse.Namespace) -> None
         f"{args.rounds} rounds x {args.duration}s, {args.connections} connections "
         f"({args.login_clients} for logins); medians, all rounds in brackets"
     )
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end: {load} (the machine's other load skews absolute figures)")
     print("-- asyncio keep-alive load generator --")
     print(_line("bare FastAPI GET /bench", figures.bare))
     print(_line("GET /v1/account (bearer)", figures.account))

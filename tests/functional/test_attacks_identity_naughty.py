@@ -209,6 +209,19 @@ async def _header(h: Harness, value: str, make: Callable[[bytes], dict[str, byte
         return await client.get("/v1/account", headers=make(raw))
 
 
+async def _refresh_cookie(h: Harness, value: str) -> Any:
+    raw = value.encode("utf-8", "surrogatepass")
+    if any(c in raw for c in b"\r\n\x00;"):
+        return None
+    headers = {
+        "Cookie": b"__Secure-refresh=" + raw + b"; __Host-csrf=" + raw,
+        "X-CSRF-Token": raw,
+        "content-type": b"application/json",
+    }
+    async with h.client(https=True) as client:
+        return await client.post("/v1/sessions/refresh", content=b"{}", headers=headers)
+
+
 async def _cookie_unsafe(h: Harness, value: str) -> Any:
     raw = value.encode("utf-8", "surrogatepass")
     if any(c in raw for c in b"\r\n\x00"):
@@ -305,6 +318,7 @@ SCENARIOS: dict[str, Send] = {
     "header.authorization": lambda h, v: _header(h, v, lambda r: {"Authorization": b"Bearer " + r}),
     "cookie.access": lambda h, v: _header(h, v, lambda r: {"Cookie": b"__Host-access=" + r}),
     "header.csrf": _cookie_unsafe,
+    "cookie.refresh": _refresh_cookie,
     "admin.users.q": _admin_search,
     "admin.users.{id}": _admin_user,
 }

@@ -226,8 +226,14 @@ class AccountService:
     async def verify_email(self, token: str, scope: Scope) -> None:
         """Confirm an address (registration or email change). Raises ``InvalidAccountToken``."""
         try:
-            async with self.database.engine.begin() as connection:
-                user, event = await self._use_email_token(connection, token, self._clock.now())
+            try:
+                async with self.database.engine.begin() as connection:
+                    user, event = await self._use_email_token(connection, token, self._clock.now())
+            except IntegrityError:
+                # Two confirmations raced for one address: the unique index let one win; the
+                # other is rolled back whole (its token stays unused) and refused like any bad
+                # token, never a 500.
+                raise InvalidAccountToken from None
         except InvalidAccountToken:
             await self._token_rejected(token, _EMAIL_TOKENS, scope)
             raise
