@@ -49,14 +49,16 @@ def _response(
 
 
 async def _bastion_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BastionError)  # noqa: S101 - registered for BastionError only
+    if not isinstance(exc, BastionError):  # registered for BastionError only
+        raise TypeError(type(exc).__name__)
     # An error may carry extension members for its problem body (e.g. a policy's reasons).
     extra = getattr(exc, "extra", None)
     return _response(request, exc, extra if isinstance(extra, dict) else None)
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    if not isinstance(exc, StarletteHTTPException):  # registered for it only
+        raise TypeError(type(exc).__name__)
     fallback = InternalError if exc.status_code >= 500 else InvalidRequest
     error_cls = _BY_STATUS.get(exc.status_code, fallback)
     # The router's own messages ("Not Found", "Method Not Allowed") are safe; anything else a
@@ -80,7 +82,8 @@ def _clean_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    if not isinstance(exc, RequestValidationError):  # registered for it only
+        raise TypeError(type(exc).__name__)
     errors = _clean_errors(exc)
     detail = "The request does not match the schema: see `errors`."
     return _response(request, ValidationFailed(detail), {"errors": errors})

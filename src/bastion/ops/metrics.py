@@ -25,7 +25,10 @@ UNMATCHED_ROUTE = "<unmatched>"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BUCKET_BOUNDS = (*_LATENCY_BUCKETS, float("inf"))
-_BUCKET_NAMES = tuple(floatToGoString(bound) for bound in _BUCKET_BOUNDS)
+_BUCKET_NAMES = tuple(
+    floatToGoString(bound)  # type: ignore[no-untyped-call]  # prometheus-client is untyped
+    for bound in _BUCKET_BOUNDS
+)
 _REQUESTS_LABELS = ("route", "method", "status")
 _LATENCY_LABELS = ("route", "method")
 
