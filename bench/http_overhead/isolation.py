@@ -5,7 +5,8 @@ the headers a ``JSONResponse`` sends, ``scope["route"]`` set as the router would
 with the same GET request as ``inprocess.py``. The cost is CPU time (``time.process_time``), so
 other processes on the machine barely disturb it; each figure is the fastest of ``--rounds``
 rounds, minus the trivial app's fastest round (the two interleaved). The last lines drive the
-whole stack.
+whole stack. On a busy machine these figures still vary; ``instructions.py`` counts
+instructions instead, which load cannot disturb.
 
 Usage: ``.venv/bin/python -m bench.http_overhead.isolation [--requests 2000] [--rounds 25]``
 (``--profile NAME`` prints a cProfile of one middleware, or ``stack``).
@@ -63,7 +64,7 @@ async def _discard(_: Message) -> None:
     return None
 
 
-def _instance(middleware: Middleware, app: ASGIApp) -> ASGIApp:
+def instance(middleware: Middleware, app: ASGIApp) -> ASGIApp:
     """A fresh instance of ``middleware`` around ``app``.
 
     Middleware that register Prometheus metrics get a registry of their own: registering the
@@ -75,10 +76,10 @@ def _instance(middleware: Middleware, app: ASGIApp) -> ASGIApp:
     return middleware.cls(app, *middleware.args, **kwargs)  # type: ignore[no-any-return]
 
 
-def _stack(middleware: list[Middleware]) -> ASGIApp:
+def stack(middleware: list[Middleware]) -> ASGIApp:
     app: ASGIApp = trivial_app
     for item in reversed(middleware):
-        app = _instance(item, app)
+        app = instance(item, app)
     return app
 
 
@@ -101,18 +102,19 @@ async def _added(app: ASGIApp, n: int, rounds: int) -> float:
     return cost - base
 
 
-def _middleware() -> list[Middleware]:
+def bastion_middleware() -> list[Middleware]:
+    """The middleware of ``create_app`` as the benchmark app has it, outermost first."""
     os.environ.setdefault("BENCH_DATA_DIR", tempfile.mkdtemp())
     return list(apps.bastion().user_middleware)
 
 
 async def main_async(n: int, rounds: int, profile: str | None) -> None:
-    middleware = _middleware()
+    middleware = bastion_middleware()
     if profile is not None:
         app = (
-            _stack(middleware)
+            stack(middleware)
             if profile == "stack"
-            else next(_instance(m, trivial_app) for m in middleware if m.cls.__name__ == profile)
+            else next(instance(m, trivial_app) for m in middleware if m.cls.__name__ == profile)
         )
         await _drive(app, 1000)
         prof = cProfile.Profile()
@@ -125,11 +127,11 @@ async def main_async(n: int, rounds: int, profile: str | None) -> None:
     print(f"{'trivial app (baseline)':<34} {base:7.2f} us/request")
     total = 0.0
     for item in middleware:
-        cost = await _added(_instance(item, trivial_app), n, rounds)
+        cost = await _added(instance(item, trivial_app), n, rounds)
         total += cost
         print(f"{item.cls.__name__:<34} {cost:+7.2f} us")
     print(f"{'sum of the above':<34} {total:+7.2f} us")
-    print(f"{'whole stack':<34} {await _added(_stack(middleware), n, rounds):+7.2f} us")
+    print(f"{'whole stack':<34} {await _added(stack(middleware), n, rounds):+7.2f} us")
 
 
 def main() -> None:

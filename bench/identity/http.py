@@ -1,26 +1,20 @@
 """Identity over HTTP: refresh rotations/s, authenticated ``GET /v1/account``/s, password
 logins/s against the Argon2 bound, and the resident memory of one worker.
 
-Setup, as in :mod:`bench.http_overhead.run`: the server is one real ``bastion serve`` process
-(one uvicorn worker, default settings: SQLite, real Argon2 parameters) pinned to CPU 0; the load
-runs from CPU 1. A bare FastAPI app (``bench.http_overhead.apps:fastapi``) is measured in the
-same run for the ratio.
+As in :mod:`bench.http_overhead.run`, the server is one real ``bastion serve`` (one uvicorn
+worker, defaults: SQLite, Argon2 at OWASP's parameters) pinned to CPU 0, with the load on CPU 1,
+and a bare FastAPI app (``bench.http_overhead.apps:fastapi``) is measured in the same run.
 
-Load generators:
+Load: ``wrk`` where a request can repeat (``GET /v1/account`` with one bearer token, the bare
+app), and a small asyncio HTTP/1.1 client over keep-alive sockets (httpx would cost more CPU per
+request than the server under test) where it cannot: each refresh consumes its token, so each
+connection owns a session and chains its own refreshes. The bare app and ``GET /v1/account``
+run on both generators, so every ratio compares like with like.
 
-- ``wrk`` for requests that can repeat (``GET /v1/account`` with one bearer token, the bare
-  app's ``GET /bench``);
-- an asyncio HTTP/1.1 client over raw keep-alive sockets (written here: httpx costs more CPU
-  per request than the server under test) for refresh rotations, where every request consumes
-  its token: each connection owns one session and chains its own refreshes. The bare app and
-  ``GET /v1/account`` are measured with it too, so every ratio compares like with like.
-
-Argon2 bound: ``cores / seconds per hash``, where cores are the CPUs the server may run on
-and the hash time is measured here at the same (default) parameters; logins run with enough
-concurrent clients to keep the hashing pool busy without overflowing its queue.
-
-Memory: ``VmRSS`` of the worker from ``/proc/<pid>/status`` once started and idle, and its peak
-sampled every 100 ms during the loads. Usage:
+Argon2 bound: ``cores / seconds per hash``, the hash timed at the defaults on the server's CPU
+in each round just before its logins (enough concurrent logins to keep the hashing pool busy,
+fewer than its queue). Memory: ``VmRSS`` from ``/proc/<pid>/status``, idle after start and its
+peak sampled every 100 ms under load. Usage:
 ``.venv/bin/python -m bench.identity.http [--duration 10] [--rounds 3] [--connections 32]``.
 """
 
@@ -38,11 +32,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,25 +43,25 @@ from bastion.identity.passwords import Argon2Hasher, PasswordSettings
 SERVER_CPU = 0
 LOAD_CPU = 1
 PASSWORD = "Vivid-otter quarry lantern 42"  # noqa: S105 - benchmark input, not a secret
-#: Issue 4 targets.
+#: Issue 4 targets, and Keycloak's published sizing for the record.
 TARGET_REFRESH_PER_CORE = 1000
 TARGET_BARE_RATIO = 0.25
 TARGET_LOGIN_BOUND_RATIO = 0.9
 TARGET_RSS_MIB = 150
-#: Keycloak's published sizing, for the record.
 KEYCLOAK_REFRESH_PER_VCPU = 120
 KEYCLOAK_POD_MIB = 1250
 LOGIN_EMAIL = "bench-login@example.com"
 _TOKEN_LINE = re.compile(r"^Token: (\S+)\s*$", re.MULTILINE)
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
+_CLOSE = re.compile(rb"\r\nconnection: *close", re.IGNORECASE)
 
 
 # -- processes -----------------------------------------------------------------------------
+CAN_PIN = bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1
+
+
 def _pin(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if _can_pin() else []
-
-
-def _can_pin() -> bool:
-    return bool(shutil.which("taskset")) and (os.cpu_count() or 1) > 1
+    return ["taskset", "-c", str(cpu)] if CAN_PIN else []
 
 
 def _free_port() -> int:
@@ -93,14 +85,12 @@ def _wait_for(port: int, proc: subprocess.Popen[bytes], stderr: Path) -> None:
 
 @dataclass
 class Server:
-    name: str
     port: int
     process: subprocess.Popen[bytes]
 
     @property
     def pid(self) -> int:
-        """The worker's pid: taskset execs the command, so it is the process we started."""
-        return self.process.pid
+        return self.process.pid  # the worker itself: taskset execs the command
 
     def stop(self) -> None:
         self.process.terminate()
@@ -111,46 +101,42 @@ class Server:
             self.process.wait()
 
 
-def start_bastion(data_dir: Path) -> Server:
+def _start(name: str, command: list[str], data_dir: Path, env: dict[str, str]) -> Server:
     port = _free_port()
+    stderr = data_dir / f"{name}.err"
+    with stderr.open("wb") as err:
+        process = subprocess.Popen(
+            [*_pin(SERVER_CPU), *command, "--port", str(port)],
+            env={**env, "BASTION_PORT": str(port)},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    _wait_for(port, process, stderr)
+    return Server(port, process)
+
+
+def start_bastion(data_dir: Path) -> Server:
+    """``bastion serve`` with its defaults (SQLite, Argon2 at OWASP's parameters)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     env.update(
         BASTION_DATA_DIR=str(data_dir),
         BASTION_SECRET_KEY="b" * 48,
         BASTION_MAILER="file",
         BASTION_LOG_LEVEL="warning",
-        BASTION_PORT=str(port),
         # Every limit stays in the stack (its cost is measured) but far above the load: one
         # client address would otherwise be refused after 60 refreshes a minute.
         BASTION_RATELIMIT=json.dumps({"policies": {name: {"limit": 10_000_000} for name in (
             "login", "registration", "email-verification", "token", "api-ip", "api-user")}}),
     )  # fmt: skip
-    bastion = str(Path(sys.executable).with_name("bastion"))
-    stderr = data_dir / "serve.err"
-    with stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [*_pin(SERVER_CPU), bastion, "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    _wait_for(port, process, stderr)
-    return Server("bastion", port, process)
+    return _start(
+        "bastion", [str(Path(sys.executable).with_name("bastion")), "serve"], data_dir, env
+    )
 
 
 def start_bare(data_dir: Path) -> Server:
-    port = _free_port()
-    stderr = data_dir / "bare.err"
-    with stderr.open("wb") as err:
-        process = subprocess.Popen(
-            [*_pin(SERVER_CPU), sys.executable, "-m", "uvicorn",
-             "bench.http_overhead.apps:fastapi", "--factory", "--port", str(port),
-             "--log-level", "warning", "--no-access-log", "--no-server-header"],
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )  # fmt: skip
-    _wait_for(port, process, stderr)
-    return Server("fastapi", port, process)
+    command = [sys.executable, "-m", "uvicorn", "bench.http_overhead.apps:fastapi", "--factory",
+               "--log-level", "warning", "--no-access-log", "--no-server-header"]  # fmt: skip
+    return _start("fastapi", command, data_dir, dict(os.environ))
 
 
 def rss_mib(pid: int) -> float:
@@ -160,28 +146,21 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-class RssSampler:
-    """Peak RSS of a process, sampled on a thread while a load runs."""
+@contextlib.asynccontextmanager
+async def peak_rss(pid: int, interval: float = 0.1) -> AsyncIterator[list[float]]:
+    """Samples a process's RSS every ``interval`` s while the block runs; yields ``[peak]``."""
+    peak = [rss_mib(pid)]
 
-    def __init__(self, pid: int, interval: float = 0.1) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+    async def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], rss_mib(pid))
+            await asyncio.sleep(interval)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_mib(self.pid))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    task = asyncio.create_task(sample())
+    try:
+        yield peak
+    finally:
+        task.cancel()
 
 
 # -- a minimal keep-alive HTTP/1.1 client ------------------------------------------------------
@@ -196,7 +175,7 @@ class Connection:
     async def request(
         self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
     ) -> tuple[int, bytes]:
-        if self.writer is None:
+        if self.reader is None or self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         payload = json.dumps(body).encode() if body is not None else b""
         lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
@@ -204,23 +183,18 @@ class Connection:
         if body is not None:
             lines += ["Content-Type: application/json", f"Content-Length: {len(payload)}"]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
-        if self.reader is None:
-            raise RuntimeError("not connected")
         head = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(head[9:12])
-        length = 0
-        close = False
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            name = name.strip().lower()
-            if name == b"content-length":
-                length = int(value)
-            elif name == b"connection" and value.strip().lower() == b"close":
-                close = True
-        data = await self.reader.readexactly(length) if length else b""
-        if close:
+        length = _CONTENT_LENGTH.search(head)
+        data = await self.reader.readexactly(int(length.group(1))) if length else b""
+        if _CLOSE.search(head):
             await self.close()
-        return status, data
+        return int(head[9:12]), data
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()
 
     async def close(self) -> None:
         if self.writer is not None:
@@ -241,14 +215,15 @@ class LoadResult:
     def rate(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
-    def p(self, q: float) -> float:
-        if not self.latencies:
+    def p(self, percent: int) -> float:
+        """A latency percentile in milliseconds."""
+        if len(self.latencies) < 2:
             return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+        return statistics.quantiles(self.latencies, n=100)[percent - 1] * 1000
 
 
-Step = Callable[[Connection, int], Awaitable[bool]]
+#: One request of a load: returns its HTTP status (2xx counts as done).
+Step = Callable[[Connection, int], Awaitable[int]]
 
 
 async def run_load(port: int, workers: int, seconds: float, step: Step) -> LoadResult:
@@ -257,15 +232,15 @@ async def run_load(port: int, workers: int, seconds: float, step: Step) -> LoadR
     deadline = time.perf_counter() + seconds
 
     async def worker(n: int) -> None:
-        connection = Connection(port)
-        try:
+        async with Connection(port) as connection:
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                if await step(connection, n):
+                status = await step(connection, n)
+                if 200 <= status < 300:
                     result.ok += 1
                     result.latencies.append(time.perf_counter() - start)
-        finally:
-            await connection.close()
+                else:
+                    result.failed[status] = result.failed.get(status, 0) + 1
 
     start = time.perf_counter()
     await asyncio.gather(*(worker(n) for n in range(workers)))
@@ -273,26 +248,21 @@ async def run_load(port: int, workers: int, seconds: float, step: Step) -> LoadR
     return result
 
 
-def _count_failure(result: LoadResult, status: int) -> None:
-    result.failed[status] = result.failed.get(status, 0) + 1
-
-
 # -- identity setup ----------------------------------------------------------------------------
+async def call(connection: Connection, path: str, body: object, expect: int) -> bytes:
+    """POST ``body`` to ``path``; anything but ``expect`` ends the benchmark (a setup bug)."""
+    status, data = await connection.request("POST", path, body)
+    if status != expect:
+        raise SystemExit(f"POST {path}: {status} {data[:300]!r}")
+    return data
+
+
 async def create_user(port: int, data_dir: Path, email: str) -> None:
-    connection = Connection(port)
-    try:
+    async with Connection(port) as connection:
         body = {"email": email, "password": PASSWORD, "display_name": "Bench User"}
-        status, data = await connection.request("POST", "/v1/accounts", body)
-        if status != 202:
-            raise SystemExit(f"registration failed: {status} {data[:300]!r}")
+        await call(connection, "/v1/accounts", body, 202)
         token = await _mailed_token(data_dir, email)
-        status, data = await connection.request(
-            "POST", "/v1/accounts/verify-email", {"token": token}
-        )
-        if status != 200:
-            raise SystemExit(f"verification failed: {status} {data[:300]!r}")
-    finally:
-        await connection.close()
+        await call(connection, "/v1/accounts/verify-email", {"token": token}, 200)
 
 
 async def _mailed_token(data_dir: Path, email: str) -> str:
@@ -309,74 +279,44 @@ async def _mailed_token(data_dir: Path, email: str) -> str:
 
 
 async def login(connection: Connection, email: str) -> dict[str, str]:
-    status, data = await connection.request(
-        "POST", "/v1/sessions", {"email": email, "password": PASSWORD}
-    )
-    if status != 200:
-        raise SystemExit(f"login failed: {status} {data[:300]!r}")
-    return dict(json.loads(data))
+    body = {"email": email, "password": PASSWORD}
+    return dict(json.loads(await call(connection, "/v1/sessions", body, 200)))
 
 
 # -- the measurements --------------------------------------------------------------------------
 async def refresh_chains(port: int, email: str, workers: int, seconds: float) -> LoadResult:
     """Each connection logs in once, then chains refreshes, each consuming the last token."""
-    tokens: list[str] = []
-    setup = Connection(port)
-    try:
+    async with Connection(port) as setup:
         tokens = [(await login(setup, email))["refresh_token"] for _ in range(workers)]
-    finally:
-        await setup.close()
-    failures = LoadResult()
 
-    async def step(connection: Connection, n: int) -> bool:
-        status, data = await connection.request(
-            "POST", "/v1/sessions/refresh", {"refresh_token": tokens[n]}
-        )
-        if status != 200:
-            _count_failure(failures, status)
-            if status >= 500 or status == 401:
-                raise SystemExit(f"refresh failed: {status} {data[:300]!r}")
-            return False
-        tokens[n] = json.loads(data)["refresh_token"]
-        return True
+    async def step(connection: Connection, n: int) -> int:
+        body = {"refresh_token": tokens[n]}
+        status, data = await connection.request("POST", "/v1/sessions/refresh", body)
+        if status == 200:
+            tokens[n] = json.loads(data)["refresh_token"]
+        elif status >= 500 or status == 401:  # the chain is broken: a bug, not a figure
+            raise SystemExit(f"refresh failed: {status} {data[:300]!r}")
+        return status
 
-    result = await run_load(port, workers, seconds, step)
-    result.failed = failures.failed
-    return result
+    return await run_load(port, workers, seconds, step)
 
 
-async def repeated_get(
-    port: int, path: str, headers: dict[str, str], workers: int, seconds: float
+async def repeated(
+    port: int,
+    method: str,
+    path: str,
+    workers: int,
+    seconds: float,
+    *,
+    body: object = None,
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
-    failures = LoadResult()
+    """The same request over and over on ``workers`` connections."""
 
-    async def step(connection: Connection, _: int) -> bool:
-        status, _data = await connection.request("GET", path, headers=headers)
-        if status != 200:
-            _count_failure(failures, status)
-            return False
-        return True
+    async def step(connection: Connection, _: int) -> int:
+        return (await connection.request(method, path, body, headers))[0]
 
-    result = await run_load(port, workers, seconds, step)
-    result.failed = failures.failed
-    return result
-
-
-async def logins(port: int, email: str, workers: int, seconds: float) -> LoadResult:
-    failures = LoadResult()
-
-    async def step(connection: Connection, _: int) -> bool:
-        status, _data = await connection.request(
-            "POST", "/v1/sessions", {"email": email, "password": PASSWORD}
-        )
-        if status != 200:
-            _count_failure(failures, status)
-            return False
-        return True
-
-    result = await run_load(port, workers, seconds, step)
-    result.failed = failures.failed
-    return result
+    return await run_load(port, workers, seconds, step)
 
 
 def wrk(port: int, path: str, headers: dict[str, str], seconds: int, connections: int) -> float:
@@ -391,26 +331,27 @@ def wrk(port: int, path: str, headers: dict[str, str], seconds: int, connections
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", done.stdout)
     if match is None:
         raise SystemExit(f"cannot parse wrk output:\n{done.stdout}")
-    if non_2xx:
-        probe = urllib.request.Request(url, headers=headers)
-        try:
-            with urllib.request.urlopen(probe, timeout=5) as answer:  # noqa: S310
-                seen = f"{answer.status}"
-        except urllib.error.HTTPError as error:
-            seen = f"{error.code} {error.read()[:300]!r}"
-        raise SystemExit(f"wrk saw {non_2xx.group(1)} non-2xx answers on {path}; now: {seen}")
+    if non_2xx:  # e.g. the token expired or a limit answered: the figure would be wrong
+        raise SystemExit(f"wrk saw {non_2xx.group(1)} non-2xx answers on {path}")
     return float(match.group(1))
 
 
-def time_one_hash(samples: int = 15) -> float:
-    """Median seconds of one Argon2id hash at the default parameters, on this (load) CPU."""
+def time_one_hash(samples: int = 9) -> float:
+    """Median seconds of one Argon2id hash at the default parameters, measured on the server's
+    CPU while the server is idle (between loads): the bound must describe the server's core."""
     hasher = Argon2Hasher(PasswordSettings())
-    hasher.hash(PASSWORD)  # first-use costs
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        hasher.hash(PASSWORD)
-        times.append(time.perf_counter() - start)
+    mine = os.sched_getaffinity(0)
+    if CAN_PIN:
+        os.sched_setaffinity(0, {SERVER_CPU})
+    try:
+        hasher.hash(PASSWORD)  # first-use costs
+        times = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            hasher.hash(PASSWORD)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.sched_setaffinity(0, mine)
     return statistics.median(times)
 
 
@@ -421,23 +362,24 @@ class Figures:
     account: list[LoadResult] = field(default_factory=list)
     bare: list[LoadResult] = field(default_factory=list)
     login: list[LoadResult] = field(default_factory=list)
+    hash_s: list[float] = field(default_factory=list)
     account_wrk: list[float] = field(default_factory=list)
     bare_wrk: list[float] = field(default_factory=list)
+    server_cores: int = 1
+    rss_idle: float = 0.0
+    rss_peak: float = 0.0
 
 
 async def one_round(
     args: argparse.Namespace, bastion: Server, bare: Server, email: str, figures: Figures
 ) -> None:
     seconds, workers = args.duration, args.connections
-    setup = Connection(bastion.port)
-    try:
+    async with Connection(bastion.port) as setup:
         access = (await login(setup, email))["access_token"]  # fresh: tokens live 5 minutes
-    finally:
-        await setup.close()
     bearer = {"Authorization": f"Bearer {access}"}
-    figures.bare.append(await repeated_get(bare.port, "/bench", {}, workers, seconds))
+    figures.bare.append(await repeated(bare.port, "GET", "/bench", workers, seconds))
     figures.account.append(
-        await repeated_get(bastion.port, "/v1/account", bearer, workers, seconds)
+        await repeated(bastion.port, "GET", "/v1/account", workers, seconds, headers=bearer)
     )
     figures.refresh.append(await refresh_chains(bastion.port, email, workers, seconds))
     if shutil.which("wrk"):
@@ -445,86 +387,66 @@ async def one_round(
         figures.account_wrk.append(wrk(bastion.port, "/v1/account", bearer, seconds, workers))
     # Another account: a user's live sessions are capped (the oldest end), and this load opens
     # hundreds.
-    figures.login.append(await logins(bastion.port, LOGIN_EMAIL, args.login_clients, seconds))
-
-
-def _median_rate(results: list[LoadResult]) -> float:
-    return statistics.median(r.rate for r in results)
+    figures.hash_s.append(time_one_hash())  # same round, same core, just before the logins
+    credentials = {"email": LOGIN_EMAIL, "password": PASSWORD}
+    figures.login.append(
+        await repeated(
+            bastion.port, "POST", "/v1/sessions", args.login_clients, seconds, body=credentials
+        )
+    )
 
 
 def _line(name: str, results: list[LoadResult]) -> str:
     rates = ", ".join(f"{r.rate:.0f}" for r in results)
-    p50 = statistics.median(r.p(0.5) for r in results)
-    p99 = statistics.median(r.p(0.99) for r in results)
-    failed: dict[int, int] = {}
-    for r in results:
-        for status, count in r.failed.items():
-            failed[status] = failed.get(status, 0) + count
-    extra = f"  non-2xx {failed}" if failed else ""
-    return (
-        f"{name:<34} {_median_rate(results):>9.1f}/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms"
-        f"  ({rates}){extra}"
+    p50 = statistics.median(r.p(50) for r in results)
+    p99 = statistics.median(r.p(99) for r in results)
+    failed = sum((Counter(r.failed) for r in results), Counter())
+    extra = f"  non-2xx {dict(failed)}" if failed else ""
+    rate = statistics.median(r.rate for r in results)
+    return f"{name:<34} {rate:>9.1f}/s  p50 {p50:6.2f} ms  p99 {p99:7.2f} ms  ({rates}){extra}"
+
+
+def report(figures: Figures, args: argparse.Namespace) -> None:
+    refresh, account, bare, login = (
+        statistics.median(r.rate for r in rs)
+        for rs in (figures.refresh, figures.account, figures.bare, figures.login)
     )
-
-
-@dataclass
-class Machine:
-    hash_s: float
-    server_cores: int
-    rss_idle: float
-    rss_peak: float = 0.0
-
-
-def report(figures: Figures, machine: Machine, args: argparse.Namespace) -> None:
-    refresh = _median_rate(figures.refresh)
-    account = _median_rate(figures.account)
-    bare = _median_rate(figures.bare)
-    login = _median_rate(figures.login)
-    hash_s, server_cores = machine.hash_s, machine.server_cores
-    bound = server_cores / hash_s
-    print(
-        f"Identity over HTTP: 1 worker on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}, "
-        f"{args.rounds} rounds x {args.duration}s, {args.connections} connections "
-        f"({args.login_clients} for logins); medians, all rounds in brackets"
-    )
+    hash_s, cores = statistics.median(figures.hash_s), figures.server_cores
+    bound = cores / hash_s
+    hashes = ", ".join(f"{h * 1000:.1f}" for h in figures.hash_s)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"load average at the end: {load} (the machine's other load skews absolute figures)")
+    print(
+        f"Identity over HTTP: 1 worker on CPU {SERVER_CPU}, load on CPU {LOAD_CPU}, {args.rounds}"
+        f" rounds x {args.duration}s, {args.connections} connections ({args.login_clients} for"
+        f" logins); medians, every round in brackets. Load average at the end: {load}."
+    )
     print("-- asyncio keep-alive load generator --")
     print(_line("bare FastAPI GET /bench", figures.bare))
     print(_line("GET /v1/account (bearer)", figures.account))
     print(_line("POST /v1/sessions/refresh (chains)", figures.refresh))
     print(_line("POST /v1/sessions (password login)", figures.login))
+    rows = []
     if figures.bare_wrk:
-        bare_wrk, account_wrk = (
-            statistics.median(figures.bare_wrk),
-            statistics.median(figures.account_wrk),
-        )
-        print("-- wrk --")
-        print(f"{'bare FastAPI GET /bench':<34} {bare_wrk:>9.1f}/s")
-        print(f"{'GET /v1/account (bearer)':<34} {account_wrk:>9.1f}/s")
-        print(f"GET /v1/account / bare (wrk):      {account_wrk / bare_wrk:.3f}")
+        bare_wrk, account_wrk = map(statistics.median, (figures.bare_wrk, figures.account_wrk))
+        rows += [
+            ("wrk: bare FastAPI GET /bench", f"{bare_wrk:.1f}/s"),
+            ("wrk: GET /v1/account (bearer)", f"{account_wrk:.1f}/s"),
+            ("wrk: GET /v1/account / bare", f"{account_wrk / bare_wrk:.3f}"),
+        ]
+    keycloak = f"Keycloak sizing {KEYCLOAK_REFRESH_PER_VCPU}/vCPU"
+    hashing = f"{hash_s * 1000:.1f} ms ({hashes}) -> bound {bound:.1f} logins/s on {cores} core"
+    rss = f"{figures.rss_idle:.1f} / {figures.rss_peak:.1f} MiB"
+    rows += [
+        ("refresh / core", f"{refresh / cores:.0f}/s (>= {TARGET_REFRESH_PER_CORE}; {keycloak})"),
+        ("refresh / bare app", f"{refresh / bare:.3f} (target >= {TARGET_BARE_RATIO})"),
+        ("GET /v1/account / bare app", f"{account / bare:.3f} (target >= {TARGET_BARE_RATIO})"),
+        ("one Argon2id hash (defaults)", hashing),
+        ("logins / bound", f"{login / bound:.2f} (target >= {TARGET_LOGIN_BOUND_RATIO})"),
+        ("RSS idle / peak under load", f"{rss} (< {TARGET_RSS_MIB}; Keycloak {KEYCLOAK_POD_MIB})"),
+    ]
     print("-- ratios and targets (issue 4) --")
-    print(
-        f"refresh / core:                    {refresh / server_cores:.0f}/s "
-        f"(target >= {TARGET_REFRESH_PER_CORE}; Keycloak sizing {KEYCLOAK_REFRESH_PER_VCPU}/vCPU)"
-    )
-    print(
-        f"refresh / bare app:                {refresh / bare:.3f} (target >= {TARGET_BARE_RATIO})"
-    )
-    print(
-        f"GET /v1/account / bare app:        {account / bare:.3f} (target >= {TARGET_BARE_RATIO})"
-    )
-    print(
-        f"one Argon2id hash (defaults):      {hash_s * 1000:.1f} ms "
-        f"-> bound {bound:.1f} logins/s on {server_cores} core(s)"
-    )
-    target = TARGET_LOGIN_BOUND_RATIO
-    print(f"logins / bound:                    {login / bound:.2f} (target >= {target})")
-    print(
-        f"RSS idle / peak under load:        {machine.rss_idle:.1f} MiB / "
-        f"{machine.rss_peak:.1f} MiB "
-        f"(target < {TARGET_RSS_MIB}; Keycloak sizing {KEYCLOAK_POD_MIB} MiB per pod)"
-    )  # fmt: skip
+    for name, value in rows:
+        print(f"{name + ':':<34} {value}")
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> None:
@@ -532,20 +454,21 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     bastion = start_bastion(data_dir)
     try:
         await asyncio.sleep(1)
-        machine = Machine(
-            hash_s=time_one_hash(),
-            server_cores=len(os.sched_getaffinity(bastion.pid)),
-            rss_idle=rss_mib(bastion.pid),
+        figures = Figures(
+            server_cores=len(os.sched_getaffinity(bastion.pid)), rss_idle=rss_mib(bastion.pid)
         )
         email = "bench@example.com"
         await create_user(bastion.port, data_dir, email)
         await create_user(bastion.port, data_dir, LOGIN_EMAIL)
-        figures = Figures()
-        with RssSampler(bastion.pid) as sampler:
+        async with peak_rss(bastion.pid) as peak:
             for _ in range(args.rounds):
                 await one_round(args, bastion, bare, email, figures)
-        machine.rss_peak = sampler.peak
-        report(figures, machine, args)
+        figures.rss_peak = peak[0]
+        report(figures, args)
+    except SystemExit:
+        errors = (data_dir / "bastion.err").read_text(errors="replace")
+        print(f"server stderr (last 4000 characters):\n{errors[-4000:]}", file=sys.stderr)
+        raise
     finally:
         bastion.stop()
         bare.stop()
@@ -556,25 +479,18 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument(
-        "--login-clients",
-        type=int,
-        default=8,
-        help="concurrent logins: enough to keep the hashing pool busy, fewer than its queue",
-    )
+    parser.add_argument("--login-clients", type=int, default=8, help="concurrent logins")
     args = parser.parse_args()
-    if _can_pin():
+    if CAN_PIN:
         os.sched_setaffinity(0, {LOAD_CPU})  # the load generator stays off the server's CPU
     else:
         print("warning: one CPU or no taskset: server and load share the CPU", file=sys.stderr)
     try:
-        import uvloop  # noqa: PLC0415 - optional: a faster loop for the load generator
+        from uvloop import run as run_loop  # noqa: PLC0415 - optional: a faster load generator
     except ImportError:
-        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
-    else:
-        runner = uvloop.run  # type: ignore[assignment]
+        run_loop = asyncio.run  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as tmp:
-        runner(run(args, Path(tmp)))
+        run_loop(run(args, Path(tmp)))
 
 
 if __name__ == "__main__":

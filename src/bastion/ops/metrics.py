@@ -21,6 +21,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.http.middleware._next import next_app
+
 UNMATCHED_ROUTE = "<unmatched>"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -59,10 +61,24 @@ class _AuditQueueCollector(Collector):
         )
 
 
+class _Series:
+    """One (route, method): requests by status, and the latency histogram."""
+
+    __slots__ = ("buckets", "created", "status_created", "statuses", "sum")
+
+    def __init__(self) -> None:
+        self.statuses: dict[int, int] = {}
+        self.status_created: dict[int, float] = {}
+        #: Requests per latency bucket (not cumulative), the last one ``+Inf``.
+        self.buckets = [0] * len(_BUCKET_BOUNDS)
+        self.sum = 0.0
+        self.created = time.time()
+
+
 class _HttpCollector(Collector):
     """The HTTP request counter and latency histogram, kept as plain numbers.
 
-    The request path only adds to ints and floats in dicts (no lock, no per-sample objects: a
+    The request path only adds to ints and floats (no lock and no per-sample objects: a
     ``prometheus_client`` histogram takes a lock per bucket and walks its bounds in Python);
     the families are built at scrape time. The series are those of a ``Counter`` and a
     ``Histogram`` with the same names and labels, ``_created`` included unless switched off by
@@ -72,14 +88,8 @@ class _HttpCollector(Collector):
     (copying a dict is atomic under the GIL), at worst one request behind.
     """
 
-    def __init__(self) -> None:
-        #: ``(route, method, status) -> count`` and the time the series was created.
-        self.requests: dict[tuple[str, str, int], int] = {}
-        self.requests_created: dict[tuple[str, str, int], float] = {}
-        #: ``(route, method) -> [count per bucket (not cumulative), ..., +Inf]``, sum, created.
-        self.buckets: dict[tuple[str, str], list[int]] = {}
-        self.sums: dict[tuple[str, str], float] = {}
-        self.latency_created: dict[tuple[str, str], float] = {}
+    def __init__(self, series: dict[tuple[str, str], _Series]) -> None:
+        self.series = series
 
     def describe(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         yield _requests_family()
@@ -87,22 +97,22 @@ class _HttpCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         created = getattr(prometheus_metrics, "_use_created", True)
+        snapshot = list(dict(self.series).items())
         requests = _requests_family()
-        requests_created = dict(self.requests_created)
-        for key, count in dict(self.requests).items():
-            route, method, status = key
-            when = requests_created.get(key) if created else None
-            requests.add_metric((route, method, str(status)), float(count), created=when)
+        for (route, method), series in snapshot:
+            status_created = dict(series.status_created)
+            for status, count in dict(series.statuses).items():
+                when = status_created.get(status) if created else None
+                requests.add_metric((route, method, str(status)), float(count), created=when)
         yield requests
         latency = _latency_family()
-        sums = dict(self.sums)
-        for labels, counts in dict(self.buckets).items():
-            cumulative = itertools.accumulate(counts)
+        for labels, series in snapshot:
+            cumulative = itertools.accumulate(list(series.buckets))
             buckets = [(le, float(n)) for le, n in zip(_BUCKET_NAMES, cumulative, strict=True)]
-            latency.add_metric(labels, buckets, sums.get(labels, 0.0))
-        for labels, when in dict(self.latency_created).items() if created else ():
+            latency.add_metric(labels, buckets, series.sum)
+        for labels, series in snapshot if created else ():
             names = dict(zip(_LATENCY_LABELS, labels, strict=True))
-            latency.add_sample(f"{latency.name}_created", names, when)
+            latency.add_sample(f"{latency.name}_created", names, series.created)
         yield latency
 
 
@@ -127,31 +137,26 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._http = _HttpCollector()
-        self.registry.register(self._http)
+        self._series: dict[tuple[str, str], _Series] = {}
+        self.registry.register(_HttpCollector(self._series))
 
     def watch_audit(self, recorder: Any) -> None:
         """Export the audit recorder's queue depth, drops and writes."""
         self.registry.register(_AuditQueueCollector(recorder))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        http = self._http
-        key = (route, method, status)
-        requests = http.requests
-        if key in requests:
-            requests[key] += 1
+        series = self._series.get((route, method))
+        if series is None:
+            series = self._series[route, method] = _Series()
+        statuses = series.statuses
+        if status in statuses:
+            statuses[status] += 1
         else:
-            requests[key] = 1
-            http.requests_created[key] = time.time()
-        hkey = (route, method)
-        buckets = http.buckets.get(hkey)
-        if buckets is None:
-            buckets = http.buckets[hkey] = [0] * len(_BUCKET_BOUNDS)
-            http.sums[hkey] = 0.0
-            http.latency_created[hkey] = time.time()
+            statuses[status] = 1
+            series.status_created[status] = time.time()
         # The first bound >= seconds: Prometheus buckets are "less than or equal" (le).
-        buckets[bisect.bisect_left(_BUCKET_BOUNDS, seconds)] += 1
-        http.sums[hkey] += seconds
+        series.buckets[bisect.bisect_left(_BUCKET_BOUNDS, seconds)] += 1
+        series.sum += seconds
 
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -169,11 +174,12 @@ class MetricsMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self._next = next_app(app)
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         start = time.perf_counter()
         status = 500
@@ -185,7 +191,7 @@ class MetricsMiddleware:
             return send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self._next(scope, receive, send_wrapper)
         finally:
             method = scope["method"]
             self.metrics.observe(

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock, SystemClock
+from bastion.http.middleware._next import next_app
 
 AUDITED_STATUSES = frozenset({400, 413, 415, 422, 431})
 MAX_USER_AGENT = 512
@@ -33,12 +34,13 @@ class RejectionAuditMiddleware:
 
     def __init__(self, app: ASGIApp, recorder: AuditRecorder, clock: Clock | None = None) -> None:
         self.app = app
+        self._next = next_app(app)
         self.recorder = recorder
         self.clock = clock or SystemClock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
 
         def send_watched(message: Message) -> Awaitable[None]:
@@ -47,7 +49,7 @@ class RejectionAuditMiddleware:
                 self.recorder.record(self.event(scope, message["status"]))
             return send(message)
 
-        await self.app(scope, receive, send_watched)
+        await self._next(scope, receive, send_watched)
 
     def event(self, scope: Scope, status: int) -> AuditEvent:
         state: dict[str, Any] = scope.get("state") or {}

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.http.errors import InvalidRequest, PayloadTooLarge
+from bastion.http.middleware._next import next_app
 from bastion.http.middleware._paths import PathRules
 from bastion.http.problems import send_problem
 
@@ -104,12 +105,13 @@ class BodyLimitMiddleware:
         if default_limit < 0 or any(limit < 0 for _, limit in overrides):
             raise ValueError("body limits must not be negative")
         self.app = app
+        self._next = next_app(app)
         self.default_limit = default_limit
         self._overrides = PathRules(overrides)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         try:
             length, chunked = declared_length(scope["headers"])
@@ -119,7 +121,7 @@ class BodyLimitMiddleware:
         if length == 0 or (
             length is None and not chunked and scope.get("http_version") in _FRAMED_BY_HEADERS
         ):
-            await self.app(scope, receive, send)  # no body: nothing to count
+            await self._next(scope, receive, send)  # no body: nothing to count
             return
         limit = self.limit_for(scope["path"])
         if length is not None and length > limit:
@@ -138,7 +140,7 @@ class BodyLimitMiddleware:
         # A declared length is also counted: defence in depth if a server does not enforce it.
         guard = _Guard(receive, send, limit)
         try:
-            await self.app(scope, guard.receive, guard.send)
+            await self._next(scope, guard.receive, guard.send)
         except Exception:
             # Frameworks wrap errors raised while reading a body (FastAPI makes them a 400):
             # after the limit was passed, any error is a consequence of the rejection.

@@ -36,6 +36,7 @@ from bastion.http.errors import (
     JsonTooLarge,
     UnsupportedMediaType,
 )
+from bastion.http.middleware._next import next_app
 from bastion.http.middleware._paths import PathRules
 from bastion.http.problems import send_problem
 
@@ -131,13 +132,14 @@ class JsonContentMiddleware:
         if max_depth < 1 or max_elements < 1:
             raise ValueError("max_depth and max_elements must be positive")
         self.app = app
+        self._next = next_app(app)
         self.max_depth = max_depth
         self.max_elements = max_elements
         self._exempt = PathRules((template, True) for template in exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         content_types: list[bytes] = []
         has_body: bool | None = None  # None: unknown until read (HTTP/2 without Content-Length)
@@ -152,7 +154,7 @@ class JsonContentMiddleware:
         if has_body is None and scope.get("http_version") in _FRAMED_BY_HEADERS:
             has_body = False
         if has_body is False or (self._exempt and self._exempt.lookup(scope["path"])):
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         json_declared = is_json_content_type(content_types)
         if has_body and not json_declared:
@@ -170,7 +172,7 @@ class JsonContentMiddleware:
             if error is not None:
                 await send_problem(scope, send, error)
                 return
-        await self.app(scope, _replay(body, receive), send)
+        await self._next(scope, _replay(body, receive), send)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

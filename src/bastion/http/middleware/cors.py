@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.http.errors import CorsOriginDenied
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import send_problem
 
 ALLOW_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -76,6 +77,7 @@ class CORSMiddleware:
         max_age: int = 600,
     ) -> None:
         self.app = app
+        self._next = next_app(app)
         self._allow_any = "*" in allow_origins
         if self._allow_any and allow_credentials:
             raise ValueError("CORS: '*' cannot be combined with allow_credentials")
@@ -97,7 +99,7 @@ class CORSMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         origin: bytes | None = None
         preflight = False
@@ -108,7 +110,7 @@ class CORSMiddleware:
             elif name == b"access-control-request-method":
                 preflight = scope["method"] == "OPTIONS"
         if origin is None:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         allowed = self._allowed_value(origin)
         if preflight:
@@ -124,7 +126,7 @@ class CORSMiddleware:
                 message = {**message, "headers": headers}
             return send(message)
 
-        await self.app(scope, receive, send_with_cors)
+        await self._next(scope, receive, send_with_cors)
 
     def _allowed_value(self, origin: bytes) -> bytes | None:
         """The ``Access-Control-Allow-Origin`` value for ``origin``, or ``None`` if not allowed."""

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.errors import BastionError
 from bastion.http.errors import InternalError
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import request_id_of, send_problem
 from bastion.logging import get_logger
 
@@ -38,11 +39,12 @@ class ErrorMiddleware:
 
     def __init__(self, app: ASGIApp, debug: bool = False) -> None:
         self.app = app
+        self._next = next_app(app)
         self.debug = debug
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         started = False
 
@@ -57,7 +59,7 @@ class ErrorMiddleware:
             return send(message)
 
         try:
-            await self.app(scope, receive, send_tracked)
+            await self._next(scope, receive, send_tracked)
         except Exception as exc:  # any exception: the purpose of this middleware
             error = exc if isinstance(exc, BastionError) else InternalError()
             if error.status >= 500 or started:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.http.errors import MethodNotAllowed
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import send_problem
 
 BLOCKED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
@@ -22,10 +23,11 @@ class MethodFilterMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._next = next_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Methods are case-sensitive, but some servers and proxies fold case: refuse any spelling.
         if scope["type"] == "http" and scope["method"].upper() in BLOCKED_METHODS:
             await send_problem(scope, send, MethodNotAllowed())
             return
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)

@@ -30,6 +30,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.http.middleware._next import next_app
+
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
 
@@ -116,12 +118,13 @@ class ProxyHeadersMiddleware:
 
     def __init__(self, app: ASGIApp, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self.app = app
+        self._next = next_app(app)
         self.trusted_proxies = tuple(trusted_proxies)
         self.is_trusted = lru_cache(maxsize=CACHE_SIZE)(self._in_trusted_network)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         client = scope.get("client")
         peer: str = client[0] if client else UNKNOWN_CLIENT
@@ -137,7 +140,7 @@ class ProxyHeadersMiddleware:
                 state["client_ip"] = client_ip
                 if proto in _SCHEMES:
                     scope["scheme"] = _SCHEMES[proto][scope["type"] == "websocket"]
-        await self.app(scope, receive, send)
+        await self._next(scope, receive, send)
 
     def _in_trusted_network(self, address: IPAddress) -> bool:
         """True if ``address`` is a trusted proxy (cached per instance as ``is_trusted``)."""

@@ -17,6 +17,8 @@ from contextvars import ContextVar
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from bastion.http.middleware._next import next_app
+
 HEADER = b"x-request-id"
 MAX_LENGTH = 64
 _ALLOWED = (string.ascii_letters + string.digits + "._-").encode("ascii")
@@ -99,10 +101,11 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._next = next_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         inbound: bytes | None = None
         count = 0
@@ -127,6 +130,6 @@ class RequestIdMiddleware:
 
         token = _REQUEST_ID_VAR.set(request_id)
         try:
-            await self.app(scope, receive, send_with_id)
+            await self._next(scope, receive, send_with_id)
         finally:
             _REQUEST_ID_VAR.reset(token)

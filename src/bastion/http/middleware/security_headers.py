@@ -24,6 +24,8 @@ from operator import itemgetter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.http.middleware._next import next_app
+
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
@@ -75,6 +77,7 @@ class SecurityHeadersMiddleware:
         if hsts_max_age < 0:
             raise ValueError("hsts_max_age must not be negative")
         self.app = app
+        self._next = next_app(app)
         self._http_headers = _encode(DEFAULT_HEADERS)
         hsts = (("strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains"),)
         self._https_headers = (
@@ -86,7 +89,7 @@ class SecurityHeadersMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
 
         def send_secured(message: Message) -> Awaitable[None]:
@@ -94,7 +97,7 @@ class SecurityHeadersMiddleware:
                 message = {**message, "headers": self._secure(scope, message.get("headers", ()))}
             return send(message)
 
-        await self.app(scope, receive, send_secured)
+        await self._next(scope, receive, send_secured)
 
     def _secure(
         self, scope: Scope, headers: Iterable[tuple[bytes, bytes]]

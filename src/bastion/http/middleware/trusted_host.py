@@ -21,6 +21,7 @@ from ipaddress import IPv6Address
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion.http.errors import HostNotAllowed
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import send_problem
 
 _HOST_CHARS = (string.ascii_lowercase + string.digits + ".-_").encode("ascii")
@@ -63,6 +64,7 @@ class TrustedHostMiddleware:
 
     def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
         self.app = app
+        self._next = next_app(app)
         self._allow_any = False
         exact: set[bytes] = set()
         suffixes: list[bytes] = []
@@ -89,7 +91,7 @@ class TrustedHostMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         host: bytes | None = None
         count = 0
@@ -98,7 +100,7 @@ class TrustedHostMiddleware:
                 host = value
                 count += 1
         if count == 1 and host is not None and self.is_allowed_value(host):
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
         else:

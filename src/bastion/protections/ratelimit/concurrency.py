@@ -15,6 +15,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import send_problem
 from bastion.protections.ratelimit.errors import MIN_RETRY_AFTER_SECONDS, Overloaded
 from bastion.protections.ratelimit.headers import RETRY_AFTER
@@ -35,6 +36,7 @@ class ConcurrencyLimitMiddleware:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.app = app
+        self._next = next_app(app)
         self.max_concurrent = max_concurrent
         self.active = 0
         self._retry_after = [(RETRY_AFTER, str(max(1, retry_after)).encode("ascii"))]
@@ -53,7 +55,7 @@ class ConcurrencyLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         if self.active >= self.max_concurrent:
             self._shed.inc()
@@ -62,6 +64,6 @@ class ConcurrencyLimitMiddleware:
             return
         self.active += 1
         try:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
         finally:
             self.active -= 1

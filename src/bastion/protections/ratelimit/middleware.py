@@ -23,6 +23,7 @@ from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.http.middleware._next import next_app
 from bastion.http.problems import send_problem
 from bastion.protections.ratelimit.errors import StoreUnavailable
 from bastion.protections.ratelimit.headers import RETRY_AFTER
@@ -32,17 +33,18 @@ from bastion.protections.ratelimit.services import STATE_LIMITER, RateLimiter
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, *, limiter: RateLimiter, emit_headers: bool = True) -> None:
         self.app = app
+        self._next = next_app(app)
         self.limiter = limiter
         self.emit_headers = emit_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         scope.setdefault("state", {})[STATE_LIMITER] = self.limiter
         applied = self.limiter.applicable(scope["method"], scope["path"])
         if not applied:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         try:
             verdict = await self.limiter.check(scope, applied)
@@ -60,7 +62,7 @@ class RateLimitMiddleware:
             )
             return
         if not self.emit_headers or not verdict.results:
-            await self.app(scope, receive, send)
+            await self._next(scope, receive, send)
             return
         extra_headers = verdict.headers()
 
@@ -69,4 +71,4 @@ class RateLimitMiddleware:
                 message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
             return send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        await self._next(scope, receive, send_with_headers)
