@@ -151,7 +151,7 @@ def served(app: str, tmp: Path) -> float:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(port, server)
+        _wait_for(port, server, timeout=300)  # imports under valgrind are slow
         url = f"http://127.0.0.1:{port}/bench"
         wrk = ["wrk", "-t1", "-c4"]
         subprocess.run([*wrk, "-d3s", url], capture_output=True, check=True)  # warm-up
