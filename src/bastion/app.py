@@ -16,6 +16,8 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from bastion import __version__
+from bastion.audit import routes as audit_routes
+from bastion.authz import api as authz_api
 from bastion.config.production import enforce
 from bastion.config.settings import Settings
 from bastion.http import handlers
@@ -30,6 +32,7 @@ from bastion.http.middleware.request_id import RequestIdMiddleware
 from bastion.http.middleware.security_headers import SecurityHeadersMiddleware
 from bastion.http.middleware.trusted_host import TrustedHostMiddleware
 from bastion.identity import routes as identity_routes
+from bastion.monitoring import routes as monitoring_routes
 from bastion.ops import routes as ops_routes
 from bastion.ops.metrics import MetricsMiddleware
 from bastion.protections.ratelimit import wiring as ratelimit_wiring
@@ -96,5 +99,20 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     handlers.include(app)
     ops_routes.include(app, services)
     identity_routes.include(app, services.identity)
+    audit_routes.include(
+        app,
+        services.audit_log,
+        services.audit,
+        principal=services.identity.principal,
+        step_up=services.identity.step_up,
+        is_admin=services.identity.admin.is_admin,
+    )
+    authz_api.include(app, services)
+    monitoring_routes.include(
+        app,
+        services.monitoring.dead_letters,
+        services.identity.admin,
+        services.identity.principal,
+    )
     ratelimit_wiring.include(app, services.rate_limiting)
     return app

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bastion.audit.chain import ChainKeys
 from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.recorder import QueueAuditRecorder
-from bastion.audit.sinks import DatabaseSink, LogSink
+from bastion.audit.services import AuditLog, build_audit_log, export_sinks
+from bastion.audit.sinks import DatabaseSink
+from bastion.authz.service import AuthzService, build_authz
 from bastion.clock import Clock, SystemClock
 from bastion.config.secret_key import resolve_secret_key
 from bastion.config.secrets import SecretStr
 from bastion.config.settings import Settings
+from bastion.crypto import Keyring
 from bastion.identity.services import IdentityServices, build_identity
 from bastion.identity.setup_token import SetupTokenService
 from bastion.identity.tokens.services import AccessTokenService
+from bastion.monitoring.wiring import Monitoring, build_monitoring
 from bastion.ops.metrics import Metrics
 from bastion.protections.ratelimit.wiring import RateLimiting, build_rate_limiting
 from bastion.storage import Database
@@ -29,6 +34,9 @@ class Services:
     setup_tokens: SetupTokenService
     rate_limiting: RateLimiting
     identity: IdentityServices
+    authz: AuthzService
+    audit_log: AuditLog
+    monitoring: Monitoring
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -38,10 +46,14 @@ class Services:
     async def start(self) -> None:
         await self.audit.start()
         await self.identity.start()
+        await self.audit_log.start()
+        await self.monitoring.start()
 
     async def aclose(self) -> None:
         # Identity first (pending jobs queue mails and events), then flush audit events before
         # the database goes away: nothing recorded is lost on shutdown.
+        await self.monitoring.aclose()
+        await self.audit_log.aclose()
         await self.identity.aclose()
         await self.audit.aclose()
         await self.rate_limiting.aclose()
@@ -52,8 +64,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     clock = clock or SystemClock()
     database = Database.from_settings(settings)
     metrics = Metrics()
+    secret_key = resolve_secret_key(settings)
+    keyring = Keyring(secret_key)
+    chain_keys = ChainKeys.from_keyring(keyring)
+    audit_sink = DatabaseSink(database, chain_keys)
     audit = QueueAuditRecorder(
-        sinks=[DatabaseSink(database), LogSink()],
+        sinks=[audit_sink, *export_sinks(settings)],
         queue_size=settings.audit_queue_size,
         batch_size=settings.audit_batch_size,
     )
@@ -61,7 +77,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     rate_limiting = build_rate_limiting(
         settings.ratelimit, audit=audit, clock=clock, registry=metrics.registry
     )
-    secret_key = resolve_secret_key(settings)
     setup_tokens = SetupTokenService(
         database, clock=clock, ttl_seconds=settings.setup_token_ttl_seconds, audit=audit
     )
@@ -75,6 +90,20 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         # Shared by every worker when the rate limits use Redis; otherwise a per-process store
         # on the injected clock.
         backoff_store=rate_limiting.store if settings.ratelimit.storage == "redis" else None,
+        # Per-user limits are counted once authentication names the user.
+        limiter=rate_limiting.limiter,
+    )
+    monitoring = build_monitoring(
+        settings.monitoring,
+        outbound=settings.outbound,
+        ratelimit=settings.ratelimit,
+        database=database,
+        audit=audit,
+        subscribe=audit_sink.subscribe,
+        registry=metrics.registry,
+        outbox=identity.outbox,
+        secret_key=secret_key,
+        clock=clock,
     )
     return Services(
         settings=settings,
@@ -85,5 +114,17 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         setup_tokens=setup_tokens,
         rate_limiting=rate_limiting,
         identity=identity,
+        authz=build_authz(settings.authz, database=database, audit=audit, clock=clock),
+        audit_log=build_audit_log(
+            settings,
+            database=database,
+            keys=chain_keys,
+            sink=audit_sink,
+            signing_key=identity.signing.ensure,
+            recorder=audit,
+            clock=clock,
+            keyring=keyring,
+        ),
+        monitoring=monitoring,
         clock=clock,
     )

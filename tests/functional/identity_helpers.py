@@ -32,6 +32,7 @@ from bastion.audit.models import audit_events
 from bastion.clock import Clock
 from bastion.config import Settings
 from bastion.http.problems import PROBLEM_CONTENT_TYPE
+from bastion.identity.mfa import totp
 from bastion.identity.passwords import PasswordSettings
 from bastion.services import build_services
 from bastion.storage import migrate
@@ -228,6 +229,25 @@ class Account:
     email: str
     password: str
     display_name: str = DISPLAY_NAME
+    #: Set when the account enrolled an authenticator app (administrators: the MFA policy).
+    totp_secret: str | None = field(default=None, repr=False)
+    recovery_codes: list[str] = field(default_factory=list, repr=False)
+    #: The app's clock (TOTP codes follow it) and the last time step used (never reused).
+    clock: Clock | None = field(default=None, repr=False)
+    last_step: int = -1
+
+    def next_second_factor(self) -> tuple[str, str]:
+        """``(method, code)`` for a login challenge or a step-up: the next unused TOTP step
+        within the accepted drift (a frozen clock offers three), else a recovery code."""
+        assert self.totp_secret is not None, "no second factor"
+        assert self.clock is not None, "no clock"
+        current = totp.time_step(self.clock.now())
+        step = max(self.last_step + 1, current - totp.DRIFT_STEPS)
+        if step <= current + totp.DRIFT_STEPS:
+            self.last_step = step
+            return "otp", totp.code_at(self.totp_secret, step)
+        assert self.recovery_codes, "out of TOTP steps and recovery codes"
+        return "recovery", self.recovery_codes.pop()
 
 
 async def register(
@@ -275,9 +295,50 @@ async def login_response(
 
 
 async def login(client: httpx.AsyncClient, account: Account) -> Login:
+    """Log in; an account with a second factor completes the challenge with it."""
     response = await login_response(client, account.email, account.password)
+    if response.status_code == 202 and account.totp_secret is not None:
+        response = await complete_mfa(client, account, response.json()["challenge_token"])
     assert response.status_code == 200, response.text
     return as_login(response)
+
+
+async def complete_mfa(
+    client: httpx.AsyncClient, account: Account, challenge_token: str
+) -> httpx.Response:
+    method, code = account.next_second_factor()
+    return await client.post(
+        "/v1/sessions/mfa/complete",
+        json={"challenge_token": challenge_token, "method": method, "code": code},
+    )
+
+
+async def step_up(client: httpx.AsyncClient, session: Login, account: Account) -> None:
+    """Re-authenticate ``session`` (for sensitive operations after the step-up window)."""
+    if account.totp_secret is not None:
+        method, code = account.next_second_factor()
+        body: dict[str, Any] = {"method": method, "code": code}
+    else:
+        body = {"password": account.password}
+    response = await client.post("/v1/sessions/current/step-up", json=body, headers=session.headers)
+    assert response.status_code == 200, response.text
+    session.access_token = response.json()["access_token"]
+
+
+async def enroll_totp(app: FastAPI, client: httpx.AsyncClient, account: Account) -> Login:
+    """Enroll an authenticator app through the API; returns the (now aal2) session."""
+    session = await login(client, account)
+    started = await client.post("/v1/account/mfa/totp", headers=session.headers)
+    assert started.status_code == 201, started.text
+    account.totp_secret = started.json()["secret"]
+    account.clock = app.state.services.clock
+    _, code = account.next_second_factor()
+    activated = await client.post(
+        "/v1/account/mfa/totp/activate", json={"code": code}, headers=session.headers
+    )
+    assert activated.status_code == 200, activated.text
+    account.recovery_codes = list(activated.json()["recovery_codes"] or [])
+    return session
 
 
 def as_login(response: httpx.Response) -> Login:
@@ -290,8 +351,13 @@ async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Respon
     return await client.post("/v1/sessions/refresh", json={"refresh_token": refresh_token})
 
 
-async def setup_admin(app: FastAPI, client: httpx.AsyncClient, email: str | None = None) -> Account:
-    """The first administrator, created with a setup token as an operator would."""
+async def setup_admin(
+    app: FastAPI, client: httpx.AsyncClient, email: str | None = None, *, enroll_mfa: bool = True
+) -> Account:
+    """The first administrator, created with a setup token as an operator would. With
+    ``enroll_mfa`` (the default) it then enrolls an authenticator app, as the MFA policy for
+    administrators demands before any other admin operation; :func:`login` completes the
+    second factor, and :func:`step_up` re-authenticates a session."""
     email = email or unique_email("admin")
     token = await app.state.services.setup_tokens.issue()
     response = await client.post(
@@ -305,7 +371,10 @@ async def setup_admin(app: FastAPI, client: httpx.AsyncClient, email: str | None
     )
     assert response.status_code == 201, response.text
     assert response.json()["is_admin"] is True
-    return Account(email, PASSWORD, "First Admin")
+    account = Account(email, PASSWORD, "First Admin")
+    if enroll_mfa:
+        await enroll_totp(app, client, account)
+    return account
 
 
 async def eventually(

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,38 +25,31 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     Login,
     assert_problem,
     b64url,
-    client_for,
     comparable,
     create_account,
     encode_segment,
     identity_settings,
     jwt_parts,
     login,
-    running_app,
 )
 
 from bastion.config import Settings
+
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+app, client = (
+    identity_fixtures.app,
+    identity_fixtures.client,
+)
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return identity_settings(tmp_path)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
 
 
 @pytest.fixture

@@ -8,31 +8,34 @@ these tests check after every attempt.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     DISPLAY_NAME,
     PASSWORD,
     Account,
     Login,
     assert_problem,
-    client_for,
-    create_account,
-    identity_settings,
     login,
     login_response,
     register,
-    running_app,
     unique_email,
     verify_email,
 )
 
 from bastion.config import Settings
+
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, client, account = (
+    identity_fixtures.settings,
+    identity_fixtures.app,
+    identity_fixtures.client,
+    identity_fixtures.account,
+)
 
 PRIVILEGED: list[dict[str, Any]] = [
     {"is_admin": True},
@@ -44,28 +47,6 @@ PRIVILEGED: list[dict[str, Any]] = [
     {"roles": ["admin"]},
     {"password_hash": "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"},
 ]
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return identity_settings(tmp_path, database_url=database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(client, settings)
 
 
 async def _profile(client: httpx.AsyncClient, session: Login) -> dict[str, Any]:

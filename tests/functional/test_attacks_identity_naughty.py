@@ -327,7 +327,10 @@ SCENARIOS: dict[str, Send] = {
 @pytest.fixture
 async def harness(tmp_path: Path, database_url: str) -> AsyncIterator[Harness]:
     clock = FrozenClock(datetime.now(UTC))
-    settings = identity_settings(tmp_path, database_url=database_url)
+    # One user sends every value (the admin scenarios three requests each): more than the
+    # general per-user budget allows in a minute. Throttling is not under test here.
+    budget = {"policies": {"api-user": {"limit": 100_000}}}
+    settings = identity_settings(tmp_path, database_url=database_url, ratelimit=budget)
     async with running_app(settings, clock=clock) as app:
         async with client_for(app, "192.0.2.10") as client:
             admin = await setup_admin(app, client)

@@ -9,27 +9,31 @@ is created: the address can still register with a strong password afterwards).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     PASSWORD,
     assert_problem,
-    client_for,
     fresh_client,
     identity_settings,
     mails_to,
     register,
-    running_app,
     unique_email,
     verify_email,
 )
 
 from bastion.config import Settings
 from bastion.identity.passwords import PasswordService, PasswordSettings, UserInfo
+
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+app, client = (
+    identity_fixtures.app,
+    identity_fixtures.client,
+)
 
 #: tests/functional/<this file> -> parents[2] is the repository root; the data sits beside it.
 TOP_PASSWORDS = Path(__file__).parents[2] / ".." / "shared" / "conformance" / "passwords"
@@ -56,18 +60,6 @@ def _policy_settings() -> PasswordSettings:
 def settings(tmp_path: Path) -> Settings:
     # Only hashing is made cheap; every policy setting keeps its default.
     return identity_settings(tmp_path)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
 
 
 async def test_the_default_policy_rejects_the_top_10000(settings: Settings) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     OTHER_PASSWORD,
     PASSWORD,
@@ -43,8 +44,23 @@ from tests.functional.identity_helpers import (
     wait_for_mail,
 )
 
-from bastion.clock import FrozenClock
+from bastion.clock import Clock, FrozenClock, SystemClock
 from bastion.config import Settings
+
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, client, account = (
+    identity_fixtures.settings,
+    identity_fixtures.app,
+    identity_fixtures.client,
+    identity_fixtures.account,
+)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Real time: revocation is measured in seconds as it happens."""
+    return SystemClock()
+
 
 #: Issue 4: "a revoked session's access tokens stop working within ... (default at most 5 s)".
 REVOCATION_BOUND = float(Settings.model_fields["revocation_bound_seconds"].default)
@@ -52,28 +68,6 @@ REUSE_EVENT = "token:refresh:reuse_detected"
 #: A concurrent retry of a rotated refresh token within this grace gets the same successor.
 REFRESH_GRACE = int(Settings.model_fields["refresh_grace_seconds"].default)
 POLL = 0.05
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return identity_settings(tmp_path, database_url=database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(client, settings)
 
 
 async def _status(client: httpx.AsyncClient, session: Login) -> int:

@@ -3,12 +3,10 @@ force a password reset."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     OTHER_PASSWORD,
     WRONG_PASSWORD,
@@ -16,38 +14,24 @@ from tests.functional.identity_helpers import (
     Login,
     assert_problem,
     audit_rows,
-    client_for,
     create_account,
-    identity_settings,
     login,
     login_response,
-    running_app,
     setup_admin,
     token_in,
     wait_for_mail,
 )
 
-from bastion.clock import FrozenClock
 from bastion.config import Settings
 
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, client = (
+    identity_fixtures.settings,
+    identity_fixtures.app,
+    identity_fixtures.client,
+)
+
 ACTIONS = ("disable", "enable", "unlock", "revoke-sessions", "force-password-reset")
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return identity_settings(tmp_path, database_url=database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings, clock=FrozenClock()) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
 
 
 @pytest.fixture

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import bcrypt
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     WRONG_PASSWORD,
     Account,
@@ -29,36 +28,16 @@ from tests.functional.identity_helpers import (
 )
 
 from bastion.clock import FrozenClock
-from bastion.config import Settings
 from bastion.identity.accounts.models import users
 from bastion.identity.sessions.models import sessions
 
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return identity_settings(tmp_path, database_url=database_url)
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
-    async with running_app(settings, clock=clock) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(client, settings)
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, client, account = (
+    identity_fixtures.settings,
+    identity_fixtures.app,
+    identity_fixtures.client,
+    identity_fixtures.account,
+)
 
 
 async def test_lockout_is_bounded(

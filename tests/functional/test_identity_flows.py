@@ -4,28 +4,23 @@ password change and reset, profile, security events. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     OTHER_PASSWORD,
     PASSWORD,
     Account,
     assert_problem,
     audit_rows,
-    client_for,
     create_account,
-    identity_settings,
     login,
     login_response,
     mails_to,
     refresh,
     register,
-    running_app,
     setup_admin,
     token_in,
     unique_email,
@@ -35,32 +30,13 @@ from tests.functional.identity_helpers import (
 from bastion.clock import FrozenClock
 from bastion.config import Settings
 
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return identity_settings(tmp_path, database_url=database_url)
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock()
-
-
-@pytest.fixture
-async def app(settings: Settings, clock: FrozenClock) -> AsyncIterator[FastAPI]:
-    async with running_app(settings, clock=clock) as application:
-        yield application
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(client: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(client, settings)
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, client, account = (
+    identity_fixtures.settings,
+    identity_fixtures.app,
+    identity_fixtures.client,
+    identity_fixtures.account,
+)
 
 
 async def test_setup_creates_the_first_admin_once(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
+from bastion.audit.chain import ChainKeys
 from bastion.audit.sinks import DatabaseSink
+from bastion.crypto import Keyring
 from bastion.storage import Database
 
 WRITERS = 20
@@ -37,7 +39,7 @@ async def count(database: Database) -> int:
 
 async def test_concurrent_writers_and_readers_all_succeed(database: Database) -> None:
     # Without WAL and a busy timeout, SQLite fails concurrent writers with "database is locked".
-    sink = DatabaseSink(database)
+    sink = DatabaseSink(database, ChainKeys.from_keyring(Keyring(b"k" * 32)))
     writes = [sink.write(batch(w)) for w in range(WRITERS)]
     reads = [count(database) for _ in range(WRITERS)]
     results = await asyncio.gather(*writes, *reads)

@@ -32,6 +32,7 @@ CATEGORY_BY_SOURCE: dict[str, str] = {
     "audit": "configuration",
     "token": "authentication",
     "mail": "email",
+    "alert": "intrusion_detection",
 }
 
 #: Setup tokens bootstrap the first administrator: identity management, not configuration.
@@ -79,7 +80,8 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "@timestamp": event.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "ecs.version": ECS_VERSION,
-        "event.kind": "event",
+        # ECS: detector findings are "alert" documents, everything else plain events.
+        "event.kind": "alert" if event.type.source == "alert" else "event",
         "event.dataset": "bastion.audit",
         "event.action": event.type.value,
         "event.category": [cat] if cat else None,

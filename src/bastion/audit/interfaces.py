@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from bastion.audit.events import AuditEvent
@@ -30,3 +31,24 @@ class AuditSink(Protocol):
     """
 
     async def write(self, events: Sequence[AuditEvent]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as committed to the chain: ``seq`` is its position, unique and stable (the id
+    to cite as evidence; ``bastion audit verify`` and the query API name events by it)."""
+
+    seq: int
+    event: AuditEvent
+
+
+class AuditSubscriber(Protocol):
+    """Receives every batch of events after it is durably stored and chained.
+
+    Register with ``DatabaseSink.subscribe`` (``services.audit_log.subscribe``). ``on_stored``
+    runs in the recorder's writer task, in chain order, once per committed batch: it must return
+    quickly (hand slow work to a task or queue of its own) and should not raise (an exception is
+    logged by class name and ignored; it never fails the trail).
+    """
+
+    def on_stored(self, events: Sequence[StoredEvent]) -> None: ...

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -64,7 +65,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
         return TRUNCATED
     if isinstance(value, Mapping):
         return {
-            _bounded(str(k)): REDACTED if SENSITIVE_KEY.search(str(k)) else scrub(v, depth + 1)
+            _bounded(str(k)): REDACTED if _sensitive(str(k)) else scrub(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple | set | frozenset):
@@ -74,6 +75,13 @@ def scrub(value: Any, depth: int = 0) -> Any:
     # Strings are cut to size; anything else (datetimes, UUIDs, NaN, objects) becomes text: a
     # value the JSON column cannot store would fail the whole batch on every retry.
     return _bounded(str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sensitive(key: str) -> bool:
+    """Whether a detail key names a credential. Cached: the same few keys recur in every event
+    (bounded, so attacker-chosen keys cannot grow it)."""
+    return SENSITIVE_KEY.search(key) is not None
 
 
 def _is_finite_float(value: Any) -> bool:

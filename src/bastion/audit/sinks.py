@@ -1,7 +1,16 @@
 """Audit sinks: where the recorder writes batches of events.
 
-:class:`DatabaseSink` is the trail of record (queryable, indexed); :class:`LogSink` emits the
-same events as ECS JSON lines for a SIEM; :class:`InMemorySink` is for tests.
+:class:`DatabaseSink` is the trail of record (queryable, indexed, chained: see
+:mod:`bastion.audit.chain`); :class:`LogSink` emits the same events as ECS JSON lines for a SIEM;
+:class:`InMemorySink` is for tests. Other SIEM transports live in :mod:`bastion.audit.export`.
+
+Appending to the chain, on every backend and with any number of worker processes: the batch's
+transaction *first* updates the one ``audit_chain_head`` row. That write takes the head's row
+lock on PostgreSQL (a concurrent appender blocks on it until this transaction ends, then reads
+the head it left) and SQLite's database write lock (a transaction that starts with a write never
+works from a stale snapshot; ``busy_timeout`` makes the next writer wait). Only then are the
+sequence numbers and MACs computed, the rows inserted and the head moved, all in one transaction:
+appends are serialized, so concurrent writers still build one gap-free chain.
 """
 
 from __future__ import annotations
@@ -9,13 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, insert
+from sqlalchemy import String, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.audit.chain import GENESIS_MAC, ChainKeys, event_mac
 from bastion.audit.ecs import to_ecs
-from bastion.audit.errors import AuditWriteFailed
+from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent
-from bastion.audit.models import audit_events
+from bastion.audit.interfaces import AuditSubscriber, StoredEvent
+from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
 from bastion.audit.recorder import clean_text, scrub
 from bastion.logging import get_logger
 from bastion.storage import Database
@@ -55,15 +67,26 @@ def _row(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-class DatabaseSink:
-    """Inserts each batch in one transaction (all or nothing, so a retry duplicates nothing
-    unless the commit succeeded and only its acknowledgement was lost).
+logger = get_logger("bastion.audit.sinks")
 
-    Raises AuditWriteFailed when the database refuses the batch.
+
+class DatabaseSink:
+    """Appends each batch to the chain in one transaction (all or nothing, so a retry duplicates
+    nothing unless the commit succeeded and only its acknowledgement was lost).
+
+    Raises AuditWriteFailed when the database refuses the batch. After each commit, every
+    :class:`~bastion.audit.interfaces.AuditSubscriber` gets the stored events with their
+    sequence numbers (see :meth:`subscribe`).
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, keys: ChainKeys) -> None:
         self._database = database
+        self._keys = keys
+        self._subscribers: list[AuditSubscriber] = []
+
+    def subscribe(self, subscriber: AuditSubscriber) -> None:
+        """Call ``subscriber.on_stored(events)`` after every committed batch."""
+        self._subscribers.append(subscriber)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
         if not events:
@@ -71,9 +94,82 @@ class DatabaseSink:
         rows = [_row(event) for event in events]
         try:
             async with self._database.engine.begin() as connection:
-                await connection.execute(insert(audit_events), rows)
+                first = await append_rows(connection, self._keys, rows)
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
+        if self._subscribers:
+            stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+            self._notify(stored)
+
+    def _notify(self, stored: list[StoredEvent]) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber.on_stored(stored)
+            except Exception as exc:  # noqa: BLE001 - a subscriber must not fail the trail
+                logger.error(  # noqa: TRY400 - class name only: details may quote values
+                    "audit_subscriber_failed",
+                    subscriber=type(subscriber).__name__,
+                    error=type(exc).__name__,
+                )
+
+
+async def lock_head(connection: AsyncConnection) -> tuple[int, str]:
+    """Lock the chain head for this transaction (see the module docstring); its seq and MAC.
+
+    Creates the head of an empty chain if it is missing (a schema made without the migrations);
+    raises ChainHeadMissing if chained events exist without a head (it was deleted).
+    """
+    head = audit_chain_head.c
+    result = await connection.execute(
+        update(audit_chain_head)
+        .where(head.id == HEAD_ROW_ID)
+        .values(seq=head.seq)
+        .returning(head.seq, head.mac)
+    )
+    row = result.first()
+    if row is not None:
+        return int(row.seq), str(row.mac)
+    chained = await connection.scalar(
+        select(audit_events.c.id).where(audit_events.c.seq.is_not(None)).limit(1)
+    )
+    if chained is not None:
+        raise ChainHeadMissing
+    legacy = await connection.scalar(select(audit_events.c.id).order_by(audit_events.c.id.desc()))
+    await connection.execute(
+        insert(audit_chain_head).values(
+            id=HEAD_ROW_ID,
+            seq=0,
+            mac=GENESIS_MAC,
+            anchor_seq=0,
+            anchor_mac=GENESIS_MAC,
+            legacy_max_id=legacy or 0,
+        )
+    )
+    return 0, GENESIS_MAC
+
+
+async def append_rows(
+    connection: AsyncConnection, keys: ChainKeys, rows: Sequence[dict[str, Any]]
+) -> int:
+    """Chain and insert ``rows`` (as made by :func:`event_row`) inside the caller's transaction;
+    return the first one's sequence number."""
+    seq, mac = await lock_head(connection)
+    first = seq + 1
+    key = keys.current
+    for row in rows:
+        seq += 1
+        mac = event_mac(key, seq, row, mac)
+        row.update(seq=seq, mac=mac, key_id=key.key_id)
+    await connection.execute(insert(audit_events), list(rows))
+    await connection.execute(
+        update(audit_chain_head)
+        .where(audit_chain_head.c.id == HEAD_ROW_ID)
+        .values(seq=seq, mac=mac)
+    )
+    return first
+
+
+event_row = _row
 
 
 class LogSink:

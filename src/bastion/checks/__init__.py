@@ -56,8 +56,10 @@ def register(audit: Audit) -> Audit:
 def run_all(settings: Settings) -> list[Finding]:
     """Run every registered audit; findings sorted most severe first."""
     # Importing the audit modules registers them; kept here so `check` sees every domain.
+    from bastion.authz import audits as authz_audits  # noqa: F401, PLC0415
     from bastion.config import production  # noqa: F401, PLC0415
     from bastion.identity import audits as identity_audits  # noqa: F401, PLC0415
+    from bastion.monitoring import audits as monitoring_audits  # noqa: F401, PLC0415
     from bastion.protections.ratelimit import audits as ratelimit_audits  # noqa: F401, PLC0415
 
     findings = [finding for audit in _AUDITS for finding in audit(settings)]

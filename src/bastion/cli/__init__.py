@@ -1,10 +1,10 @@
-"""The ``bastion`` command line: serve, migrate, check, keys, version."""
+"""The ``bastion`` command line: serve, migrate, check, keys, cleanup, version."""
 
 from __future__ import annotations
 
 import typer
 
-from bastion.cli import check, keys, migrate, serve, version
+from bastion.cli import alerts, audit, check, cleanup, keys, migrate, serve, version
 
 app = typer.Typer(
     name="bastion",
@@ -17,7 +17,10 @@ app.command("serve")(serve.serve)
 app.command("migrate")(migrate.migrate)
 app.command("check")(check.check)
 app.command("version")(version.version)
+app.command("cleanup")(cleanup.cleanup)
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
+app.add_typer(alerts.app, name="alerts")
 
 
 def main() -> None:

@@ -26,9 +26,14 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from bastion.authz.settings import AuthzSettings
 from bastion.config.errors import ConfigError
+from bastion.identity.mfa.settings import MfaSettings
+from bastion.identity.mfa.webauthn.settings import WebAuthnSettings
 from bastion.identity.passwords.settings import PasswordSettings
 from bastion.identity.tokens.settings import AccessTokenSettings
+from bastion.monitoring.settings import MonitoringSettings
+from bastion.outbound.settings import OutboundSettings
 from bastion.protections.ratelimit.settings import RateLimitSettings
 
 ENV_PREFIX = "BASTION_"
@@ -142,6 +147,32 @@ class Settings(BaseSettings):
     log_json: bool = True
     audit_queue_size: int = Field(default=10_000, ge=10, le=1_000_000)
     audit_batch_size: int = Field(default=200, ge=1, le=10_000)
+    audit_retention_days: int = Field(
+        default=365,
+        ge=0,
+        le=36_500,
+        description="Events older than this are purged (a signed checkpoint keeps the chain "
+        "verifiable); 0 keeps them forever.",
+    )
+    audit_checkpoint_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=30 * DAY,
+        description="Sign and store the audit chain head this often; 0 turns it off.",
+    )
+    audit_log_sink: bool = Field(
+        default=True, description="Also write each event as an ECS JSON line to the logs."
+    )
+    audit_export_file: Path | None = Field(
+        default=None, description="Write each event as an ECS JSON line to this file (rotated)."
+    )
+    audit_export_file_max_bytes: int = Field(default=100 * MiB, ge=MiB, le=10_240 * MiB)
+    audit_export_file_backups: int = Field(default=10, ge=1, le=1000)
+    audit_syslog_url: str | None = Field(
+        default=None,
+        description="Send each event as RFC 5424 syslog: udp://host:514 or tcp://host:601.",
+    )
+    audit_syslog_app_name: str = Field(default="bastion", min_length=1, max_length=48)
 
     # -- setup -------------------------------------------------------------------------------
     setup_token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
@@ -149,9 +180,20 @@ class Settings(BaseSettings):
     # -- identity: passwords and access tokens (nested groups) ----------------------------------
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     access_tokens: AccessTokenSettings = Field(default_factory=AccessTokenSettings)
+    # Passkeys: RP id, RP name, allowed origins (BASTION_WEBAUTHN__RP_ID=id.example.com).
+    webauthn: WebAuthnSettings = Field(default_factory=WebAuthnSettings)
+    #: Second factors, login challenges, step-up and the MFA policy (BASTION_MFA__*).
+    mfa: MfaSettings = Field(default_factory=MfaSettings)
 
     # -- protections: rate limits, failure backoff, overload (nested group) ---------------------
     ratelimit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+    # -- monitoring: detectors, alert delivery; the SSRF-safe outbound client (nested groups) ----
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+
+    # -- authorization: OpenFGA-compatible API, tuple index, decision log (nested group) ---------
+    authz: AuthzSettings = Field(default_factory=AuthzSettings)
 
     # -- identity: sessions ------------------------------------------------------------------
     session_idle_seconds: int = Field(
@@ -181,6 +223,22 @@ class Settings(BaseSettings):
     )
     email_verification_ttl_seconds: int = Field(default=DAY, ge=600, le=7 * DAY)
     password_reset_ttl_seconds: int = Field(default=1800, ge=300, le=DAY)
+
+    # -- identity: clean-up of ended rows (bastion.identity.cleanup) --------------------------
+    cleanup_interval_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=7 * DAY,
+        description="How often each worker deletes ended sessions, used or expired account "
+        "tokens and old outbox mails; 0: never (run `bastion cleanup` from a scheduler).",
+    )
+    cleanup_retention_seconds: int = Field(
+        default=7 * DAY,
+        ge=DAY,
+        le=365 * DAY,
+        description="How long those rows are kept after they end (the audit log is the lasting "
+        "record).",
+    )
 
     # -- identity: login backoff -------------------------------------------------------------
     login_backoff_threshold: int = Field(
@@ -212,6 +270,11 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(default=True, description="Upgrade with STARTTLS (port 587).")
     smtp_tls: bool = Field(default=False, description="Implicit TLS from the start (port 465).")
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    smtp_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA bundle the relay's certificate must chain to, instead of the "
+        "system's CAs (a relay with a private CA). Verification is never turned off.",
+    )
 
     @field_validator(
         "allowed_hosts", "trusted_proxies", "cors_allow_origins", "metrics_allow", mode="before"

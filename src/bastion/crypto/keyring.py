@@ -66,6 +66,8 @@ class KeyPurpose(enum.StrEnum):
     CSRF = "csrf"
     #: MACs of values the server hands out and must recognise again (signed cookies, state).
     SIGNED_VALUES = "signed-values"
+    #: Pseudonyms of devices and networks in the monitoring counters (bastion.monitoring).
+    MONITORING = "monitoring"
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,8 @@ class TokenKind(enum.StrEnum):
     PASSWORD_RESET = "bst_reset"  # noqa: S105 - a token prefix, not a secret
     EMAIL_VERIFICATION = "bst_verify"
     INVITATION = "bst_invite"
+    MFA_CHALLENGE = "bst_mfa"
+    WEBAUTHN_CEREMONY = "bst_wac"
 
 
 def new_token(kind: TokenKind) -> str:

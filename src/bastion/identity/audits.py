@@ -2,8 +2,9 @@
 
 Registered audits (``Settings -> findings``): password hashing and policy
 (:func:`~bastion.identity.passwords.audits.audit_password_settings`), access-token lifetimes
-(:func:`~bastion.identity.tokens.audits.audit_token_settings`), and the session, mail and
-lockout settings below. Cookie flags are the core audit's (``cookie_insecure``).
+(:func:`~bastion.identity.tokens.audits.audit_token_settings`), multi-factor policy and step-up
+(:func:`~bastion.identity.mfa.audits.audit_mfa`), and the session, mail and lockout settings
+below. Cookie flags are the core audit's (``cookie_insecure``).
 
 :func:`signing_key_findings` needs the database (the age of the active signing key), so the
 ``check`` command runs it after the registered audits, when the database is reachable.
@@ -16,6 +17,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bastion.checks import Finding, Severity, register
+from bastion.identity.mfa import audits as mfa_audits  # noqa: F401 - registers the MFA audits
+from bastion.identity.mfa.webauthn import audits as webauthn_audits  # noqa: F401 - registers
 from bastion.identity.passwords.audits import audit_password_settings
 from bastion.identity.tokens.audits import audit_token_settings
 

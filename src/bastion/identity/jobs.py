@@ -8,6 +8,10 @@ hands the rest to a job here; the answer leaves before any account-dependent wor
 Jobs are bounded (``max_pending``): beyond it, new requests get a fast 503 instead of growing
 memory without limit. A job's failure is logged (class name only) and never reaches a client.
 ``aclose`` lets running jobs finish (bounded by a timeout) so a shutdown loses no mail.
+
+Periodic jobs (:meth:`BackgroundJobs.every`: the clean-up of ended sessions and tokens) run in
+the same process until ``aclose``, which stops them first; a failed round is logged and the
+next round runs as planned.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class BackgroundJobs:
     def __init__(self, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.max_pending = max_pending
         self._tasks: set[asyncio.Task[None]] = set()
+        self._periodic: set[asyncio.Task[None]] = set()
 
     @property
     def pending(self) -> int:
@@ -45,6 +50,20 @@ class BackgroundJobs:
         task = asyncio.create_task(self._run(job, name), name=f"bastion-job-{name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def every(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``job`` every ``seconds`` (the first time ``seconds`` from now) until
+        :meth:`aclose`. A round that fails is logged; the next one still runs."""
+        if seconds <= 0:
+            raise ValueError("a periodic job needs a positive interval")
+        task = asyncio.create_task(self._repeat(seconds, job, name), name=f"bastion-every-{name}")
+        self._periodic.add(task)
+        task.add_done_callback(self._periodic.discard)
+
+    async def _repeat(self, seconds: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            await self._run(job, name)
 
     @staticmethod
     async def _run(job: Callable[[], Awaitable[None]], name: str) -> None:
@@ -62,7 +81,12 @@ class BackgroundJobs:
             await asyncio.wait(set(self._tasks), timeout=within)
 
     async def aclose(self, within: float = CLOSE_TIMEOUT_SECONDS) -> None:
-        """Let running jobs finish (at most ``within`` seconds), then cancel the rest."""
+        """Stop the periodic jobs, let running jobs finish (at most ``within`` seconds), then
+        cancel the rest."""
+        for task in list(self._periodic):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.drain(within)
         for task in list(self._tasks):
             task.cancel()

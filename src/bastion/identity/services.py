@@ -20,9 +20,20 @@ from bastion.crypto import EnvelopeCipher, KeyPurpose, Keyring
 from bastion.identity.accounts.guard import CredentialGuard
 from bastion.identity.accounts.services import AccountService
 from bastion.identity.admin.services import AdminService
+from bastion.identity.cleanup import Cleanup
 from bastion.identity.jobs import BackgroundJobs
 from bastion.identity.mail.mailers import mailer_from_settings
 from bastion.identity.mail.services import Outbox
+from bastion.identity.mfa.services import MfaService
+from bastion.identity.mfa.stepup import (
+    EnrollmentPolicy,
+    PrincipalDependency,
+    StepUpGuard,
+    enforcing_principal,
+    step_up_dependency,
+)
+from bastion.identity.mfa.webauthn import WebAuthnService, build_webauthn
+from bastion.identity.mfa.webauthn.factor import PasskeyFactor
 from bastion.identity.passwords import PasswordService
 from bastion.identity.sessions.auth import Authenticator
 from bastion.identity.sessions.login import LoginService
@@ -37,6 +48,7 @@ from bastion.logging import get_logger
 from bastion.protections.ratelimit.backoff import BackoffPolicy
 from bastion.protections.ratelimit.interfaces import BackoffStore, ticker_from_clock
 from bastion.protections.ratelimit.memory import MemoryStore
+from bastion.protections.ratelimit.services import RateLimiter
 from bastion.storage import Database
 from bastion.storage.errors import StorageError
 
@@ -62,6 +74,18 @@ class IdentityServices:
     csrf: CsrfProtection
     cookies: CookieSettings
     jobs: BackgroundJobs
+    #: Deletes ended sessions, tokens and mails (every ``cleanup_interval_seconds``).
+    cleanup: Cleanup
+    #: Second factors, login challenges, step-up (see bastion.identity.mfa).
+    mfa: MfaService
+    #: The one authentication dependency for routes: the authenticator plus the MFA
+    #: enrollment policy. ``step_up``: the same, plus a recent authentication (sensitive
+    #: operations; see bastion.identity.mfa.stepup).
+    principal: PrincipalDependency
+    step_up: PrincipalDependency
+    enrollment: EnrollmentPolicy
+    #: Passkeys: ceremonies and credentials (see bastion.identity.mfa.webauthn).
+    webauthn: WebAuthnService
 
     async def start(self) -> None:
         try:
@@ -70,6 +94,11 @@ class IdentityServices:
             # Not fatal here: readiness reports the database, and the first login retries.
             logger.warning("no signing key at startup", error=type(exc).__name__)
         await self.outbox.start()
+        if self.settings.cleanup_interval_seconds:
+            self.jobs.every(self.settings.cleanup_interval_seconds, self._cleanup, "cleanup")
+
+    async def _cleanup(self) -> None:
+        await self.cleanup.run()
 
     async def aclose(self) -> None:
         # Jobs first: they queue mails the outbox then delivers before it stops.
@@ -105,6 +134,7 @@ def build_identity(
     secret_key: SecretStr,
     setup_tokens: SetupTokenService,
     backoff_store: BackoffStore | None = None,
+    limiter: RateLimiter | None = None,
 ) -> IdentityServices:
     keyring = Keyring(secret_key)
     cipher = EnvelopeCipher.from_keyring(keyring)
@@ -155,15 +185,44 @@ def build_identity(
         verification_ttl=timedelta(seconds=settings.email_verification_ttl_seconds),
         reset_ttl=timedelta(seconds=settings.password_reset_ttl_seconds),
     )
+    mfa = MfaService(
+        database,
+        settings=settings.mfa,
+        cipher=cipher,
+        sessions=sessions,
+        outbox=outbox,
+        guard=guard,
+        backoff_store=guard.account.store,
+        audit=audit,
+        clock=clock,
+    )
+    webauthn = build_webauthn(settings, database=database, audit=audit, clock=clock)
+    mfa.register_factor_source(PasskeyFactor(webauthn.credentials))
     login = LoginService(
-        database, passwords=passwords, sessions=sessions, guard=guard, audit=audit, clock=clock
+        database,
+        passwords=passwords,
+        sessions=sessions,
+        guard=guard,
+        audit=audit,
+        clock=clock,
+        second_factor=mfa,
     )
     trusted = [
         *settings.cors_allow_origins,
         *([settings.public_url] if settings.public_url else []),
     ]
     csrf = CsrfProtection(keyring.derive(KeyPurpose.CSRF), trusted_origins=trusted)
-    authenticator = Authenticator(access_tokens, revocations, csrf, audit=audit, clock=clock)
+    authenticator = Authenticator(
+        access_tokens,
+        revocations,
+        csrf,
+        audit=audit,
+        clock=clock,
+        limiter=limiter,
+        emit_headers=settings.ratelimit.emit_headers,
+    )
+    enrollment = EnrollmentPolicy(mfa)
+    principal = enforcing_principal(authenticator.dependency(), enrollment)
     cookies = CookieSettings(
         secure=settings.cookie_secure,
         access_max_age=token_settings.ttl_seconds,
@@ -185,4 +244,16 @@ def build_identity(
         csrf=csrf,
         cookies=cookies,
         jobs=jobs,
+        cleanup=Cleanup(
+            database,
+            clock,
+            retention=timedelta(seconds=settings.cleanup_retention_seconds),
+            idle=timedelta(seconds=settings.session_idle_seconds),
+            revocation_window=token_settings.verification_grace + timedelta(seconds=bound),
+        ),
+        mfa=mfa,
+        principal=principal,
+        step_up=step_up_dependency(StepUpGuard(mfa), principal),
+        enrollment=enrollment,
+        webauthn=webauthn,
     )

@@ -24,6 +24,20 @@ the session is live), see :mod:`bastion.sdk.auth`::
     @app.get("/orders")
     async def orders(user: AuthenticatedUser = Depends(auth)) -> ...
 
+Authorization decisions, deny by default (403, or 404 to hide existence; 503 when Bastion
+cannot answer), see :mod:`bastion.sdk.authz`::
+
+    authz = Authorizer(RemoteChecker("https://id.example.com", store_id, token=...), principal=auth)
+
+    @app.get("/documents/{doc_id}")
+    async def read(_: Decision = Depends(authz.require("can_view", "document",
+                                                       from_path="doc_id"))) -> ...
+
+Verifying Bastion's signed alert webhooks on the receiving side, see
+:mod:`bastion.sdk.webhooks`::
+
+    alert_id = verify_webhook(secret, request.headers, await request.body())
+
 Everything importable from here is public and stable; the rest of Bastion is not.
 """
 
@@ -51,13 +65,23 @@ from bastion.protections.ratelimit import (
     rate_limit,
 )
 from bastion.sdk.auth import AuthenticatedUser, BastionAuth, JwksCache
+from bastion.sdk.authz import (
+    AuthorizationUnavailable,
+    Authorizer,
+    EmbeddedChecker,
+    RemoteChecker,
+)
+from bastion.sdk.webhooks import WebhookVerificationFailed, sign_webhook, verify_webhook
 
 __all__ = [
     "AssuranceLevel",
     "AuthMethod",
     "AuthenticatedUser",
+    "AuthorizationUnavailable",
+    "Authorizer",
     "BastionAuth",
     "ConcurrencyLimitMiddleware",
+    "EmbeddedChecker",
     "FailoverStore",
     "FailureBackoff",
     "FailureMode",
@@ -75,9 +99,13 @@ __all__ = [
     "RateLimiter",
     "RateLimiting",
     "RedisStore",
+    "RemoteChecker",
     "StoreUnavailable",
     "TooManyAttempts",
+    "WebhookVerificationFailed",
     "build_rate_limiting",
     "install_problem_handlers",
     "rate_limit",
+    "sign_webhook",
+    "verify_webhook",
 ]

@@ -20,6 +20,10 @@ MODEL_MODULES: tuple[str, ...] = (
     "bastion.identity.sessions.models",
     "bastion.identity.tokens.models",
     "bastion.identity.mail.models",
+    "bastion.authz.store.models",
+    "bastion.identity.mfa.models",
+    "bastion.identity.mfa.webauthn.models",
+    "bastion.monitoring.models",
 )
 
 

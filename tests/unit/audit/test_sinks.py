@@ -10,14 +10,17 @@ import structlog
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
+from bastion.audit.chain import ChainKeys
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
 from bastion.audit.recorder import QueueAuditRecorder
 from bastion.audit.sinks import DatabaseSink, InMemorySink, LogSink
+from bastion.crypto import Keyring
 from bastion.storage import Database
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+KEYS = ChainKeys.from_keyring(Keyring(b"k" * 32))
 
 
 def event(n: int, **fields: object) -> AuditEvent:
@@ -47,7 +50,7 @@ async def test_database_sink_writes_every_field(database: Database) -> None:
         reason="body_too_large",
         details={"limit": 1024, "nested": {"ok": [1, 2]}, "text": 'l\'été "quoted" ; DROP'},
     )
-    await DatabaseSink(database).write([full, event(2)])
+    await DatabaseSink(database, KEYS).write([full, event(2)])
     written = await rows(database)
     assert len(written) == 2
     first = written[0]
@@ -64,7 +67,7 @@ async def test_database_sink_writes_every_field(database: Database) -> None:
 
 
 async def test_database_sink_cuts_values_to_the_columns(database: Database) -> None:
-    await DatabaseSink(database).write([event(1, reason="r" * 1000, user_agent="u" * 1000)])
+    await DatabaseSink(database, KEYS).write([event(1, reason="r" * 1000, user_agent="u" * 1000)])
     [row] = await rows(database)
     assert row["reason"] == "r" * 255
     assert row["user_agent"] == "u" * 512
@@ -80,7 +83,7 @@ async def test_a_poisoned_event_cannot_sink_its_batch(database: Database) -> Non
         user_agent="agent\x00",
         details={"name": "mallory\x00\ud800", "key\x00": ["\udfff"]},
     )
-    await DatabaseSink(database).write([event(1), poisoned, event(3)])
+    await DatabaseSink(database, KEYS).write([event(1), poisoned, event(3)])
     written = await rows(database)
     assert [r["request_id"] for r in written] == ["req-1", "req-2", "req-3"]
     assert written[1]["subject"] == "user:?\ufffd"
@@ -88,21 +91,21 @@ async def test_a_poisoned_event_cannot_sink_its_batch(database: Database) -> Non
 
 
 async def test_database_sink_writes_large_batches(database: Database) -> None:
-    await DatabaseSink(database).write([event(n) for n in range(500)])
+    await DatabaseSink(database, KEYS).write([event(n) for n in range(500)])
     assert len(await rows(database)) == 500
 
 
 async def test_database_sink_failure_is_an_audit_error() -> None:
     broken = Database("postgresql://postgres@127.0.0.1:1/none")
     with pytest.raises(AuditWriteFailed) as caught:
-        await DatabaseSink(broken).write([event(1)])
+        await DatabaseSink(broken, KEYS).write([event(1)])
     await broken.dispose()
     assert isinstance(caught.value, AuditError)
     assert caught.value.code == "audit_write_failed"
 
 
 async def test_recorder_into_database_end_to_end(database: Database) -> None:
-    recorder = QueueAuditRecorder([DatabaseSink(database)], queue_size=100, batch_size=7)
+    recorder = QueueAuditRecorder([DatabaseSink(database, KEYS)], queue_size=100, batch_size=7)
     await recorder.start()
     for n in range(30):
         recorder.record(event(n, details={"password": "hunter2", "n": n}))

@@ -60,3 +60,25 @@ async def test_close_cancels_what_outlives_the_drain() -> None:
     jobs.submit(forever, "forever")
     await asyncio.wait_for(jobs.aclose(within=0.01), 5)
     assert jobs.pending == 0
+
+
+async def test_periodic_jobs_repeat_survive_failures_and_stop_on_close() -> None:
+    jobs = BackgroundJobs()
+    rounds: list[int] = []
+    third = asyncio.Event()
+
+    async def job() -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 1:
+            raise RuntimeError("the first round fails")  # logged; the next round still runs
+        if len(rounds) == 3:
+            third.set()
+
+    jobs.every(0.001, job, "test")
+    await asyncio.wait_for(third.wait(), timeout=30)
+    await jobs.aclose()
+    stopped_at = len(rounds)
+    await asyncio.sleep(0.01)
+    assert len(rounds) == stopped_at  # no round after close
+    with pytest.raises(ValueError, match="positive"):
+        jobs.every(0, job, "never")

@@ -186,3 +186,26 @@ async def test_audited_path_is_the_route_template(ticker: Ticker, clock: FrozenC
     assert len(recorder.events) == 1
     assert recorder.events[0].details["path"] == "/verify/{token}"
     assert "secret-token" not in repr(recorder.events[0])
+
+
+async def test_per_user_policies_are_left_for_the_authentication_layer(
+    ticker: Ticker,
+) -> None:
+    user_login = Policy.per("login-user", 1, 60, keys=[KeyKind.USER, KeyKind.IP], paths=["/login"])
+    limiter = RateLimiter(MemoryStore(ticker=ticker), [LOGIN, API, PER_USER, user_login])
+    assert [p.name for p, _ in limiter.per_user("POST", "/x")] == ["api-user"]
+    assert [p.name for p, _ in limiter.per_user("POST", "/login")] == ["login-user", "api-user"]
+    # One stable tuple per path: the limiter's plan cache recognises it.
+    assert limiter.per_user("POST", "/x") is limiter.per_user("POST", "/x")
+    # Before authentication (no user) the middleware's check skips them ...
+    anonymous = await limiter.check(request(), limiter.applicable("POST", "/x"))
+    assert [p.name for p, _ in anonymous.results] == ["api-ip"]
+    # ... and once the user is known they are counted, with the refusal's 429 shape.
+    verdicts = [
+        await limiter.check(request(user_id="u1"), limiter.per_user("POST", "/x")) for _ in range(4)
+    ]
+    assert [v.allowed for v in verdicts] == [True, True, True, False]
+    error = verdicts[-1].error()
+    assert isinstance(error, RateLimited)
+    assert error.extra == {"violated-policies": ["api-user"]}
+    assert error.headers["RateLimit-Policy"] == '"api-user";q=3;w=60'

@@ -1,4 +1,5 @@
-"""Tables of accounts: users and their one-time tokens (email verification, password reset).
+"""Tables of accounts: users, their one-time tokens (email verification, password reset) and
+their password history (an option, off by default).
 
 Emails are stored as given (``email``, what the user typed, used to send mail) and normalised
 (``email_normalized``, NFKC + case fold, unique): two spellings of one address are one account.
@@ -54,4 +55,19 @@ account_tokens = Table(
     Column("new_email", String(EMAIL_CHARS), nullable=True),
     Column("password_hash", String(PASSWORD_HASH_CHARS), nullable=True),
     Index("ix_account_tokens_user_id", "user_id"),
+)
+
+#: Earlier password hashes of a user, newest by ``id``, kept only while the ``history_size``
+#: option is on (a compliance option, off by default): old hashes are a liability if leaked.
+#: The current password is ``users.password_hash``; this table holds the ones before it.
+password_history = Table(
+    "password_history",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "user_id", String(USER_ID_CHARS), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("password_hash", String(PASSWORD_HASH_CHARS), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_password_history_user_id", "user_id"),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Self
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from pydantic import BaseModel, ConfigDict
@@ -86,15 +86,9 @@ class ProfileOut(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, user: User) -> ProfileOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            display_name=user.display_name,
-            email_verified=user.email_verified,
-            is_admin=user.is_admin,
-            created_at=user.created_at,
-        )
+    def of(cls, user: User) -> Self:
+        """The answer's fields read off ``user`` (only those this model declares)."""
+        return cls.model_validate(user, from_attributes=True)
 
 
 class Accepted(BaseModel):
@@ -221,11 +215,11 @@ def include(
         "/v1/account/password",
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
-        summary="Change my password; ends my other sessions.",
+        summary="Change my password; ends my other sessions. Needs a recent authentication.",
         responses=problems(401, 403, 422, 429, 503),
     )
     async def change_password(
-        body: ChangePasswordIn, request: Request, who: Principal = Depends(principal)
+        body: ChangePasswordIn, request: Request, who: Principal = Depends(identity.step_up)
     ) -> Response:
         await accounts.change_password(
             who.user_id, who.session_id, body.current_password, body.new_password, request.scope
@@ -236,11 +230,11 @@ def include(
         "/v1/account/email",
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Accepted,
-        summary="Change my email address: confirmed by a token mailed to the new address.",
+        summary="Change my email address (confirmed by a token mailed to it). Step-up.",
         responses=problems(401, 403, 422, 429, 503),
     )
     async def change_email(
-        body: ChangeEmailIn, request: Request, who: Principal = Depends(principal)
+        body: ChangeEmailIn, request: Request, who: Principal = Depends(identity.step_up)
     ) -> Accepted:
         await accounts.request_email_change(
             who.user_id,

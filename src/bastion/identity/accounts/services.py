@@ -14,7 +14,7 @@ every other pending token, so a stranger who registered the address first gains 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
 from bastion.http.errors import NotFound
-from bastion.identity.accounts import tokens
+from bastion.identity.accounts import history, tokens
 from bastion.identity.accounts.guard import CredentialGuard, email_reference
 from bastion.identity.accounts.models import users
 from bastion.identity.accounts.tokens import TokenPurpose
@@ -36,7 +36,6 @@ from bastion.identity.accounts.users import (
     find_by_email,
     get_user,
     insert_user,
-    set_password,
 )
 from bastion.identity.emails import normalize_email
 from bastion.identity.errors import (
@@ -99,12 +98,19 @@ class AccountService:
         self._clock = clock
         self.verification_ttl = verification_ttl
         self.reset_ttl = reset_ttl
+        #: Recent passwords a new one must differ from (0: the option is off).
+        self.history_size = passwords.settings.history_size
 
     # -- shared ----------------------------------------------------------------------------
-    async def check_new_password(self, password: str, *, email: str, name: str | None) -> None:
-        """Raises :class:`PasswordRejected` with the policy's reasons."""
+    async def check_new_password(
+        self, password: str, *, email: str, name: str | None, previous: Sequence[str] = ()
+    ) -> None:
+        """Raises :class:`PasswordRejected` with the policy's reasons. ``previous``: the hashes
+        of the user's recent passwords, newest first (:mod:`.history`)."""
         info = UserInfo(email=email, names=(name,) if name else ())
-        decision = await self.passwords.check_new_password(password, user=info)
+        decision = await self.passwords.check_new_password(
+            password, user=info, previous_hashes=previous
+        )
         if isinstance(decision, Rejected):
             raise PasswordRejected(decision.message, [r.value for r in decision.reasons])
 
@@ -335,16 +341,19 @@ class AccountService:
         async with self.database.engine.connect() as connection:
             row = await tokens.peek(connection, token, purposes, now)
             user = await get_user(connection, row.user_id) if row is not None else None
+            previous = await history.recent_hashes(connection, user, self.history_size)
         if user is None or user.disabled:
             await self._token_rejected(token, purposes, scope)
             raise InvalidAccountToken
-        await self.check_new_password(new_password, email=user.email, name=user.display_name)
+        await self.check_new_password(
+            new_password, email=user.email, name=user.display_name, previous=previous
+        )
         password_hash = await self.passwords.hash(new_password)
         now = self._clock.now()
         async with self.database.engine.begin() as connection:
             if await tokens.consume(connection, token, purposes, now) is None:
                 raise InvalidAccountToken  # used concurrently
-            await set_password(connection, user.id, password_hash, now)
+            await history.replace_password(connection, user, password_hash, self.history_size, now)
             # The reset mail proved control of the address.
             await connection.execute(
                 update(users).where(users.c.id == user.id).values(email_verified=True)
@@ -377,11 +386,15 @@ class AccountService:
         await self.verify_current_password(
             user, current, scope, event=EventType.IDENTITY_PASSWORD_CHANGE_FAILED
         )
-        await self.check_new_password(new, email=user.email, name=user.display_name)
+        async with self.database.engine.connect() as connection:
+            previous = await history.recent_hashes(connection, user, self.history_size)
+        await self.check_new_password(
+            new, email=user.email, name=user.display_name, previous=previous
+        )
         password_hash = await self.passwords.hash(new)
         now = self._clock.now()
         async with self.database.engine.begin() as connection:
-            await set_password(connection, user.id, password_hash, now)
+            await history.replace_password(connection, user, password_hash, self.history_size, now)
             await tokens.consume_all(connection, user.id, [TokenPurpose.PASSWORD_RESET], now)
             revoked = await self.sessions.revoke_all(
                 connection, user.id, reason=RevokeReason.PASSWORD_CHANGED, keep=session_id

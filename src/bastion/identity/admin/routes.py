@@ -1,17 +1,21 @@
 """HTTP routes of account administration, under ``/v1/admin/users``.
 
 Deny by default: the router itself depends on :func:`require_admin`, so every route added here
-is for enabled administrators only; anyone else authenticated gets 403 ``forbidden``.
+is for enabled administrators only; anyone else authenticated gets 403 ``forbidden``. The
+router also depends on ``step_up``: every admin operation needs a recent authentication at the
+administrator's level (401 ``step_up_required``, see :mod:`bastion.identity.mfa.stepup`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol, Self
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
 from pydantic import BaseModel
 from starlette.responses import Response
+from starlette.types import Scope
 
 from bastion.http.errors import Forbidden
 from bastion.http.responses import problems
@@ -37,18 +41,8 @@ class AdminUserOut(BaseModel):
     password_changed_at: datetime | None
 
     @classmethod
-    def of(cls, user: User) -> AdminUserOut:
-        return cls(
-            id=user.id,
-            email=user.email,
-            display_name=user.display_name,
-            email_verified=user.email_verified,
-            is_admin=user.is_admin,
-            disabled=user.disabled,
-            created_at=user.created_at,
-            updated_at=user.updated_at,
-            password_changed_at=user.password_changed_at,
-        )
+    def of(cls, user: User) -> Self:
+        return cls.model_validate(user, from_attributes=True)
 
 
 class UsersOut(BaseModel):
@@ -59,8 +53,17 @@ class UsersOut(BaseModel):
 UserId = Path(min_length=1, max_length=MAX_ID_CHARS)
 
 
+class AdminAction(Protocol):
+    """An account action of :class:`AdminService` (``user_id``, the acting administrator)."""
+
+    def __call__(self, user_id: str, *, actor: str, scope: Scope) -> Awaitable[None]: ...
+
+
 def include(
-    app: FastAPI, admin: AdminService, principal: Callable[..., Awaitable[Principal]]
+    app: FastAPI,
+    admin: AdminService,
+    principal: Callable[..., Awaitable[Principal]],
+    step_up: Callable[..., Awaitable[Principal]],
 ) -> None:
     async def require_admin(who: Principal = Depends(principal)) -> Principal:
         if not await admin.is_admin(who.user_id):
@@ -70,7 +73,7 @@ def include(
     router = APIRouter(
         prefix="/v1/admin/users",
         tags=["admin"],
-        dependencies=[Depends(require_admin)],
+        dependencies=[Depends(require_admin), Depends(step_up)],
         responses=problems(401, 403, 404, 422, 503),
     )
 
@@ -86,67 +89,40 @@ def include(
     async def get_user(user_id: str = UserId) -> AdminUserOut:
         return AdminUserOut.of(await admin.get(user_id))
 
-    def no_content() -> Response:
-        return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-    @router.post(
-        "/{user_id}/disable",
-        summary="Disable; ends every session.",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_class=Response,
+    # The account actions: POST, no body, 204; the acting administrator is recorded.
+    actions: tuple[tuple[str, str, str, AdminAction], ...] = (
+        ("disable", "disable", "Disable; ends every session.", admin.disable),
+        ("enable", "enable", "Enable a disabled account.", admin.enable),
+        ("unlock", "unlock", "Clear the login backoff.", admin.unlock),
+        ("revoke-sessions", "revoke_sessions", "End every session.", admin.revoke_sessions),
+        (
+            "force-password-reset",
+            "force_password_reset",
+            "Void the password, end every session, mail a reset token.",
+            admin.force_password_reset,
+        ),
     )
-    async def disable(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
-    ) -> Response:
-        await admin.set_disabled(user_id, disabled=True, actor=who.subject, scope=request.scope)
-        return no_content()
-
-    @router.post(
-        "/{user_id}/enable",
-        summary="Enable a disabled account.",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_class=Response,
-    )
-    async def enable(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
-    ) -> Response:
-        await admin.set_disabled(user_id, disabled=False, actor=who.subject, scope=request.scope)
-        return no_content()
-
-    @router.post(
-        "/{user_id}/unlock",
-        summary="Clear the login backoff.",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_class=Response,
-    )
-    async def unlock(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
-    ) -> Response:
-        await admin.unlock(user_id, actor=who.subject, scope=request.scope)
-        return no_content()
-
-    @router.post(
-        "/{user_id}/revoke-sessions",
-        summary="End every session.",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_class=Response,
-    )
-    async def revoke_sessions(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
-    ) -> Response:
-        await admin.revoke_sessions(user_id, actor=who.subject, scope=request.scope)
-        return no_content()
-
-    @router.post(
-        "/{user_id}/force-password-reset",
-        summary="Void the password, end every session, mail a reset token.",
-        status_code=status.HTTP_204_NO_CONTENT,
-        response_class=Response,
-    )
-    async def force_password_reset(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
-    ) -> Response:
-        await admin.force_password_reset(user_id, actor=who.subject, scope=request.scope)
-        return no_content()
+    for path, name, summary, act in actions:
+        router.add_api_route(
+            f"/{{user_id}}/{path}",
+            _action_endpoint(act, require_admin),
+            methods=["POST"],
+            name=name,
+            summary=summary,
+            status_code=status.HTTP_204_NO_CONTENT,
+            response_class=Response,
+        )
 
     app.include_router(router)
+
+
+def _action_endpoint(
+    act: AdminAction, require_admin: Callable[..., Awaitable[Principal]]
+) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(
+        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
+    ) -> Response:
+        await act(user_id, actor=who.subject, scope=request.scope)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    return endpoint

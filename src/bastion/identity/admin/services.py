@@ -18,7 +18,7 @@ from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
 from bastion.http.errors import NotFound
-from bastion.identity.accounts import tokens
+from bastion.identity.accounts import history, tokens
 from bastion.identity.accounts.guard import CredentialGuard
 from bastion.identity.accounts.models import users
 from bastion.identity.accounts.services import AccountService
@@ -103,6 +103,12 @@ class AdminService:
         )
         self._record(scope, event, user_id, actor)
 
+    async def disable(self, user_id: str, *, actor: str, scope: Scope) -> None:
+        await self.set_disabled(user_id, disabled=True, actor=actor, scope=scope)
+
+    async def enable(self, user_id: str, *, actor: str, scope: Scope) -> None:
+        await self.set_disabled(user_id, disabled=False, actor=actor, scope=scope)
+
     async def unlock(self, user_id: str, *, actor: str, scope: Scope) -> None:
         user = await self.get(user_id)
         await self.guard.unlock(
@@ -120,11 +126,9 @@ class AdminService:
         user = await self.get(user_id)
         now = self._clock.now()
         async with self.database.engine.begin() as connection:
-            await connection.execute(
-                update(users)
-                .where(users.c.id == user.id)
-                .values(password_hash=None, password_changed_at=now, updated_at=now)
-            )
+            # The replaced password stays in the history (when on): the reset must not reuse it.
+            size = self.accounts.history_size
+            await history.replace_password(connection, user, None, size, now)
             revoked = await self.sessions.revoke_all(connection, user.id, reason=RevokeReason.ADMIN)
             ttl = self.accounts.reset_ttl
             token = await tokens.issue(

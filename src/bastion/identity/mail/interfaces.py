@@ -18,6 +18,12 @@ class MailKind(enum.StrEnum):
     REGISTRATION_ATTEMPT = "registration_attempt"
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
     EMAIL_CHANGED = "email_changed"
+    MFA_CHANGED = "mfa_changed"
+    MFA_RECOVERY_CODE_USED = "mfa_recovery_code_used"
+    MFA_RESET = "mfa_reset"
+    #: bastion.monitoring: security alerts to operators, new sign-in notices to users.
+    SECURITY_ALERT = "security_alert"
+    NEW_SIGN_IN = "new_sign_in"
 
 
 @dataclass(frozen=True, slots=True)

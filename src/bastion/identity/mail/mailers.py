@@ -6,7 +6,8 @@
 - :class:`FileMailer`: one JSON file per mail in ``data_dir/mail`` (mode 0600), written
   atomically; end-to-end tests read tokens from it.
 - :class:`SmtpMailer`: production, through an SMTP relay with STARTTLS or implicit TLS
-  (aiosmtplib). The server certificate is verified; a relay that cannot do TLS is refused.
+  (aiosmtplib). The server certificate is verified (against the system's CAs, or ``ca_file``
+  for a relay with a private CA), TLS 1.2 at least; a relay that cannot do TLS is refused.
 - :class:`InMemoryMailer`: unit tests.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import sys
 import time
 import uuid
@@ -111,6 +113,7 @@ class SmtpMailer:
         starttls: bool = True,
         implicit_tls: bool = False,
         timeout: float = 10.0,
+        ca_file: Path | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -120,6 +123,9 @@ class SmtpMailer:
         self._starttls = starttls
         self._implicit_tls = implicit_tls
         self._timeout = timeout
+        # Verified certificates and host names (the default context), never below TLS 1.2.
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        self._tls.minimum_version = ssl.TLSVersion.TLSv1_2
 
     def __repr__(self) -> str:
         return f"SmtpMailer(host={self._host!r}, port={self._port})"
@@ -145,6 +151,7 @@ class SmtpMailer:
                 use_tls=self._implicit_tls,
                 start_tls=self._starttls if not self._implicit_tls else False,
                 timeout=self._timeout,
+                tls_context=self._tls,
             )
         except (aiosmtplib.SMTPException, OSError) as exc:
             # The class name only: a server's reply may quote the recipient or the message.
@@ -187,5 +194,6 @@ def mailer_from_settings(settings: Settings) -> Mailer:
             starttls=settings.smtp_starttls,
             implicit_tls=settings.smtp_tls,
             timeout=settings.smtp_timeout_seconds,
+            ca_file=settings.smtp_ca_file,
         )
     return ConsoleMailer()

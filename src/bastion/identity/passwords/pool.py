@@ -26,19 +26,32 @@ from typing import ParamSpec, Self, TypeVar
 from bastion.identity.passwords.errors import HashingOverloaded
 from bastion.identity.passwords.settings import DEFAULT_MAX_WAITING
 
-__all__ = ["HashingPool"]
+__all__ = ["HashingPool", "usable_cores"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on: its affinity set (``taskset``, container cpusets),
+    not every CPU of the machine. More hashing threads than that only hold more memory (each
+    hash holds its memory cost) without hashing any faster."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class HashingPool:
-    """Runs blocking hash work in worker threads, refusing work beyond a fixed capacity."""
+    """Runs blocking hash work in worker threads, refusing work beyond a fixed capacity.
+
+    ``max_concurrency`` defaults to :func:`usable_cores`.
+    """
 
     def __init__(
         self, max_concurrency: int | None = None, max_waiting: int = DEFAULT_MAX_WAITING
     ) -> None:
-        concurrency = max_concurrency or os.cpu_count() or 1
+        concurrency = max_concurrency or usable_cores()
         if concurrency < 1 or max_waiting < 0:
             raise ValueError("max_concurrency must be >= 1 and max_waiting >= 0")
         self.max_concurrency = concurrency

@@ -7,6 +7,12 @@ signature and claims) whose session is not revoked (:class:`RevocationCache`, at
 
 Missing credentials answer 401 ``not_authenticated``; any bad token answers the one opaque 401
 ``invalid_token`` whatever the defect (the precise reason goes to the audit trail).
+
+Once the user is known, the rate limits counted per user (the general ``api-user`` budget and
+any other policy keyed by user) are taken here: the rate-limit middleware runs before
+authentication and cannot count them. A caller over budget gets the middleware's 429
+``rate_limited`` answer (``Retry-After``, ``RateLimit-Policy``, ``RateLimit``); refusals are
+audited once per user per window by the limiter.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import Request, Security
+from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bastion.audit.context import event_from_scope
@@ -27,6 +33,7 @@ from bastion.identity.sessions.transport import ACCESS_COOKIE, UNSAFE_METHODS, C
 from bastion.identity.tokens.claims import AccessTokenClaims
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 from bastion.identity.tokens.services import AccessTokenService
+from bastion.protections.ratelimit.services import RateLimiter
 
 __all__ = ["BEARER", "Authenticator", "Principal", "Transport", "bearer_scheme"]
 
@@ -74,12 +81,16 @@ class Authenticator:
         *,
         audit: AuditRecorder,
         clock: Clock,
+        limiter: RateLimiter | None = None,
+        emit_headers: bool = True,
     ) -> None:
         self.tokens = tokens
         self.revocations = revocations
         self.csrf = csrf
         self._audit = audit
         self._clock = clock
+        self.limiter = limiter
+        self.emit_headers = emit_headers
 
     def _credentials(self, request: Request) -> tuple[str, Transport]:
         header = request.headers.get("authorization")
@@ -94,9 +105,11 @@ class Authenticator:
             raise _not_authenticated()
         return cookie, "cookie"
 
-    async def authenticate(self, request: Request) -> Principal:
-        """Raises ``NotAuthenticated``, ``InvalidToken``, ``CsrfFailed`` or
-        ``StorageUnavailable`` (revocations unknown: fail closed)."""
+    async def authenticate(self, request: Request, response: Response | None = None) -> Principal:
+        """Raises ``NotAuthenticated``, ``InvalidToken``, ``CsrfFailed``,
+        ``StorageUnavailable`` (revocations unknown: fail closed), ``RateLimited`` (the user's
+        budget is spent) or ``StoreUnavailable`` (a fail-closed per-user limit undecidable).
+        ``response`` receives the per-user RateLimit fields when given."""
         token, transport = self._credentials(request)
         try:
             claims = await self._verify(token)
@@ -114,8 +127,26 @@ class Authenticator:
             raise
         if transport != BEARER and request.method in UNSAFE_METHODS:
             self.csrf.check(request, claims.session_id)
-        request.scope.setdefault("state", {})[STATE_USER_ID] = claims.subject
+        state = request.scope.setdefault("state", {})
+        # A user already named by an outer layer was counted by the middleware: not twice.
+        counted = state.get(STATE_USER_ID) is not None
+        state[STATE_USER_ID] = claims.subject
+        if not counted:
+            await self._take_user_budget(request, response)
         return Principal(claims.subject, claims.session_id, transport, claims)
+
+    async def _take_user_budget(self, request: Request, response: Response | None) -> None:
+        if self.limiter is None:
+            return
+        applied = self.limiter.per_user(request.method, request.scope["path"])
+        if not applied:
+            return
+        verdict = await self.limiter.check(request.scope, applied)
+        if not verdict.allowed:
+            raise verdict.error()
+        if response is not None and self.emit_headers:
+            for name, value in verdict.headers():
+                response.headers.append(name.decode("latin-1"), value.decode("latin-1"))
 
     async def _verify(self, token: str) -> AccessTokenClaims:
         claims = await self.tokens.verify(token)
@@ -128,8 +159,9 @@ class Authenticator:
 
         async def current_principal(
             request: Request,
+            response: Response,
             _: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
         ) -> Principal:
-            return await self.authenticate(request)
+            return await self.authenticate(request, response)
 
         return current_principal

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
 
@@ -30,9 +30,19 @@ from bastion.identity.sessions.services import IssuedTokens, SessionService
 from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
 from bastion.storage import Database
 
-__all__ = ["LoginResult", "LoginService"]
+__all__ = ["LoginResult", "LoginService", "SecondFactorGate"]
 
 Scope = Mapping[str, Any]
+
+
+class SecondFactorGate(Protocol):
+    """What a correct password leads to for an account with a second factor
+    (:class:`bastion.identity.mfa.services.MfaService`)."""
+
+    async def require_second_factor(self, user: User, *, transport: str, scope: Scope) -> None:
+        """Returns when the account has no second factor; raises ``SecondFactorRequired``
+        (carrying a login challenge) when it has one."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +83,13 @@ class LoginService:
         guard: CredentialGuard,
         audit: AuditRecorder,
         clock: Clock,
+        second_factor: SecondFactorGate | None = None,
     ) -> None:
         self.database = database
         self.passwords = passwords
         self.sessions = sessions
         self.guard = guard
+        self.second_factor = second_factor
         self._audit = audit
         self._clock = clock
 
@@ -87,7 +99,8 @@ class LoginService:
         """Check the password and start a session.
 
         Raises ``TooManyAttempts`` (backoff), ``InvalidCredentials``, ``PasswordTooLong``,
-        ``HashingOverloaded``.
+        ``HashingOverloaded``, or ``SecondFactorRequired`` (the password was right and the
+        account has a second factor: no session yet, a login challenge instead).
         """
         normalized = normalize_email(email)
         await self.guard.check(normalized, scope)
@@ -106,6 +119,8 @@ class LoginService:
         await self.guard.succeeded(normalized)
         if result.needs_rehash and encoded is not None:
             await self._rehash(user, encoded, password, scope)
+        if self.second_factor is not None:
+            await self.second_factor.require_second_factor(user, transport=transport, scope=scope)
         tokens = await self.sessions.create(
             user.id,
             amr=[AuthMethod.PASSWORD],

@@ -36,6 +36,9 @@ sessions = Table(
     Column("transport", String(16), nullable=False),
     Column("revoked_at", UTCDateTime(), nullable=True),
     Column("revoke_reason", String(64), nullable=True),
+    # The last time the user proved who they are in this session (login, or a step-up
+    # re-authentication, see bastion.identity.mfa.stepup); NULL means created_at.
+    Column("auth_time", UTCDateTime(), nullable=True),
     Index("ix_sessions_user_id", "user_id"),
     Index("ix_sessions_revoked_at", "revoked_at"),
 )

@@ -7,12 +7,14 @@ from datetime import datetime
 from typing import Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from bastion.http.errors import NotFound
 from bastion.http.responses import problems
 from bastion.identity.fields import Email, OpaqueToken, Password
+from bastion.identity.mfa.errors import SecondFactorRequired
 from bastion.identity.services import IdentityServices
 from bastion.identity.sessions.auth import Principal
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason
@@ -23,7 +25,7 @@ from bastion.identity.sessions.transport import (
 )
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 
-__all__ = ["include"]
+__all__ = ["MfaChallengeOut", "TokensOut", "include", "token_answer"]
 
 COOKIE = "cookie"
 
@@ -49,6 +51,40 @@ class TokensOut(BaseModel):
     refresh_token: str | None = None
     session_id: str
     csrf_token: str | None = None
+
+
+class MfaChallengeOut(BaseModel):
+    """The password was right; complete the login with a second factor at
+    ``POST /v1/sessions/mfa/complete`` (the challenge is single use and short-lived)."""
+
+    mfa_required: Literal[True] = True
+    challenge_token: str
+    expires_in: int
+    methods: list[str]
+
+
+def token_answer(
+    identity: IdentityServices, tokens: IssuedTokens, transport: str, response: Response
+) -> TokensOut:
+    """The answer of a login or refresh: tokens in the body (bearer) or in cookies."""
+    if transport != COOKIE:
+        return TokensOut(
+            access_token=tokens.access_token,
+            expires_in=tokens.expires_in,
+            refresh_token=tokens.refresh_token,
+            session_id=tokens.session_id,
+        )
+    csrf_token = identity.csrf.token_for(tokens.session_id)
+    set_session_cookies(
+        response,
+        identity.cookies,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        csrf_token=csrf_token,
+    )
+    return TokensOut(
+        expires_in=tokens.expires_in, session_id=tokens.session_id, csrf_token=csrf_token
+    )
 
 
 class SessionOut(BaseModel):
@@ -81,38 +117,32 @@ def include(
     router = APIRouter(tags=["sessions"])
 
     def answer(tokens: IssuedTokens, transport: str, response: Response) -> TokensOut:
-        if transport != COOKIE:
-            return TokensOut(
-                access_token=tokens.access_token,
-                expires_in=tokens.expires_in,
-                refresh_token=tokens.refresh_token,
-                session_id=tokens.session_id,
-            )
-        csrf_token = csrf.token_for(tokens.session_id)
-        set_session_cookies(
-            response,
-            cookies,
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            csrf_token=csrf_token,
-        )
-        return TokensOut(
-            expires_in=tokens.expires_in, session_id=tokens.session_id, csrf_token=csrf_token
-        )
+        return token_answer(identity, tokens, transport, response)
 
     @router.post(
         "/v1/sessions",
         response_model=TokensOut,
         response_model_exclude_none=True,
-        summary="Log in with email and password.",
-        responses=problems(401, 403, 422, 429, 503),
+        summary="Log in with email and password (202: a second factor completes the login).",
+        responses={
+            202: {"model": MfaChallengeOut, "description": "Complete with a second factor"},
+            **problems(401, 403, 422, 429, 503),
+        },
     )
-    async def login(body: LoginIn, request: Request, response: Response) -> TokensOut:
+    async def login(body: LoginIn, request: Request, response: Response) -> TokensOut | Response:
         if body.transport == COOKIE:
             csrf.check_origin(request)  # login CSRF: a foreign site logging a victim in
-        result = await identity.login.login(
-            body.email, body.password, transport=body.transport, scope=request.scope
-        )
+        try:
+            result = await identity.login.login(
+                body.email, body.password, transport=body.transport, scope=request.scope
+            )
+        except SecondFactorRequired as required:
+            challenge = MfaChallengeOut(
+                challenge_token=required.challenge_token,
+                expires_in=required.expires_in,
+                methods=required.methods,
+            )
+            return JSONResponse(challenge.model_dump(), status_code=status.HTTP_202_ACCEPTED)
         return answer(result.tokens, body.transport, response)
 
     @router.post(

@@ -14,6 +14,8 @@ the response ``headers`` the exception handlers add to the answer.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from bastion.errors import BastionError
 
@@ -45,6 +47,18 @@ class RateLimited(ProtectionError):
     code = "rate_limited"
     status = 429
     title = "Too many requests"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        retry_after: float = MIN_RETRY_AFTER_SECONDS,
+        headers: dict[str, str] | None = None,
+        violated: Sequence[str] = (),
+    ) -> None:
+        super().__init__(detail, retry_after=retry_after, headers=headers)
+        #: Extension members of the problem body: the draft's ``violated-policies``.
+        self.extra: dict[str, Any] = {"violated-policies": list(violated)} if violated else {}
 
 
 class TooManyAttempts(ProtectionError):

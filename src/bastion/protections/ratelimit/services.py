@@ -45,7 +45,7 @@ from bastion.protections.ratelimit.keys import (
     identity_of,
 )
 from bastion.protections.ratelimit.memory import MemoryStore
-from bastion.protections.ratelimit.policies import Applied, Policy, PolicyTable
+from bastion.protections.ratelimit.policies import Applied, KeyKind, Policy, PolicyTable
 
 DEFAULT_KEY_PREFIX = "bastion:"
 #: ``scope["state"]`` entry where the middleware publishes the limiter for the route dependency.
@@ -94,6 +94,7 @@ class Verdict(NamedTuple):
                 "RateLimit-Policy": headers.policy_field([p for p, _ in self.results]),
                 "RateLimit": headers.limit_field(self.results),
             },
+            violated=[p.name for p in self.violated],
         )
 
 
@@ -131,6 +132,7 @@ class RateLimiter:
         self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
         self._keys: dict[tuple[str, str, Identity], str | None] = {}
         self._plans: dict[tuple[int, object, object, object], tuple[object, _Plan]] = {}
+        self._per_user: dict[int, tuple[tuple[Applied, ...], tuple[Applied, ...]]] = {}
         self._exceeded = Counter(
             "bastion_ratelimit_exceeded",
             "Requests refused, by violated policy.",
@@ -140,6 +142,25 @@ class RateLimiter:
 
     def applicable(self, method: str, path: str) -> tuple[Applied, ...]:
         return self.table.match(method, path)
+
+    def per_user(self, method: str, path: str) -> tuple[Applied, ...]:
+        """The policies for ``method path`` that are counted per user.
+
+        The middleware runs before authentication, so for a request whose user is not known
+        yet it skips these (no key); the authentication layer counts them once it knows the
+        user (see :meth:`check`). The answer is one stable tuple per table match, so the plan
+        cache of :meth:`check` recognises it.
+        """
+        applied = self.table.match(method, path)
+        entry = self._per_user.get(id(applied))
+        if entry is not None and entry[0] is applied:
+            return entry[1]
+        chosen = tuple(item for item in applied if KeyKind.USER in item[0].keys)
+        if len(self._per_user) >= KEY_CACHE_SIZE:
+            self._per_user.clear()
+        # Holding ``applied`` keeps its id from being reused while the entry lives.
+        self._per_user[id(applied)] = (applied, chosen)
+        return chosen
 
     async def check(self, scope: Scope, applied: Sequence[Applied]) -> Verdict:
         """Take one unit from every bucket of ``applied``, or from none if any is exhausted.

@@ -32,7 +32,13 @@ from bastion.protections.ratelimit.redis_store import DEFAULT_TIMEOUT_SECONDS
 from bastion.protections.ratelimit.services import DEFAULT_KEY_PREFIX
 
 # The identity (issue 4) and MFA (issue 5) endpoints each policy guards.
-LOGIN_PATHS = ("/v1/sessions", "/v1/setup", "/v1/account/password")
+LOGIN_PATHS = (
+    "/v1/sessions",
+    "/v1/setup",
+    "/v1/account/password",
+    # Passwordless passkey logins (the begin step is bounded by the general budgets).
+    "/v1/sessions/webauthn/finish",
+)
 REGISTRATION_PATHS = ("/v1/accounts",)
 PASSWORD_RESET_PATHS = ("/v1/password/forgot", "/v1/password/reset")
 EMAIL_VERIFICATION_PATHS = ("/v1/accounts/verify-email{rest:path}",)

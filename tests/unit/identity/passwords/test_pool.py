@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from bastion.identity.passwords import (
     HashingPool,
     PasswordSettings,
 )
+from bastion.identity.passwords.pool import usable_cores
 
 WAIT = 5.0  # generous upper bound for anything that should happen "at once"
 
@@ -142,3 +144,20 @@ def test_invalid_sizes() -> None:
     with pytest.raises(ValueError, match="max_waiting"):
         HashingPool(max_concurrency=1, max_waiting=-1)
     HashingPool(max_concurrency=None).shutdown()  # CPU count
+
+
+def test_default_concurrency_is_the_cpus_this_process_may_use() -> None:
+    # Not os.cpu_count(): pinned (taskset, a container's cpuset) to fewer CPUs, extra hashing
+    # threads would only hold more memory.
+    mine = os.sched_getaffinity(0)
+    one = {min(mine)}
+    os.sched_setaffinity(0, one)
+    try:
+        pool = HashingPool()
+        assert pool.max_concurrency == usable_cores() == 1
+        pool.shutdown()
+    finally:
+        os.sched_setaffinity(0, mine)
+    pool = HashingPool()
+    assert pool.max_concurrency == len(mine)
+    pool.shutdown()

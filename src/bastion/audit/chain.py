@@ -1,0 +1,131 @@
+"""The tamper-evident chain: a keyed MAC over each stored event and its predecessor's MAC.
+
+``mac[n] = HMAC-SHA256(K, canonical(n, key_id, event[n], mac[n-1]))`` with ``mac[0]`` =
+:data:`GENESIS_MAC` (or, after a purge, the MAC of the anchor checkpoint's event). ``K`` is the
+root secret key's :attr:`~bastion.crypto.KeyPurpose.AUDIT_CHAIN` subkey (HKDF), never the root
+itself, so nothing else Bastion computes with the root key can forge or verify a link.
+
+Why it detects tampering: changing, inserting, deleting or moving one row changes (or breaks) the
+input of its own MAC and of every later one, and without ``K`` nobody can compute the new MACs.
+Someone who holds ``K`` could recompute the whole chain; signed checkpoints
+(:mod:`bastion.audit.checkpoints`) exported to an outside party defeat that too.
+
+Canonical encoding (a wire format: changing it breaks every stored chain, so it is versioned by
+:data:`FORMAT`): a JSON array, keys sorted, no whitespace, ASCII only, of the fields exactly as
+the database returns them: the time in UTC ISO 8601 with microseconds, the text columns, and the
+details with every integral float written as an integer (PostgreSQL's JSONB reads ``1e16`` back
+as an integer; the MAC must not depend on the backend).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bastion.crypto import KeyPurpose, Keyring
+
+__all__ = [
+    "CONTENT_COLUMNS",
+    "FORMAT",
+    "GENESIS_MAC",
+    "ChainKey",
+    "ChainKeys",
+    "canonical",
+    "checkpoint_tag",
+    "event_mac",
+]
+
+FORMAT = "bastion-audit-chain/1"
+GENESIS_MAC = "0" * 64
+#: The columns a link covers, in encoding order (``seq`` and ``key_id`` come first).
+CONTENT_COLUMNS = (
+    "time",
+    "type",
+    "outcome",
+    "actor",
+    "subject",
+    "client_ip",
+    "user_agent",
+    "request_id",
+    "reason",
+    "details",
+)
+_CHECKPOINT_LABEL = "bastion-audit-checkpoint/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainKey:
+    """A chain key and its public id (hex). The key never appears in ``repr``."""
+
+    key_id: str
+    key: bytes = field(repr=False)
+
+
+class ChainKeys:
+    """The current chain key (new links) and every configured one by id (verification)."""
+
+    def __init__(self, keys: Sequence[ChainKey]) -> None:
+        if not keys:
+            raise ValueError("at least one chain key is needed")
+        self.current = keys[0]
+        self._by_id = {key.key_id: key for key in keys}
+
+    @classmethod
+    def from_keyring(cls, keyring: Keyring) -> ChainKeys:
+        return cls(
+            [
+                ChainKey(version.key_id.hex(), version.key)
+                for version in keyring.versions(KeyPurpose.AUDIT_CHAIN)
+            ]
+        )
+
+    def get(self, key_id: str | None) -> ChainKey | None:
+        return self._by_id.get(key_id) if key_id else None
+
+    def all(self) -> list[ChainKey]:
+        return list(self._by_id.values())
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> bytes:
+    """The bytes MACed for the event ``row`` (a mapping with :data:`CONTENT_COLUMNS`)."""
+    fields: list[Any] = [FORMAT, seq, key_id, prev_mac, _time(row["time"])]
+    fields.extend(row[name] for name in CONTENT_COLUMNS[1:-1])
+    fields.append(_normal(row["details"]))
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def event_mac(key: ChainKey, seq: int, row: Mapping[str, Any], prev_mac: str) -> str:
+    """The hex MAC of event ``row`` at position ``seq`` after ``prev_mac``."""
+    return hmac.digest(key.key, canonical(seq, key.key_id, row, prev_mac), "sha256").hex()
+
+
+def checkpoint_tag(key: ChainKey, seq: int, mac: str, token: str) -> str:
+    """The MAC that makes a stored checkpoint trustworthy without its signing key: a row copied
+    or forged by someone without the chain key does not carry a valid tag."""
+    message = json.dumps([_CHECKPOINT_LABEL, key.key_id, seq, mac, token], separators=(",", ":"))
+    return hmac.digest(key.key, message.encode(), "sha256").hex()
+
+
+def macs_equal(a: str | None, b: str | None) -> bool:
+    """Constant-time comparison of two hex MACs (None never matches)."""
+    if a is None or b is None:
+        return False
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,86 @@
+"""Who may use the OpenFGA-compatible API: deny by default.
+
+Every route needs a Bastion access token (``Authorization: Bearer``, from ``POST /v1/sessions``).
+Then:
+
+- **administer** (create or delete a store, write a model version, write or delete tuples):
+  enabled Bastion administrators only;
+- **query** (get and list stores, read models, read tuples and changes, check, batch-check,
+  expand, list-objects, list-users, explain): administrators, and the user ids listed in
+  ``BASTION_AUTHZ__QUERY_USERS`` (service accounts of the applications that ask for decisions).
+
+Anyone else authenticated gets 403 ``forbidden`` and an ``authz:api:forbidden`` audit event;
+no credentials (or a bad token) get 401 ``unauthenticated``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Request
+
+from bastion.audit.context import event_from_scope
+from bastion.audit.events import EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.authz.api._errors import OpenFgaError
+from bastion.authz.settings import AuthzSettings
+from bastion.clock import Clock
+from bastion.identity.sessions.auth import Principal
+
+__all__ = ["ApiAccess", "Permission"]
+
+AdminCheck = Callable[[str], Awaitable[bool]]
+
+
+class Permission(enum.StrEnum):
+    ADMINISTER = "administer"
+    QUERY = "query"
+
+
+class ApiAccess:
+    """Builds the FastAPI dependencies that authenticate and authorize API callers."""
+
+    def __init__(
+        self,
+        principal: Callable[..., Awaitable[Principal]],
+        is_admin: AdminCheck,
+        settings: AuthzSettings,
+        *,
+        audit: AuditRecorder,
+        clock: Clock,
+    ) -> None:
+        self._principal = principal
+        self._is_admin = is_admin
+        self._query_users = frozenset(settings.query_users)
+        self._audit = audit
+        self._clock = clock
+
+    async def allowed(self, who: Principal, permission: Permission) -> bool:
+        """Whether ``who`` holds ``permission`` (administrators hold both)."""
+        if permission is Permission.QUERY and who.user_id in self._query_users:
+            return True
+        return await self._is_admin(who.user_id)
+
+    def requires(self, permission: Permission) -> Callable[..., Awaitable[Principal]]:
+        """A dependency returning the caller when allowed; raises 401/403 OpenFGA errors."""
+
+        async def authorized(
+            request: Request, who: Principal = Depends(self._principal)
+        ) -> Principal:
+            if await self.allowed(who, permission):
+                return who
+            self._audit.record(
+                event_from_scope(
+                    request.scope,
+                    EventType.AUTHZ_API_FORBIDDEN,
+                    Outcome.FAILURE,
+                    actor=who.subject,
+                    subject=request.url.path[:255],
+                    reason=f"missing_{permission.value}",
+                    clock=self._clock,
+                )
+            )
+            raise OpenFgaError(403, "forbidden", "the caller may not use this operation")
+
+        return authorized

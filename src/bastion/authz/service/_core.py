@@ -1,0 +1,493 @@
+""":class:`AuthzService`: stores, model versions, tuples and evaluation, in one facade.
+
+The HTTP API (:mod:`bastion.authz.api`) and the SDK (:mod:`bastion.sdk.authz`) call this and
+nothing below it. It validates models before storing them and tuples against the model before
+writing them, evaluates over the per-process index (:mod:`._index`) with the request's
+consistency, compiles each model version once (versions are immutable, so a compiled engine
+never goes stale), records every check in the decision log and every administrative change in
+the audit trail.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bastion.audit.context import event_from_scope
+from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.authz.engine import Explanation
+from bastion.authz.errors import AuthzError
+from bastion.authz.service._decisions import Decision, DecisionLog
+from bastion.authz.service._engine import Engine, compile_model, validate_model
+from bastion.authz.service._index import Consistency, IndexCache
+from bastion.authz.service._types import CheckOutcome, CheckRequest, RequestInfo
+from bastion.authz.store import (
+    Change,
+    ModelRecord,
+    OnDuplicate,
+    OnMissing,
+    Page,
+    SqlAuthzStore,
+    StoredTuple,
+    StoreRecord,
+)
+from bastion.authz.tuples import Tuple, TupleSource
+from bastion.clock import Clock
+
+__all__ = ["AuthzService", "CheckOutcome", "CheckRequest", "RequestInfo"]
+
+#: Compiled model versions kept per process (a version never changes, so this is a pure cache).
+MAX_ENGINES = 128
+
+
+class AuthzService:
+    """The authorization service of one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: SqlAuthzStore,
+        *,
+        audit: AuditRecorder,
+        clock: Clock,
+        staleness_seconds: float,
+        max_cached_stores: int,
+        decision_sample_rate: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.index = IndexCache(
+            store,
+            staleness_seconds=staleness_seconds,
+            max_stores=max_cached_stores,
+            monotonic=monotonic,
+        )
+        self.decisions = DecisionLog(audit, clock, sample_rate=decision_sample_rate)
+        self._audit = audit
+        self._clock = clock
+        self._monotonic = monotonic
+        self._staleness = staleness_seconds
+        self._engines: OrderedDict[str, tuple[ModelRecord, Engine]] = OrderedDict()
+        self._latest: dict[str, tuple[str, float]] = {}
+
+    # ------------------------------------------------------------------ audit
+    def _event(
+        self,
+        info: RequestInfo,
+        type: EventType,  # noqa: A002 - mirrors AuditEvent.type
+        subject: str,
+        details: Mapping[str, Any],
+        outcome: Outcome = Outcome.SUCCESS,
+    ) -> None:
+        if info.scope is not None:
+            event = event_from_scope(
+                info.scope,
+                type,
+                outcome,
+                actor=info.actor,
+                subject=subject,
+                details=details,
+                clock=self._clock,
+            )
+        else:
+            event = AuditEvent(
+                type, outcome, self._clock.now(), actor=info.actor, subject=subject, details=details
+            )
+        self._audit.record(event)
+
+    # ------------------------------------------------------------------ stores
+    async def create_store(self, name: str, info: RequestInfo) -> StoreRecord:
+        record = await self.store.create_store(name)
+        self._event(info, EventType.AUTHZ_STORE_CREATED, f"store:{record.id}", {"name": name})
+        return record
+
+    async def get_store(self, store_id: str) -> StoreRecord:
+        return await self.store.get_store(store_id)
+
+    async def list_stores(
+        self, *, page_size: int | None, token: str, name: str | None = None
+    ) -> Page[StoreRecord]:
+        return await self.store.list_stores(page_size=page_size, token=token, name=name)
+
+    async def delete_store(self, store_id: str, info: RequestInfo) -> None:
+        await self.store.delete_store(store_id)
+        self.index.forget(store_id)
+        self._latest.pop(store_id, None)
+        self._event(info, EventType.AUTHZ_STORE_DELETED, f"store:{store_id}", {})
+
+    # ------------------------------------------------------------------ models
+    async def write_model(
+        self, store_id: str, model: Mapping[str, Any], info: RequestInfo
+    ) -> ModelRecord:
+        """Validate then store a new version. Raises ValidationError (2000 family)."""
+        await self.store.get_store(store_id)
+        validate_model(model)
+        record = await self.store.write_model(store_id, model)
+        self._latest.pop(store_id, None)
+        self._event(
+            info,
+            EventType.AUTHZ_MODEL_WRITTEN,
+            f"store:{store_id}",
+            {"model_id": record.id, "types": len(model.get("type_definitions") or ())},
+        )
+        return record
+
+    async def read_model(self, store_id: str, model_id: str | None = None) -> ModelRecord:
+        return await self.store.read_model(store_id, model_id)
+
+    async def list_models(
+        self, store_id: str, *, page_size: int | None, token: str
+    ) -> Page[ModelRecord]:
+        return await self.store.list_models(store_id, page_size=page_size, token=token)
+
+    async def engine(
+        self,
+        store_id: str,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+    ) -> tuple[ModelRecord, Engine]:
+        """The compiled model ``model_id`` (or the latest) of the store."""
+        if not model_id:
+            model_id = await self._latest_model_id(store_id, consistency)
+        elif consistency is Consistency.HIGHER_CONSISTENCY:
+            # A compiled version outlives its store in this cache: a store deleted by another
+            # process must not keep answering from here.
+            await self.store.get_store(store_id)
+        cached = self._engines.get(model_id)
+        if cached is not None and cached[0].store_id == store_id:
+            self._engines.move_to_end(model_id)
+            return cached
+        record = await self.store.read_model(store_id, model_id)
+        compiled = (record, compile_model(record.model))
+        self._engines[record.id] = compiled
+        while len(self._engines) > MAX_ENGINES:
+            self._engines.popitem(last=False)
+        return compiled
+
+    async def _latest_model_id(self, store_id: str, consistency: Consistency) -> str:
+        known = self._latest.get(store_id)
+        now = self._monotonic()
+        if (
+            known is not None
+            and consistency is not Consistency.HIGHER_CONSISTENCY
+            and now - known[1] <= self._staleness
+        ):
+            return known[0]
+        record = await self.store.read_model(store_id)
+        self._latest[store_id] = (record.id, now)
+        return record.id
+
+    # ------------------------------------------------------------------ tuples
+    async def write(
+        self,
+        store_id: str,
+        *,
+        writes: Sequence[Tuple] = (),
+        deletes: Sequence[Tuple] = (),
+        model_id: str | None = None,
+        on_duplicate: OnDuplicate = OnDuplicate.ERROR,
+        on_missing: OnMissing = OnMissing.ERROR,
+        info: RequestInfo,
+    ) -> None:
+        """Validate ``writes`` against the model, then apply everything in one transaction."""
+        if writes:
+            _, engine = await self.engine(store_id, model_id, Consistency.HIGHER_CONSISTENCY)
+            for t in writes:
+                engine.validate_tuple(t)
+        elif model_id:
+            await self.engine(store_id, model_id)  # a pinned model must exist
+        try:
+            count = await self.store.write(
+                store_id, writes, deletes, on_duplicate=on_duplicate, on_missing=on_missing
+            )
+        finally:
+            # Read-your-writes in this process, whatever happened.
+            self.index.invalidate(store_id)
+        self._event(
+            info,
+            EventType.AUTHZ_TUPLES_WRITTEN,
+            f"store:{store_id}",
+            {
+                "writes": [str(t) for t in writes],
+                "deletes": [str(t) for t in deletes],
+                "applied": count,
+            },
+        )
+
+    async def delete_object(self, store_id: str, entity: str, info: RequestInfo) -> int:
+        """Delete every tuple on or granting to ``entity`` (see SqlAuthzStore)."""
+        count = await self.store.delete_object(store_id, entity)
+        self.index.invalidate(store_id)
+        self._event(
+            info,
+            EventType.AUTHZ_TUPLES_CASCADED,
+            f"store:{store_id}",
+            {"object": entity, "deleted": count},
+        )
+        return count
+
+    async def delete_user(self, store_id: str, user: str, info: RequestInfo) -> int:
+        count = await self.store.delete_user(store_id, user)
+        self.index.invalidate(store_id)
+        self._event(
+            info,
+            EventType.AUTHZ_TUPLES_CASCADED,
+            f"store:{store_id}",
+            {"user": user, "deleted": count},
+        )
+        return count
+
+    async def read(
+        self,
+        store_id: str,
+        *,
+        object: str | None,  # noqa: A002 - OpenFGA's field name
+        relation: str | None,
+        user: str | None,
+        page_size: int | None,
+        token: str,
+    ) -> Page[StoredTuple]:
+        return await self.store.read(
+            store_id,
+            object=object,
+            relation=relation,
+            user=user,
+            page_size=page_size,
+            token=token,
+        )
+
+    async def read_changes(
+        self,
+        store_id: str,
+        *,
+        object_type: str | None,
+        page_size: int | None,
+        token: str,
+        start_time: datetime | None = None,
+    ) -> Page[Change]:
+        return await self.store.read_changes(
+            store_id,
+            object_type=object_type,
+            page_size=page_size,
+            token=token,
+            start_time=start_time,
+        )
+
+    # ------------------------------------------------------------------ evaluation
+    async def source(self, store_id: str, consistency: Consistency) -> TupleSource:
+        """The store's tuples, as fresh as ``consistency`` requires."""
+        return await self.index.get(store_id, consistency)
+
+    async def check(
+        self,
+        store_id: str,
+        request: CheckRequest,
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        info: RequestInfo,
+    ) -> CheckOutcome:
+        """Evaluate one check and record the decision. Raises the engine's errors (after
+        recording them as a denied decision)."""
+        started = time.perf_counter()
+        record, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        return self._evaluate(
+            store_id, record, engine, tuples, request=request, info=info, started=started
+        )
+
+    async def batch_check(
+        self,
+        store_id: str,
+        requests: Sequence[CheckRequest],
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        info: RequestInfo,
+    ) -> list[CheckOutcome | AuthzError]:
+        """One outcome or error per request, in order (one model and one index for all)."""
+        record, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        results: list[CheckOutcome | AuthzError] = []
+        for request in requests:
+            started = time.perf_counter()
+            try:
+                results.append(
+                    self._evaluate(
+                        store_id,
+                        record,
+                        engine,
+                        tuples,
+                        request=request,
+                        info=info,
+                        started=started,
+                    )
+                )
+            except AuthzError as exc:
+                results.append(exc)
+        return results
+
+    def _evaluate(
+        self,
+        store_id: str,
+        record: ModelRecord,
+        engine: Engine,
+        tuples: TupleSource,
+        *,
+        request: CheckRequest,
+        info: RequestInfo,
+        started: float,
+    ) -> CheckOutcome:
+        try:
+            result = engine.check(
+                tuples,
+                request.object,
+                request.relation,
+                request.user,
+                context=request.context,
+                contextual_tuples=request.contextual_tuples,
+            )
+        except AuthzError as exc:
+            self._decide(
+                store_id, record.id, request, info, started, allowed=False, reason=exc.code
+            )
+            raise
+        allowed = bool(result.allowed)
+        reason = _reason_of(result, allowed)
+        self._decide(store_id, record.id, request, info, started, allowed=allowed, reason=reason)
+        return CheckOutcome(allowed, record.id, reason, result)
+
+    def _decide(
+        self,
+        store_id: str,
+        model_id: str,
+        request: CheckRequest,
+        info: RequestInfo,
+        started: float,
+        *,
+        allowed: bool,
+        reason: str,
+    ) -> None:
+        decision = Decision(
+            allowed=allowed,
+            store_id=store_id,
+            model_id=model_id,
+            object=request.object,
+            relation=request.relation,
+            user=request.user,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            reason=reason,
+            source=info.source,
+        )
+        self.decisions.record(decision, scope=info.scope, actor=info.actor)
+
+    async def explain(
+        self,
+        store_id: str,
+        request: CheckRequest,
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        info: RequestInfo,
+    ) -> Explanation:
+        """The check's outcome with the tree of tuples and rewrites behind it (recorded in the
+        decision log like a check, with the source ``explain``)."""
+        started = time.perf_counter()
+        record, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        explain_info = RequestInfo(scope=info.scope, actor=info.actor, source="explain")
+        try:
+            explanation = engine.explain(
+                tuples,
+                request.object,
+                request.relation,
+                request.user,
+                context=request.context,
+                contextual_tuples=request.contextual_tuples,
+            )
+        except AuthzError as exc:
+            self._decide(
+                store_id, record.id, request, explain_info, started, allowed=False, reason=exc.code
+            )
+            raise
+        reason = "relationship_found" if explanation.allowed else "no_relationship"
+        self._decide(
+            store_id,
+            record.id,
+            request,
+            explain_info,
+            started,
+            allowed=explanation.allowed,
+            reason=reason,
+        )
+        return explanation
+
+    async def expand(
+        self,
+        store_id: str,
+        object: str,  # noqa: A002 - OpenFGA's field name
+        relation: str,
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        contextual_tuples: Sequence[Tuple] = (),
+    ) -> Any:
+        _, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        return engine.expand(tuples, object, relation, contextual_tuples=contextual_tuples)
+
+    async def list_objects(
+        self,
+        store_id: str,
+        object_type: str,
+        relation: str,
+        user: str,
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Tuple] = (),
+    ) -> Any:
+        _, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        return engine.list_objects(
+            tuples,
+            object_type,
+            relation,
+            user,
+            context=context,
+            contextual_tuples=contextual_tuples,
+        )
+
+    async def list_users(
+        self,
+        store_id: str,
+        object: str,  # noqa: A002 - OpenFGA's field name
+        relation: str,
+        user_filters: Iterable[tuple[str, str]],
+        *,
+        model_id: str | None = None,
+        consistency: Consistency = Consistency.UNSPECIFIED,
+        context: Mapping[str, Any] | None = None,
+        contextual_tuples: Sequence[Tuple] = (),
+    ) -> Any:
+        _, engine = await self.engine(store_id, model_id, consistency)
+        tuples = await self.source(store_id, consistency)
+        return engine.list_users(
+            tuples,
+            object,
+            relation,
+            [f"{t}#{r}" if r else t for t, r in user_filters],
+            context=context,
+            contextual_tuples=contextual_tuples,
+        )
+
+
+def _reason_of(result: Any, allowed: bool) -> str:
+    reason = getattr(result, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return "relationship_found" if allowed else "no_relationship"

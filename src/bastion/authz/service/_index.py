@@ -1,0 +1,130 @@
+"""The per-process tuple index: one :class:`MemoryTupleIndex` per store, kept current from
+the changelog, with per-request consistency.
+
+- ``HIGHER_CONSISTENCY``: before evaluating, the index applies every change the database
+  holds beyond its position (one indexed query), so a tuple deleted by any process a moment
+  ago is never honoured.
+- ``MINIMIZE_LATENCY`` (and OpenFGA's ``UNSPECIFIED``): the index is used as it is when it
+  was last caught up at most ``staleness_seconds`` ago; otherwise it catches up first. A write
+  made through this process marks its store stale, so the writer reads its own writes.
+
+Only tuples are cached, never decisions: conditions (an expiry, an IP range) are evaluated at
+every check against that request's context, so an expired grant is never honoured from here.
+
+Correctness of ``id > position`` polling rests on the store's invariant that changelog ids
+grow in commit order within a store (:mod:`bastion.authz.store.sql`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bastion.authz.store import Change, Operation, SqlAuthzStore
+from bastion.authz.tuples import MemoryTupleIndex
+
+__all__ = ["Consistency", "IndexCache"]
+
+
+class Consistency(enum.StrEnum):
+    """OpenFGA's ``ConsistencyPreference``."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    MINIMIZE_LATENCY = "MINIMIZE_LATENCY"
+    HIGHER_CONSISTENCY = "HIGHER_CONSISTENCY"
+
+
+#: "Never caught up": forces a catch-up on the next use.
+_NEVER = float("-inf")
+
+
+@dataclass
+class _StoreIndex:
+    index: MemoryTupleIndex = field(default_factory=MemoryTupleIndex)
+    position: int = 0
+    synced_at: float = _NEVER
+    loaded: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def apply(index: MemoryTupleIndex, change: Change) -> None:
+    """Replay one change; idempotent (add and remove by key)."""
+    t = change.tuple
+    if change.operation is Operation.WRITE:
+        index.add(t)
+    else:
+        index.remove(t.object, t.relation, t.user)
+
+
+class IndexCache:
+    """Indexes of at most ``max_stores`` stores (least recently used evicted)."""
+
+    def __init__(
+        self,
+        store: SqlAuthzStore,
+        *,
+        staleness_seconds: float,
+        max_stores: int,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._staleness = staleness_seconds
+        self._max_stores = max_stores
+        self._monotonic = monotonic
+        self._indexes: OrderedDict[str, _StoreIndex] = OrderedDict()
+        #: Catch-ups that found changes to apply, and full loads (for metrics and tests).
+        self.catch_ups = 0
+        self.loads = 0
+
+    async def get(self, store_id: str, consistency: Consistency) -> MemoryTupleIndex:
+        """The store's index, caught up as ``consistency`` requires."""
+        entry = self._entry(store_id)
+        fresh = self._monotonic() - entry.synced_at <= self._staleness
+        if consistency is not Consistency.HIGHER_CONSISTENCY and entry.loaded and fresh:
+            return entry.index
+        async with entry.lock:
+            await self._catch_up(store_id, entry)
+        return entry.index
+
+    def invalidate(self, store_id: str) -> None:
+        """Mark the store's index stale (after a write through this process)."""
+        entry = self._indexes.get(store_id)
+        if entry is not None:
+            entry.synced_at = _NEVER
+
+    def forget(self, store_id: str) -> None:
+        """Drop the store's index (the store was deleted)."""
+        self._indexes.pop(store_id, None)
+
+    def _entry(self, store_id: str) -> _StoreIndex:
+        entry = self._indexes.get(store_id)
+        if entry is None:
+            entry = self._indexes[store_id] = _StoreIndex()
+            while len(self._indexes) > self._max_stores:
+                self._indexes.popitem(last=False)
+        else:
+            self._indexes.move_to_end(store_id)
+        return entry
+
+    async def _catch_up(self, store_id: str, entry: _StoreIndex) -> None:
+        started = self._monotonic()
+        if not entry.loaded:
+            tuples, position = await self._store.snapshot(store_id)
+            entry.index = MemoryTupleIndex(tuples)
+            entry.position = position
+            entry.loaded = True
+            self.loads += 1
+        while True:
+            changes = await self._store.changes_after(store_id, entry.position)
+            if not changes:
+                break
+            self.catch_ups += 1
+            for change in changes:
+                apply(entry.index, change)
+            entry.position = changes[-1].id
+        # The index reflects the database as of ``started`` (the queries began after it).
+        entry.synced_at = started

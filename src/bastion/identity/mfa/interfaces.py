@@ -1,0 +1,41 @@
+"""The seams of multi-factor authentication.
+
+A *factor source* is a kind of second factor kept by another module (WebAuthn passkeys, in
+:mod:`bastion.identity.mfa.webauthn`). It registers with
+:meth:`bastion.identity.mfa.services.MfaService.register_factor_source` so that the policy
+(does this user have a second factor?), the login challenge (which methods may complete it?)
+and the admin reset (remove every factor) know about it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+__all__ = ["FactorSource", "FactorVerifier"]
+
+#: Verifies a second factor *inside* the transaction that consumes a login challenge (or
+#: records a step-up): called with that connection and the user id; returns normally when the
+#: factor is proven and raises (``InvalidMfaCode``, or the factor's own ``MfaError``) when not.
+#: Raising rolls the transaction back: the challenge stays unused, the failure is counted.
+FactorVerifier = Callable[[AsyncConnection, str], Awaitable[None]]
+
+
+class FactorSource(Protocol):
+    """A kind of second factor stored outside this package."""
+
+    #: Short name for audit details (``"webauthn"``).
+    name: str
+    #: The ``amr`` values its verification can produce (``("hwk", "swk")``).
+    methods: tuple[str, ...]
+
+    async def is_enrolled(self, connection: AsyncConnection, user_id: str) -> bool:
+        """True if the user holds at least one usable factor of this kind."""
+        ...
+
+    async def remove_all(self, connection: AsyncConnection, user_id: str) -> int:
+        """Delete every factor of this kind of the user (admin reset) in the caller's
+        transaction; returns how many were removed."""
+        ...

@@ -1,0 +1,444 @@
+"""The multi-factor service: enrollment, login challenges, step-up and the admin reset.
+
+Every code check goes through :class:`~bastion.identity.mfa.attempts.Attempts` (failure backoff
+per user and per address, audit of each failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bastion.audit.events import EventType, Outcome
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.crypto import EnvelopeCipher
+from bastion.identity.accounts.guard import CredentialGuard, client_ip_of
+from bastion.identity.accounts.users import User, get_user
+from bastion.identity.mail.services import Outbox
+from bastion.identity.mfa import challenges, factors, mail, totp
+from bastion.identity.mfa.attempts import (
+    AMR_OF,
+    CODE_METHODS,
+    Attempts,
+    Method,
+    Refused,
+    require,
+    user_agent,
+)
+from bastion.identity.mfa.challenges import Challenge, PendingLogin
+from bastion.identity.mfa.errors import (
+    FactorAlreadyEnrolled,
+    InvalidChallenge,
+    InvalidMfaCode,
+    MfaError,
+    NoFactor,
+    NoPendingEnrollment,
+    SecondFactorRequired,
+)
+from bastion.identity.mfa.factors import TotpState, Verdict
+from bastion.identity.mfa.interfaces import FactorSource, FactorVerifier
+from bastion.identity.mfa.session_auth import SessionAuth, mark_authenticated
+from bastion.identity.mfa.settings import MfaSettings
+from bastion.identity.sessions.services import IssuedTokens, RevokeReason, SessionService
+from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
+from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
+from bastion.protections.ratelimit.interfaces import BackoffStore
+from bastion.storage import Database
+
+__all__ = ["CompletedLogin", "Method", "MfaService", "MfaStatus", "TotpEnrollment"]
+
+Scope = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrollment:
+    """Shown once to the user: the secret, its ``otpauth://`` URI and the URI as an SVG QR."""
+
+    secret: str
+    uri: str
+    qr_svg: str
+
+
+@dataclass(frozen=True, slots=True)
+class MfaStatus:
+    totp: TotpState
+    recovery_codes_remaining: int
+    methods: list[str]
+
+    @property
+    def enrolled(self) -> bool:
+        return bool(self.methods)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedLogin:
+    user: User
+    tokens: IssuedTokens
+    transport: str
+    method: Method
+
+
+class MfaService:
+    """Second factors of accounts, and what logins and sensitive operations ask of them."""
+
+    def __init__(
+        self,
+        database: Database,
+        *,
+        settings: MfaSettings,
+        cipher: EnvelopeCipher,
+        sessions: SessionService,
+        outbox: Outbox,
+        guard: CredentialGuard,
+        backoff_store: BackoffStore,
+        audit: AuditRecorder,
+        clock: Clock,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.sessions = sessions
+        self.outbox = outbox
+        self.guard = guard
+        self._cipher = cipher
+        self._audit = audit
+        self.clock = clock
+        self.attempts = Attempts(backoff_store, guard=guard, audit=audit, clock=clock)
+        #: Records an audit event about a user (shared with the step-up module).
+        self.record = self.attempts.record
+        self.factor_sources: list[FactorSource] = []
+
+    # -- factors known to the policy ----------------------------------------------------------
+    def register_factor_source(self, source: FactorSource) -> None:
+        """Make another kind of factor (passkeys) count for the policy, login and reset."""
+        self.factor_sources.append(source)
+
+    async def _methods_in(self, connection: AsyncConnection, user_id: str) -> list[str]:
+        methods: list[str] = []
+        if await factors.totp_state(connection, user_id) is TotpState.ACTIVE:
+            methods.append(Method.OTP.value)
+        for source in self.factor_sources:
+            if await source.is_enrolled(connection, user_id):
+                methods += [m for m in source.methods if m not in methods]
+        if methods and await factors.remaining_recovery_codes(connection, user_id):
+            methods.append(Method.RECOVERY.value)
+        return methods
+
+    async def methods_of(self, user_id: str) -> list[str]:
+        """The methods that can complete a challenge of this user; empty: no second factor."""
+        async with self.database.engine.connect() as connection:
+            return await self._methods_in(connection, user_id)
+
+    async def has_factor(self, user_id: str) -> bool:
+        return bool(await self.methods_of(user_id))
+
+    def requires_factor(self, user: User) -> bool:
+        """Whether the policy demands a second factor of this account."""
+        return self.settings.required_for_all or (
+            user.is_admin and self.settings.required_for_admins
+        )
+
+    async def status(self, user_id: str) -> MfaStatus:
+        async with self.database.engine.connect() as connection:
+            return MfaStatus(
+                totp=await factors.totp_state(connection, user_id),
+                recovery_codes_remaining=await factors.remaining_recovery_codes(
+                    connection, user_id
+                ),
+                methods=await self._methods_in(connection, user_id),
+            )
+
+    # -- TOTP enrollment ------------------------------------------------------------------------
+    async def enroll_totp(self, user: User, scope: Scope) -> TotpEnrollment:
+        """Start (or restart) an enrollment; raises ``FactorAlreadyEnrolled`` when active."""
+        secret = totp.new_secret()
+        async with self.database.engine.begin() as connection:
+            if await factors.totp_state(connection, user.id) is TotpState.ACTIVE:
+                raise FactorAlreadyEnrolled
+            sealed = factors.seal_secret(self._cipher, user.id, secret)
+            await factors.put_pending_totp(connection, user.id, sealed, self.clock.now())
+        uri = totp.provisioning_uri(secret, account=user.email, issuer=self.settings.totp_issuer)
+        self.record(scope, EventType.IDENTITY_MFA_TOTP_ENROLLMENT_STARTED, user.id)
+        return TotpEnrollment(secret=secret, uri=uri, qr_svg=totp.qr_svg(uri))
+
+    async def activate_totp(
+        self, user: User, session_id: str, code: str, scope: Scope
+    ) -> list[str] | None:
+        """Activate the pending enrollment with its first correct code. The session counts as
+        authenticated with it (aal2). Returns fresh recovery codes when the user had none.
+
+        Raises ``NoPendingEnrollment``, ``InvalidMfaCode`` or ``TooManyAttempts``.
+        """
+        await self.attempts.check(user.id, Method.OTP, scope)
+        now = self.clock.now()
+        async with self.database.engine.connect() as connection:
+            if await factors.totp_state(connection, user.id) is not TotpState.PENDING:
+                raise NoPendingEnrollment
+        try:
+            async with self.database.engine.begin() as connection:
+                require(await factors.activate_totp(connection, self._cipher, user.id, code, now))
+                codes = None
+                if not await factors.remaining_recovery_codes(connection, user.id):
+                    codes = await factors.replace_recovery_codes(connection, user.id, now)
+                await self._mark(connection, session_id, user.id, [AuthMethod.OTP])
+                await self.outbox.enqueue(
+                    connection, mail.factor_changed(user.email, "an authenticator app was added")
+                )
+        except Refused as refused:
+            await self.attempts.failed(user.id, Method.OTP, refused, scope, purpose="activate")
+            raise InvalidMfaCode from None
+        await self.attempts.succeeded(user.id, Method.OTP)
+        self.outbox.wake()
+        self.record(scope, EventType.IDENTITY_MFA_TOTP_ACTIVATED, user.id)
+        if codes is not None:
+            self.record(scope, EventType.IDENTITY_MFA_RECOVERY_CODES_GENERATED, user.id)
+        return codes
+
+    async def remove_totp(self, user: User, scope: Scope) -> None:
+        """Remove the authenticator app; without any factor left, recovery codes go too."""
+        async with self.database.engine.begin() as connection:
+            if not await factors.delete_totp(connection, user.id):
+                raise NoFactor
+            if not await self._methods_in(connection, user.id):
+                await factors.delete_recovery_codes(connection, user.id)
+            await self.outbox.enqueue(
+                connection, mail.factor_changed(user.email, "the authenticator app was removed")
+            )
+        self.outbox.wake()
+        self.record(scope, EventType.IDENTITY_MFA_TOTP_REMOVED, user.id)
+
+    async def regenerate_recovery_codes(self, user: User, scope: Scope) -> list[str]:
+        """A new set of codes; the old set stops working. Needs a second factor."""
+        async with self.database.engine.begin() as connection:
+            if not await self._methods_in(connection, user.id):
+                raise NoFactor
+            codes = await factors.replace_recovery_codes(connection, user.id, self.clock.now())
+            await self.outbox.enqueue(
+                connection, mail.factor_changed(user.email, "new recovery codes were generated")
+            )
+        self.outbox.wake()
+        self.record(scope, EventType.IDENTITY_MFA_RECOVERY_CODES_GENERATED, user.id)
+        return codes
+
+    async def reset(self, user: User, *, actor: str, scope: Scope) -> None:
+        """Admin reset: remove every factor and recovery code, end every session, tell the user."""
+        async with self.database.engine.begin() as connection:
+            await factors.delete_totp(connection, user.id)
+            await factors.delete_recovery_codes(connection, user.id)
+            removed = {s.name: await s.remove_all(connection, user.id) for s in self.factor_sources}
+            revoked = await self.sessions.revoke_all(connection, user.id, reason=RevokeReason.ADMIN)
+            await self.outbox.enqueue(connection, mail.mfa_reset(user.email))
+        self.outbox.wake()
+        self.sessions.after_revoke_all(revoked, user.id, RevokeReason.ADMIN, scope, actor)
+        self.record(
+            scope, EventType.IDENTITY_MFA_RESET, user.id, actor=actor, details={"removed": removed}
+        )
+
+    # -- login challenges -----------------------------------------------------------------------
+    async def begin_login(self, user: User, *, transport: str, scope: Scope) -> Challenge | None:
+        """After a correct password: a challenge if the account has a second factor."""
+        async with self.database.engine.begin() as connection:
+            methods = await self._methods_in(connection, user.id)
+            if not methods:
+                return None
+            ttl = timedelta(seconds=self.settings.challenge_ttl_seconds)
+            challenge = await challenges.issue(
+                connection, user.id, transport=transport, ttl=ttl, now=self.clock.now()
+            )
+        self.record(
+            scope, EventType.IDENTITY_MFA_CHALLENGE_ISSUED, user.id, details={"methods": methods}
+        )
+        return challenge
+
+    async def require_second_factor(self, user: User, *, transport: str, scope: Scope) -> None:
+        """The :class:`~bastion.identity.sessions.login.SecondFactorGate` of password logins."""
+        challenge = await self.begin_login(user, transport=transport, scope=scope)
+        if challenge is not None:
+            raise SecondFactorRequired(
+                challenge_token=challenge.token,
+                expires_in=challenge.expires_in,
+                methods=await self.methods_of(user.id),
+            )
+
+    async def peek_challenge(self, token: str, scope: Scope | None = None) -> PendingLogin:
+        """The live challenge, unused; raises ``InvalidChallenge``."""
+        async with self.database.engine.connect() as connection:
+            pending = await challenges.peek(connection, token, self.clock.now())
+        if pending is None:
+            self.record(
+                scope or {},
+                EventType.IDENTITY_MFA_FAILED,
+                None,
+                outcome=Outcome.FAILURE,
+                reason="challenge_invalid",
+            )
+            raise InvalidChallenge
+        return pending
+
+    async def complete_challenge(
+        self,
+        token: str,
+        method: Method | str,
+        *,
+        code: str | None = None,
+        verifier: FactorVerifier | None = None,
+        scope: Scope,
+    ) -> CompletedLogin:
+        """Prove the second factor of a login and start its session (amr pwd + method + mfa,
+        acr aal2). Raises ``InvalidChallenge``, ``InvalidMfaCode`` (or the verifier's error),
+        ``TooManyAttempts``."""
+        method = Method(method)
+        pending = await self.peek_challenge(token, scope)
+        user_id = pending.user_id
+        await self.attempts.check(user_id, method, scope)
+        now = self.clock.now()
+        try:
+            async with self.database.engine.begin() as connection:
+                if await challenges.consume(connection, token, now) is None:
+                    raise InvalidChallenge  # used concurrently, or expired meanwhile
+                user = await get_user(connection, user_id)
+                if user is None or not user.can_log_in:
+                    raise InvalidChallenge
+                await self._prove(connection, user_id, method, code, verifier)
+        except Refused as refused:
+            async with self.database.engine.begin() as connection:
+                await challenges.count_failure(
+                    connection,
+                    pending.id,
+                    max_failures=self.settings.challenge_max_failures,
+                    now=now,
+                )
+            await self.attempts.failed(user_id, method, refused, scope, purpose="login")
+            raise refused.error or InvalidMfaCode() from None
+        await self.attempts.succeeded(user_id, method)
+        tokens = await self.sessions.create(
+            user.id,
+            amr=[AuthMethod.PASSWORD, AMR_OF[method], AuthMethod.MFA],
+            acr=AssuranceLevel.AAL2,
+            transport=pending.transport,
+            ip=client_ip_of(scope),
+            user_agent=user_agent(scope),
+        )
+        details = {"method": method.value, "session_id": tokens.session_id}
+        self.record(scope, EventType.IDENTITY_MFA_SUCCEEDED, user.id, details=details)
+        self.record(scope, EventType.IDENTITY_LOGIN_SUCCEEDED, user.id, details=details)
+        await self._after_recovery_code(user, method, scope)
+        return CompletedLogin(user, tokens, pending.transport, method)
+
+    # -- step-up --------------------------------------------------------------------------------
+    async def verify_for_session(
+        self,
+        user: User,
+        session_id: str,
+        method: Method | str,
+        *,
+        code: str | None = None,
+        verifier: FactorVerifier | None = None,
+        scope: Scope,
+    ) -> SessionAuth:
+        """Re-authenticate a live session with a second factor (step-up): the session gets
+        the method in ``amr``, acr aal2 and a fresh ``auth_time``. Raises ``InvalidMfaCode``
+        (or the verifier's error), ``TooManyAttempts``, ``InvalidChallenge`` never."""
+        method = Method(method)
+        await self.attempts.check(user.id, method, scope)
+        try:
+            async with self.database.engine.begin() as connection:
+                await self._prove(connection, user.id, method, code, verifier)
+                state = await self._mark(connection, session_id, user.id, [AMR_OF[method]])
+        except Refused as refused:
+            await self.attempts.failed(user.id, method, refused, scope, purpose="step_up")
+            raise refused.error or InvalidMfaCode() from None
+        await self.attempts.succeeded(user.id, method)
+        await self._after_recovery_code(user, method, scope)
+        return state
+
+    async def mark_authenticated(
+        self,
+        session_id: str,
+        user_id: str,
+        methods: Sequence[AuthMethod],
+        *,
+        scope: Scope,
+        level: AssuranceLevel | None = None,
+    ) -> SessionAuth:
+        """Record that the session's user just proved ``methods`` (see :mod:`.session_auth`).
+        ``level`` defaults to aal2 for a possession factor, aal1 for a password alone."""
+        async with self.database.engine.begin() as connection:
+            state = await self._mark(connection, session_id, user_id, methods, level)
+        self.record(
+            scope,
+            EventType.IDENTITY_STEP_UP_SUCCEEDED,
+            user_id,
+            details={"session_id": session_id, "methods": [AuthMethod(m).value for m in methods]},
+        )
+        return state
+
+    async def _mark(
+        self,
+        connection: AsyncConnection,
+        session_id: str,
+        user_id: str,
+        methods: Sequence[AuthMethod],
+        level: AssuranceLevel | None = None,
+    ) -> SessionAuth:
+        if level is None:
+            only_password = all(AuthMethod(m) is AuthMethod.PASSWORD for m in methods)
+            level = AssuranceLevel.AAL1 if only_password else AssuranceLevel.AAL2
+        state = await mark_authenticated(
+            connection,
+            session_id=session_id,
+            user_id=user_id,
+            methods=methods,
+            level=level,
+            now=self.clock.now(),
+        )
+        if state is None:
+            raise InvalidToken(InvalidTokenReason.SESSION_REVOKED)
+        return state
+
+    # -- shared ---------------------------------------------------------------------------------
+    async def _prove(
+        self,
+        connection: AsyncConnection,
+        user_id: str,
+        method: Method,
+        code: str | None,
+        verifier: FactorVerifier | None,
+    ) -> None:
+        """Raises ``Refused`` unless the factor is proven (in the caller's transaction)."""
+        now = self.clock.now()
+        if method in CODE_METHODS:
+            if code is None:
+                raise Refused(Verdict(ok=False, reason=factors.Reason.MALFORMED))
+            if method is Method.OTP:
+                verdict = await factors.verify_totp(connection, self._cipher, user_id, code, now)
+            elif not await self._methods_in(connection, user_id):
+                verdict = Verdict(ok=False, reason=factors.Reason.NOT_ENROLLED)
+            else:
+                verdict = await factors.use_recovery_code(connection, user_id, code, now)
+            require(verdict)
+            return
+        if verifier is None:
+            raise ValueError(f"method {method.value} needs a verifier")
+        try:
+            await verifier(connection, user_id)
+        except MfaError as exc:
+            raise Refused(Verdict(ok=False, reason=None), exc) from None
+
+    async def _after_recovery_code(self, user: User, method: Method, scope: Scope) -> None:
+        if method is not Method.RECOVERY:
+            return
+        async with self.database.engine.begin() as connection:
+            remaining = await factors.remaining_recovery_codes(connection, user.id)
+            await self.outbox.enqueue(connection, mail.recovery_code_used(user.email, remaining))
+        self.outbox.wake()
+        self.record(
+            scope,
+            EventType.IDENTITY_MFA_RECOVERY_CODE_USED,
+            user.id,
+            details={"remaining": remaining},
+        )

@@ -1,0 +1,217 @@
+"""Step-up and the enrollment policy, as FastAPI dependencies.
+
+**Step-up.** A sensitive operation needs an authentication of the last
+``step_up_max_age_seconds`` (5 minutes) at the level the account can reach: aal2 when the user
+has a second factor, else aal1 (the password). :func:`step_up_dependency` makes a dependency
+that checks the session's ``auth_time`` and ``acr`` (read from the database, not the token, so
+a re-authentication counts at once) and answers 401 ``step_up_required`` with what would satisfy
+it (RFC 9470: ``acr_values``, ``max_age``; plus ``methods`` and ``step_up_endpoint``). The
+dependency is *declarative*: it carries :data:`STEP_UP_MARKER`, and a test walks the route table
+and fails for any route matching :data:`SENSITIVE_ROUTES` (or under ``/v1/admin/``) without it.
+
+**Enrollment policy.** :func:`enforcing_principal` wraps the authentication dependency: an
+account the policy requires to have a second factor (administrators by default) and that has
+none may only use :data:`ENROLLMENT_PATHS` (enroll a factor, log out); everything else answers
+403 ``mfa_enrollment_required``. Sessions at aal2 skip the check (they proved a factor); the
+answer for an aal1 session is cached per user for :data:`POLICY_CACHE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import Depends, Request
+
+from bastion.audit.events import EventType, Outcome
+from bastion.identity.accounts.users import get_user
+from bastion.identity.mfa.errors import MfaEnrollmentRequired, StepUpRequired
+from bastion.identity.mfa.services import MfaService
+from bastion.identity.mfa.session_auth import level_at_least, read_session_auth
+from bastion.identity.sessions.auth import Principal
+from bastion.identity.tokens.claims import AssuranceLevel
+from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
+
+__all__ = [
+    "ENROLLMENT_PATHS",
+    "SENSITIVE_ROUTES",
+    "STEP_UP_ENDPOINT",
+    "STEP_UP_MARKER",
+    "enforcing_principal",
+    "is_sensitive",
+    "requires_step_up",
+    "step_up_dependency",
+]
+
+PrincipalDependency = Callable[..., Awaitable[Principal]]
+
+STEP_UP_ENDPOINT = "/v1/sessions/current/step-up"
+#: Attribute set on step-up dependencies; its value is the route's minimum level.
+STEP_UP_MARKER = "__bastion_step_up__"
+#: Method + path patterns of sensitive operations (besides every ``/v1/admin/`` route). A new
+#: sensitive route is added here; the route-table test then demands step-up on it.
+SENSITIVE_ROUTES: tuple[tuple[str, str], ...] = (
+    ("POST", r"/v1/account/password"),
+    ("POST", r"/v1/account/email"),
+    ("DELETE", r"/v1/account"),
+    ("POST", r"/v1/account/mfa/totp"),
+    ("DELETE", r"/v1/account/mfa/totp"),
+    ("POST", r"/v1/account/mfa/recovery-codes"),
+    ("POST", r"/v1/account/mfa/webauthn/.*"),
+    ("PATCH", r"/v1/account/mfa/webauthn/.*"),
+    ("DELETE", r"/v1/account/mfa/webauthn/.*"),
+    ("POST", r"/v1/keys/.*"),
+    ("POST", r".*/keys/rotate"),
+)
+#: Paths an account that must enroll a second factor may still use (prefix match for those
+#: ending in "/").
+ENROLLMENT_PATHS: tuple[tuple[str, str], ...] = (
+    ("*", "/v1/account/mfa"),
+    ("*", "/v1/account/mfa/"),
+    ("GET", "/v1/account"),
+    ("DELETE", "/v1/sessions/current"),
+    ("POST", STEP_UP_ENDPOINT),
+)
+#: How long an aal1 session's "must enroll?" answer is reused by one worker. Enrolling in this
+#: worker clears it at once; elsewhere the restriction may outlast enrollment this long (the
+#: stricter direction), and an admin reset ends the user's sessions anyway.
+POLICY_CACHE_SECONDS = 5.0
+
+
+def is_sensitive(method: str, path: str) -> bool:
+    if path.startswith("/v1/admin/") or path == "/v1/admin":
+        return True
+    return any(
+        method == m and re.fullmatch(pattern, path) is not None for m, pattern in SENSITIVE_ROUTES
+    )
+
+
+def requires_step_up(dependency: object) -> AssuranceLevel | None:
+    """The minimum level a step-up dependency demands; None for any other callable."""
+    value = getattr(dependency, STEP_UP_MARKER, None)
+    return value if isinstance(value, AssuranceLevel) else None
+
+
+def _enrollment_allowed(method: str, path: str) -> bool:
+    for allowed_method, allowed in ENROLLMENT_PATHS:
+        if allowed_method not in ("*", method):
+            continue
+        if path == allowed or (allowed.endswith("/") and path.startswith(allowed)):
+            return True
+    return False
+
+
+class EnrollmentPolicy:
+    """Decides (and caches per worker) whether an aal1 session's user must enroll first."""
+
+    def __init__(self, mfa: MfaService) -> None:
+        self.mfa = mfa
+        self._cache: dict[str, tuple[float, bool]] = {}
+
+    def forget(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)
+
+    async def must_enroll(self, user_id: str) -> bool:
+        hit = self._cache.get(user_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        async with self.mfa.database.engine.connect() as connection:
+            user = await get_user(connection, user_id)
+        must = user is not None and self.mfa.requires_factor(user)
+        if must:
+            must = not await self.mfa.has_factor(user_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()  # bounded memory under many users
+        self._cache[user_id] = (time.monotonic() + POLICY_CACHE_SECONDS, must)
+        return must
+
+    async def admit(self, request: Request, who: Principal) -> None:
+        if level_at_least(who.claims.acr, AssuranceLevel.AAL2):
+            return
+        if _enrollment_allowed(request.method, request.scope["path"]):
+            return
+        if await self.must_enroll(who.user_id):
+            self.mfa.record(
+                request.scope,
+                EventType.IDENTITY_MFA_ENROLLMENT_REQUIRED,
+                who.user_id,
+                outcome=Outcome.FAILURE,
+                reason="no_second_factor",
+            )
+            raise MfaEnrollmentRequired
+
+
+def enforcing_principal(
+    authenticate: PrincipalDependency, policy: EnrollmentPolicy
+) -> PrincipalDependency:
+    """The authentication dependency plus the enrollment policy."""
+
+    async def current_principal(
+        request: Request, who: Principal = Depends(authenticate)
+    ) -> Principal:
+        await policy.admit(request, who)
+        return who
+
+    return current_principal
+
+
+class StepUpGuard:
+    """The step-up check itself (also usable outside FastAPI)."""
+
+    def __init__(self, mfa: MfaService) -> None:
+        self.mfa = mfa
+
+    async def check(
+        self, who: Principal, scope: Any, *, minimum: AssuranceLevel = AssuranceLevel.AAL1
+    ) -> None:
+        """Raises ``StepUpRequired`` unless the session authenticated recently enough at the
+        needed level; ``InvalidToken`` if the session is gone."""
+        mfa = self.mfa
+        methods = await mfa.methods_of(who.user_id)
+        needed = AssuranceLevel.AAL2 if methods else minimum
+        async with mfa.database.engine.connect() as connection:
+            state = await read_session_auth(connection, who.session_id, who.user_id)
+        if state is None:
+            raise InvalidToken(InvalidTokenReason.SESSION_REVOKED)
+        max_age = mfa.settings.step_up_max_age_seconds
+        age = (mfa.clock.now() - state.auth_time).total_seconds()
+        reason = None
+        if age > max_age:
+            reason = "stale"
+        elif not level_at_least(state.acr, needed):
+            reason = "insufficient_level"
+        if reason is None:
+            return
+        mfa.record(
+            scope,
+            EventType.IDENTITY_STEP_UP_REQUIRED,
+            who.user_id,
+            outcome=Outcome.FAILURE,
+            reason=reason,
+            details={"path": scope.get("path"), "acr": state.acr.value, "needed": needed.value},
+        )
+        raise StepUpRequired(
+            acr=needed.value,
+            max_age=max_age,
+            methods=methods or ["password"],
+            endpoint=STEP_UP_ENDPOINT,
+            reason=reason,
+        )
+
+
+def step_up_dependency(
+    guard: StepUpGuard,
+    principal: PrincipalDependency,
+    *,
+    minimum: AssuranceLevel = AssuranceLevel.AAL1,
+) -> PrincipalDependency:
+    """A dependency returning the :class:`Principal` once step-up is satisfied."""
+
+    async def require_step_up(request: Request, who: Principal = Depends(principal)) -> Principal:
+        await guard.check(who, request.scope, minimum=minimum)
+        return who
+
+    setattr(require_step_up, STEP_UP_MARKER, minimum)
+    return require_step_up

@@ -1,0 +1,68 @@
+"""`bastion cleanup`: the clean-up on demand, for deployments that schedule it themselves."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from tests.common.server import BASTION, bastion_env
+
+from bastion.config import Settings
+from bastion.identity.mail.models import mail_outbox
+from bastion.storage import Database
+
+SECRET = "c" * 48
+
+
+def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our own CLI
+        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+async def _mails(url: str, *, add: dict[str, timedelta] | None = None) -> set[str]:
+    database = Database(url)
+    now = datetime.now(UTC)
+    try:
+        async with database.engine.begin() as connection:
+            for mail_id, age in (add or {}).items():
+                await connection.execute(
+                    insert(mail_outbox).values(
+                        id=mail_id,
+                        recipient="ann@example.org",
+                        subject="s",
+                        body="",
+                        kind="password_reset",
+                        created_at=now - age,
+                        next_attempt_at=now - age,
+                        sent_at=now - age,
+                        attempts=1,
+                    )
+                )
+            return set((await connection.execute(select(mail_outbox.c.id))).scalars())
+    finally:
+        await database.dispose()
+
+
+def test_cleanup_deletes_what_ended_and_reports_counts(tmp_path: Path) -> None:
+    env = bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET)
+    assert run(["migrate"], env).returncode == 0
+    url = Settings(env="test", data_dir=tmp_path, secret_key=SECRET).effective_database_url
+    asyncio.run(_mails(url, add={"old": timedelta(days=30), "new": timedelta(hours=1)}))
+
+    result = run(["cleanup"], env)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["deleted"]["mails"] == 1
+    assert asyncio.run(_mails(url)) == {"new"}
+
+
+def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
+    result = run(["cleanup"], bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET))
+    assert result.returncode == 2
+    assert "bastion migrate" in result.stderr

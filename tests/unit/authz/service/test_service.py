@@ -1,0 +1,362 @@
+"""The authorization service: the per-process index, consistency, decisions, validation.
+
+Two services over one database stand for two processes (two workers, two machines): what one
+writes, the other must see as its consistency preference promises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from bastion.audit.events import AuditEvent, EventType
+from bastion.authz.errors import (
+    ConditionError,
+    InvalidTuple,
+    ModelNotFound,
+    StoreNotFound,
+    ValidationError,
+)
+from bastion.authz.service import (
+    AuthzService,
+    CheckRequest,
+    Consistency,
+    RequestInfo,
+)
+from bastion.authz.store import SqlAuthzStore
+from bastion.authz.tuples import Tuple
+from bastion.clock import FrozenClock
+from bastion.storage import Database
+
+MODEL: dict[str, Any] = {
+    "schema_version": "1.1",
+    "type_definitions": [
+        {"type": "user"},
+        {
+            "type": "document",
+            "relations": {"viewer": {"this": {}}},
+            "metadata": {
+                "relations": {
+                    "viewer": {
+                        "directly_related_user_types": [
+                            {"type": "user"},
+                            {"type": "user", "condition": "non_expired_grant"},
+                        ]
+                    }
+                }
+            },
+        },
+    ],
+    "conditions": {
+        "non_expired_grant": {
+            "name": "non_expired_grant",
+            "expression": "current_time < grant_time + grant_duration",
+            "parameters": {
+                "current_time": {"type_name": "TYPE_NAME_TIMESTAMP"},
+                "grant_time": {"type_name": "TYPE_NAME_TIMESTAMP"},
+                "grant_duration": {"type_name": "TYPE_NAME_DURATION"},
+            },
+        }
+    },
+}
+
+ANNE = Tuple("document:1", "viewer", "user:anne")
+INFO = RequestInfo()
+LATENCY = Consistency.MINIMIZE_LATENCY
+HIGHER = Consistency.HIGHER_CONSISTENCY
+
+
+class ListRecorder:
+    """An audit recorder that keeps events in a list."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+    async def start(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    def of(self, type_: EventType) -> list[AuditEvent]:
+        return [e for e in self.events if e.type is type_]
+
+
+class Monotonic:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+ServiceFactory = Callable[..., AuthzService]
+
+
+@pytest.fixture
+def recorder() -> ListRecorder:
+    return ListRecorder()
+
+
+@pytest.fixture
+def monotonic() -> Monotonic:
+    return Monotonic()
+
+
+@pytest.fixture
+def make_service(
+    database: Database, clock: FrozenClock, recorder: ListRecorder, monotonic: Monotonic
+) -> ServiceFactory:
+    def make(*, staleness: float = 60.0, sample_rate: float = 1.0) -> AuthzService:
+        return AuthzService(
+            SqlAuthzStore(database, clock=clock),
+            audit=recorder,
+            clock=clock,
+            staleness_seconds=staleness,
+            max_cached_stores=8,
+            decision_sample_rate=sample_rate,
+            monotonic=monotonic,
+        )
+
+    return make
+
+
+async def _store_with_model(service: AuthzService) -> str:
+    store = await service.create_store("docs", INFO)
+    await service.write_model(store.id, MODEL, INFO)
+    return store.id
+
+
+async def _allowed(
+    service: AuthzService,
+    store_id: str,
+    consistency: Consistency,
+    user: str = "user:anne",
+    context: dict[str, Any] | None = None,
+) -> bool:
+    request = CheckRequest("document:1", "viewer", user, context=context)
+    outcome = await service.check(store_id, request, consistency=consistency, info=INFO)
+    return outcome.allowed
+
+
+async def test_a_revoked_tuple_stops_being_honoured_at_once_under_higher_consistency(
+    make_service: ServiceFactory,
+) -> None:
+    reader, writer = make_service(), make_service()  # two processes, one database
+    store_id = await _store_with_model(writer)
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    assert await _allowed(reader, store_id, LATENCY)  # the reader's index is now warm
+
+    await writer.write(store_id, deletes=[ANNE], info=INFO)
+
+    # Within the staleness bound, MINIMIZE_LATENCY may still answer from the warm index...
+    assert await _allowed(reader, store_id, LATENCY)
+    # ...HIGHER_CONSISTENCY never does: it catches up before evaluating.
+    assert not await _allowed(reader, store_id, HIGHER)
+    assert not await _allowed(reader, store_id, LATENCY)  # and the index is now current
+
+
+async def test_minimize_latency_catches_up_once_the_staleness_bound_has_passed(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    reader, writer = make_service(staleness=5.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    monotonic.now += 4.0
+    assert not await _allowed(reader, store_id, LATENCY)  # within the bound: stale allowed
+    monotonic.now += 2.0
+    assert await _allowed(reader, store_id, LATENCY)  # beyond it: caught up
+
+
+async def test_a_process_reads_its_own_writes(make_service: ServiceFactory) -> None:
+    service = make_service(staleness=60.0)
+    store_id = await _store_with_model(service)
+    assert not await _allowed(service, store_id, LATENCY)
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    assert await _allowed(service, store_id, LATENCY)
+    await service.write(store_id, deletes=[ANNE], info=INFO)
+    assert not await _allowed(service, store_id, LATENCY)
+
+
+async def test_an_expired_conditional_grant_is_never_honoured_from_the_cache(
+    make_service: ServiceFactory, clock: FrozenClock
+) -> None:
+    service = make_service(staleness=60.0)
+    store_id = await _store_with_model(service)
+    granted = clock.now()
+    grant = Tuple(
+        "document:1",
+        "viewer",
+        "user:anne",
+        "non_expired_grant",
+        {"grant_time": granted.isoformat(), "grant_duration": "1h"},
+    )
+    await service.write(store_id, writes=[grant], info=INFO)
+    during = {"current_time": (granted + timedelta(minutes=30)).isoformat()}
+    after = {"current_time": (granted + timedelta(hours=2)).isoformat()}
+
+    assert await _allowed(service, store_id, LATENCY, context=during)
+    loads = service.index.loads
+    # Same warm index, same store, same model, no write in between: only time moved on.
+    assert not await _allowed(service, store_id, LATENCY, context=after)
+    assert service.index.loads == loads  # answered from the cached index, not reloaded
+    assert await _allowed(service, store_id, LATENCY, context=during)  # no decision cached
+
+
+async def test_a_missing_condition_parameter_is_an_error_and_a_recorded_denial(
+    make_service: ServiceFactory, recorder: ListRecorder, clock: FrozenClock
+) -> None:
+    service = make_service()
+    store_id = await _store_with_model(service)
+    grant = Tuple(
+        "document:1",
+        "viewer",
+        "user:anne",
+        "non_expired_grant",
+        {"grant_time": clock.now().isoformat(), "grant_duration": "1h"},
+    )
+    await service.write(store_id, writes=[grant], info=INFO)
+    with pytest.raises(ConditionError):
+        await _allowed(service, store_id, HIGHER)
+    (denied,) = recorder.of(EventType.AUTHZ_CHECK_DENIED)
+    assert denied.reason == "validation_error"
+
+
+async def test_decisions_are_recorded_with_store_model_latency_and_reason(
+    make_service: ServiceFactory, recorder: ListRecorder
+) -> None:
+    service = make_service()
+    store_id = await _store_with_model(service)
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    model_id = (await service.read_model(store_id)).id
+    assert await _allowed(service, store_id, HIGHER)
+    assert not await _allowed(service, store_id, HIGHER, user="user:bob")
+    (allowed,) = recorder.of(EventType.AUTHZ_CHECK_ALLOWED)
+    (denied,) = recorder.of(EventType.AUTHZ_CHECK_DENIED)
+    assert allowed.details["store_id"] == store_id
+    assert allowed.details["model_id"] == model_id
+    assert allowed.details["latency_ms"] >= 0
+    assert allowed.reason == "relationship_found"
+    assert denied.reason == "no_relationship"
+    assert denied.subject == "document:1#viewer@user:bob"
+
+
+async def test_allowed_decisions_are_sampled_denied_ones_never(
+    make_service: ServiceFactory, recorder: ListRecorder
+) -> None:
+    service = make_service(sample_rate=0.0)
+    store_id = await _store_with_model(service)
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    for _ in range(5):
+        assert await _allowed(service, store_id, LATENCY)
+        assert not await _allowed(service, store_id, LATENCY, user="user:bob")
+    assert recorder.of(EventType.AUTHZ_CHECK_ALLOWED) == []
+    assert len(recorder.of(EventType.AUTHZ_CHECK_DENIED)) == 5
+
+
+async def test_checks_may_pin_a_model_version(make_service: ServiceFactory) -> None:
+    service = make_service()
+    store_id = await _store_with_model(service)
+    v1 = (await service.read_model(store_id)).id
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    without_viewer = {
+        "schema_version": "1.1",
+        "type_definitions": [
+            {"type": "user"},
+            {
+                "type": "document",
+                "relations": {"owner": {"this": {}}},
+                "metadata": {
+                    "relations": {"owner": {"directly_related_user_types": [{"type": "user"}]}}
+                },
+            },
+        ],
+    }
+    await service.write_model(store_id, without_viewer, INFO)
+    request = CheckRequest("document:1", "viewer", "user:anne")
+    pinned = await service.check(store_id, request, model_id=v1, info=INFO)
+    assert pinned.allowed
+    assert pinned.model_id == v1
+    with pytest.raises(ValidationError):  # the latest model has no viewer relation
+        await service.check(store_id, request, consistency=HIGHER, info=INFO)
+    with pytest.raises(ModelNotFound):
+        await service.check(store_id, request, model_id="01ARZ3NDEKTSV4RRFFQ69G5FAV", info=INFO)
+
+
+async def test_writes_are_validated_against_the_model(make_service: ServiceFactory) -> None:
+    service = make_service()
+    store_id = await _store_with_model(service)
+    with pytest.raises(InvalidTuple):
+        await service.write(store_id, writes=[Tuple("document:1", "viewer", "team:x")], info=INFO)
+    with pytest.raises(ValidationError):
+        await service.write_model(
+            store_id,
+            {
+                "schema_version": "1.1",
+                "type_definitions": [
+                    {
+                        "type": "document",
+                        "relations": {"viewer": {"computedUserset": {"relation": "nope"}}},
+                    }
+                ],
+            },
+            INFO,
+        )
+    assert (
+        await service.read(
+            store_id, object=None, relation=None, user=None, page_size=None, token=""
+        )
+    ).items == ()
+
+
+async def test_store_administration_is_audited_and_deleted_stores_are_forgotten(
+    make_service: ServiceFactory, recorder: ListRecorder
+) -> None:
+    service = make_service()
+    store_id = await _store_with_model(service)
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    assert await _allowed(service, store_id, LATENCY)
+    await service.delete_store(store_id, INFO)
+    with pytest.raises(StoreNotFound):
+        await _allowed(service, store_id, LATENCY)
+    kinds = {e.type for e in recorder.events}
+    assert {
+        EventType.AUTHZ_STORE_CREATED,
+        EventType.AUTHZ_MODEL_WRITTEN,
+        EventType.AUTHZ_TUPLES_WRITTEN,
+        EventType.AUTHZ_STORE_DELETED,
+    } <= kinds
+
+
+async def test_cascading_deletes_reach_every_process(make_service: ServiceFactory) -> None:
+    reader, writer = make_service(), make_service()
+    store_id = await _store_with_model(writer)
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    assert await _allowed(reader, store_id, LATENCY)
+    assert await writer.delete_user(store_id, "user:anne", INFO) == 1
+    assert not await _allowed(reader, store_id, HIGHER)
+
+
+async def test_a_store_deleted_elsewhere_answers_no_more_under_higher_consistency(
+    make_service: ServiceFactory,
+) -> None:
+    reader, admin = make_service(), make_service()
+    store_id = await _store_with_model(admin)
+    model_id = (await admin.read_model(store_id)).id
+    await admin.write(store_id, writes=[ANNE], info=INFO)
+    request = CheckRequest("document:1", "viewer", "user:anne")
+    pinned = await reader.check(store_id, request, model_id=model_id, consistency=HIGHER, info=INFO)
+    assert pinned.allowed  # the reader has the compiled model and the index cached
+    await admin.delete_store(store_id, INFO)
+    for model in (model_id, None):
+        with pytest.raises(StoreNotFound):
+            await reader.check(store_id, request, model_id=model, consistency=HIGHER, info=INFO)
