@@ -9,24 +9,30 @@ stored secret.
 
 Off by default (``PasswordSettings.breach_check``): it sends data to a third party and needs
 outbound internet access. The local common-password list applies either way.
+
+The URL comes from configuration, so the request goes through the SSRF-safe
+:class:`~bastion.outbound.OutboundClient` like every other request Bastion makes to a configured
+address: https only, private and metadata addresses refused after resolution, no redirects, no
+proxy variables, the answer's size and time bounded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
-
-import httpx
+from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 from bastion.identity.passwords.errors import BreachCheckUnavailable
 from bastion.identity.passwords.normalization import password_bytes
 from bastion.identity.passwords.settings import PasswordSettings
+from bastion.outbound import OutboundClient, OutboundError, OutboundResponse, OutboundSettings
 
 __all__ = [
     "HIBP_PREFIX_CHARS",
     "HibpBreachChecker",
     "InMemoryBreachChecker",
+    "RangeFetcher",
     "sha1_hex",
 ]
 
@@ -34,11 +40,22 @@ HIBP_PREFIX_CHARS = 5
 #: A padded answer is 800-1,000 lines of 35-40 bytes; refuse to buffer more than this.
 MAX_RESPONSE_BYTES = 512 * 1024
 USER_AGENT = "bastion-password-policy"
+HTTP_OK = 200
 
 
 def sha1_hex(password: str) -> str:
     """Upper-case SHA-1 hex of the NFKC-normalised UTF-8 password (HIBP's key format)."""
     return hashlib.sha1(password_bytes(password), usedforsecurity=False).hexdigest().upper()
+
+
+class RangeFetcher(Protocol):
+    """What the checker needs of an HTTP client: :class:`~bastion.outbound.OutboundClient`."""
+
+    async def get(
+        self, url: str, *, headers: Mapping[str, str] | None = None, follow_redirects: bool = False
+    ) -> OutboundResponse: ...
+
+    async def aclose(self) -> None: ...
 
 
 class HibpBreachChecker:
@@ -49,22 +66,33 @@ class HibpBreachChecker:
         *,
         base_url: str = "https://api.pwnedpasswords.com/range/",
         timeout_seconds: float = 2.0,
-        client: httpx.AsyncClient | None = None,
+        client: RangeFetcher | None = None,
     ) -> None:
         self._base_url = base_url if base_url.endswith("/") else base_url + "/"
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False)
-        self._timeout = timeout_seconds
+        self._client: RangeFetcher = client or OutboundClient(
+            OutboundSettings(
+                max_response_bytes=MAX_RESPONSE_BYTES,
+                connect_timeout_seconds=timeout_seconds,
+                read_timeout_seconds=timeout_seconds,
+                total_timeout_seconds=timeout_seconds,
+                resolve_timeout_seconds=timeout_seconds,
+            )
+        )
 
     @classmethod
     def from_settings(
-        cls, settings: PasswordSettings, client: httpx.AsyncClient | None = None
+        cls, settings: PasswordSettings, client: RangeFetcher | None = None
     ) -> HibpBreachChecker:
         return cls(
             base_url=settings.breach_check_url,
             timeout_seconds=settings.breach_check_timeout_seconds,
             client=client,
         )
+
+    @property
+    def client(self) -> RangeFetcher:
+        return self._client
 
     async def is_breached(self, password: str) -> bool:
         digest = sha1_hex(password)
@@ -82,19 +110,13 @@ class HibpBreachChecker:
     async def _fetch(self, prefix: str) -> str:
         headers = {"Add-Padding": "true", "User-Agent": USER_AGENT}
         try:
-            async with self._client.stream(
-                "GET", self._base_url + prefix, headers=headers, timeout=self._timeout
-            ) as response:
-                if response.status_code != httpx.codes.OK:
-                    raise BreachCheckUnavailable
-                chunks = bytearray()
-                async for chunk in response.aiter_bytes():
-                    chunks += chunk
-                    if len(chunks) > MAX_RESPONSE_BYTES:
-                        raise BreachCheckUnavailable
-        except httpx.HTTPError:
+            # Redirects are never followed: a 3xx is an unusable answer like any other.
+            response = await self._client.get(self._base_url + prefix, headers=headers)
+        except OutboundError:
             raise BreachCheckUnavailable from None
-        return chunks.decode("ascii", errors="replace")
+        if response.status != HTTP_OK or len(response.body) > MAX_RESPONSE_BYTES:
+            raise BreachCheckUnavailable
+        return response.body.decode("ascii", errors="replace")
 
     async def aclose(self) -> None:
         if self._owns_client:

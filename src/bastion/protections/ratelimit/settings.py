@@ -63,7 +63,13 @@ DEFAULT_POLICIES: dict[str, dict[str, Any]] = {
     "password-reset": {"limit": 5, "window_seconds": 3600, "paths": PASSWORD_RESET_PATHS},
     "email-verification": {"limit": 10, "window_seconds": 3600, "paths": EMAIL_VERIFICATION_PATHS},
     # A 6-digit code has 10**6 values: guessing must stay hopeless within a code's lifetime.
-    "mfa": {"limit": 10, "window_seconds": 900, "paths": MFA_PATHS},
+    # Only requests that submit or change something count: listing one's factors guesses nothing.
+    "mfa": {
+        "limit": 10,
+        "window_seconds": 900,
+        "paths": MFA_PATHS,
+        "methods": ["POST", "PUT", "PATCH", "DELETE"],
+    },
     # Client secret guessing and token farming, per source and per OAuth client.
     "token": {"limit": 60, "window_seconds": 60, "paths": TOKEN_PATHS},
     "token-client": {

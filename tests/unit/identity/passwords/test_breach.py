@@ -1,10 +1,11 @@
-"""Breach checks. The HIBP client runs against a local httpx.MockTransport: the real service is
-on the internet, which tests must not (and here cannot) reach."""
+"""Breach checks. The HIBP client runs against a local fetcher that answers like the range API
+(through httpx.MockTransport handlers): the real service is on the internet, which tests must not
+(and here cannot) reach. The default fetcher is the SSRF-safe outbound client."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx
 import pytest
@@ -15,15 +16,46 @@ from bastion.identity.passwords import (
     InMemoryBreachChecker,
     PasswordSettings,
 )
+from bastion.outbound import (
+    OutboundClient,
+    OutboundResponse,
+    OutboundSettings,
+    OutboundTimeout,
+    OutboundTransportFailed,
+    ResponseTooLarge,
+    StubResolver,
+)
 
 PASSWORD = "P@ssw0rd-that-leaked"
 SHA1 = hashlib.sha1(PASSWORD.encode()).hexdigest().upper()  # noqa: S324 - the HIBP key format
 PREFIX, SUFFIX = SHA1[:5], SHA1[5:]
 
 
+class _Fetcher:
+    """A :class:`RangeFetcher` that hands each request to ``handler`` (no network)."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.handler = handler
+        self.closed = False
+
+    async def get(
+        self, url: str, *, headers: Mapping[str, str] | None = None, follow_redirects: bool = False
+    ) -> OutboundResponse:
+        assert not follow_redirects
+        response = self.handler(httpx.Request("GET", url, headers=dict(headers or {})))
+        return OutboundResponse(
+            status=response.status_code,
+            headers=dict(response.headers),
+            body=response.read(),
+            url=url,
+        )
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
 def _checker(handler: Callable[[httpx.Request], httpx.Response]) -> HibpBreachChecker:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return HibpBreachChecker(client=client)
+    return HibpBreachChecker(client=_Fetcher(handler))
 
 
 def _range(*lines: str) -> Callable[[httpx.Request], httpx.Response]:
@@ -83,11 +115,16 @@ async def test_bad_answers_are_unavailable_never_a_guess(
 
 
 @pytest.mark.parametrize(
-    "error", [httpx.ConnectError, httpx.ReadTimeout, httpx.RemoteProtocolError]
+    "error",
+    [
+        OutboundTransportFailed("ConnectError"),
+        OutboundTimeout("total"),
+        ResponseTooLarge("body"),
+    ],
 )
-async def test_network_failures_are_unavailable(error: type[httpx.HTTPError]) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise error("no route", request=request)
+async def test_network_failures_are_unavailable(error: Exception) -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        raise error
 
     with pytest.raises(BreachCheckUnavailable) as info:
         await _checker(handler).is_breached(PASSWORD)
@@ -101,13 +138,33 @@ async def test_from_settings_and_own_client_lifecycle() -> None:
         breach_check_timeout_seconds=1,
     )
     handler = _range(f"{SUFFIX}:1")
-    checker = HibpBreachChecker.from_settings(
-        settings, client=httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    )
+    fetcher = _Fetcher(handler)
+    checker = HibpBreachChecker.from_settings(settings, client=fetcher)
     assert await checker.is_breached(PASSWORD)
     assert str(handler.seen[0].url) == f"https://hibp.internal/range/{PREFIX}"  # type: ignore[attr-defined]
+    await checker.aclose()
+    assert not fetcher.closed  # a client passed in belongs to the caller
     owned = HibpBreachChecker()
+    # By default the request goes through the SSRF-safe client, never a plain httpx client.
+    assert isinstance(owned.client, OutboundClient)
     await owned.aclose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://169.254.169.254/range/",  # cloud metadata
+        "https://127.0.0.1/range/",
+        "https://hibp.internal/range/",  # resolves to a private address below
+    ],
+)
+async def test_a_breach_url_to_an_internal_address_is_refused(url: str) -> None:
+    resolver = StubResolver({"hibp.internal": ["10.0.0.5"]})
+    client = OutboundClient(OutboundSettings(), resolver=resolver)
+    checker = HibpBreachChecker(base_url=url, client=client)
+    with pytest.raises(BreachCheckUnavailable):
+        await checker.is_breached(PASSWORD)
+    await client.aclose()
 
 
 async def test_in_memory_checker() -> None:
