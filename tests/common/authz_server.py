@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from bastion.storage import migrate
-from tests.common.server import LiveServer, start_server, stop_server
+from tests.common.server import STARTUP_SECONDS, LiveServer, start_server, stop_server
 
 __all__ = ["AuthzServer", "start_authz_server", "stop_authz_server"]
 
@@ -57,7 +57,7 @@ class AuthzServer:
 
 
 def _setup_token(server: LiveServer) -> str:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         found = TOKEN_RE.findall(server.stderr)
         if found:

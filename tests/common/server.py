@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 BASTION = str(Path(sys.executable).with_name("bastion"))
+#: How long a server may take to start: generous, because a loaded two-core machine (parallel
+#: test workers, other servers starting) makes imports and migrations several times slower.
+#: A bound on startup, not a performance assertion.
+STARTUP_SECONDS = 120
 
 
 def free_port() -> int:
@@ -49,7 +53,7 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
             stderr=stderr,
         )
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"bastion serve exited early:\n{stderr_path.read_text()}")

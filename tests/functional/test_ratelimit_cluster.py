@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from tests.common.server import free_port
+from tests.common.server import STARTUP_SECONDS, free_port
 
 from bastion.protections.ratelimit import (
     FailoverStore,
@@ -79,7 +79,7 @@ def _start_worker(port: int, env: dict[str, str], log: Path) -> subprocess.Popen
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"worker exited early:\n{log.read_text(errors='replace')}")
