@@ -18,6 +18,8 @@ from starlette.middleware import Middleware
 from bastion import __version__
 from bastion.audit import routes as audit_routes
 from bastion.authz import api as authz_api
+from bastion.authz.builtin import routes as elevation_routes
+from bastion.authz.builtin.model import Permission
 from bastion.config.production import enforce
 from bastion.config.settings import Settings
 from bastion.http import handlers
@@ -105,9 +107,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services.audit,
         principal=services.identity.principal,
         step_up=services.identity.step_up,
-        is_admin=services.identity.admin.is_admin,
+        # Decided by the engine: administrators and security auditors read the trail.
+        is_admin=lambda user_id: services.identity.admin.allows(user_id, Permission.READ_AUDIT),
     )
     authz_api.include(app, services)
+    elevation_routes.include(
+        app,
+        services.system_admin.elevations,
+        services.identity.step_up,
+    )
     monitoring_routes.include(
         app,
         services.monitoring.dead_letters,

@@ -9,6 +9,7 @@ from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.recorder import QueueAuditRecorder
 from bastion.audit.services import AuditLog, build_audit_log, export_sinks
 from bastion.audit.sinks import DatabaseSink
+from bastion.authz.builtin import SystemAdministration, build_system_admin
 from bastion.authz.service import AuthzService, build_authz
 from bastion.clock import Clock, SystemClock
 from bastion.config.secret_key import resolve_secret_key
@@ -35,6 +36,7 @@ class Services:
     rate_limiting: RateLimiting
     identity: IdentityServices
     authz: AuthzService
+    system_admin: SystemAdministration
     audit_log: AuditLog
     monitoring: Monitoring
     clock: Clock = field(default_factory=SystemClock)
@@ -45,6 +47,7 @@ class Services:
 
     async def start(self) -> None:
         await self.audit.start()
+        await self.system_admin.start()
         await self.identity.start()
         await self.audit_log.start()
         await self.monitoring.start()
@@ -105,6 +108,13 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         secret_key=secret_key,
         clock=clock,
     )
+    authz = build_authz(settings.authz, database=database, audit=audit, clock=clock)
+    system_admin = build_system_admin(
+        settings.authz, authz=authz, database=database, audit=audit, clock=clock
+    )
+    # Administration decisions come from the engine; the first administrator gets the role.
+    identity.admin.authorizer = system_admin.system
+    identity.accounts.on_admin_created = system_admin.system.grant_first_admin
     return Services(
         settings=settings,
         secret_key=secret_key,
@@ -114,7 +124,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         setup_tokens=setup_tokens,
         rate_limiting=rate_limiting,
         identity=identity,
-        authz=build_authz(settings.authz, database=database, audit=audit, clock=clock),
+        authz=authz,
+        system_admin=system_admin,
         audit_log=build_audit_log(
             settings,
             database=database,

@@ -24,6 +24,8 @@ class Received:
 class Receiver:
     port: int
     statuses: list[int] = field(default_factory=lambda: [200])
+    #: Extra response header lines, e.g. ``"Retry-After: 30\r\n"``.
+    extra_headers: str = ""
     requests: list[Received] = field(default_factory=list)
 
     def url(self, path: str = "/hook", host: str = "localhost") -> str:
@@ -42,7 +44,8 @@ class Receiver:
             self.requests.append(Received(method, path, headers, body))
             status = self.statuses[min(len(self.requests) - 1, len(self.statuses) - 1)]
             writer.write(
-                f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".encode()
+                f"HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n"
+                f"{self.extra_headers}\r\nok".encode()
             )
             await writer.drain()
         except (asyncio.IncompleteReadError, ValueError, ConnectionError):
@@ -52,9 +55,11 @@ class Receiver:
 
 
 @asynccontextmanager
-async def http_receiver(statuses: list[int] | None = None) -> AsyncIterator[Receiver]:
+async def http_receiver(
+    statuses: list[int] | None = None, extra_headers: str = ""
+) -> AsyncIterator[Receiver]:
     """A receiver listening on every address of ``localhost`` (127.0.0.1 and ::1 if present)."""
-    receiver = Receiver(port=0, statuses=statuses or [200])
+    receiver = Receiver(port=0, statuses=statuses or [200], extra_headers=extra_headers)
     server = await asyncio.start_server(receiver.handle, host="localhost", port=0)
     receiver.port = server.sockets[0].getsockname()[1]
     # Several sockets (v4/v6) share the first one's port only if the OS gave the same one:

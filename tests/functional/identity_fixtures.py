@@ -10,8 +10,11 @@ parameters)::
         identity_fixtures.settings, identity_fixtures.app, identity_fixtures.client
     )
 
-A module that needs a variant defines that fixture itself: ``settings`` on SQLite only, or
-``clock`` returning a ``SystemClock`` for real time; the others still come from here.
+A fixture's name is the module name it is bound to, so the variants here serve under the
+usual names: ``settings = identity_fixtures.sqlite_settings`` (a test that does not depend on
+the database), ``clock = identity_fixtures.system_clock`` (real time),
+``account = identity_fixtures.browser_account`` (registered through ``browser``, the https
+client that keeps ``Secure`` cookies). A module with another variant defines it itself.
 """
 
 from __future__ import annotations
@@ -30,16 +33,37 @@ from tests.functional.identity_helpers import (
     running_app,
 )
 
-from bastion.clock import Clock
+from bastion.clock import Clock, SystemClock
 from bastion.config import Settings
 
-__all__ = ["account", "app", "client", "settings"]
+__all__ = [
+    "account",
+    "app",
+    "browser",
+    "browser_account",
+    "client",
+    "settings",
+    "sqlite_settings",
+    "system_clock",
+]
 
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Identity test settings on the parametrized database (SQLite and PostgreSQL)."""
     return identity_settings(tmp_path, database_url=database_url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Identity test settings on SQLite only."""
+    return identity_settings(tmp_path)
+
+
+@pytest.fixture
+def system_clock() -> Clock:
+    """Real time (e.g. revocation measured in seconds as it happens)."""
+    return SystemClock()
 
 
 @pytest.fixture
@@ -55,5 +79,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on the site's own origin (https, so ``Secure`` cookies are kept and sent)."""
+    async with client_for(app, https=True) as c:
+        yield c
+
+
+@pytest.fixture
 async def account(client: httpx.AsyncClient, settings: Settings) -> Account:
     return await create_account(client, settings)
+
+
+@pytest.fixture
+async def browser_account(browser: httpx.AsyncClient, settings: Settings) -> Account:
+    return await create_account(browser, settings)

@@ -17,7 +17,6 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,7 +32,6 @@ from tests.functional.identity_helpers import (
     comparable,
     create_account,
     encode_segment,
-    identity_settings,
     jwt_parts,
     login,
 )
@@ -41,15 +39,11 @@ from tests.functional.identity_helpers import (
 from bastion.config import Settings
 
 # Shared fixtures (see identity_fixtures); this module defines only its variants.
-app, client = (
+settings, app, client = (
+    identity_fixtures.sqlite_settings,
     identity_fixtures.app,
     identity_fixtures.client,
 )
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return identity_settings(tmp_path)
 
 
 @pytest.fixture

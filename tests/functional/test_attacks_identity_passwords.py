@@ -19,7 +19,6 @@ from tests.functional.identity_helpers import (
     PASSWORD,
     assert_problem,
     fresh_client,
-    identity_settings,
     mails_to,
     register,
     unique_email,
@@ -30,7 +29,9 @@ from bastion.config import Settings
 from bastion.identity.passwords import PasswordService, PasswordSettings, UserInfo
 
 # Shared fixtures (see identity_fixtures); this module defines only its variants.
-app, client = (
+settings, app, client = (
+    # Only hashing is made cheap; every policy setting keeps its default.
+    identity_fixtures.sqlite_settings,
     identity_fixtures.app,
     identity_fixtures.client,
 )
@@ -54,12 +55,6 @@ def common_passwords() -> list[str]:
 def _policy_settings() -> PasswordSettings:
     """The default policy (hash parameters do not take part in policy decisions)."""
     return PasswordSettings()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    # Only hashing is made cheap; every policy setting keeps its default.
-    return identity_settings(tmp_path)
 
 
 async def test_the_default_policy_rejects_the_top_10000(settings: Settings) -> None:

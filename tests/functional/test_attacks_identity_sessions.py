@@ -44,7 +44,7 @@ from tests.functional.identity_helpers import (
     wait_for_mail,
 )
 
-from bastion.clock import Clock, FrozenClock, SystemClock
+from bastion.clock import FrozenClock
 from bastion.config import Settings
 
 # Shared fixtures (see identity_fixtures); this module defines only its variants.
@@ -54,12 +54,8 @@ settings, app, client, account = (
     identity_fixtures.client,
     identity_fixtures.account,
 )
-
-
-@pytest.fixture
-def clock() -> Clock:
-    """Real time: revocation is measured in seconds as it happens."""
-    return SystemClock()
+# Real time: revocation is measured in seconds as it happens.
+clock = identity_fixtures.system_clock
 
 
 #: Issue 4: "a revoked session's access tokens stop working within ... (default at most 5 s)".

@@ -12,26 +12,23 @@ one from the query string.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     OTHER_PASSWORD,
     Account,
     assert_problem,
     client_for,
     create_account,
-    identity_settings,
     login,
     login_response,
     read_mails,
     register,
-    running_app,
     token_in,
     unique_email,
     wait_for_mail,
@@ -39,33 +36,19 @@ from tests.functional.identity_helpers import (
 
 from bastion.config import Settings
 
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, browser, account = (
+    identity_fixtures.sqlite_settings,
+    identity_fixtures.app,
+    identity_fixtures.browser,
+    identity_fixtures.browser_account,
+)
+clock = identity_fixtures.system_clock
+
 ACCESS_COOKIE = "__Host-access"
 REFRESH_COOKIE = "__Secure-refresh"
 CSRF_COOKIE = "__Host-csrf"
 ORIGIN = "https://testserver"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return identity_settings(tmp_path)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser on the site's own origin (https, so Secure cookies are kept and sent)."""
-    async with client_for(app, https=True) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(browser: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(browser, settings)
 
 
 def set_cookies(response: httpx.Response) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from tests.functional.identity_helpers import (
 )
 
 from bastion.authz.settings import AuthzSettings
+from bastion.authz.store import is_reserved
 from bastion.config import Settings
 from bastion.identity.mfa.settings import MfaSettings
 
@@ -219,7 +220,8 @@ async def test_stores_and_models_follow_openfga(client: httpx.AsyncClient, admin
     assert store["name"] == "docs"
     assert store["created_at"].endswith("Z")
     listed = (await client.get("/stores", headers=admin.headers)).json()
-    assert [s["id"] for s in listed["stores"]] == [store_id]
+    # Bastion's own (reserved, read-only) role store is listed too.
+    assert [s["id"] for s in listed["stores"] if not is_reserved(s["id"])] == [store_id]
     assert listed["continuation_token"] == ""
 
     read = (
@@ -432,8 +434,17 @@ async def test_every_check_through_the_api_is_in_the_decision_log(
         json={"tuple_key": tuple_key("document:1", "viewer", "user:bob")},
         headers=admin.headers,
     )
-    (allowed_row,) = await audit_rows(app, "authz:check:allowed")
-    (denied_row,) = await audit_rows(app, "authz:check:denied")
+    # Bastion's own role checks are in the decision log too: keep this store's decisions.
+    (allowed_row,) = [
+        r
+        for r in await audit_rows(app, "authz:check:allowed")
+        if r["details"]["store_id"] == store_id
+    ]
+    (denied_row,) = [
+        r
+        for r in await audit_rows(app, "authz:check:denied")
+        if r["details"]["store_id"] == store_id
+    ]
     assert allowed_row["request_id"] == allowed.headers["x-request-id"]
     assert denied_row["request_id"] == denied.headers["x-request-id"]
     for row in (allowed_row, denied_row):
@@ -511,3 +522,68 @@ async def test_naughty_strings_never_cause_a_server_error(
         for method, path, body in bodies:
             response = await client.request(method, path, json=body, headers=admin.headers)
             assert response.status_code < 500, (method, path, text, response.text)
+
+
+async def test_cascade_delete_of_an_object_or_a_user(
+    client: httpx.AsyncClient, admin: Login, user: Account
+) -> None:
+    store_id, _ = await _store_with_model(client, admin)
+    base = f"/stores/{store_id}"
+    writes = [
+        tuple_key("group:eng", "member", "user:anne"),
+        tuple_key("document:1", "viewer", "group:eng#member"),
+        tuple_key("document:2", "owner", "user:anne"),
+        tuple_key("document:2", "viewer", "user:bob"),
+    ]
+    await client.post(
+        f"{base}/write", json={"writes": {"tuple_keys": writes}}, headers=admin.headers
+    )
+    gone = await client.post(
+        f"{base}/cascade-delete", json={"object": "group:eng"}, headers=admin.headers
+    )
+    assert gone.json() == {"deleted": 2}
+    anne = await client.post(
+        f"{base}/cascade-delete", json={"user": "user:anne"}, headers=admin.headers
+    )
+    assert anne.json() == {"deleted": 1}
+    left = await client.post(f"{base}/read", json={}, headers=admin.headers)
+    assert [t["key"] for t in left.json()["tuples"]] == [writes[3]]
+    assert_openfga_error(
+        await client.post(
+            f"{base}/cascade-delete",
+            json={"object": "document:2", "user": "user:bob"},
+            headers=admin.headers,
+        ),
+        400,
+        "validation_error",
+    )
+    session = await login(client, user)
+    assert_openfga_error(
+        await client.post(
+            f"{base}/cascade-delete", json={"user": "user:bob"}, headers=session.headers
+        ),
+        403,
+        "forbidden",
+    )
+
+
+async def test_stores_bastion_manages_are_read_only_through_the_api(
+    app: FastAPI, client: httpx.AsyncClient, admin: Login
+) -> None:
+    reserved = "0000000000000000000SYSTEM0"
+    await app.state.services.authz.store.ensure_store(reserved, "bastion")
+    base = f"/stores/{reserved}"
+    h = admin.headers
+    refused = [
+        await client.delete(base, headers=h),
+        await client.post(f"{base}/authorization-models", json=MODEL, headers=h),
+        await client.post(
+            f"{base}/write",
+            json={"writes": {"tuple_keys": [tuple_key("document:1", "owner", "user:me")]}},
+            headers=h,
+        ),
+        await client.post(f"{base}/cascade-delete", json={"user": "user:me"}, headers=h),
+    ]
+    for response in refused:
+        assert_openfga_error(response, 403, "forbidden")
+    assert (await client.get(base, headers=h)).status_code == 200  # readable

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 from tests.common.server import BASTION, bastion_env
+from tests.functional.identity_helpers import identity_settings, running_app
 
 from bastion.config import Settings
 from bastion.identity.mail.models import mail_outbox
@@ -66,3 +67,12 @@ def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
     result = run(["cleanup"], bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET))
     assert result.returncode == 2
     assert "bastion migrate" in result.stderr
+
+
+async def test_each_worker_schedules_the_cleanup_unless_turned_off(tmp_path: Path) -> None:
+    for interval, expected in ((3600, 1), (0, 0)):
+        settings = identity_settings(tmp_path / str(interval), cleanup_interval_seconds=interval)
+        async with running_app(settings) as app:
+            periodic = app.state.services.identity.jobs._periodic
+            assert len(periodic) == expected
+            assert all(t.get_name() == "bastion-every-cleanup" for t in periodic)

@@ -3,46 +3,26 @@ through the path-scoped cookie, logout clearing the cookies."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.functional import identity_fixtures
 from tests.functional.identity_helpers import (
     Account,
     assert_problem,
     client_for,
-    create_account,
-    identity_settings,
-    running_app,
 )
 
-from bastion.config import Settings
+# Shared fixtures (see identity_fixtures); this module defines only its variants.
+settings, app, browser, account = (
+    identity_fixtures.sqlite_settings,
+    identity_fixtures.app,
+    identity_fixtures.browser,
+    identity_fixtures.browser_account,
+)
+clock = identity_fixtures.system_clock
 
 ORIGIN = "https://testserver"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return identity_settings(tmp_path)
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(settings) as application:
-        yield application
-
-
-@pytest.fixture
-async def browser(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app, https=True) as c:
-        yield c
-
-
-@pytest.fixture
-async def account(browser: httpx.AsyncClient, settings: Settings) -> Account:
-    return await create_account(browser, settings)
 
 
 async def _login(browser: httpx.AsyncClient, account: Account) -> str:

@@ -141,6 +141,34 @@ async def test_cookie_mode_login_with_a_second_factor(app: FastAPI, settings: Se
         assert (await client.get("/v1/account")).status_code == 200
 
 
+async def test_cookie_mode_step_up_replaces_the_access_cookie(
+    app: FastAPI, settings: Settings, clock: FrozenClock
+) -> None:
+    async with client_for(app, https=True) as client:
+        account = await create_account(client, settings)
+        await enroll_totp(app, client, account)
+        first = await login_response(client, account.email, account.password, "cookie")
+        done = await complete_mfa(client, account, first.json()["challenge_token"])
+        csrf = {"X-CSRF-Token": done.json()["csrf_token"]}
+        clock.advance(timedelta(seconds=301))
+        late = await client.post("/v1/account/mfa/recovery-codes", headers=csrf)
+        assert_problem(late, 401, "step_up_required")
+        without_csrf = await client.post(
+            "/v1/sessions/current/step-up", json={"method": "otp", "code": "000000"}
+        )
+        assert_problem(without_csrf, 403, "csrf_failed")
+        old_cookie = client.cookies.get("__Host-access")
+        method, code = account.next_second_factor()
+        stepped = await client.post(
+            "/v1/sessions/current/step-up", json={"method": method, "code": code}, headers=csrf
+        )
+        assert stepped.status_code == 200, stepped.text
+        assert "access_token" not in stepped.json()
+        assert client.cookies.get("__Host-access") != old_cookie
+        again = await client.post("/v1/account/mfa/recovery-codes", headers=csrf)
+        assert again.status_code == 200, again.text
+
+
 async def test_recovery_code_logs_in_once_mails_and_is_audited(
     app: FastAPI, client: httpx.AsyncClient, account: Account, settings: Settings
 ) -> None:
@@ -230,6 +258,8 @@ async def test_step_up_needs_a_factor_once_enrolled(
     again = await client.post("/v1/account/mfa/recovery-codes", headers=session.headers)
     assert again.status_code == 200, again.text
     assert await audit_rows(app, "identity:step_up:required")
+    succeeded = await audit_rows(app, "identity:step_up:succeeded")
+    assert [row["details"]["method"] for row in succeeded] == ["otp"]
 
 
 async def test_removing_the_authenticator(

@@ -127,6 +127,15 @@ async def test_dead_letter_after_the_last_try(database: Database) -> None:
     assert event.details["dead_letter_id"] == letter.id
 
 
+async def test_the_receivers_retry_after_is_honoured_up_to_the_maximum() -> None:
+    audit, sleeps, dead = ListRecorder(), Sleeps(), MemoryDeadLetters(clock=FrozenClock())
+    async with http_receiver([429, 503, 200], extra_headers="Retry-After: 30\r\n") as receiver:
+        sender, client = _sender(receiver, dead, audit, sleeps)
+        assert await sender.deliver(an_alert(), _hook(receiver))
+        await client.aclose()
+    assert sleeps.delays == [30.0, 30.0]
+
+
 async def test_a_client_error_is_not_retried() -> None:
     audit, sleeps, dead = ListRecorder(), Sleeps(), MemoryDeadLetters(clock=FrozenClock())
     async with http_receiver([401]) as receiver:

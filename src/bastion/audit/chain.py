@@ -55,6 +55,8 @@ CONTENT_COLUMNS = (
     "details",
 )
 _CHECKPOINT_LABEL = "bastion-audit-checkpoint/1"
+#: One encoder for every link (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,7 @@ def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> b
     fields: list[Any] = [FORMAT, seq, key_id, prev_mac, _time(row["time"])]
     fields.extend(row[name] for name in CONTENT_COLUMNS[1:-1])
     fields.append(_normal(row["details"]))
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _ENCODER.encode(fields).encode()
 
 
 def event_mac(key: ChainKey, seq: int, row: Mapping[str, Any], prev_mac: str) -> str:

@@ -94,6 +94,14 @@ class EventType(enum.StrEnum):
     AUTHZ_MODEL_WRITTEN = "authz:model:written"
     AUTHZ_TUPLES_WRITTEN = "authz:tuples:written"
     AUTHZ_TUPLES_CASCADED = "authz:tuples:cascaded"
+    # -- authz: Bastion's own roles and just-in-time elevation (bastion.authz.builtin) -----
+    AUTHZ_ROLE_GRANTED = "authz:role:granted"
+    AUTHZ_ELEVATION_REQUESTED = "authz:elevation:requested"
+    AUTHZ_ELEVATION_APPROVED = "authz:elevation:approved"
+    AUTHZ_ELEVATION_DENIED = "authz:elevation:denied"
+    AUTHZ_ELEVATION_REVOKED = "authz:elevation:revoked"
+    AUTHZ_ELEVATION_USED = "authz:elevation:used"
+    AUTHZ_ELEVATION_EXPIRED = "authz:elevation:expired"
     # -- alerts: detectors on the event stream and their delivery (bastion.monitoring) ------
     ALERT_BRUTE_FORCE = "alert:brute_force:detected"
     ALERT_CREDENTIAL_STUFFING = "alert:credential_stuffing:detected"
@@ -215,8 +223,8 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.IDENTITY_MFA_RECOVERY_CODE_USED: "A recovery code was used in place of a second "
     "factor.",
     EventType.IDENTITY_MFA_RESET: "An administrator removed every second factor of an account.",
-    EventType.IDENTITY_MFA_ENROLLMENT_REQUIRED: "A login was held until the user enrolls a "
-    "second factor (policy requires one).",
+    EventType.IDENTITY_MFA_ENROLLMENT_REQUIRED: "A request was refused because the policy "
+    "requires the account to enroll a second factor first (administrators by default).",
     EventType.IDENTITY_STEP_UP_SUCCEEDED: "A user re-authenticated to reach a higher assurance "
     "level for a sensitive action.",
     EventType.IDENTITY_STEP_UP_REQUIRED: "A sensitive action was refused until the user "
@@ -249,6 +257,18 @@ DESCRIPTIONS: dict[EventType, str] = {
     EventType.AUTHZ_TUPLES_WRITTEN: "Relationship tuples were written or deleted (grants changed).",
     EventType.AUTHZ_TUPLES_CASCADED: "Tuples were removed as a consequence of another change "
     "(cascade).",
+    EventType.AUTHZ_ROLE_GRANTED: "A permanent administration role was granted (the first "
+    "administrator, or an existing administrator carried over).",
+    EventType.AUTHZ_ELEVATION_REQUESTED: "A user asked for a time-limited role, with a reason.",
+    EventType.AUTHZ_ELEVATION_APPROVED: "Another administrator approved a time-limited role "
+    "(the grant is a conditional tuple that expires by itself).",
+    EventType.AUTHZ_ELEVATION_DENIED: "A request for a time-limited role was refused (by an "
+    "administrator, or a self-approval attempt).",
+    EventType.AUTHZ_ELEVATION_REVOKED: "A time-limited role was withdrawn before it expired.",
+    EventType.AUTHZ_ELEVATION_USED: "An administration decision was allowed only thanks to a "
+    "time-limited role.",
+    EventType.AUTHZ_ELEVATION_EXPIRED: "A time-limited role reached its end (recorded when "
+    "first observed: a check, a listing, or the periodic sweep).",
     EventType.ALERT_BRUTE_FORCE: "Many guesses at one account's password or second factor "
     "(`details.severity`, "
     "`details.evidence`: the sequence numbers of the events that triggered it).",

@@ -20,7 +20,7 @@ import dataclasses
 import functools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
@@ -61,13 +61,14 @@ def clean_text(text: str) -> str:
 
 def scrub(value: Any, depth: int = 0) -> Any:
     """A JSON-safe copy of ``value`` with sensitive keys redacted and sizes bounded."""
+    kind = type(value)
+    # The common leaves first: this runs for every detail of every event on the request path.
+    if kind is str:
+        return _bounded(value)
     if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_DETAIL_DEPTH:
         return TRUNCATED
     if isinstance(value, Mapping):
-        return {
-            _bounded(str(k)): REDACTED if _sensitive(str(k)) else scrub(v, depth + 1)
-            for k, v in value.items()
-        }
+        return {_bounded(key): _scrub_member(key, v, depth) for key, v in _str_keys(value)}
     if isinstance(value, list | tuple | set | frozenset):
         return [scrub(v, depth + 1) for v in value]
     if value is None or isinstance(value, bool | int) or _is_finite_float(value):
@@ -75,6 +76,15 @@ def scrub(value: Any, depth: int = 0) -> Any:
     # Strings are cut to size; anything else (datetimes, UUIDs, NaN, objects) becomes text: a
     # value the JSON column cannot store would fail the whole batch on every retry.
     return _bounded(str(value))
+
+
+def _str_keys(value: Mapping[Any, Any]) -> Iterator[tuple[str, Any]]:
+    for k, v in value.items():
+        yield (k if type(k) is str else str(k)), v
+
+
+def _scrub_member(key: str, value: Any, depth: int) -> Any:
+    return REDACTED if _sensitive(key) else scrub(value, depth + 1)
 
 
 @functools.lru_cache(maxsize=4096)

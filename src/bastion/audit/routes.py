@@ -1,7 +1,8 @@
 """``GET /v1/admin/audit/events``: administrators search the audit trail.
 
-Deny by default: the router depends on the admin check (403 ``forbidden`` for anyone else
-authenticated) and on step-up (a recent authentication), like the account administration API.
+Deny by default: the router needs the ``can_read_audit`` permission of Bastion's built-in
+authorization model (administrators and security auditors; 403 ``forbidden`` for anyone else
+authenticated) and step-up (a recent authentication), like the account administration API.
 Every search is itself recorded (``audit:events:searched``, the administrator as actor), so
 reading the trail leaves a trace in it. Users read their own events at ``/v1/account/events``
 (:mod:`bastion.identity.accounts.events`), never through this route.
@@ -87,6 +88,9 @@ def include(
     step_up: PrincipalDependency,
     is_admin: Callable[[str], Awaitable[bool]],
 ) -> None:
+    """``is_admin(user_id)``: whether the user may read the trail (the app passes the engine's
+    ``can_read_audit`` decision)."""
+
     async def require_admin(who: Principal = Depends(principal)) -> Principal:
         if not await is_admin(who.user_id):
             raise Forbidden

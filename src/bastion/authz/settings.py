@@ -42,3 +42,7 @@ class AuthzSettings(BaseModel):
         description="Share of *allowed* decisions recorded (denied ones always are).",
     )
     max_tuples_per_write: int = Field(default=DEFAULT_MAX_TUPLES_PER_WRITE, ge=1, le=10_000)
+    #: Just-in-time elevation (bastion.authz.builtin): the longest grant a request may ask
+    #: for, and how long a request waits for another administrator's decision.
+    elevation_max_seconds: int = Field(default=4 * 3600, ge=60, le=30 * 24 * 3600)
+    elevation_request_ttl_seconds: int = Field(default=24 * 3600, ge=60, le=30 * 24 * 3600)

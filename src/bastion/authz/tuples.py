@@ -259,7 +259,10 @@ class MemoryTupleIndex:
         return tuple(t for users in relations.values() for t in users.values())
 
     def tuples_of_user(self, user: str) -> tuple[Tuple, ...]:
-        """Return every tuple whose user is exactly ``user`` (for a cascading delete)."""
+        """Return every tuple whose user is exactly ``user`` (for a cascading delete).
+
+        A scan of the reverse index's keys (no per-user index is kept, to save memory): meant
+        for rare administrative cascades, not for request paths."""
         return tuple(
             t for (_, _, u), objects in self._by_user.items() if u == user for t in objects.values()
         )

@@ -56,7 +56,9 @@ def register(audit: Audit) -> Audit:
 def run_all(settings: Settings) -> list[Finding]:
     """Run every registered audit; findings sorted most severe first."""
     # Importing the audit modules registers them; kept here so `check` sees every domain.
+    from bastion.audit import audits as audit_audits  # noqa: F401, PLC0415
     from bastion.authz import audits as authz_audits  # noqa: F401, PLC0415
+    from bastion.authz.builtin import audits as builtin_audits  # noqa: F401, PLC0415
     from bastion.config import production  # noqa: F401, PLC0415
     from bastion.identity import audits as identity_audits  # noqa: F401, PLC0415
     from bastion.monitoring import audits as monitoring_audits  # noqa: F401, PLC0415

@@ -26,6 +26,7 @@ def _database_exists(settings: Settings) -> bool:
 async def _database_findings(settings: Settings) -> list[Finding]:
     """Findings that need the database (signing-key age); none when it is unreachable or not
     migrated: `check` audits configuration first and must work before the first start."""
+    from bastion.authz.builtin.audits import admin_findings  # noqa: PLC0415 - CLI only
     from bastion.identity.audits import signing_key_findings  # noqa: PLC0415 - CLI only
     from bastion.services import build_services  # noqa: PLC0415 - CLI only
     from bastion.storage import migrate  # noqa: PLC0415 - CLI only
@@ -37,7 +38,8 @@ async def _database_findings(settings: Settings) -> list[Finding]:
     except (StorageError, ConfigError):
         return []
     try:
-        return await signing_key_findings(services)
+        findings = await signing_key_findings(services)
+        return findings + await admin_findings(services.system_admin.system)
     except (StorageError, SQLAlchemyError, OSError):
         return []
     finally:

@@ -5,7 +5,8 @@ the configured URL at every attempt, DNS included) and is signed afresh
 (:func:`bastion.sdk.webhooks.sign_webhook`), so a retry hours later still falls inside the
 receiver's replay window. A 2xx answer is success. Network failures, time-outs, 408, 425, 429 and
 5xx are retried after ``min(max_delay, base * 2**(attempt-1))`` scaled by a random factor in
-[0.5, 1) (jitter: many workers retrying one receiver do not hammer it in lockstep). Other 4xx
+[0.5, 1) (jitter: many workers retrying one receiver do not hammer it in lockstep), or after
+the receiver's ``Retry-After`` (seconds) when that is longer, up to ``max_delay``. Other 4xx
 answers and refused destinations are permanent: no retry. After the last attempt the alert is
 stored as a dead letter and an ``alert:delivery:dead_lettered`` event is recorded.
 """
@@ -86,7 +87,7 @@ class WebhookSender:
         for attempt in range(1, self._max_attempts + 1):
             headers = sign_webhook(secret, alert.id, body, timestamp=int(self._now()))
             headers["Content-Type"] = "application/json"
-            retry, error = await self._attempt(webhook, body, headers)
+            retry, error, wait = await self._attempt(webhook, body, headers)
             if error is None:
                 return True
             logger.warning(
@@ -95,24 +96,27 @@ class WebhookSender:
             if not retry or attempt == self._max_attempts:
                 break
             delay = backoff_delay(attempt, self._base_delay, self._max_delay, self._jitter())
-            await self._sleep(delay)
+            # A receiver's Retry-After is honoured (within max_delay): it knows when it recovers.
+            await self._sleep(max(delay, min(wait, self._max_delay)))
         await self._dead_letter(alert, webhook, attempt, error or "unknown")
         return False
 
     async def _attempt(
         self, webhook: WebhookSettings, body: bytes, headers: dict[str, str]
-    ) -> tuple[bool, str | None]:
-        """(retry?, error) for one POST; error None on success."""
+    ) -> tuple[bool, str | None, float]:
+        """(retry?, error, Retry-After seconds) for one POST; error None on success."""
         try:
             response = await self._client.post(webhook.url, content=body, headers=headers)
         except DestinationRefused as exc:
-            return False, f"{exc.code}:{exc.reason}"
+            return False, f"{exc.code}:{exc.reason}", 0.0
         except OutboundError as exc:
-            return True, f"{exc.code}:{exc.reason}"
+            return True, f"{exc.code}:{exc.reason}", 0.0
         if response.ok:
-            return False, None
+            return False, None, 0.0
         status = response.status
-        return status >= 500 or status in RETRYABLE_STATUSES, f"http_{status}"
+        retry_after = response.headers.get("retry-after", "")
+        wait = float(retry_after) if retry_after.isdigit() else 0.0
+        return status >= 500 or status in RETRYABLE_STATUSES, f"http_{status}", wait
 
     async def _dead_letter(
         self, alert: Alert, webhook: WebhookSettings, attempts: int, error: str

@@ -105,8 +105,12 @@ class OutboundClient:
         content: bytes | None = None,
         follow_redirects: bool = False,
     ) -> OutboundResponse:
-        """Send one request. A 3xx answer is returned as it is unless ``follow_redirects`` and
-        the settings allow redirects; then each hop is checked like the first request."""
+        """Send one request and read the whole (bounded) answer.
+
+        A 3xx answer is returned as it is, unless ``follow_redirects``: then each hop is checked
+        like the first request, and one hop more than ``max_redirects`` (any hop, when it is 0)
+        raises :class:`TooManyRedirects`. Raises :class:`OutboundError` subclasses.
+        """
         target = self.check_url(url)
         try:
             async with asyncio.timeout(self.settings.total_timeout_seconds):

@@ -21,6 +21,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "bastion.identity.tokens.models",
     "bastion.identity.mail.models",
     "bastion.authz.store.models",
+    "bastion.authz.builtin.models",
     "bastion.identity.mfa.models",
     "bastion.identity.mfa.webauthn.models",
     "bastion.monitoring.models",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -293,6 +292,6 @@ async def test_openfga_conformance_over_http(server: AuthzServer, name: str) -> 
     assert not failures, "\n".join(failures)
 
 
-def test_the_http_suite_covers_every_test() -> None:
+def test_the_http_suite_is_not_vacuous() -> None:
+    """The suite file is there: without it the parametrized test above would run nothing."""
     assert len(TESTS) == 137
-    assert Path(__file__).exists()

@@ -3,6 +3,7 @@ verifiable, the periodic job, and search with tamper-proof cursors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -303,3 +304,30 @@ async def test_a_cursor_cannot_be_forged_or_reused_for_another_query(log: AuditL
     for forged in ("1", "AAAA", cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB"), "x" * 300):
         with pytest.raises(InvalidCursor):
             await log.search(query, cursor=forged)
+
+
+async def test_the_periodic_job_runs_in_the_background_until_closed(
+    database: Database, clock: FrozenClock, signing_key: SigningKey
+) -> None:
+    await write_chain(database, 3)
+    log = make_log(database, clock, signing_key, checkpoint_interval=timedelta(milliseconds=20))
+    await log.start()
+    try:
+        for _ in range(500):
+            if await log.checkpoints(limit=1):
+                break
+            await asyncio.sleep(0.02)
+        found = await log.checkpoints(limit=1)
+    finally:
+        await log.aclose()
+    assert [c.seq for c in found] == [3]
+    assert log._task is None
+
+
+async def test_no_job_when_checkpoints_and_retention_are_off(
+    database: Database, clock: FrozenClock, signing_key: SigningKey
+) -> None:
+    log = make_log(database, clock, signing_key, checkpoint_interval=None, retention=None)
+    await log.start()
+    assert log._task is None
+    await log.aclose()

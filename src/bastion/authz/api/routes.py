@@ -20,6 +20,7 @@ from bastion.authz.api._errors import OpenFgaError, OpenFgaRoute
 from bastion.authz.api.access import ApiAccess, Permission
 from bastion.authz.api.schemas import (
     BatchCheckBody,
+    CascadeDeleteBody,
     CheckBody,
     CreateStoreBody,
     ExpandBody,
@@ -31,7 +32,7 @@ from bastion.authz.api.schemas import (
 )
 from bastion.authz.errors import AuthzError
 from bastion.authz.service import AuthzService, CheckOutcome, CheckRequest, RequestInfo
-from bastion.authz.store import OnDuplicate, OnMissing, is_ulid
+from bastion.authz.store import OnDuplicate, OnMissing, is_reserved, is_ulid
 from bastion.authz.tuples import Tuple
 from bastion.identity.sessions.auth import Principal
 
@@ -46,6 +47,14 @@ def _store(store_id: str) -> str:
     # OpenFGA refuses a malformed id as a validation error; a well-formed unknown one is 404.
     if not is_ulid(store_id):
         raise OpenFgaError(400, "validation_error", "invalid store id")
+    return store_id
+
+
+def _changeable(store_id: str) -> str:
+    """``store_id`` if the API may change it: stores Bastion manages itself (its own roles,
+    changed only through their audited workflows) are read-only here, for administrators too."""
+    if is_reserved(_store(store_id)):
+        raise OpenFgaError(403, "forbidden", "this store is managed by Bastion and is read-only")
     return store_id
 
 
@@ -96,7 +105,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     async def delete_store(
         request: Request, store_id: str = StoreId, who: Principal = Depends(administer)
     ) -> Response:
-        await authz.delete_store(_store(store_id), _info(request, who))
+        await authz.delete_store(_changeable(store_id), _info(request, who))
         return Response(status_code=204)
 
     # ------------------------------------------------------------------ models
@@ -108,7 +117,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
         who: Principal = Depends(administer),
     ) -> Response:
         model = body.model_dump(exclude_none=True)
-        record = await authz.write_model(_store(store_id), model, _info(request, who))
+        record = await authz.write_model(_changeable(store_id), model, _info(request, who))
         return _json({"authorization_model_id": record.id}, 201)
 
     @router.get("/stores/{store_id}/authorization-models")
@@ -162,7 +171,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
             else OnMissing.ERROR
         )
         await authz.write(
-            _store(store_id),
+            _changeable(store_id),
             writes=writes,
             deletes=deletes,
             model_id=body.authorization_model_id,
@@ -171,6 +180,23 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
             info=_info(request, who),
         )
         return _json({})
+
+    @router.post("/stores/{store_id}/cascade-delete")
+    async def cascade_delete(
+        body: CascadeDeleteBody,
+        request: Request,
+        store_id: str = StoreId,
+        who: Principal = Depends(administer),
+    ) -> Response:
+        """Bastion's extension (not an OpenFGA path): delete an object or a user everywhere."""
+        if (body.object is None) == (body.user is None):
+            raise OpenFgaError(400, "validation_error", "give exactly one of 'object' and 'user'")
+        info = _info(request, who)
+        if body.object is not None:
+            deleted = await authz.delete_object(_changeable(store_id), body.object, info)
+        else:
+            deleted = await authz.delete_user(_changeable(store_id), str(body.user), info)
+        return _json({"deleted": deleted})
 
     @router.post("/stores/{store_id}/read")
     async def read(

@@ -16,6 +16,7 @@ from bastion.authz.store.ids import ULID_PATTERN
 
 __all__ = [
     "BatchCheckBody",
+    "CascadeDeleteBody",
     "CheckBody",
     "CreateStoreBody",
     "ExpandBody",
@@ -181,3 +182,11 @@ class ListUsersBody(_Body):
     )
     context: dict[str, Any] | None = None
     consistency: Consistency = Consistency.UNSPECIFIED
+
+
+class CascadeDeleteBody(_Body):
+    """Bastion's extension: every tuple of an ``object`` (on it, or granting to it or to one of
+    its usersets), or every tuple of exactly one ``user``. Exactly one of the two."""
+
+    object: str | None = Field(default=None, pattern=OBJECT_PATTERN, max_length=256)
+    user: str | None = Field(default=None, pattern=USER_PATTERN, max_length=512)

@@ -46,15 +46,15 @@ Result = bool | None
 Resolver = Callable[[str, "Request", int], Result]
 
 
-ParsedUser = tuple[str, str, str, str, bool, str]
+ParsedUser = tuple[str, str, str, str, bool, str, str]
 
 
 def parse_user(user: str) -> ParsedUser:
-    """``(user, object, relation, type, is_wildcard, reachability kind)`` of a user string."""
+    """``(user, object, relation, type, is_wildcard, reachability kind, type:*)`` of a user."""
     user_object, _, user_relation = user.partition("#")
     user_type, _, user_id = user_object.partition(":")
     kind = f"{user_type}#{user_relation}" if user_relation else user_type
-    return (user, user_object, user_relation, user_type, user_id == "*", kind)
+    return (user, user_object, user_relation, user_type, user_id == "*", kind, user_type + ":*")
 
 
 class Request:
@@ -71,6 +71,7 @@ class Request:
         "user_type",
         "visited",
         "wild",
+        "wildcard",
     )
 
     def __init__(
@@ -95,6 +96,7 @@ class Request:
             self.wild,
             #: the reachability key (see TypeSystem._compute_reachable)
             self.kind,
+            self.wildcard,
         ) = parsed if parsed is not None else parse_user(user)
 
 
@@ -108,20 +110,33 @@ def compile_resolvers(ts: TypeSystem) -> dict[str, dict[str, Resolver]]:
     for t, relations in ts.types.items():
         for name, relation in relations.items():
             body = _compile(relation.rewrite, relation, ts, resolvers)
-            resolvers[t][name] = _entry(relation, body)
+            resolvers[t][name] = _entry(relation, body, memoize=_memoize(ts, relation))
     return resolvers
 
 
-def _entry(relation: Relation, body: Resolver) -> Resolver:
+def _is_leaf(relation: Relation) -> bool:
+    """Direct assignment of objects and wildcards only: it dispatches nothing."""
+    return isinstance(relation.rewrite, This) and not relation.userset_conditions
+
+
+def _memoize(ts: TypeSystem, relation: Relation) -> bool:
+    """Memoize unless every path below the relation is one step to a leaf (the RBAC shape
+    ``[role#member]``, where a memo would cost more than it saves); a diamond-shaped graph of
+    usersets therefore never makes a check exponential."""
+    if not isinstance(relation.rewrite, This) or relation.cyclic:
+        return True
+    return not all(_is_leaf(ts.types[t][r]) for t, r in relation.userset_conditions)
+
+
+def _entry(relation: Relation, body: Resolver, *, memoize: bool) -> Resolver:
     """Wrap a relation's rewrite with OpenFGA's per-dispatch steps (depth, cycle, self, path).
 
-    A relation whose rewrite is more than direct assignment memoizes its definite answers per
-    request (``True``/``False`` never depend on the path; only a cycle's ``None`` does, and is
-    not kept), which turns nested folder chains from quadratic into linear work.
+    A relation that can dispatch memoizes its definite answers per request (``True``/``False``
+    never depend on the path; only a cycle's ``None`` does, and is not kept), which turns nested
+    folder chains from quadratic into linear work and bounds diamond-shaped graphs.
     """
     name = relation.name
     reachable = relation.reachable
-    memoize = not isinstance(relation.rewrite, This)
     cyclic = relation.cyclic
 
     def resolve_full(obj: str, req: Request, depth: int) -> Result:  # noqa: PLR0912 - hot path
@@ -258,7 +273,7 @@ def _direct(  # noqa: PLR0915 - the hot path is inlined on purpose (no helper ca
                             error = e
             allowed = wildcard_conditions.get(user_type)
             if allowed is not None:
-                t = source.get(obj, name, user_type + ":*")
+                t = source.get(obj, name, req.wildcard)
                 if t is not None and t.condition in allowed:
                     try:
                         if condition_holds(t, conditions, req.context):

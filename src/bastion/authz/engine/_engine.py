@@ -52,10 +52,11 @@ _VALIDATION_CACHE_SIZE = 65_536
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The decision of one check; ``cycle_detected`` tells a cycle made it false."""
+    """The decision of one check, with its reason (``explain`` gives the full path)."""
 
     allowed: bool
     cycle_detected: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,9 +289,11 @@ class Engine:
         return _page(found, allowed, max_results, continuation_token)
 
 
-_ALLOWED = CheckResult(allowed=True)
-_DENIED = CheckResult(allowed=False)
-_CYCLE = CheckResult(allowed=False, cycle_detected=True)
+_ALLOWED = CheckResult(allowed=True, reason="a relationship path grants it")
+_DENIED = CheckResult(allowed=False, reason="no relationship path grants it")
+_CYCLE = CheckResult(
+    allowed=False, cycle_detected=True, reason="only a cycle in the relationships could grant it"
+)
 
 
 def _remember(cache: dict[str, Any], key: str, value: Any) -> None:

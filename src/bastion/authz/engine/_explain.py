@@ -26,7 +26,7 @@ from bastion.authz.engine._typesystem import Relation, TypeSystem
 from bastion.authz.errors import AuthzError, ResolutionTooComplex
 from bastion.authz.tuples import TupleSource
 
-__all__ = ["Explanation", "Step", "expand_tree", "explain"]
+__all__ = ["MAX_EXPLAIN_STEPS", "Explanation", "Step", "expand_tree", "explain"]
 
 ALLOWED, DENIED, CYCLE, ERROR = "allowed", "denied", "cycle", "error"
 
@@ -83,13 +83,22 @@ def explain(ts: TypeSystem, req: Request, obj: str, relation: str) -> Explanatio
     return Explanation(allowed=step.outcome == ALLOWED, root=step)
 
 
+#: An explanation records every step (it does not memoize, to show each path), so a hostile
+#: diamond-shaped model could make it exponential: past this many steps it stops (2002).
+MAX_EXPLAIN_STEPS = 10_000
+
+
 class _Explainer:
     def __init__(self, ts: TypeSystem, req: Request) -> None:
         self.ts = ts
         self.req = req
         self.visited: set[tuple[str, str]] = set()
+        self.steps = 0
 
     def resolve(self, obj: str, name: str, depth: int) -> Step:
+        self.steps += 1
+        if self.steps > MAX_EXPLAIN_STEPS:
+            raise ResolutionTooComplex(f"an explanation is limited to {MAX_EXPLAIN_STEPS} steps")
         node = f"{obj}#{name}"
         req = self.req
         if depth >= MAX_RESOLUTION_DEPTH:

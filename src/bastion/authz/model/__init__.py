@@ -2,8 +2,9 @@
 
     parse_dsl(text) -> model            # the API JSON form; DslSyntaxError with line/column
     render_dsl(model) -> text           # canonical DSL; parse_dsl(render_dsl(m)) == m
-    validate_model(model) -> None       # ModelValidationError listing OpenFGA-kind issues
-    validate_dsl(text) -> model         # both, with every issue located in the text
+    validate_model(model) -> None       # ModelValidationError: what OpenFGA's server refuses
+    validate_dsl(text) -> model         # parse + validate by OpenFGA's language rules (or,
+                                        # language=False, its server's), issues located in text
 
 A model is a plain ``dict`` in OpenFGA's API JSON form (``schema_version``,
 ``type_definitions``, ``conditions``), as stored and as served by the HTTP API.

@@ -11,20 +11,27 @@ from bastion.authz.model._index import Key, ModelIndex, Rewrite, children, leave
 MAX_ENTRY_SEARCH_STEPS = 200_000
 
 
-def impossible_relations(model: ModelIndex) -> list[tuple[str, str, str]]:
+def impossible_relations(model: ModelIndex, *, language: bool) -> list[tuple[str, str, str]]:
     """``(type, relation, reason)`` for every relation no user can have; the reason is
-    ``potential loop`` or ``no entrypoint``, as OpenFGA words it."""
+    ``potential loop`` or ``no entrypoint`` as OpenFGA words it, or ``cycle``.
+
+    OpenFGA's server refuses every cycle of computed relations (``a: admin or b``,
+    ``b: admin or a``): reason ``cycle``. Its language tooling (``language=True``) accepts such
+    a cycle unless a relation on it is directly assignable (then ``potential loop``).
+    """
     reachable = _EntryPoints(model).solve()
     search = _EntrySearch(model, reachable)
     found: list[tuple[str, str, str]] = []
     for type_name, definition in model.types.items():
-        cyclic = _assignable_cycles(definition)
+        cyclic = _computed_cycles(definition, assignable_only=language)
         for relation, rewrite in (definition.get("relations") or {}).items():
             key = (type_name, str(relation))
-            if relation in cyclic:
+            if language and relation in cyclic:
                 found.append((type_name, str(relation), "potential loop"))
                 continue
             if key in reachable:
+                if relation in cyclic:  # server rules: reachable, yet on a cycle
+                    found.append((type_name, str(relation), "cycle"))
                 continue
             try:
                 loop = search.run(key, rewrite, frozenset({key}))[1]
@@ -34,10 +41,9 @@ def impossible_relations(model: ModelIndex) -> list[tuple[str, str, str]]:
     return found
 
 
-def _assignable_cycles(definition: Mapping[str, Any]) -> set[str]:
-    """Relations on a cycle of computed relations (``x: [user] or y``, ``y: [user] or x``)
-    where some relation of the cycle is directly assignable: OpenFGA's language refuses them
-    as potential loops (a cycle without direct assignments is judged by the entry search)."""
+def _computed_cycles(definition: Mapping[str, Any], *, assignable_only: bool) -> set[str]:
+    """Relations on a cycle of computed relations (``x: [user] or y``, ``y: [user] or x``);
+    with ``assignable_only``, only cycles where some relation is directly assignable."""
     relations: Mapping[str, Rewrite] = definition.get("relations") or {}
     edges = {
         str(name): {
@@ -60,6 +66,8 @@ def _assignable_cycles(definition: Mapping[str, Any]) -> set[str]:
                 continue
             seen.add(current)
             stack.extend(edges[current])
+    if not assignable_only:
+        return cyclic
     assignable = {
         name for name in cyclic if any("this" in leaf for leaf in leaves(relations[name]))
     }

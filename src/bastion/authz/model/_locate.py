@@ -22,6 +22,7 @@ _AT_RELATION_NAME = frozenset(
         "relation-no-entry-point",
         "assignable-relation-must-have-type",
         "non-assignable-relation-must-not-have-types",
+        "cycle",
     }
 )
 _AT_CONDITION = frozenset(
@@ -71,15 +72,19 @@ def _located(issue: ModelIssue, source: DslSource) -> ModelIssue:
     return dataclasses.replace(issue, line=span.line, column=span.column, column_end=span.end)
 
 
-def validate_dsl(text: str) -> dict[str, Any]:
+def validate_dsl(text: str, *, language: bool = True) -> dict[str, Any]:
     """Parse and validate DSL text; returns the model's API JSON.
+
+    ``language`` chooses the rules of OpenFGA's language tooling (the default: what editors and
+    ``openfga/language``'s test cases expect) or, if false, of its server at model write (see
+    :func:`~bastion.authz.model.model_issues`).
 
     Raises :class:`~bastion.authz.errors.DslSyntaxError` if the text does not parse, and
     :class:`~bastion.authz.errors.ModelValidationError` whose issues carry their line and
     columns if the model breaks a semantic rule.
     """
     model, source = parse_dsl_with_source(text)
-    issues = model_issues(model)
+    issues = model_issues(model, language=language)
     if issues:
         raise ModelValidationError([_located(issue, source) for issue in issues])
     return model

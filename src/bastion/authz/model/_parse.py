@@ -46,6 +46,10 @@ _SCALAR_TYPES = frozenset(
     }
 )
 _CONTAINER_TYPES = frozenset({"list", "map"})
+#: Words OpenFGA's grammar reads as types inside a condition's parameter list, never as names.
+_TYPE_KEYWORDS = frozenset(
+    {"bool", "string", "int", "uint", "double", "duration", "timestamp", "ipaddress", "list", "map"}
+)
 _JSON_TYPE_NAMES = {name: f"TYPE_NAME_{name.upper()}" for name in _SCALAR_TYPES | _CONTAINER_TYPES}
 _OPERATORS = {"or": "union", "and": "intersection", "but not": "difference"}
 #: Parentheses may nest this deep (bounds the parser's recursion on hostile input).
@@ -172,7 +176,8 @@ class _Parser:
 
     # ------------------------------------------------------------ document
 
-    def document(self) -> dict[str, Any]:
+    def header(self) -> str:
+        """``model`` then ``schema <version>``; returns the version."""
         self.skip_blank_lines()
         if self.keyword("module"):
             raise self.error("modular models (module, extend) are not supported", self.pos - 6)
@@ -189,6 +194,10 @@ class _Parser:
         self.source.schema = self.span(version.start(), version.end())
         self.pos = version.end()
         self.end_line()
+        return version.group(0)
+
+    def document(self) -> dict[str, Any]:
+        version = self.header()
         types: list[dict[str, Any]] = []
         conditions: dict[str, Any] = {}
         while True:
@@ -204,10 +213,13 @@ class _Parser:
                 name, condition = self.condition(conditions)
                 conditions[name] = condition
             elif self.keyword("extend"):
-                raise self.error("extend can only be used in a modular model", start)
+                self.skip_spaces()
+                if self.keyword("type"):
+                    self.skip_spaces()
+                raise self.error("extend can only be used in a modular model")
             else:
                 raise self.error(f"unexpected input '{self.word_at()}'")
-        model: dict[str, Any] = {"schema_version": version.group(0), "type_definitions": types}
+        model: dict[str, Any] = {"schema_version": version, "type_definitions": types}
         if conditions:
             model["conditions"] = conditions
         return model
@@ -277,9 +289,11 @@ class _Parser:
                 self.pos = save
                 break
             if operator is not None and (found != operator or found == "but not"):
+                # Located where OpenFGA's grammar stops: at the space before the operator at
+                # the top of a definition, at the operator inside parentheses.
                 raise self.error(
                     f"'{found}' cannot follow '{operator}' without parentheses",
-                    self.pos - len(found),
+                    self.pos - len(found) if self.depth else save,
                 )
             operator = found
             self.require_space(found)
@@ -367,6 +381,8 @@ class _Parser:
         while True:
             self.skip_space_and_newlines()
             parameter, at = self.name("a parameter name")
+            if parameter in _TYPE_KEYWORDS:
+                raise self.error(f"expected a parameter name, found the type '{parameter}'", at)
             if parameter in parameters:
                 raise self.error(
                     f"parameter '{parameter}' is already defined in the condition '{name}'", at

@@ -6,17 +6,23 @@ The rules and wording follow OpenFGA's language tooling (``errorType`` values):
 - ``invalid-name``, ``reserved-type-keywords``, ``reserved-relation-keywords``: type names
   match ``^[^:#@\\*\\s]{1,254}$``, relation names ``^[^:#@\\*\\s]{1,50}$``, neither is
   ``self`` nor ``this``;
-- ``duplicated-error``: a type defined twice, a type restriction or a partial definition
-  repeated within one relation;
+- ``duplicated-error``: a type defined twice; with the language rules also a type restriction
+  or an operand repeated within one relation;
 - ``missing-definition``, ``invalid-type``, ``invalid-relation-type``,
   ``tupleuserset-not-direct``, ``invalid-relation-on-tupleset``: references to relations and
   types that do not exist, or a ``from`` over a relation that is not a plain direct one;
-- ``condition-not-defined``, ``condition-not-used``, ``different-nested-condition-name``,
-  plus ``invalid-condition`` (Bastion: the expression must compile and return bool);
+- ``condition-not-defined``, ``different-nested-condition-name``, ``condition-not-used``
+  (language rules only), plus ``invalid-condition`` (the expression must compile, type-check
+  and return bool, as the server requires);
 - ``assignable-relation-must-have-type``, ``non-assignable-relation-must-not-have-types``:
   a ``this`` and its metadata agree (JSON models only; the DSL cannot express a mismatch);
 - ``relation-no-entry-point``: a relation no user can ever have (``no entrypoint``), or only
-  through a cycle of rewrites (``potential loop``). Checked only when nothing else is wrong.
+  through a cycle of rewrites (``potential loop``); ``cycle`` (server rules): relations on a
+  cycle of computed relations. Checked only when nothing else is wrong.
+
+Two rule sets, chosen by ``language``: OpenFGA's server at model write (the default, used for
+every model Bastion stores) and its language tooling (``openfga/language``'s validator and test
+cases, for DSL editing), which differ only where noted above.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ _RESERVED = frozenset({"self", "this"})
 
 
 class _Checker:
-    def __init__(self, model: Mapping[str, Any]) -> None:
+    def __init__(self, model: Mapping[str, Any], *, language: bool) -> None:
+        self.language = language
         self.raw = model
         self.model = ModelIndex(model)
         self.issues: list[ModelIssue] = []
@@ -168,7 +175,7 @@ class _Checker:
         seen: set[str] = set()
         for child in children(node):
             text = partial(child)
-            if text is not None and text in seen:
+            if self.language and text is not None and text in seen:  # the server accepts it
                 self.add(
                     "duplicated-error",
                     f"the partial relation definition `{text}` is a duplicate in the "
@@ -187,7 +194,7 @@ class _Checker:
         for entry in direct:
             text = restriction(entry)
             key = (text, entry.get("condition") or None)
-            if key in seen:
+            if self.language and key in seen:  # the server accepts a repeated restriction
                 self.add(
                     "duplicated-error",
                     f"the type restriction `{text}` is a duplicate in the relation `{relation}`.",
@@ -271,7 +278,7 @@ class _Checker:
                     symbol=str(name),
                 )
                 continue
-            if key not in used:
+            if self.language and key not in used:  # the server accepts an unused condition
                 self.add(
                     "condition-not-used",
                     f"`{key}` condition is not used in the model.",
@@ -285,7 +292,17 @@ class _Checker:
     # ------------------------------------------------------------ entry points
 
     def entry_points(self) -> None:
-        for type_name, relation, reason in impossible_relations(self.model):
+        for type_name, relation, reason in impossible_relations(self.model, language=self.language):
+            if reason == "cycle":
+                self.add(
+                    "cycle",
+                    f"the definition of relation '{relation}' in object type '{type_name}' is "
+                    "invalid: an authorization model cannot contain a cycle",
+                    symbol=relation,
+                    type_name=type_name,
+                    relation=relation,
+                )
+                continue
             self.add(
                 "relation-no-entry-point",
                 f"`{relation}` is an impossible relation for `{type_name}` ({reason}).",
@@ -295,21 +312,27 @@ class _Checker:
             )
 
 
-def model_issues(model: Any) -> list[ModelIssue]:
-    """Every issue of ``model`` (empty when it is valid). JSON without a model's shape gives a
-    single ``invalid-json`` issue naming the first offending path."""
+def model_issues(model: Any, *, language: bool = False) -> list[ModelIssue]:
+    """Every issue of ``model`` (empty when it is valid).
+
+    By default the rules of OpenFGA's server at model write; ``language=True`` applies those
+    of its language tooling instead (the ``openfga/language`` validator behind editors and its
+    test cases), which also reports unused conditions and repeated type restrictions or
+    operands, but accepts a cycle of computed relations none of which is directly assignable.
+    JSON without a model's shape gives one ``invalid-json`` issue naming the offending path.
+    """
     try:
         check_shape(model)
     except ShapeError as error:
         return [ModelIssue("invalid-json", str(error))]
-    return _Checker(model).run()
+    return _Checker(model, language=language).run()
 
 
 def validate_model(model: Mapping[str, Any]) -> None:
     """Raise :class:`ModelValidationError` listing every issue, if ``model`` has any.
 
-    Also compiles every condition (``invalid-condition`` for one that does not compile,
-    type-check or return bool).
+    Refuses what OpenFGA's server refuses at model write, and also compiles every condition
+    (``invalid-condition`` for one that does not compile, type-check or return bool).
     """
     issues = model_issues(model)
     if issues:

@@ -176,9 +176,9 @@ class AuthzService:
             and now - known[1] <= self._staleness
         ):
             return known[0]
-        record = await self.store.read_model(store_id)
-        self._latest[store_id] = (record.id, now)
-        return record.id
+        model_id = await self.store.latest_model_id(store_id)
+        self._latest[store_id] = (model_id, now)
+        return model_id
 
     # ------------------------------------------------------------------ tuples
     async def write(

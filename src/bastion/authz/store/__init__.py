@@ -7,7 +7,7 @@ record = await store.create_store("docs")
 await store.write(record.id, writes=[Tuple("document:1", "viewer", "user:anne")])
 """
 
-from bastion.authz.store.ids import is_ulid, new_ulid
+from bastion.authz.store.ids import is_reserved, is_ulid, new_ulid
 from bastion.authz.store.records import (
     Change,
     ModelRecord,
@@ -38,6 +38,7 @@ __all__ = [
     "SqlAuthzStore",
     "StoreRecord",
     "StoredTuple",
+    "is_reserved",
     "is_ulid",
     "new_ulid",
 ]

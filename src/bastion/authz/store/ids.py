@@ -12,11 +12,14 @@ import re
 import secrets
 from datetime import datetime
 
-__all__ = ["ULID_PATTERN", "is_ulid", "new_ulid"]
+__all__ = ["RESERVED_PREFIX", "ULID_PATTERN", "is_reserved", "is_ulid", "new_ulid"]
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID_PATTERN = r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$"
 _ULID = re.compile(ULID_PATTERN)
+#: Ids whose timestamp is zero are never issued by :func:`new_ulid`: they name stores Bastion
+#: manages itself (its own roles), which the public API may read but never change.
+RESERVED_PREFIX = "0" * 10
 
 
 def _encode(value: int, length: int) -> str:
@@ -36,3 +39,8 @@ def new_ulid(now: datetime) -> str:
 def is_ulid(value: str) -> bool:
     """True when ``value`` has the ULID format."""
     return _ULID.fullmatch(value) is not None
+
+
+def is_reserved(store_id: str) -> bool:
+    """True for the id of a store Bastion manages itself (a zero timestamp)."""
+    return store_id.startswith(RESERVED_PREFIX)

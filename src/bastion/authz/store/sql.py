@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, insert, or_, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,18 @@ from bastion.authz.errors import (
     ModelNotFound,
     StoreNotFound,
     WriteConflict,
+)
+from bastion.authz.store._rows import (
+    absent,
+    change_of,
+    change_row,
+    keys_in,
+    model_of,
+    present,
+    store_of,
+    tuple_of,
+    tuple_row,
+    userset_of,
 )
 from bastion.authz.store.ids import is_ulid, new_ulid
 from bastion.authz.store.models import (
@@ -49,7 +60,6 @@ from bastion.authz.store.records import (
     ModelRecord,
     OnDuplicate,
     OnMissing,
-    Operation,
     Page,
     StoredTuple,
     StoreRecord,
@@ -70,56 +80,11 @@ DEFAULT_MAX_TUPLES_PER_WRITE = 100
 #: Changes read by the cache per round trip when catching up.
 CATCH_UP_BATCH = 1000
 
-_OPERATIONS = {OP_WRITE: Operation.WRITE, OP_DELETE: Operation.DELETE}
-
 
 def _page_size(page_size: int | None) -> int:
     if page_size is None or page_size <= 0:
         return DEFAULT_PAGE_SIZE
     return min(page_size, MAX_PAGE_SIZE)
-
-
-def _tuple_of(m: RowMapping) -> Tuple:
-    return Tuple(m["object"], m["relation"], m["user"], m["condition_name"], m["condition_context"])
-
-
-def _store_of(m: RowMapping) -> StoreRecord:
-    return StoreRecord(m["id"], m["name"], m["created_at"], m["updated_at"])
-
-
-def _model_of(m: RowMapping) -> ModelRecord:
-    return ModelRecord(m["id"], m["store_id"], m["schema_version"], m["model"], m["created_at"])
-
-
-def _change_of(m: RowMapping) -> Change:
-    return Change(m["id"], _OPERATIONS[m["operation"]], _tuple_of(m), m["created_at"])
-
-
-def _key_filter(store_id: str, t: Tuple) -> ColumnElement[bool]:
-    c = authz_tuples.c
-    return and_(
-        c.store_id == store_id, c.object == t.object, c.relation == t.relation, c.user == t.user
-    )
-
-
-def _userset_of(entity: str) -> ColumnElement[bool]:
-    """Users that are usersets of ``entity`` (``entity#anything``); ``%`` and ``_`` in the
-    entity are escaped, so they match literally."""
-    return authz_tuples.c.user.startswith(f"{entity}#", autoescape=True)
-
-
-def _change_row(store_id: str, op: int, t: Tuple, now: datetime) -> dict[str, Any]:
-    return {
-        "store_id": store_id,
-        "operation": op,
-        "object_type": t.object_type,
-        "object": t.object,
-        "relation": t.relation,
-        "user": t.user,
-        "condition_name": t.condition,
-        "condition_context": dict(t.context) if t.context is not None else None,
-        "created_at": now,
-    }
 
 
 class SqlAuthzStore:
@@ -146,6 +111,28 @@ class SqlAuthzStore:
             )
         return record
 
+    async def ensure_store(self, store_id: str, name: str) -> StoreRecord:
+        """The store ``store_id``, created with ``name`` if missing (idempotent, safe when
+        several processes do it at once). For the reserved stores of
+        :func:`~bastion.authz.store.ids.is_reserved`; any other id must be a ULID."""
+        if not is_ulid(store_id):
+            raise ValueError("a store id must be a ULID")
+        try:
+            return await self.get_store(store_id)
+        except StoreNotFound:
+            pass
+        now = self._clock.now()
+        try:
+            async with self._database.session() as session:
+                await session.execute(
+                    insert(authz_stores).values(
+                        id=store_id, name=name, created_at=now, updated_at=now
+                    )
+                )
+        except IntegrityError:
+            pass  # another process created it in between
+        return await self.get_store(store_id)
+
     async def get_store(self, store_id: str) -> StoreRecord:
         """Raises StoreNotFound."""
         if not is_ulid(store_id):
@@ -155,7 +142,7 @@ class SqlAuthzStore:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             raise StoreNotFound
-        return _store_of(row)
+        return store_of(row)
 
     async def list_stores(
         self, *, page_size: int | None = None, token: str = "", name: str | None = None
@@ -171,7 +158,7 @@ class SqlAuthzStore:
             query = query.where(authz_stores.c.name == name)
         async with self._database.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        items = tuple(_store_of(r) for r in rows[:size])
+        items = tuple(store_of(r) for r in rows[:size])
         more = len(rows) > size
         return Page(items, encode_token("stores", {"id": items[-1].id}) if more else "")
 
@@ -224,10 +211,22 @@ class SqlAuthzStore:
         async with self._database.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is not None:
-            return _model_of(row)
+            return model_of(row)
         await self.get_store(store_id)
         if model_id:
             raise ModelNotFound(f"Authorization Model '{model_id}' not found")
+        raise LatestModelNotFound(f"No authorization models found for store '{store_id}'")
+
+    async def latest_model_id(self, store_id: str) -> str:
+        """The id of the store's latest version (without loading the model). Raises
+        StoreNotFound or LatestModelNotFound."""
+        c = authz_models.c
+        query = select(c.id).where(c.store_id == store_id).order_by(c.seq.desc()).limit(1)
+        async with self._database.engine.connect() as conn:
+            found = (await conn.execute(query)).scalar()
+        if found is not None:
+            return str(found)
+        await self.get_store(store_id)
         raise LatestModelNotFound(f"No authorization models found for store '{store_id}'")
 
     async def list_models(
@@ -243,7 +242,7 @@ class SqlAuthzStore:
         query = query.order_by(c.seq.desc()).limit(size + 1)
         async with self._database.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        items = tuple(_model_of(r) for r in rows[:size])
+        items = tuple(model_of(r) for r in rows[:size])
         more = len(rows) > size
         last = rows[size - 1]["seq"] if more else 0
         return Page(items, encode_token("models", {"seq": last}) if more else "")
@@ -265,16 +264,23 @@ class SqlAuthzStore:
         """
         self._check_write_input(writes, deletes)
         now = self._clock.now()
-        changes: list[dict[str, Any]] = []
         try:
             async with self._database.session() as session:
                 await self._lock_store(session, store_id)
-                for t in deletes:
-                    if await self._delete_one(session, store_id, t, on_missing):
-                        changes.append(_change_row(store_id, OP_DELETE, t, now))  # noqa: PERF401
-                for t in writes:
-                    if await self._write_one(session, store_id, t, on_duplicate, now):
-                        changes.append(_change_row(store_id, OP_WRITE, t, now))  # noqa: PERF401
+                # One read of every key involved, then bulk statements: a 100-tuple write is
+                # a handful of round trips, and the store lock makes read-then-write race-free.
+                existing = await self._existing(session, store_id, [*deletes, *writes])
+                removed = present(deletes, existing, on_missing)
+                added = absent(writes, existing, on_duplicate)
+                if removed:
+                    keys = [t.key for t in removed]
+                    await session.execute(delete(authz_tuples).where(keys_in(store_id, keys)))
+                if added:
+                    await session.execute(
+                        insert(authz_tuples), [tuple_row(store_id, t, now) for t in added]
+                    )
+                changes = [change_row(store_id, OP_DELETE, t, now) for t in removed]
+                changes += [change_row(store_id, OP_WRITE, t, now) for t in added]
                 if changes:
                     await session.execute(insert(authz_changes), changes)
         except IntegrityError as exc:  # pragma: no cover - writers are serialized per store
@@ -307,55 +313,14 @@ class SqlAuthzStore:
         if result.rowcount == 0:  # type: ignore[attr-defined]
             raise StoreNotFound
 
-    async def _delete_one(
-        self, session: AsyncSession, store_id: str, t: Tuple, on_missing: OnMissing
-    ) -> bool:
-        result = await session.execute(delete(authz_tuples).where(_key_filter(store_id, t)))
-        if result.rowcount:  # type: ignore[attr-defined]
-            return True
-        if on_missing is OnMissing.IGNORE:
-            return False
-        raise WriteConflict(
-            f"cannot delete a tuple which does not exist: user: '{t.user}', relation: "
-            f"'{t.relation}', object: '{t.object}': invalid write input"
-        )
-
-    async def _write_one(
-        self,
-        session: AsyncSession,
-        store_id: str,
-        t: Tuple,
-        on_duplicate: OnDuplicate,
-        now: datetime,
-    ) -> bool:
+    async def _existing(
+        self, session: AsyncSession, store_id: str, tuples: Sequence[Tuple]
+    ) -> dict[tuple[str, str, str], tuple[str | None, Any]]:
+        """The stored condition of each of these keys that exists."""
         c = authz_tuples.c
-        query = select(c.condition_name, c.condition_context).where(_key_filter(store_id, t))
-        existing = (await session.execute(query)).first()
-        if existing is not None:
-            same = existing.condition_name == t.condition and (
-                existing.condition_context or {}
-            ) == (dict(t.context) if t.context else {})
-            # OpenFGA: an ignored duplicate must be the same grant, condition included; a
-            # different condition is a conflict, never a silent keep of the old one.
-            if same and on_duplicate is OnDuplicate.IGNORE:
-                return False
-            raise WriteConflict(
-                f"cannot write a tuple which already exists: user: '{t.user}', relation: "
-                f"'{t.relation}', object: '{t.object}': invalid write input"
-            )
-        await session.execute(
-            insert(authz_tuples).values(
-                store_id=store_id,
-                object_type=t.object_type,
-                object=t.object,
-                relation=t.relation,
-                user=t.user,
-                condition_name=t.condition,
-                condition_context=dict(t.context) if t.context is not None else None,
-                created_at=now,
-            )
-        )
-        return True
+        query = select(c.object, c.relation, c.user, c.condition_name, c.condition_context)
+        rows = await session.execute(query.where(keys_in(store_id, [t.key for t in tuples])))
+        return {(r[0], r[1], r[2]): (r[3], r[4]) for r in rows}
 
     async def read(
         self,
@@ -385,7 +350,7 @@ class SqlAuthzStore:
         query = query.order_by(c.id).limit(size + 1)
         async with self._database.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        items = tuple(StoredTuple(_tuple_of(r), r["created_at"]) for r in rows[:size])
+        items = tuple(StoredTuple(tuple_of(r), r["created_at"]) for r in rows[:size])
         more = len(rows) > size
         last = rows[size - 1]["id"] if more else 0
         return Page(items, encode_token("read", {"id": last}) if more else "")
@@ -394,7 +359,7 @@ class SqlAuthzStore:
         """Delete every tuple on ``entity`` and every tuple granting something to it (as a
         user or through one of its usersets); return how many. Raises StoreNotFound."""
         c = authz_tuples.c
-        match = or_(c.object == entity, c.user == entity, _userset_of(entity))
+        match = or_(c.object == entity, c.user == entity, userset_of(entity))
         return await self._cascade(store_id, match)
 
     async def delete_user(self, store_id: str, user: str) -> int:
@@ -410,7 +375,7 @@ class SqlAuthzStore:
             if not rows:
                 return 0
             await session.execute(delete(authz_tuples).where(where))
-            changes = [_change_row(store_id, OP_DELETE, _tuple_of(r), now) for r in rows]
+            changes = [change_row(store_id, OP_DELETE, tuple_of(r), now) for r in rows]
             await session.execute(insert(authz_changes), changes)
         return len(rows)
 
@@ -444,7 +409,7 @@ class SqlAuthzStore:
         query = query.order_by(c.id).limit(size)
         async with self._database.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        items = tuple(_change_of(r) for r in rows)
+        items = tuple(change_of(r) for r in rows)
         if not items:
             return Page(items, token)
         position = {"id": items[-1].id, "type": object_type or ""}
@@ -463,7 +428,7 @@ class SqlAuthzStore:
         )
         async with self._database.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [_change_of(r) for r in rows]
+        return [change_of(r) for r in rows]
 
     async def snapshot(self, store_id: str) -> tuple[list[Tuple], int]:
         """Every tuple of the store and a changelog position to catch up from.
@@ -485,7 +450,7 @@ class SqlAuthzStore:
                 .mappings()
                 .all()
             )
-        return [_tuple_of(r) for r in rows], int(position or 0)
+        return [tuple_of(r) for r in rows], int(position or 0)
 
     async def last_change_id(self, store_id: str) -> int:
         """The id of the store's latest change (0 when it has none)."""

@@ -14,7 +14,7 @@ every other pending token, so a stranger who registered the address first gains 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +100,9 @@ class AccountService:
         self.reset_ttl = reset_ttl
         #: Recent passwords a new one must differ from (0: the option is off).
         self.history_size = passwords.settings.history_size
+        #: Called with the first administrator's id once created: grants the ``admin`` role
+        #: in Bastion's authorization store (bastion.authz.builtin; set by the wiring).
+        self.on_admin_created: Callable[[str, Scope], Awaitable[None]] | None = None
 
     # -- shared ----------------------------------------------------------------------------
     async def check_new_password(
@@ -166,6 +169,8 @@ class AccountService:
                 email_verified=True,
             )
         self._record(scope, EventType.IDENTITY_SETUP_COMPLETED, user_id=user.id)
+        if self.on_admin_created is not None:
+            await self.on_admin_created(user.id, scope)
         return user
 
     async def setup_complete(self) -> bool:

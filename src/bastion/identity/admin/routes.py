@@ -1,7 +1,11 @@
 """HTTP routes of account administration, under ``/v1/admin/users``.
 
-Deny by default: the router itself depends on :func:`require_admin`, so every route added here
-is for enabled administrators only; anyone else authenticated gets 403 ``forbidden``. The
+Deny by default: every route needs one permission of Bastion's built-in authorization model,
+decided by the engine and recorded in the decision log (``can_read_users`` to list and read,
+``can_manage_users`` to disable, enable or force a password reset, ``can_unlock_users``,
+``can_revoke_sessions``); the router itself needs ``can_read_users``, so a route added here
+without its own permission is still closed to non-staff. Anyone else authenticated gets 403
+``forbidden``. The
 router also depends on ``step_up``: every admin operation needs a recent authentication at the
 administrator's level (401 ``step_up_required``, see :mod:`bastion.identity.mfa.stepup`).
 """
@@ -27,6 +31,11 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["include"]
 
 MAX_ID_CHARS = 64
+# Permissions of the built-in model (bastion.authz.builtin.model.Permission).
+READ_USERS = "can_read_users"
+MANAGE_USERS = "can_manage_users"
+UNLOCK_USERS = "can_unlock_users"
+REVOKE_SESSIONS = "can_revoke_sessions"
 
 
 class AdminUserOut(BaseModel):
@@ -65,15 +74,20 @@ def include(
     principal: Callable[..., Awaitable[Principal]],
     step_up: Callable[..., Awaitable[Principal]],
 ) -> None:
-    async def require_admin(who: Principal = Depends(principal)) -> Principal:
-        if not await admin.is_admin(who.user_id):
-            raise Forbidden
-        return who
+    def requires(permission: str) -> Callable[..., Awaitable[Principal]]:
+        async def allowed(request: Request, who: Principal = Depends(principal)) -> Principal:
+            if not await admin.allows(who.user_id, permission, scope=request.scope):
+                raise Forbidden
+            return who
+
+        return allowed
+
+    require_staff = requires(READ_USERS)
 
     router = APIRouter(
         prefix="/v1/admin/users",
         tags=["admin"],
-        dependencies=[Depends(require_admin), Depends(step_up)],
+        dependencies=[Depends(require_staff), Depends(step_up)],
         responses=problems(401, 403, 404, 422, 503),
     )
 
@@ -90,22 +104,29 @@ def include(
         return AdminUserOut.of(await admin.get(user_id))
 
     # The account actions: POST, no body, 204; the acting administrator is recorded.
-    actions: tuple[tuple[str, str, str, AdminAction], ...] = (
-        ("disable", "disable", "Disable; ends every session.", admin.disable),
-        ("enable", "enable", "Enable a disabled account.", admin.enable),
-        ("unlock", "unlock", "Clear the login backoff.", admin.unlock),
-        ("revoke-sessions", "revoke_sessions", "End every session.", admin.revoke_sessions),
+    actions: tuple[tuple[str, str, str, AdminAction, str], ...] = (
+        ("disable", "disable", "Disable; ends every session.", admin.disable, MANAGE_USERS),
+        ("enable", "enable", "Enable a disabled account.", admin.enable, MANAGE_USERS),
+        ("unlock", "unlock", "Clear the login backoff.", admin.unlock, UNLOCK_USERS),
+        (
+            "revoke-sessions",
+            "revoke_sessions",
+            "End every session.",
+            admin.revoke_sessions,
+            REVOKE_SESSIONS,
+        ),
         (
             "force-password-reset",
             "force_password_reset",
             "Void the password, end every session, mail a reset token.",
             admin.force_password_reset,
+            MANAGE_USERS,
         ),
     )
-    for path, name, summary, act in actions:
+    for path, name, summary, act, permission in actions:
         router.add_api_route(
             f"/{{user_id}}/{path}",
-            _action_endpoint(act, require_admin),
+            _action_endpoint(act, requires(permission)),
             methods=["POST"],
             name=name,
             summary=summary,
@@ -117,10 +138,10 @@ def include(
 
 
 def _action_endpoint(
-    act: AdminAction, require_admin: Callable[..., Awaitable[Principal]]
+    act: AdminAction, require: Callable[..., Awaitable[Principal]]
 ) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require_admin)
+        request: Request, user_id: str = UserId, who: Principal = Depends(require)
     ) -> Response:
         await act(user_id, actor=who.subject, scope=request.scope)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,15 +1,15 @@
 """Administration of accounts: list and search, disable and enable, unlock, revoke sessions,
 force a password reset. Every action is an audit event with the administrator as actor.
 
-Authorization is a role check for now (``users.is_admin``, in one dependency of
-:mod:`bastion.identity.admin.routes` that guards the whole router: deny by default); the
-authorization issue moves it onto the policy engine.
+Authorization is decided by Bastion's authorization engine (:mod:`bastion.authz.builtin`):
+each route needs one permission of the built-in model (``can_read_users``, ``can_manage_users``,
+``can_unlock_users``, ``can_revoke_sessions``); deny by default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import or_, select, update
 
@@ -23,7 +23,7 @@ from bastion.identity.accounts.guard import CredentialGuard
 from bastion.identity.accounts.models import users
 from bastion.identity.accounts.services import AccountService
 from bastion.identity.accounts.tokens import TokenPurpose
-from bastion.identity.accounts.users import User, get_user
+from bastion.identity.accounts.users import User
 from bastion.identity.mail import templates
 from bastion.identity.sessions.services import RevokeReason, SessionService
 
@@ -31,6 +31,19 @@ __all__ = ["PAGE_SIZE", "AdminService"]
 
 PAGE_SIZE = 50
 Scope = Mapping[str, Any]
+#: The built-in model's administrator permission (bastion.authz.builtin.Permission.ADMINISTER).
+ADMINISTER = "can_administer"
+
+
+class Authorizer(Protocol):
+    """Decides a permission of Bastion's administration for a user.
+
+    Returns True only for an enabled account holding the permission now; never raises for a
+    denial (records every decision)."""
+
+    async def allowed(
+        self, user_id: str, permission: str, *, scope: Scope | None = None
+    ) -> bool: ...
 
 
 class AdminService:
@@ -49,12 +62,21 @@ class AdminService:
         self.guard = guard
         self._audit = audit
         self._clock = clock
+        #: Decides every administration permission (``bastion.authz.builtin.SystemAuthz``,
+        #: set when the services are wired); until then nothing is allowed (fail closed).
+        self.authorizer: Authorizer | None = None
+
+    async def allows(self, user_id: str, permission: str, *, scope: Scope | None = None) -> bool:
+        """Whether the enabled account ``user_id`` holds ``permission`` (a relation of the
+        built-in model, e.g. ``can_read_audit``), decided by the engine now."""
+        if self.authorizer is None:
+            return False
+        return await self.authorizer.allowed(user_id, permission, scope=scope)
 
     async def is_admin(self, user_id: str) -> bool:
-        """Whether ``user_id`` is an enabled administrator (read now, never cached)."""
-        async with self.database.engine.connect() as connection:
-            user = await get_user(connection, user_id)
-        return user is not None and user.is_admin and not user.disabled
+        """Whether ``user_id`` is an enabled administrator (``can_administer``), decided by
+        the authorization engine (``users.is_admin`` is only a mirror)."""
+        return await self.allows(user_id, ADMINISTER)
 
     async def list_users(
         self, *, query: str | None, after: str | None, limit: int = PAGE_SIZE

@@ -2,6 +2,7 @@
 
 Modules: :mod:`.totp` (RFC 6238 over pyotp, QR codes with segno), :mod:`.recovery` (codes),
 :mod:`.factors` (storage and single-use checks), :mod:`.challenges` (login challenges),
+:mod:`.attempts` (methods, failure backoff, audit), :mod:`.audits` (``bastion check``),
 :mod:`.session_auth` (a session's ``amr``/``acr``/``auth_time``), :mod:`.services`
 (:class:`MfaService`, the one entry point), :mod:`.stepup` (the step-up dependency and the
 enrollment policy), :mod:`.routes` (``/v1/account/mfa/...``, ``/v1/sessions/mfa/...``),
@@ -45,18 +46,19 @@ is all another factor needs:
    per-user backoff shared with TOTP, the per-IP login backoff) and audited here; raise, don't
    return False.
 
-3. **Step-up and enrollment mark the session.** After a factor is proven for an existing
-   session (re-authentication for a sensitive operation, or the first use of a just-registered
-   passkey), call::
+3. **Step-up and enrollment mark the session.** To re-authenticate an existing session with
+   a factor (step-up), verify it the same way, under the same backoff and audit::
 
-       await identity.mfa.mark_authenticated(
-           session_id, user_id, [AuthMethod.HARDWARE_KEY], scope=request.scope
-       )
+       state = await identity.mfa.verify_for_session(
+           user, session_id, "hwk", verifier=verify, scope=request.scope
+       )   # SessionAuth: amr, acr, auth_time; answer like POST /v1/sessions/current/step-up
 
-   It adds the method to the session's ``amr`` (plus ``mfa`` when a password was used too),
-   raises ``acr`` to aal2 and sets ``auth_time`` to now (:mod:`.session_auth`); tokens issued
-   afterwards carry it. ``identity.mfa.step_up_passed(...)`` is the same check the step-up
-   dependency makes.
+   When a factor was proven by other means (the first use of a just-registered passkey), call
+   ``await identity.mfa.mark_authenticated(session_id, user_id, [AuthMethod.HARDWARE_KEY],
+   scope=request.scope)``. Both add the method to the session's ``amr`` (plus ``mfa`` when a
+   password was used too), raise ``acr`` to aal2 (never lower it) and set ``auth_time`` to now
+   (:mod:`.session_auth`); tokens issued afterwards carry it. The step-up dependency
+   (:class:`.stepup.StepUpGuard`) reads exactly these.
 
 4. **Declare sensitive routes.** Adding or removing a factor is sensitive: put
    ``Depends(identity.step_up)`` on the route (it returns the :class:`Principal`), or list it

@@ -104,7 +104,7 @@ def include(app: FastAPI, identity: IdentityServices) -> None:
         "",
         response_model=MfaStatusOut,
         summary="My second factors.",
-        responses=problems(401, 403, 503),
+        responses=problems(401, 403, 429, 503),
     )
     async def mfa_status(who: Principal = Depends(principal)) -> MfaStatusOut:
         found = await mfa.status(who.user_id)
@@ -121,7 +121,7 @@ def include(app: FastAPI, identity: IdentityServices) -> None:
         status_code=status.HTTP_201_CREATED,
         response_model=TotpEnrollmentOut,
         summary="Start enrolling an authenticator app (step-up). Secret, URI and QR shown once.",
-        responses=problems(401, 403, 409, 503),
+        responses=problems(401, 403, 409, 429, 503),
     )
     async def enroll_totp(request: Request, who: Principal = Depends(step_up)) -> TotpEnrollmentOut:
         user = await accounts.get(who.user_id)
@@ -149,7 +149,7 @@ def include(app: FastAPI, identity: IdentityServices) -> None:
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
         summary="Remove my authenticator app (step-up).",
-        responses=problems(401, 403, 409, 503),
+        responses=problems(401, 403, 409, 429, 503),
     )
     async def remove_totp(request: Request, who: Principal = Depends(step_up)) -> Response:
         await mfa.remove_totp(await accounts.get(who.user_id), request.scope)
@@ -160,7 +160,7 @@ def include(app: FastAPI, identity: IdentityServices) -> None:
         "/recovery-codes",
         response_model=RecoveryCodesOut,
         summary="Generate new recovery codes (step-up); the old ones stop working.",
-        responses=problems(401, 403, 409, 503),
+        responses=problems(401, 403, 409, 429, 503),
     )
     async def regenerate(request: Request, who: Principal = Depends(step_up)) -> RecoveryCodesOut:
         user = await accounts.get(who.user_id)
@@ -262,8 +262,9 @@ def _include_admin(app: FastAPI, identity: IdentityServices) -> None:
     principal = identity.principal
     admin = APIRouter(prefix="/v1/admin/users", tags=["admin"])
 
-    async def require_admin(who: Principal = Depends(principal)) -> Principal:
-        if not await identity.admin.is_admin(who.user_id):
+    async def require_admin(request: Request, who: Principal = Depends(principal)) -> Principal:
+        # Decided by the authorization engine: administrators and support (can_reset_mfa).
+        if not await identity.admin.allows(who.user_id, "can_reset_mfa", scope=request.scope):
             raise Forbidden
         return who
 
@@ -273,7 +274,7 @@ def _include_admin(app: FastAPI, identity: IdentityServices) -> None:
         response_class=Response,
         summary="Remove every second factor of a user, end their sessions, notify them.",
         dependencies=[Depends(require_admin), Depends(identity.step_up)],
-        responses=problems(401, 403, 404, 422, 503),
+        responses=problems(401, 403, 404, 422, 429, 503),
     )
     async def reset(
         request: Request, user_id: str = _ADMIN_USER_ID, who: Principal = Depends(principal)

@@ -342,7 +342,7 @@ class MfaService:
     ) -> SessionAuth:
         """Re-authenticate a live session with a second factor (step-up): the session gets
         the method in ``amr``, acr aal2 and a fresh ``auth_time``. Raises ``InvalidMfaCode``
-        (or the verifier's error), ``TooManyAttempts``, ``InvalidChallenge`` never."""
+        (or the verifier's error), ``TooManyAttempts``, ``InvalidToken`` (session ended)."""
         method = Method(method)
         await self.attempts.check(user.id, method, scope)
         try:
@@ -353,6 +353,12 @@ class MfaService:
             await self.attempts.failed(user.id, method, refused, scope, purpose="step_up")
             raise refused.error or InvalidMfaCode() from None
         await self.attempts.succeeded(user.id, method)
+        self.record(
+            scope,
+            EventType.IDENTITY_STEP_UP_SUCCEEDED,
+            user.id,
+            details={"session_id": session_id, "method": method.value},
+        )
         await self._after_recovery_code(user, method, scope)
         return state
 

@@ -7,9 +7,9 @@ import pytest
 from bastion.authz.engine import MAX_CONTEXTUAL_TUPLES, CheckRequest, Engine
 from bastion.authz.errors import InvalidTuple, ResolutionTooComplex, ValidationError
 from bastion.authz.model import parse_dsl
-from bastion.authz.tuples import MemoryTupleIndex
+from bastion.authz.tuples import MemoryTupleIndex, Tuple
 
-from .conftest import build, tup
+from .helpers import build, tup
 
 DOCS = """
 model
@@ -101,6 +101,7 @@ def test_cycles_are_not_allowed_never_an_error() -> None:
     result = engine.check(index, "group:a", "member", "user:anne")
     assert not result.allowed
     assert result.cycle_detected
+    assert "cycle" in result.reason
 
 
 def test_a_cycle_in_the_subtracted_relation_denies() -> None:
@@ -253,3 +254,53 @@ def test_a_valid_write_passes() -> None:
     engine, _ = build(DOCS)
     engine.validate_write(tup("group:x#member@group:y#member"))
     engine.validate_write(tup("document:1#viewer@user:*"))
+
+
+def test_decisions_carry_a_reason() -> None:
+    engine, index = build(DOCS, "document:1#owner@user:anne")
+    assert engine.check(index, "document:1", "owner", "user:anne").reason.startswith("a relation")
+    assert engine.check(index, "document:1", "owner", "user:bob").reason.startswith("no relation")
+
+
+def _diamonds(levels: int) -> tuple[str, list[str]]:
+    """Types l0..lN, each l{i}:a and l{i}:b holding both l{i+1}:a and l{i+1}:b: 2**N paths
+    from the top to the bottom, through an acyclic relation graph."""
+    lines = ["model", "  schema 1.1", "type user"]
+    for i in range(levels + 1):
+        refs = f"user, l{i + 1}#member" if i < levels else "user"
+        lines += [f"type l{i}", "  relations", f"    define member: [{refs}]"]
+    tuples = [
+        f"l{i}:{x}#member@l{i + 1}:{y}#member" for i in range(levels) for x in "ab" for y in "ab"
+    ]
+    return "\n".join(lines) + "\n", tuples
+
+
+class CountingSource(MemoryTupleIndex):
+    """Counts the userset reads: the work a check does."""
+
+    __slots__ = ("reads",)
+
+    def __init__(self, index: MemoryTupleIndex) -> None:
+        super().__init__(index)
+        self.reads = 0
+
+    def usersets(self, object: str, relation: str) -> tuple[Tuple, ...]:  # noqa: A002
+        self.reads += 1
+        return super().usersets(object, relation)
+
+
+def test_diamond_shaped_usersets_do_not_make_a_check_exponential() -> None:
+    model, tuples = _diamonds(20)  # a million paths without memoization, 42 nodes with it
+    engine, index = build(model, *tuples)
+    source = CountingSource(index)
+    assert not engine.check(source, "l0:a", "member", "user:nobody").allowed
+    assert source.reads <= 2 * 21  # each (object, relation) node read once
+    source.add(tup("l20:b#member@user:anne"))
+    assert engine.check(source, "l0:a", "member", "user:anne").allowed
+
+
+def test_explain_stops_on_a_hostile_graph() -> None:
+    model, tuples = _diamonds(20)
+    engine, index = build(model, *tuples)
+    with pytest.raises(ResolutionTooComplex):
+        engine.explain(index, "l0:a", "member", "user:nobody")

@@ -6,7 +6,7 @@ import pytest
 
 from bastion.authz.errors import ConditionError, InvalidTuple, ValidationError
 
-from .conftest import build, tup
+from .helpers import build, tup
 
 MODEL = """
 model
@@ -140,3 +140,18 @@ def test_openfga_accepts_a_condition_from_another_form_of_the_same_type() -> Non
     assert engine.check(
         index, "document:1", "viewer", "user:anne", context={"ip": "10.0.0.1"}
     ).allowed
+
+
+def test_explain_reports_a_condition_error_instead_of_raising() -> None:
+    engine, index = build(MODEL, tup("document:1#viewer@user:anne", "grant", GRANT))
+    explanation = engine.explain(index, "document:1", "viewer", "user:anne")
+    assert not explanation.allowed
+    assert explanation.root.outcome == "error"
+    leaf = explanation.root.children[0].children[0].children[0]
+    assert leaf.tuple_key == "document:1#viewer@user:anne"
+    assert "missing context parameters" in leaf.reason
+    fine = engine.explain(
+        index, "document:1", "viewer", "user:anne", context={"current_time": "2026-01-01T00:30:00Z"}
+    )
+    assert fine.allowed
+    assert fine.path() == ["document:1#viewer@user:anne"]

@@ -11,7 +11,7 @@ from bastion.authz.errors import (
     ValidationError,
 )
 
-from .conftest import build, tup
+from .helpers import build, tup
 
 MODEL = """
 model

@@ -146,10 +146,11 @@ def test_an_exponential_path_count_is_validated_quickly() -> None:
     # Without its entry points, every relation is a dead end, found within the step bound.
     del relations[f"r{size + 1}"], direct[f"r{size + 1}"]
     relations[f"r{size + 1}"] = {"computedUserset": {"relation": "r0"}}
-    issues = model_issues(doc(relations, direct))
+    issues = model_issues(doc(relations, direct), language=True)
     assert 2**size > MAX_ENTRY_SEARCH_STEPS
     assert {i.kind for i in issues} == {"relation-no-entry-point"}
     assert len(issues) == size + 1
+    assert {i.kind for i in model_issues(doc(relations, direct))} == {"relation-no-entry-point"}
 
 
 _JSON = st.recursive(
@@ -201,3 +202,42 @@ def test_arbitrary_json_never_crashes_validation(model: Any) -> None:
         issues = ()
     assert all(isinstance(issue, ModelIssue) for issue in issues)
     json.dumps([issue.message for issue in issues])
+
+
+@pytest.mark.parametrize(
+    ("body", "server", "language"),
+    [
+        # OpenFGA's server and its language tooling disagree on these (checked against
+        # `fga model validate`, the server's rules, and openfga/language's cases).
+        ("define a: [user]\n    define b: a or a\n", [], ["duplicated-error"]),
+        ("define a: [user, user]\n", [], ["duplicated-error"]),
+        (
+            "define admin: [user]\n    define a: admin or b\n    define b: admin or a\n",
+            ["cycle", "cycle"],
+            [],
+        ),
+        (
+            "define a: [user] or b\n    define b: [user] or a\n",
+            ["cycle", "cycle"],
+            ["relation-no-entry-point", "relation-no-entry-point"],
+        ),
+        (
+            "define a: b\n    define b: a\n",
+            ["relation-no-entry-point", "relation-no-entry-point"],
+            ["relation-no-entry-point", "relation-no-entry-point"],
+        ),
+    ],
+)
+def test_server_and_language_rules(body: str, server: list[str], language: list[str]) -> None:
+    model = parse_dsl(f"{HEADER}type doc\n  relations\n    {body}")
+    assert [i.kind for i in model_issues(model)] == server
+    assert [i.kind for i in model_issues(model, language=True)] == language
+
+
+def test_an_unused_condition_is_only_a_language_issue() -> None:
+    model = parse_dsl(HEADER + "condition c(x: int) {\n  x < 1\n}\n")
+    validate_model(model)
+    with pytest.raises(ModelValidationError) as caught:
+        validate_dsl(render_ok(model))
+    assert [i.kind for i in caught.value.issues] == ["condition-not-used"]
+    validate_dsl(render_ok(model), language=False)

@@ -23,6 +23,7 @@ from bastion.authz.store import (
     OnMissing,
     Operation,
     SqlAuthzStore,
+    is_reserved,
     is_ulid,
 )
 from bastion.authz.store.models import authz_changes, authz_tuples
@@ -279,3 +280,27 @@ async def test_concurrent_writers_of_one_store_keep_changelog_in_commit_order(
     changes = await store.changes_after(s.id, 0)
     assert position == changes[-1].id
     assert [c.id for c in changes] == sorted(c.id for c in changes)
+
+
+async def test_latest_model_id_names_the_newest_version(store: SqlAuthzStore) -> None:
+    s = await store.create_store("docs")
+    with pytest.raises(LatestModelNotFound):
+        await store.latest_model_id(s.id)
+    await store.write_model(s.id, MODEL)
+    newest = await store.write_model(s.id, MODEL)
+    assert await store.latest_model_id(s.id) == newest.id
+    with pytest.raises(StoreNotFound):
+        await store.latest_model_id("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+
+
+async def test_ensure_store_is_idempotent_and_reserved_ids_are_never_issued(
+    store: SqlAuthzStore,
+) -> None:
+    reserved = "0000000000000000000SYSTEM0"
+    first = await store.ensure_store(reserved, "bastion")
+    again = await store.ensure_store(reserved, "other name")
+    assert first == again
+    assert is_reserved(reserved)
+    assert not is_reserved((await store.create_store("docs")).id)
+    with pytest.raises(ValueError, match="ULID"):
+        await store.ensure_store("not-a-ulid", "x")
