@@ -23,7 +23,7 @@ from bastion.authz.errors import AuthzError
 from bastion.authz.model import parse_dsl
 from bastion.authz.tuples import MemoryTupleIndex, Tuple
 
-from .strategies import DOCS, USERS, Scenario, queries, scenarios
+from .strategies import USERS, Scenario, queries, scenarios
 
 FGA = Path(__file__).resolve().parents[4] / ".venv/bin/fga"
 
@@ -145,10 +145,6 @@ def test_bastion_answers_like_openfga(
         if item.get("error") is None and got != want:
             mismatches.append(("list_users", obj, request["relation"], got, want))
     assert not mismatches, f"{scenario.dsl}\n{scenario.tuples}\n" + "\n".join(map(str, mismatches))
-
-
-def test_docs_universe_is_listed() -> None:
-    assert DOCS
 
 
 CONDITIONAL_MODEL = """model
