@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services.monitoring.dead_letters,
         services.identity.admin,
         services.identity.principal,
+        services.identity.step_up,
     )
     ratelimit_wiring.include(app, services.rate_limiting)
     return app

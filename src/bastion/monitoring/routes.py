@@ -61,7 +61,11 @@ def include(
     dead_letters: DeadLetterStore,
     admin: AdminService,
     principal: Callable[..., Awaitable[Principal]],
+    step_up: Callable[..., Awaitable[Principal]],
 ) -> None:
+    """Mount the admin routes; like every admin operation they need a recent authentication
+    (``step_up``, 401 ``step_up_required``)."""
+
     async def require_admin(who: Principal = Depends(principal)) -> Principal:
         if not await admin.is_admin(who.user_id):
             raise Forbidden
@@ -70,7 +74,7 @@ def include(
     router = APIRouter(
         prefix="/v1/admin/alerts",
         tags=["admin"],
-        dependencies=[Depends(require_admin)],
+        dependencies=[Depends(require_admin), Depends(step_up)],
         responses=problems(401, 403, 422, 503),
     )
 
