@@ -35,6 +35,7 @@ from sqlalchemy import ColumnElement, Table, and_, delete, or_, select
 from bastion.clock import Clock
 from bastion.identity.accounts.models import account_tokens
 from bastion.identity.mail.models import mail_outbox
+from bastion.identity.mfa.models import mfa_challenges
 from bastion.identity.sessions.models import refresh_tokens, sessions
 from bastion.logging import get_logger
 from bastion.storage import Database
@@ -55,6 +56,7 @@ class CleanupReport:
     refresh_tokens: int = 0
     account_tokens: int = 0
     mails: int = 0
+    mfa_challenges: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -62,6 +64,7 @@ class CleanupReport:
             "refresh_tokens": self.refresh_tokens,
             "account_tokens": self.account_tokens,
             "mails": self.mails,
+            "mfa_challenges": self.mfa_challenges,
         }
 
 
@@ -106,6 +109,12 @@ class Cleanup:
             refresh_tokens=token_count,
             account_tokens=await self._delete(account_tokens, used_or_expired),
             mails=await self._delete(mail_outbox, done),
+            # Login challenges live minutes; a used or expired one is only evidence for the
+            # retention period (the audit trail keeps the events).
+            mfa_challenges=await self._delete(
+                mfa_challenges,
+                or_(mfa_challenges.c.used_at < cutoff, mfa_challenges.c.expires_at < cutoff),
+            ),
         )
         logger.info("identity cleanup", **report.as_dict())
         return report

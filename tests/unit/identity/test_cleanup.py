@@ -16,6 +16,7 @@ from bastion.identity.accounts.models import account_tokens
 from bastion.identity.accounts.users import insert_user
 from bastion.identity.cleanup import Cleanup, CleanupReport
 from bastion.identity.mail.models import mail_outbox
+from bastion.identity.mfa.models import mfa_challenges
 from bastion.identity.sessions.models import refresh_tokens, sessions
 from bastion.storage import Database
 
@@ -93,6 +94,22 @@ class Rows:
             attempts=1 if sent is not None else 8,
         )
         return mail_id
+
+    async def mfa_challenge(
+        self, name: str, *, expires_in: timedelta, used: timedelta | None
+    ) -> str:
+        token_hash = f"{name}-{uuid.uuid4().hex}"[:64]
+        await self._insert(
+            mfa_challenges,
+            token_hash=token_hash,
+            user_id=self.user_id,
+            transport="bearer",
+            created_at=self.now + expires_in - timedelta(minutes=5),
+            expires_at=self.now + expires_in,
+            used_at=self.now - used if used is not None else None,
+            failures=0,
+        )
+        return token_hash
 
 
 async def _ids(database: Database, table: Table, column: str = "id") -> set[str]:
@@ -188,3 +205,18 @@ async def test_large_backlogs_go_in_batches(
     report = await _cleanup(database, clock).run()
     assert (report.sessions, report.refresh_tokens, report.account_tokens) == (5, 10, 5)
     assert len(await _ids(database, sessions)) == 1
+
+
+async def test_used_and_expired_mfa_challenges_go(
+    database: Database, clock: FrozenClock, rows: Rows
+) -> None:
+    kept = {
+        await rows.mfa_challenge("open", expires_in=timedelta(minutes=4), used=None),
+        await rows.mfa_challenge("used-recently", expires_in=-RECENTLY, used=RECENTLY),
+        await rows.mfa_challenge("expired-recently", expires_in=-RECENTLY, used=None),
+    }
+    await rows.mfa_challenge("used", expires_in=-LONG_AGO, used=LONG_AGO)
+    await rows.mfa_challenge("expired", expires_in=-LONG_AGO, used=None)
+    report = await _cleanup(database, clock).run()
+    assert report.mfa_challenges == 2
+    assert await _ids(database, mfa_challenges, "token_hash") == kept
