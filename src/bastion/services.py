@@ -49,6 +49,11 @@ class Services:
         await self.audit.start()
         await self.system_admin.start()
         await self.identity.start()
+        if self.settings.cleanup_interval_seconds:
+            # Grants end by themselves; this records ends that no check or call observed.
+            self.identity.jobs.every(
+                self.settings.cleanup_interval_seconds, self.system_admin.sweep, "elevations"
+            )
         await self.audit_log.start()
         await self.monitoring.start()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.builtin.elevations import ElevationService
 from bastion.authz.builtin.model import Permission, Role
@@ -19,7 +21,9 @@ from bastion.authz.builtin.system import SystemAuthz
 from bastion.authz.service import AuthzService
 from bastion.authz.settings import AuthzSettings
 from bastion.clock import Clock
+from bastion.logging import get_logger
 from bastion.storage import Database
+from bastion.storage.errors import StorageError
 
 __all__ = [
     "ElevationService",
@@ -30,6 +34,8 @@ __all__ = [
     "build_system_admin",
 ]
 
+logger = get_logger("bastion.authz")
+
 
 @dataclass
 class SystemAdministration:
@@ -37,7 +43,16 @@ class SystemAdministration:
     elevations: ElevationService
 
     async def start(self) -> None:
-        await self.system.ensure()
+        """Ensure the reserved store and model, record the ends nobody observed. Not fatal
+        when the database is unreachable: the first decision retries (and fails closed)."""
+        try:
+            await self.system.ensure()
+            await self.elevations.sweep()
+        except (SQLAlchemyError, StorageError, OSError) as exc:
+            logger.warning("system authorization not ready at startup", error=type(exc).__name__)
+
+    async def sweep(self) -> None:
+        """The periodic job: record ended grants and requests (see elevations.py)."""
         await self.elevations.sweep()
 
 

@@ -41,9 +41,12 @@ async def admin_findings(system: SystemAuthz) -> list[Finding]:
     return [
         Finding(
             code="authz_single_admin",
-            severity=Severity.HIGH if not admins else Severity.MEDIUM,
+            # Medium either way: before the first setup there is no administrator yet, and
+            # `bastion check` must not fail a fresh installation.
+            severity=Severity.MEDIUM,
             message=(
-                "no administrator holds the admin role"
+                "no account holds the admin role (setup not completed, or every admin role "
+                "withdrawn): nobody can administer or approve elevations"
                 if not admins
                 else "only one administrator: nobody can approve their elevation requests, "
                 "and losing the account locks administration out"

@@ -82,7 +82,7 @@ def include(
         prefix="/v1/admin/elevations",
         tags=["admin"],
         dependencies=[Depends(step_up)],
-        responses=problems(401, 403, 404, 409, 422, 503),
+        responses=problems(401, 403, 404, 409, 422, 429, 503),
     )
 
     @router.post(

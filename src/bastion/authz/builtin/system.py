@@ -32,7 +32,7 @@ from bastion.authz.builtin.model import (
     Role,
     system_model,
 )
-from bastion.authz.errors import LatestModelNotFound
+from bastion.authz.errors import AuthzError, LatestModelNotFound, StoreNotFound
 from bastion.authz.service import (
     AuthzService,
     CheckRequest,
@@ -114,6 +114,7 @@ class SystemAuthz:
         #: Called with a user id when a check meets an ended grant of theirs (the elevation
         #: service records the expiry then: lazily, when first observed).
         self.on_expired_grant: ExpiryObserver | None = None
+        self._ready = False
 
     # ------------------------------------------------------------------ setup
     async def ensure(self) -> None:
@@ -125,12 +126,11 @@ class SystemAuthz:
             latest = await self.authz.store.read_model(SYSTEM_STORE_ID)
         except LatestModelNotFound:
             latest = None
-        if latest is not None and _same_model(latest.model, model):
-            return
-        info = RequestInfo(source="system")
-        await self.authz.write_model(SYSTEM_STORE_ID, model, info)
-        if latest is None:
-            await self._carry_over_admins()
+        if latest is None or not _same_model(latest.model, model):
+            await self.authz.write_model(SYSTEM_STORE_ID, model, RequestInfo(source="system"))
+            if latest is None:
+                await self._carry_over_admins()
+        self._ready = True
 
     async def _carry_over_admins(self) -> None:
         """Existing administrators (the former ``is_admin`` flag) become ``admin`` tuples."""
@@ -164,27 +164,39 @@ class SystemAuthz:
         info = RequestInfo(scope=scope, actor=user, source="system")
         if not await self._enabled(user_id):
             # Never asked of the engine, but still a decision: the log shows the refusal.
-            decision = Decision(
-                allowed=False,
-                store_id=SYSTEM_STORE_ID,
-                model_id="",
-                object=object,
-                relation=str(permission),
-                user=user,
-                latency_ms=0.0,
-                reason="account_disabled",
-                source="system",
-            )
-            self.authz.decisions.record(decision, scope=scope, actor=user)
+            self._refuse(request, scope, "account_disabled")
             return False
-        outcome = await self.authz.check(
-            SYSTEM_STORE_ID, request, consistency=Consistency.HIGHER_CONSISTENCY, info=info
-        )
+        if not self._ready:
+            await self.ensure()  # startup could not reach the database: retry now
+        try:
+            outcome = await self.authz.check(
+                SYSTEM_STORE_ID, request, consistency=Consistency.HIGHER_CONSISTENCY, info=info
+            )
+        except AuthzError as exc:
+            # Fail closed. The decision log has it when the engine raised (check records it);
+            # anything earlier (no store, no model) is recorded here.
+            if isinstance(exc, (StoreNotFound, LatestModelNotFound)):
+                self._refuse(request, scope, exc.code)
+            return False
         source = await self.authz.source(SYSTEM_STORE_ID, Consistency.MINIMIZE_LATENCY)
         if outcome.allowed:
             await self._note_use(source, request, scope)
         await self._note_expired(source, user_id, now)
         return outcome.allowed
+
+    def _refuse(self, request: CheckRequest, scope: Scope | None, reason: str) -> None:
+        decision = Decision(
+            allowed=False,
+            store_id=SYSTEM_STORE_ID,
+            model_id="",
+            object=request.object,
+            relation=request.relation,
+            user=request.user,
+            latency_ms=0.0,
+            reason=reason,
+            source="system",
+        )
+        self.authz.decisions.record(decision, scope=scope, actor=request.user)
 
     async def _enabled(self, user_id: str) -> bool:
         query = select(users.c.disabled).where(users.c.id == user_id)

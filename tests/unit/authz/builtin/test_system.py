@@ -241,3 +241,14 @@ async def test_check_findings(
     long = Settings(env="test", authz=AuthzSettings(elevation_max_seconds=9 * 3600))
     assert [f.code for f in audit_elevation(long)] == ["authz_elevation_too_long"]
     assert list(audit_elevation(Settings(env="test"))) == []
+
+
+async def test_a_decision_before_startup_creates_the_store_first(
+    database: Database, clock: FrozenClock, admin: SystemAdministration
+) -> None:
+    """Startup could not reach the database: the first decision ensures the store, then asks
+    the engine (never an error, never an allow by default)."""
+    user = await _user(database, clock)
+    assert not await admin.system.allowed(user, Permission.READ_USERS)
+    await admin.system.grant_role(user, Role.SUPPORT, actor=None, scope=None)
+    assert await admin.system.allowed(user, Permission.READ_USERS)
