@@ -47,8 +47,10 @@ class MemoryCounters:
         members = self._sets.get(key)
         if members is None:
             return []
-        self._prune(members, now - window)
-        return list(members)
+        oldest = now - window
+        self._prune(members, oldest)
+        # Exact even if an event arrived out of time order (pruning stops at the first live one).
+        return [m for m, touched in members.items() if touched > oldest]
 
     async def seen(self, key: str, now: float, ttl: float, *, refresh: bool = False) -> bool:
         expiry = self._marks.get(key)
@@ -62,8 +64,14 @@ class MemoryCounters:
 
     @staticmethod
     def _prune(members: OrderedDict[str, float], oldest: float) -> None:
-        # Members are kept in order of their last touch; events arrive in (nearly) time order.
-        for name in [m for m, t in members.items() if t <= oldest]:
+        # Members are kept in order of their last touch and one worker's events arrive in time
+        # order, so the expired ones are at the front: pop them until the first live one. Each
+        # member is removed once, so a touch costs O(1) amortized, not a scan of the window (a
+        # scan made every event of a brute-force burst cost milliseconds).
+        while members:
+            name, touched = next(iter(members.items()))
+            if touched > oldest:
+                break
             del members[name]
 
 
