@@ -52,6 +52,8 @@ __all__ = ["MAX_PENDING_PER_USER", "Elevation", "ElevationService", "Status"]
 
 #: Pending requests one user may have at once (a flood of requests would bury real ones).
 MAX_PENDING_PER_USER = 5
+#: Two ends closer than this belong to the same grant (database time precision).
+SAME_GRANT = timedelta(seconds=1)
 #: Listing page size.
 LIST_LIMIT = 100
 
@@ -249,10 +251,14 @@ class ElevationService:
     async def _remove_grant(
         self, elevation: Elevation, actor: str | None, scope: Scope | None
     ) -> None:
-        """Delete the user's grant tuple for the role, never a permanent one."""
+        """Delete the grant tuple of ``elevation``: never a permanent role, nor a later grant
+        of the same role that replaced this one."""
         source = await self.system.authz.source(SYSTEM_STORE_ID, Consistency.HIGHER_CONSISTENCY)
         current = source.get(SYSTEM_OBJECT, elevation.role, user_of(elevation.user_id))
-        if current is None or grant_expiry(current) is None:
+        ends = grant_expiry(current) if current is not None else None
+        if ends is None or elevation.expires_at is None:
+            return
+        if abs(ends - elevation.expires_at) > SAME_GRANT:
             return
         await self.system.authz.write(
             SYSTEM_STORE_ID,

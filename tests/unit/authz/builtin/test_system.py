@@ -252,3 +252,19 @@ async def test_a_decision_before_startup_creates_the_store_first(
     assert not await admin.system.allowed(user, Permission.READ_USERS)
     await admin.system.grant_role(user, Role.SUPPORT, actor=None, scope=None)
     assert await admin.system.allowed(user, Permission.READ_USERS)
+
+
+async def test_the_end_of_an_old_grant_does_not_cut_a_newer_one(
+    database: Database, clock: FrozenClock, admin: SystemAdministration
+) -> None:
+    await admin.start()
+    approver, user = await _user(database, clock), await _user(database, clock)
+    first = await admin.elevations.request(user, Role.SUPPORT, HOUR, "x", scope=SCOPE)
+    await admin.elevations.approve(first.id, approver, scope=SCOPE)
+    clock.advance(timedelta(minutes=30))
+    second = await admin.elevations.request(user, Role.SUPPORT, HOUR, "y", scope=SCOPE)
+    await admin.elevations.approve(second.id, approver, scope=SCOPE)
+    clock.advance(timedelta(minutes=45))  # the first grant's end has passed, not the second's
+    assert await admin.elevations.sweep() == 1
+    assert (await admin.elevations.get(first.id)).status == "expired"
+    assert await admin.system.allowed(user, Permission.UNLOCK_USERS)
