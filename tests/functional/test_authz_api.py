@@ -367,7 +367,7 @@ async def test_openfga_errors_and_status_codes(client: httpx.AsyncClient, admin:
         json={"writes": {"tuple_keys": [tuple_key("document:1", "owner", "group:eng#member")]}},
         headers=h,
     )
-    assert_openfga_error(invalid, 400, "invalid_tuple")
+    assert_openfga_error(invalid, 400, "validation_error")  # as OpenFGA's Write API answers
     assert_openfga_error(
         await client.post(
             f"{base}/check",

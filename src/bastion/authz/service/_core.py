@@ -196,7 +196,7 @@ class AuthzService:
         if writes:
             _, engine = await self.engine(store_id, model_id, Consistency.HIGHER_CONSISTENCY)
             for t in writes:
-                engine.validate_tuple(t)
+                engine.validate_write(t)  # the Write API answers 2000, as OpenFGA does
         elif model_id:
             await self.engine(store_id, model_id)  # a pinned model must exist
         try:

@@ -15,7 +15,6 @@ import pytest
 from bastion.audit.events import AuditEvent, EventType
 from bastion.authz.errors import (
     ConditionError,
-    InvalidTuple,
     ModelNotFound,
     StoreNotFound,
     ValidationError,
@@ -298,7 +297,8 @@ async def test_checks_may_pin_a_model_version(make_service: ServiceFactory) -> N
 async def test_writes_are_validated_against_the_model(make_service: ServiceFactory) -> None:
     service = make_service()
     store_id = await _store_with_model(service)
-    with pytest.raises(InvalidTuple):
+    # As OpenFGA's Write API: an invalid tuple is a validation_error (2000) naming the tuple.
+    with pytest.raises(ValidationError, match="invalid tuple"):
         await service.write(store_id, writes=[Tuple("document:1", "viewer", "team:x")], info=INFO)
     with pytest.raises(ValidationError):
         await service.write_model(
