@@ -9,6 +9,7 @@ not be honoured, a user must not end another user's session.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from tests.functional.identity_helpers import (
     audit_rows,
     create_account,
     enroll_totp,
+    identity_settings,
     login,
     setup_admin,
 )
@@ -31,11 +33,15 @@ from bastion.authz.builtin.model import SYSTEM_STORE_ID
 from bastion.clock import FrozenClock
 from bastion.config import Settings
 
-settings, app, client = (
-    identity_fixtures.sqlite_settings,
-    identity_fixtures.app,
-    identity_fixtures.client,
-)
+app, client = identity_fixtures.app, identity_fixtures.client
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """SQLite; several accounts enroll TOTP from the one test address, more than the default
+    per-IP MFA budget allows in 15 minutes (that budget has its own tests)."""
+    return identity_settings(tmp_path, ratelimit={"policies": {"mfa": {"limit": 1000}}})
+
 
 #: (name, method, path template) of the administration operations under test.
 OPERATIONS = (
@@ -79,7 +85,7 @@ async def test_each_role_can_do_exactly_its_operations(
     actor_id = await _user_id(client, await login(client, actor))
     if role is not None:
         await _grant(app, actor_id, Role(role))
-    if role == "admin":  # the MFA policy for administrators: enroll before anything else
+        # The MFA policy for administrators covers every staff role: enroll first.
         await enroll_totp(app, client, actor)
     session = await login(client, actor)
     for op, _, _ in OPERATIONS:
@@ -92,6 +98,33 @@ async def test_each_role_can_do_exactly_its_operations(
     assert any(r["subject"].endswith(f"@user:{actor_id}") for r in denied) == (
         len(ALLOWED[role]) < len(OPERATIONS)
     )
+
+
+@pytest.mark.parametrize("role", ["admin", "support"])
+async def test_a_staff_role_without_a_second_factor_must_enroll_first(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings, role: str
+) -> None:
+    # The role comes from the engine only (no is_admin flag): the admin MFA policy still holds.
+    await setup_admin(app, client)
+    target = await _user_id(client, await login(client, await create_account(client, settings)))
+    actor = await create_account(client, settings)
+    await _grant(app, await _user_id(client, await login(client, actor)), Role(role))
+    session = await login(client, actor)
+    response = await client.get(f"/v1/admin/users/{target}", headers=session.headers)
+    assert_problem(response, 403, "mfa_enrollment_required")
+    await enroll_totp(app, client, actor)
+    session = await login(client, actor)
+    response = await client.get(f"/v1/admin/users/{target}", headers=session.headers)
+    assert response.status_code == 200
+
+
+async def _candidate(
+    app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> tuple[Account, Login]:
+    """An account that may ask for elevation: the admin MFA policy wants a second factor first."""
+    account = await create_account(client, settings)
+    await enroll_totp(app, client, account)
+    return account, await login(client, account)
 
 
 async def _request(
@@ -120,8 +153,7 @@ async def test_elevation_is_approved_by_another_admin_and_expires_by_itself(
 ) -> None:
     clock: FrozenClock = app.state.services.clock
     target = await _user_id(client, await login(client, await create_account(client, settings)))
-    account: Account = await create_account(client, settings)
-    user = await login(client, account)
+    account, user = await _candidate(app, client, settings)
     assert await _call(client, user, "unlock", target) == 403
 
     requested = await _request(client, user, "support")
@@ -184,7 +216,7 @@ async def test_revoked_grant_stops_at_once(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings, admins: list[Login]
 ) -> None:
     target = await _user_id(client, await login(client, await create_account(client, settings)))
-    user = await login(client, await create_account(client, settings))
+    _, user = await _candidate(app, client, settings)
     elevation_id = (await _request(client, user, "support")).json()["id"]
     await client.post(f"/v1/admin/elevations/{elevation_id}/approve", headers=admins[1].headers)
     assert await _call(client, user, "unlock", target) == 204
@@ -197,7 +229,7 @@ async def test_revoked_grant_stops_at_once(
 async def test_elevation_input_is_bounded(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings, admins: list[Login]
 ) -> None:
-    user = await login(client, await create_account(client, settings))
+    _, user = await _candidate(app, client, settings)
     too_long = await _request(client, user, "admin", seconds=4 * 3600 + 1)
     assert_problem(too_long, 422, "elevation_duration_too_long")
     assert_problem(await _request(client, user, "root"), 422, "validation_failed")
@@ -207,7 +239,7 @@ async def test_elevation_input_is_bounded(
         assert (await _request(client, user, "support")).status_code == 201
     assert_problem(await _request(client, user, "support"), 409, "elevation_too_many_pending")
     # Someone else's request is not confirmed to a stranger.
-    stranger = await login(client, await create_account(client, settings))
+    _, stranger = await _candidate(app, client, settings)
     elevation_id = (await client.get("/v1/admin/elevations", headers=user.headers)).json()[
         "elevations"
     ][0]["id"]

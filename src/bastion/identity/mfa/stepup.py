@@ -9,6 +9,11 @@ it (RFC 9470: ``acr_values``, ``max_age``; plus ``methods`` and ``step_up_endpoi
 dependency is *declarative*: it carries :data:`STEP_UP_MARKER`, and a test walks the route table
 and fails for any route matching :data:`SENSITIVE_ROUTES` (or under ``/v1/admin/``) without it.
 
+Administration operations (every ``/v1/admin/`` route) also demand that the caller has a second
+factor while ``required_for_admins`` is on (403 ``mfa_enrollment_required``): the permission may
+come from a role or a time-limited elevation in the authorization engine, not only from the
+``is_admin`` flag the enrollment policy below reads.
+
 **Enrollment policy.** :func:`enforcing_principal` wraps the authentication dependency: an
 account the policy requires to have a second factor (administrators by default) and that has
 none may only use :data:`ENROLLMENT_PATHS` (enroll a factor, log out); everything else answers
@@ -86,6 +91,10 @@ def is_sensitive(method: str, path: str) -> bool:
     return any(
         method == m and re.fullmatch(pattern, path) is not None for m, pattern in SENSITIVE_ROUTES
     )
+
+
+def _is_admin_operation(path: str) -> bool:
+    return path == "/v1/admin" or path.startswith("/v1/admin/")
 
 
 def requires_step_up(dependency: object) -> AssuranceLevel | None:
@@ -170,6 +179,19 @@ class StepUpGuard:
         needed level; ``InvalidToken`` if the session is gone."""
         mfa = self.mfa
         methods = await mfa.methods_of(who.user_id)
+        path = scope.get("path") or ""
+        if not methods and mfa.settings.required_for_admins and _is_admin_operation(path):
+            # Whoever performs an administration operation is an administrator for the MFA
+            # policy, whatever gave them the permission (the ``is_admin`` mirror, a role in the
+            # authorization engine, a time-limited elevation): without a factor, enroll first.
+            mfa.record(
+                scope,
+                EventType.IDENTITY_MFA_ENROLLMENT_REQUIRED,
+                who.user_id,
+                outcome=Outcome.FAILURE,
+                reason="admin_operation_without_factor",
+            )
+            raise MfaEnrollmentRequired
         needed = AssuranceLevel.AAL2 if methods else minimum
         async with mfa.database.engine.connect() as connection:
             state = await read_session_auth(connection, who.session_id, who.user_id)
