@@ -247,6 +247,7 @@ async def _timed(app: FastAPI, ip: str, path: str, body: dict[str, str]) -> floa
 
 
 @pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("flow", ["login", "registration", "password_forgot"])
 async def test_response_time_does_not_reveal_accounts(tmp_path: Path, flow: str) -> None:
     """Median response time of existing vs unknown accounts within 1.25x, real Argon2."""

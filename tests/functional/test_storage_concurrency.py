@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from bastion.audit.chain import ChainKeys
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
-from bastion.audit.chain import ChainKeys
 from bastion.audit.sinks import DatabaseSink
 from bastion.crypto import Keyring
 from bastion.storage import Database

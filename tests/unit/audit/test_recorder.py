@@ -135,6 +135,7 @@ async def test_overflow_is_counted_logged_and_recorded_never_silent() -> None:
     assert ids(sink.events) == [f"req-{n}" for n in range(10)]
 
 
+@pytest.mark.timing
 async def test_a_slow_sink_does_not_block_record() -> None:
     sink = GateSink()
     rec = recorder(sink, queue_size=1000, batch_size=5)

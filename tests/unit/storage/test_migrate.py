@@ -115,6 +115,7 @@ async def test_unreachable_database_is_storage_unavailable() -> None:
         await migrate.current_revision("postgresql://postgres@127.0.0.1:1/none")
 
 
+@pytest.mark.timing
 def test_sync_helper_migrates(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 's.db'}"
     started = time.perf_counter()

@@ -292,6 +292,7 @@ async def test_after_the_replay_receive_defers_to_the_server() -> None:
 # -- the checks themselves --------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_scan_is_linear_on_hostile_strings() -> None:
     hostile = [
         b'"\\"' * 300_000,

@@ -106,6 +106,7 @@ def test_unknown_and_malformed_hashes_raise(fast_hasher: Argon2Hasher) -> None:
         identify(None)  # type: ignore[arg-type]
 
 
+@pytest.mark.timing
 def test_hostile_argon2_parameters_are_refused_without_computing(
     fast_hasher: Argon2Hasher,
 ) -> None:
@@ -121,6 +122,7 @@ def test_hostile_argon2_parameters_are_refused_without_computing(
         fast_hasher.verify(hostile.replace("t=2", "t=1000").replace("4194304", "64"), PASSWORD)
 
 
+@pytest.mark.timing
 def test_dummy_verify_costs_a_real_verification() -> None:
     # Threat: user enumeration by timing. The dummy must do the same Argon2 work as a real
     # verification; measured at the real default parameters, interleaved so background load

@@ -75,6 +75,7 @@ def test_django_pbkdf2_sha256_format(fast_hasher: Argon2Hasher) -> None:
     assert not fast_hasher.verify(encoded, "Correct horse battery staple").ok
 
 
+@pytest.mark.timing
 def test_rfc6070_pbkdf2_sha1_vectors_through_the_django_sha1_format(
     fast_hasher: Argon2Hasher,
 ) -> None:

@@ -163,6 +163,7 @@ def test_several_reasons_and_the_message(policy: PasswordPolicy) -> None:
     assert "128 characters" in custom.reject(R.TOO_LONG).message
 
 
+@pytest.mark.timing
 def test_scoring_time_is_bounded(policy: PasswordPolicy) -> None:
     # zxcvbn is super-linear: 128 random characters take seconds unless the input is capped.
     password = "".join(secrets.choice("!#$%&()*+,-./:;<=>?@[]^_{|}~aZ9") for _ in range(128))

@@ -40,6 +40,7 @@ async def _wait_until(predicate: object) -> None:
         await asyncio.sleep(0.005)
 
 
+@pytest.mark.timing
 async def test_saturated_pool_refuses_excess_calls_immediately(pool: HashingPool) -> None:
     gate, started = threading.Event(), threading.Semaphore(0)
     # Two running + one waiting = capacity 3.
