@@ -22,7 +22,7 @@ from bastion.authz.builtin import routes as elevation_routes
 from bastion.authz.builtin.model import Permission
 from bastion.config.production import enforce
 from bastion.config.settings import Settings
-from bastion.http import handlers
+from bastion.http import handlers, responses
 from bastion.http.middleware.audit_rejections import RejectionAuditMiddleware
 from bastion.http.middleware.body_limit import BodyLimitMiddleware
 from bastion.http.middleware.content_type import JsonContentMiddleware
@@ -124,4 +124,5 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services.identity.step_up,
     )
     ratelimit_wiring.include(app, services.rate_limiting)
+    responses.document_on_every_route(app)
     return app

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
 from bastion.http.problems import PROBLEM_CONTENT_TYPE
 
-__all__ = ["Problem", "problems"]
+__all__ = ["ANY_ROUTE_STATUSES", "Problem", "document_on_every_route", "problems"]
 
 _DESCRIPTIONS = {
     400: "Bad request (see `code`)",
@@ -53,3 +54,29 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+#: Answers the middleware may give on any route, before its handler runs: 429 from the rate
+#: limits (the general per-IP and per-user budgets cover every route) and 503 from the
+#: concurrency cap or a fail-closed limiter whose store is down.
+ANY_ROUTE_STATUSES = (429, 503)
+
+
+def document_on_every_route(app: FastAPI, statuses: tuple[int, ...] = ANY_ROUTE_STATUSES) -> None:
+    """Add ``statuses`` (problem+json) to every operation of ``app``'s OpenAPI document that does
+    not list them yet, so clients and schemathesis know any route may answer them."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        extra = problems(*statuses)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    for status, answer in extra.items():
+                        operation["responses"].setdefault(str(status), answer)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
