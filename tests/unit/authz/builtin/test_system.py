@@ -5,6 +5,7 @@ refused through every cache, self-approval is refused, and every end is recorded
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -78,11 +79,13 @@ def admin(database: Database, clock: FrozenClock, recorder: ListRecorder) -> Sys
 
 
 async def _user(database: Database, clock: FrozenClock, *, is_admin: bool = False) -> str:
+    # A random address: id(object()) repeats once the object is freed (a duplicate-email flake).
+    local = uuid.uuid4().hex
     async with database.engine.begin() as connection:
         user = await insert_user(
             connection,
-            email=f"{id(object())}@example.com",
-            email_normalized=f"{id(object())}-{clock.now().timestamp()}@example.com",
+            email=f"{local}@example.com",
+            email_normalized=f"{local}@example.com",
             display_name="x",
             password_hash=None,
             now=clock.now(),
