@@ -56,11 +56,24 @@ ROOTS_PER_ORG, MAX_DEPTH, TOTAL = 10, 6, 1_000_000
 STAFF_EVERY = 50  # one user in 50 is in the all-staff team of their organization
 
 
-def build(seed: int) -> tuple[list[Tuple], dict[str, list[str]]]:
-    """The tuples, and for each document the teams granted view on its folder chain."""
+def sizes(total: int = TOTAL) -> tuple[int, int, int, int]:
+    """Teams, users, folders and documents for ``total`` tuples (the defaults at 1,000,000)."""
+    scale = total / TOTAL
+    return (
+        max(ORGS * 4, round(TEAMS * scale)),
+        max(ORGS * 10, round(USERS * scale)),
+        max(ORGS * ROOTS_PER_ORG, round(FOLDERS * scale)),
+        max(ORGS, round(DOCUMENTS * scale)),
+    )
+
+
+def build(seed: int, total: int = TOTAL) -> tuple[list[Tuple], dict[str, list[str]]]:
+    """The tuples, and for each document the teams granted view on its folder chain
+    (``total`` scales every population; the default is the issue's 1,000,000)."""
+    n_teams, users, folders, documents = sizes(total)
     rng = random.Random(seed)
     out: list[Tuple] = []
-    teams_of_org = {o: [f"team:{o}-{i}" for i in range(TEAMS // ORGS)] for o in range(ORGS)}
+    teams_of_org = {o: [f"team:{o}-{i}" for i in range(n_teams // ORGS)] for o in range(ORGS)}
     staff = {o: teams[0] for o, teams in teams_of_org.items()}  # team 0: all staff
     for o, teams in teams_of_org.items():
         for i, team in enumerate(teams):
@@ -68,7 +81,7 @@ def build(seed: int) -> tuple[list[Tuple], dict[str, list[str]]]:
             out.append(Tuple(f"organization:{o}", "member", f"{team}#member"))
             if i % 2 and i > 1:  # half the teams are nested in another team of the org
                 out.append(Tuple(rng.choice(teams[1:i]), "member", f"{team}#member"))
-    for u in range(USERS):
+    for u in range(users):
         o = u % ORGS
         out.extend(
             Tuple(team, "member", f"user:{u}") for team in rng.sample(teams_of_org[o][1:], 2)
@@ -78,7 +91,7 @@ def build(seed: int) -> tuple[list[Tuple], dict[str, list[str]]]:
     depth: dict[str, int] = {}
     folders_of_org: dict[int, list[str]] = {o: [] for o in range(ORGS)}
     viewers: dict[str, list[str]] = {}
-    for f in range(FOLDERS):
+    for f in range(folders):
         o = f % ORGS
         folder = f"folder:{f}"
         existing = folders_of_org[o]
@@ -95,24 +108,24 @@ def build(seed: int) -> tuple[list[Tuple], dict[str, list[str]]]:
             team = rng.choice(teams_of_org[o][1:])
             out.append(Tuple(folder, "viewer", f"{team}#member"))
             viewers[folder] = [*viewers[parent], team]
-        out.append(Tuple(folder, "editor", f"user:{rng.randrange(o, USERS, ORGS)}"))
+        out.append(Tuple(folder, "editor", f"user:{rng.randrange(o, users, ORGS)}"))
         existing.append(folder)
     doc_viewers: dict[str, list[str]] = {}
-    for d in range(DOCUMENTS):
+    for d in range(documents):
         o = d % ORGS
         doc = f"document:{d}"
         folder = rng.choice(folders_of_org[o])
         out.append(Tuple(doc, "parent", folder))
-        out.append(Tuple(doc, "owner", f"user:{rng.randrange(o, USERS, ORGS)}"))
-        out.append(Tuple(doc, "viewer", f"user:{rng.randrange(o, USERS, ORGS)}"))
+        out.append(Tuple(doc, "owner", f"user:{rng.randrange(o, users, ORGS)}"))
+        out.append(Tuple(doc, "viewer", f"user:{rng.randrange(o, users, ORGS)}"))
         out.append(Tuple(doc, "viewer", f"{rng.choice(teams_of_org[o][1:])}#member"))
         doc_viewers[doc] = viewers[folder]
     d = 0
-    while len(out) < TOTAL:
+    while len(out) < total:
         o = d % ORGS
         out.append(Tuple(f"document:{d}", "editor", f"{rng.choice(teams_of_org[o][1:])}#member"))
-        d = (d + 1) % DOCUMENTS
-    return out[:TOTAL], doc_viewers
+        d = (d + 1) % documents
+    return out[:total], doc_viewers
 
 
 def percentiles(samples: list[int]) -> tuple[float, float, float]:
