@@ -19,6 +19,7 @@ as an integer; the MAC must not depend on the backend).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bastion.audit.recorder import ScrubbedDetails
 from bastion.crypto import KeyPurpose, Keyring
 
 __all__ = [
@@ -55,6 +57,7 @@ CONTENT_COLUMNS = (
     "details",
 )
 _CHECKPOINT_LABEL = "bastion-audit-checkpoint/1"
+_FOUR_DIGIT_YEAR = 1000
 #: One encoder for every link (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
@@ -92,7 +95,19 @@ class ChainKeys:
         return list(self._by_id.values())
 
 
-def _normal(value: Any) -> Any:
+#: Values the encoder writes the same whatever the backend returns: nothing to normalize.
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _normal(value: Any) -> Any:  # noqa: PLR0911 - one case per kind
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict or kind is ScrubbedDetails:
+        # A flat mapping of plain values with text keys (most details): encode it as it is.
+        if all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
+            return value
+        return {str(k): _normal(v) for k, v in value.items()}
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Mapping):
@@ -103,6 +118,10 @@ def _normal(value: Any) -> Any:
 
 
 def _time(value: datetime) -> str:
+    if value.tzinfo is UTC and value.year >= _FOUR_DIGIT_YEAR:
+        # strftime's result without its cost: isoformat pads the year to four digits too, and
+        # ends with "+00:00" in UTC.
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -116,7 +135,7 @@ def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> b
 
 def event_mac(key: ChainKey, seq: int, row: Mapping[str, Any], prev_mac: str) -> str:
     """The hex MAC of event ``row`` at position ``seq`` after ``prev_mac``."""
-    return hmac.digest(key.key, canonical(seq, key.key_id, row, prev_mac), "sha256").hex()
+    return hmac.digest(key.key, canonical(seq, key.key_id, row, prev_mac), hashlib.sha256).hex()
 
 
 def checkpoint_tag(key: ChainKey, seq: int, mac: str, token: str) -> str:

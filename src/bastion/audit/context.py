@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.recorder import scrub
 from bastion.clock import Clock, SystemClock
 
 #: Client-supplied text is cut to bounded sizes before it is stored (storage exhaustion).
@@ -61,5 +62,6 @@ def event_from_scope(
         user_agent=_cut(_header(scope, b"user-agent"), MAX_USER_AGENT_CHARS),
         request_id=_cut(state.get("request_id"), MAX_REQUEST_ID_CHARS),
         reason=reason,
-        details=dict(details or {}),
+        # A scrubbed read-only copy: the recorder queues this very event without copying again.
+        details=scrub(details or {}),
     )

@@ -11,7 +11,8 @@ any other subject the label ``labels.subject``. The actor is ``user.id`` as give
 
 from __future__ import annotations
 
-from datetime import UTC
+import functools
+from datetime import UTC, datetime
 from typing import Any
 
 from bastion.audit.events import AuditEvent, EventType
@@ -72,20 +73,28 @@ def category(event_type: EventType) -> str | None:
     return CATEGORY_BY_TYPE.get(event_type) or CATEGORY_BY_SOURCE.get(event_type.source)
 
 
+@functools.cache
+def _by_type(event_type: EventType) -> tuple[str, str | None, str, str]:
+    """``(event.kind, event.category, event.type, event.action)`` of an event type (computed
+    once per type: the enum is finite)."""
+    action = event_type.value.rsplit(":", 1)[-1]
+    # ECS: detector findings are "alert" documents, everything else plain events.
+    kind = "alert" if event_type.source == "alert" else "event"
+    return kind, category(event_type), TYPE_BY_ACTION.get(action, "info"), event_type.value
+
+
 def to_ecs(event: AuditEvent) -> dict[str, Any]:
     """The ECS document for one event, as a flat dict of dotted field names."""
-    action = event.type.value.rsplit(":", 1)[-1]
-    cat = category(event.type)
+    kind, cat, ecs_type, action = _by_type(event.type)
     target_user = _target_user(event.subject)
     fields: dict[str, Any] = {
-        "@timestamp": event.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "@timestamp": _timestamp(event.time),
         "ecs.version": ECS_VERSION,
-        # ECS: detector findings are "alert" documents, everything else plain events.
-        "event.kind": "alert" if event.type.source == "alert" else "event",
+        "event.kind": kind,
         "event.dataset": "bastion.audit",
-        "event.action": event.type.value,
+        "event.action": action,
         "event.category": [cat] if cat else None,
-        "event.type": [TYPE_BY_ACTION.get(action, "info")],
+        "event.type": [ecs_type],
         "event.outcome": event.outcome.value,
         "event.reason": event.reason,
         "user.id": event.actor,
@@ -99,6 +108,12 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
         "bastion.details": dict(event.details) if event.details else None,
     }
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _timestamp(time: datetime) -> str:
+    if time.tzinfo is UTC:
+        return time.isoformat().removesuffix("+00:00") + "Z"
+    return time.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _target_user(subject: str | None) -> str | None:

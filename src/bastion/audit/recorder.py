@@ -19,9 +19,10 @@ import contextlib
 import dataclasses
 import functools
 import math
+import operator
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSink
@@ -59,32 +60,70 @@ def clean_text(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
+class ScrubbedDetails(dict[str, Any]):
+    """Event details as :func:`scrub` leaves them: JSON-safe, redacted, bounded, and read-only.
+
+    A fresh copy nobody else holds (the caller's mapping is never kept), so what the caller does
+    with its own dict after ``record()`` cannot change the event. Sinks that see this type skip
+    scrubbing again (one scrub per event, on the request path). Nested values are fresh copies
+    too (plain dicts and lists: what JSON reads back); the top level refuses every change.
+    """
+
+    __slots__ = ()
+
+    def _read_only(self, *_args: Any, **_kwargs: Any) -> NoReturn:
+        raise TypeError("audit event details are read-only")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _read_only
+    __ior__ = _read_only
+
+    def __reduce__(self) -> tuple[type[ScrubbedDetails], tuple[dict[str, Any]]]:
+        # copy, deepcopy and pickle rebuild through the constructor, never item assignment.
+        return (ScrubbedDetails, (dict(self),))
+
+
 def scrub(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy of ``value`` with sensitive keys redacted and sizes bounded."""
+    """A JSON-safe copy of ``value`` with sensitive keys redacted and sizes bounded.
+
+    A mapping at the top level comes back as :class:`ScrubbedDetails` (an already scrubbed one
+    is returned as is: it is read-only and was made by this function).
+    """
     kind = type(value)
+    if kind is ScrubbedDetails:
+        return value
+    if depth == 0 and isinstance(value, Mapping):
+        return ScrubbedDetails(_scrub_mapping(value, 0))
+    return _scrub(value, kind, depth)
+
+
+def _scrub(value: Any, kind: type, depth: int) -> Any:  # noqa: PLR0911 - one case per kind
     # The common leaves first: this runs for every detail of every event on the request path.
     if kind is str:
         return _bounded(value)
+    if kind is int or kind is bool or value is None:
+        return value
     if isinstance(value, Mapping | list | tuple | set | frozenset) and depth >= MAX_DETAIL_DEPTH:
         return TRUNCATED
     if isinstance(value, Mapping):
-        return {_bounded(key): _scrub_member(key, v, depth) for key, v in _str_keys(value)}
+        return _scrub_mapping(value, depth)
     if isinstance(value, list | tuple | set | frozenset):
-        return [scrub(v, depth + 1) for v in value]
-    if value is None or isinstance(value, bool | int) or _is_finite_float(value):
+        return [_scrub(v, type(v), depth + 1) for v in value]
+    if isinstance(value, bool | int) or _is_finite_float(value):
         return value
     # Strings are cut to size; anything else (datetimes, UUIDs, NaN, objects) becomes text: a
     # value the JSON column cannot store would fail the whole batch on every retry.
     return _bounded(str(value))
 
 
-def _str_keys(value: Mapping[Any, Any]) -> Iterator[tuple[str, Any]]:
-    for k, v in value.items():
-        yield (k if type(k) is str else str(k)), v
-
-
-def _scrub_member(key: str, value: Any, depth: int) -> Any:
-    return REDACTED if _sensitive(key) else scrub(value, depth + 1)
+def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, member in value.items():
+        name = key if type(key) is str else str(key)
+        if _sensitive(name):
+            out[_bounded(name)] = REDACTED
+        else:
+            out[_bounded(name)] = _scrub(member, type(member), depth + 1)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -99,9 +138,22 @@ def _is_finite_float(value: Any) -> bool:
 
 
 def _bounded(text: str) -> str:
+    if len(text) <= MAX_DETAIL_STRING_CHARS and text.isascii() and "\x00" not in text:
+        return text  # the common case, without a call
     if len(text) > MAX_DETAIL_STRING_CHARS:
         text = text[:MAX_DETAIL_STRING_CHARS] + TRUNCATED
     return clean_text(text)
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(AuditEvent))
+_OTHER_FIELDS = operator.attrgetter(*_FIELDS[:-1])
+
+
+def with_details(event: AuditEvent, details: Mapping[str, Any]) -> AuditEvent:
+    """``event`` with other ``details`` (``dataclasses.replace``, without its per-call cost)."""
+    if _FIELDS[-1] != "details":  # pragma: no cover - a field was added after ``details``
+        return dataclasses.replace(event, details=details)
+    return AuditEvent(*_OTHER_FIELDS(event), details)  # type: ignore[call-arg]
 
 
 class QueueAuditRecorder:
@@ -169,8 +221,9 @@ class QueueAuditRecorder:
             self._drop("recorder_closed")
             return
         try:
-            if event.details:
-                event = dataclasses.replace(event, details=scrub(event.details))
+            if type(event.details) is not ScrubbedDetails:
+                # Empty details too: the caller's dict must not be shared with the queued event.
+                event = with_details(event, scrub(event.details))
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
             self._drop("queue_full")

@@ -15,10 +15,12 @@ appends are serialized, so concurrent writers still build one gap-free chain.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import String, insert, select, update
+from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,6 +35,8 @@ from bastion.logging import get_logger
 from bastion.storage import Database
 
 AUDIT_LOGGER = "bastion.audit"
+#: Log lines formatted between two yields to the event loop.
+LOG_CHUNK = 50
 
 #: Column length limits: values are cut to fit (and cleaned, see ``clean_text``), because one
 #: over-long or unencodable value would otherwise make the database refuse the whole batch on
@@ -47,6 +51,8 @@ _LIMITS: dict[str, int] = {
 def _fit(name: str, value: str | None) -> str | None:
     if value is None:
         return None
+    if len(value) <= _LIMITS[name] and value.isascii() and "\x00" not in value:
+        return value  # the common case: nothing to cut or clean
     return clean_text(value[: _LIMITS[name]])
 
 
@@ -61,8 +67,8 @@ def _row(event: AuditEvent) -> dict[str, Any]:
         "user_agent": _fit("user_agent", event.user_agent),
         "request_id": _fit("request_id", event.request_id),
         "reason": _fit("reason", event.reason),
-        # Scrubbed again: this sink may be used without the recorder, and one bad value would
-        # fail the whole batch.
+        # Scrubbed unless the recorder already did (ScrubbedDetails): this sink may be used
+        # without the recorder, and one bad value would fail the whole batch.
         "details": scrub(event.details),
     }
 
@@ -113,19 +119,29 @@ class DatabaseSink:
                 )
 
 
+#: Built once: each batch runs the same three statements (SQLAlchemy's compiled cache is keyed
+#: on them; building them per batch costs more than the cache saves).
+_LOCK_HEAD = (
+    update(audit_chain_head)
+    .where(audit_chain_head.c.id == HEAD_ROW_ID)
+    .values(seq=audit_chain_head.c.seq)
+    .returning(audit_chain_head.c.seq, audit_chain_head.c.mac)
+)
+_INSERT_EVENTS = insert(audit_events)
+_MOVE_HEAD = (
+    update(audit_chain_head)
+    .where(audit_chain_head.c.id == HEAD_ROW_ID)
+    .values(seq=bindparam("new_seq"), mac=bindparam("new_mac"))
+)
+
+
 async def lock_head(connection: AsyncConnection) -> tuple[int, str]:
     """Lock the chain head for this transaction (see the module docstring); its seq and MAC.
 
     Creates the head of an empty chain if it is missing (a schema made without the migrations);
     raises ChainHeadMissing if chained events exist without a head (it was deleted).
     """
-    head = audit_chain_head.c
-    result = await connection.execute(
-        update(audit_chain_head)
-        .where(head.id == HEAD_ROW_ID)
-        .values(seq=head.seq)
-        .returning(head.seq, head.mac)
-    )
+    result = await connection.execute(_LOCK_HEAD)
     row = result.first()
     if row is not None:
         return int(row.seq), str(row.mac)
@@ -160,12 +176,8 @@ async def append_rows(
         seq += 1
         mac = event_mac(key, seq, row, mac)
         row.update(seq=seq, mac=mac, key_id=key.key_id)
-    await connection.execute(insert(audit_events), list(rows))
-    await connection.execute(
-        update(audit_chain_head)
-        .where(audit_chain_head.c.id == HEAD_ROW_ID)
-        .values(seq=seq, mac=mac)
-    )
+    await connection.execute(_INSERT_EVENTS, list(rows))
+    await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
 
 
@@ -173,14 +185,26 @@ event_row = _row
 
 
 class LogSink:
-    """Writes one ECS JSON log line per event to the ``bastion.audit`` logger."""
+    """Writes one ECS JSON log line per event to the ``bastion.audit`` logger.
+
+    Nothing is formatted when the logger drops info lines. The logger is resolved once per
+    batch (not per line), so a reconfiguration applies from the next batch; long batches yield
+    to the event loop between chunks, so formatting them cannot stall requests.
+    """
 
     def __init__(self) -> None:
         self._logger = get_logger(AUDIT_LOGGER)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
-        for event in events:
-            self._logger.info("audit_event", **{"log.logger": AUDIT_LOGGER, **to_ecs(event)})
+        log: Any = self._logger.bind()
+        enabled = getattr(log, "is_enabled_for", None)
+        if enabled is not None and not enabled(logging.INFO):
+            return
+        for start in range(0, len(events), LOG_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            for event in events[start : start + LOG_CHUNK]:
+                log.info("audit_event", **{"log.logger": AUDIT_LOGGER, **to_ecs(event)})
 
 
 class InMemorySink:

@@ -34,6 +34,11 @@ class EventDetector(Protocol):
 
     Raises :class:`~bastion.protections.ratelimit.errors.StoreUnavailable` when its counters
     cannot be reached (the engine counts it and moves on).
+
+    A detector may declare ``event_types`` (a frozenset of :class:`EventType`): the engine then
+    hands it only events of those types and queues no event that no detector looks at (most
+    events: the detectors' cost is paid by the few event types they watch). Without it, the
+    detector sees every event.
     """
 
     async def observe(self, stored: StoredEvent) -> Sequence[Alert]: ...

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
+from bastion.audit.events import EventType
 from bastion.audit.interfaces import AuditRecorder, StoredEvent
 from bastion.logging import get_logger
 from bastion.monitoring.alerts import Alert, Detector, Severity
@@ -121,6 +122,23 @@ class AlertDispatcher:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+def _detectors_by_type(
+    detectors: Sequence[EventDetector],
+) -> dict[EventType, tuple[EventDetector, ...]]:
+    """For each event type, the detectors that look at it, in order (see ``event_types`` on
+    :class:`~bastion.monitoring.interfaces.EventDetector`); none for alerts."""
+    return {
+        event_type: ()
+        if event_type.source == ALERT_SOURCE
+        else tuple(
+            d
+            for d in detectors
+            if (types := getattr(d, "event_types", None)) is None or event_type in types
+        )
+        for event_type in EventType
+    }
+
+
 class DetectorEngine:
     """An :class:`~bastion.audit.interfaces.AuditSubscriber` running the detectors."""
 
@@ -135,6 +153,7 @@ class DetectorEngine:
         queue_size: int,
     ) -> None:
         self._detectors = tuple(detectors)
+        self._by_type = _detectors_by_type(self._detectors)
         self._store = store
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -143,9 +162,10 @@ class DetectorEngine:
         self._task: asyncio.Task[None] | None = None
 
     def on_stored(self, events: Sequence[StoredEvent]) -> None:
+        by_type, everyone = self._by_type, self._detectors
         for stored in events:
-            if stored.event.type.source == ALERT_SOURCE:
-                continue  # an alert about an alert would loop
+            if not by_type.get(stored.event.type, everyone):
+                continue  # no detector looks at it; alerts never (an alert on an alert loops)
             try:
                 self._queue.put_nowait(stored)
             except asyncio.QueueFull:
@@ -185,7 +205,7 @@ class DetectorEngine:
     async def process(self, stored: StoredEvent) -> list[Alert]:
         """Run every detector on one event; returns the alerts raised (after the cooldown)."""
         raised: list[Alert] = []
-        for detector in self._detectors:
+        for detector in self._by_type.get(stored.event.type, self._detectors):
             try:
                 alerts = await detector.observe(stored)
                 for alert in alerts:

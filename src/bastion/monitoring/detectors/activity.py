@@ -57,6 +57,8 @@ MAX_USER_AGENT_CHARS = 200
 class RefreshReuseDetector:
     """Every replayed refresh token is an alert: the token was stolen or the client is broken."""
 
+    event_types = frozenset({EventType.TOKEN_REFRESH_REUSE_DETECTED})
+
     async def observe(self, stored: StoredEvent) -> Sequence[Alert]:
         event = stored.event
         if event.type is not EventType.TOKEN_REFRESH_REUSE_DETECTED:
@@ -78,6 +80,8 @@ class RefreshReuseDetector:
 
 
 class DenialBurstDetector:
+    event_types = DENIALS
+
     def __init__(self, store: CounterStore, settings: DenialBurstSettings) -> None:
         self._store = store
         self._s = settings
@@ -110,6 +114,8 @@ class DenialBurstDetector:
 
 
 class AdminOffHoursDetector:
+    event_types = ADMIN_ACTIONS
+
     def __init__(self, settings: AdminHoursSettings) -> None:
         self._s = settings
         self._zone = ZoneInfo(settings.timezone)
@@ -148,6 +154,8 @@ class NewDeviceDetector:
     """Remembers, per account, keyed pseudonyms of the browsers (user agent) and networks
     (IPv4 /24, IPv6 /48) it logged in from; a login from a new one is an alert, except for an
     account with no remembered login yet (nothing to compare with: learn silently)."""
+
+    event_types = frozenset({EventType.IDENTITY_LOGIN_SUCCEEDED})
 
     def __init__(self, store: CounterStore, settings: NewDeviceSettings, key: bytes) -> None:
         self._store = store

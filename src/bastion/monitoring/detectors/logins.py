@@ -43,6 +43,8 @@ GUESSES = {
 
 
 class BruteForceDetector:
+    event_types = frozenset(GUESSES)
+
     def __init__(self, store: CounterStore, settings: BruteForceSettings) -> None:
         self._store = store
         self._s = settings
@@ -76,6 +78,8 @@ class BruteForceDetector:
 
 
 class CredentialStuffingDetector:
+    event_types = frozenset({EventType.IDENTITY_LOGIN_SUCCEEDED, EventType.IDENTITY_LOGIN_FAILED})
+
     def __init__(self, store: CounterStore, settings: StuffingSettings) -> None:
         self._store = store
         self._s = settings
@@ -147,6 +151,8 @@ class CredentialStuffingDetector:
 
 
 class PasswordSprayingDetector:
+    event_types = frozenset({EventType.IDENTITY_LOGIN_FAILED})
+
     def __init__(self, store: CounterStore, settings: SprayingSettings) -> None:
         self._store = store
         self._s = settings

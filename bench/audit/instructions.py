@@ -1,0 +1,129 @@
+"""Instructions per request of recording an audit event, counted by valgrind's callgrind.
+
+Time-based figures on the shared two-core machine move by 30 % between identical runs; the
+number of instructions executed does not depend on the load. The app is
+:func:`bench.audit.latency.build_app` (full stack, chained SQLite trail, ECS log line at info,
+detectors on; ``--no-log-sink`` for the database alone). Counting is switched on after the app
+is built and warm, covers ``--requests`` requests to one route *and* the recorder's writer
+draining its queue (every thread: the aiosqlite thread's SQLite work included), then the counts
+are dumped. ``/bench`` (records nothing) and ``/bench-audit`` (records one event) are counted in
+separate processes; the difference is the whole cost of one event.
+
+Usage: ``.venv/bin/python -m bench.audit.instructions [--requests 1000] [--no-log-sink]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.audit.common import machine
+from bench.http_overhead.inprocess import SCOPE, _receive, _send
+
+PATHS = ("/bench", "/bench-audit")
+_WARMUP = 300
+
+
+async def _requests(app: Any, path: str, n: int) -> None:
+    scope = {**SCOPE, "path": path, "raw_path": path.encode()}
+    for _ in range(n):
+        await app(dict(scope), _receive, _send)
+    await app.state.services.audit._queue.join()  # noqa: SLF001 - the writer's work counts
+
+
+def _wait_for(flag: Path) -> None:
+    while not flag.exists():
+        time.sleep(0.05)
+
+
+async def _drive(path: str, n: int, flags: Path, *, log_sink: bool) -> None:
+    """Run inside valgrind: build and warm up, wait for counting, drive, wait to be stopped."""
+    from bastion import logging as bastion_logging  # noqa: PLC0415
+    from bastion.storage import migrate  # noqa: PLC0415
+    from bench.audit.latency import build_app  # noqa: PLC0415
+
+    bastion_logging.configure("info", json=True, stream=open(os.devnull, "w"))  # noqa: ASYNC230, SIM115, PTH123
+    await migrate.upgrade(f"sqlite+aiosqlite:///{flags / 'bastion.db'}")
+    app = build_app(flags, None, log_sink=log_sink, detectors=True)
+    async with app.router.lifespan_context(app):
+        await _requests(app, path, _WARMUP)
+        (flags / "ready").write_text(str(os.getpid()))
+        _wait_for(flags / "go")
+        await _requests(app, path, n)
+        (flags / "done").touch()
+        _wait_for(flags / "stop")
+
+
+def count(path: str, n: int, *, log_sink: bool = True) -> float:
+    """Instructions per request to ``path`` (with the writer's work), in a fresh process."""
+    with tempfile.TemporaryDirectory() as name:
+        flags = Path(name)
+        out = flags / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        command += [f"--callgrind-out-file={out}", sys.executable, "-m", "bench.audit.instructions"]
+        command += ["--drive", path, str(n), str(flags)]
+        command += [] if log_sink else ["--no-log-sink"]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            # Counting on when warm; dumped (while still on) when the writer is done: the file
+            # written at exit would only hold what came after a dump.
+            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
+                while not (flags / flag).exists():
+                    if proc.poll() is not None:
+                        raise SystemExit(f"{path}: the driver exited with {proc.returncode}")
+                    time.sleep(0.2)
+                pid = (flags / "ready").read_text()
+                subprocess.run(
+                    ["callgrind_control", *control, pid], capture_output=True, check=True
+                )
+                (flags / ("go" if flag == "ready" else "stop")).touch()
+            proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        out = out.with_name(out.name + ".1")
+        match = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"no summary in {out}")
+        return int(match.group(1)) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--no-log-sink", action="store_true", help="Database sink only.")
+    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        path, n, flags = args.drive
+        asyncio.run(_drive(path, int(n), Path(flags), log_sink=not args.no_log_sink))
+        return
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
+    print(f"run: {machine()}")
+    log_sink = not args.no_log_sink
+    counts = {path: count(path, args.requests, log_sink=log_sink) for path in PATHS}
+    base, audited = counts["/bench"], counts["/bench-audit"]
+    sinks = "database + ECS log line" if log_sink else "database only"
+    print(
+        f"{args.requests} requests per route ({sinks}), instructions per request (writer included)"
+    )
+    print(f"  /bench        {base:12,.0f}")
+    print(f"  /bench-audit  {audited:12,.0f}")
+    print(f"  one event: +{audited - base:,.0f} instructions, ratio {audited / base:.3f}")
+
+
+if __name__ == "__main__":
+    main()
