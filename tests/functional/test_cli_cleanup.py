@@ -74,5 +74,6 @@ async def test_each_worker_schedules_the_cleanup_unless_turned_off(tmp_path: Pat
         settings = identity_settings(tmp_path / str(interval), cleanup_interval_seconds=interval)
         async with running_app(settings) as app:
             periodic = app.state.services.identity.jobs._periodic
-            assert len(periodic) == expected
-            assert all(t.get_name() == "bastion-every-cleanup" for t in periodic)
+            # Other periodic jobs (e.g. the expiry of elevations) may share the runner.
+            cleanup = [t for t in periodic if t.get_name() == "bastion-every-cleanup"]
+            assert len(cleanup) == expected
