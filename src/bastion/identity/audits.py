@@ -79,6 +79,14 @@ def audit_identity(settings: Settings) -> Iterator[Finding]:
             "their tokens) go to the server's stderr or disk instead of the users.",
             "Set BASTION_MAILER=smtp and BASTION_SMTP_HOST.",
         )
+    if settings.mailer == "smtp" and not (settings.smtp_starttls or settings.smtp_tls):
+        yield Finding(
+            "smtp_cleartext",
+            Severity.HIGH,
+            "SMTP is used without STARTTLS or TLS: verification and reset tokens, and the SMTP "
+            "password, cross the network in clear.",
+            "Set BASTION_SMTP_STARTTLS=true (port 587) or BASTION_SMTP_TLS=true (port 465).",
+        )
 
 
 async def signing_key_findings(services: Services) -> list[Finding]:

@@ -27,6 +27,7 @@ def test_defaults_have_no_identity_findings_but_the_breach_check(tmp_path: Path)
         "refresh_grace_long",
         "revocation_bound_long",
         "mailer_not_smtp",
+        "smtp_cleartext",
     }
     assert not found & identity
     assert "password_breach_check_off" in found
@@ -57,6 +58,14 @@ def test_weakened_settings_are_reported(tmp_path: Path) -> None:
 def test_console_mailer_in_production_is_reported(tmp_path: Path) -> None:
     settings = Settings(env="production", data_dir=tmp_path, secret_key="k" * 48)
     assert "mailer_not_smtp" in codes(settings)
+
+
+def test_smtp_without_tls_is_reported(tmp_path: Path) -> None:
+    base = {"env": "test", "data_dir": tmp_path, "secret_key": "k" * 48, "mailer": "smtp"}
+    clear = Settings(**base, smtp_host="mail.example", smtp_starttls=False, smtp_tls=False)
+    assert "smtp_cleartext" in codes(clear)
+    for tls in ({"smtp_starttls": True}, {"smtp_starttls": False, "smtp_tls": True}):
+        assert "smtp_cleartext" not in codes(Settings(**base, smtp_host="mail.example", **tls))
 
 
 async def test_an_old_signing_key_is_reported(tmp_path: Path) -> None:
