@@ -21,6 +21,7 @@ from bastion.http.responses import problems
 from bastion.identity.fields import OpaqueToken, Password
 from bastion.identity.mfa.errors import StepUpRequired
 from bastion.identity.mfa.services import Method
+from bastion.identity.mfa.session_auth import SessionAuth
 from bastion.identity.mfa.stepup import STEP_UP_ENDPOINT
 from bastion.identity.services import IdentityServices
 from bastion.identity.sessions.auth import Principal
@@ -226,36 +227,42 @@ def _include_sessions(app: FastAPI, identity: IdentityServices) -> None:
                 endpoint=STEP_UP_ENDPOINT,
                 reason="no_credential",
             )
-        await identity.signing.ensure()
-        access = await identity.access_tokens.issue(
-            subject=user.id,
-            session_id=who.session_id,
-            amr=[AuthMethod(m) for m in state.amr],
-            acr=state.acr,
-        )
-        ttl = identity.access_tokens.settings.ttl_seconds
-        if who.transport == COOKIE:
-            response.set_cookie(
-                ACCESS_COOKIE,
-                access,
-                max_age=ttl,
-                path="/",
-                secure=identity.cookies.secure,
-                httponly=True,
-                samesite="lax",
-            )
-            access_out = None
-        else:
-            access_out = access
-        return StepUpOut(
-            acr=state.acr.value,
-            amr=list(state.amr),
-            auth_time=state.auth_time,
-            access_token=access_out,
-            expires_in=ttl,
-        )
+        return await step_up_answer(identity, who, state, response)
 
     app.include_router(sessions)
+
+
+async def step_up_answer(
+    identity: IdentityServices, who: Principal, state: SessionAuth, response: Response
+) -> StepUpOut:
+    """What a successful step-up answers (password, factor or passkey alike): a fresh access
+    token carrying the session's new ``amr``/``acr`` (bearer), or the access cookie replaced
+    (cookie)."""
+    await identity.signing.ensure()
+    access = await identity.access_tokens.issue(
+        subject=who.user_id,
+        session_id=who.session_id,
+        amr=[AuthMethod(m) for m in state.amr],
+        acr=state.acr,
+    )
+    ttl = identity.access_tokens.settings.ttl_seconds
+    if who.transport == COOKIE:
+        response.set_cookie(
+            ACCESS_COOKIE,
+            access,
+            max_age=ttl,
+            path="/",
+            secure=identity.cookies.secure,
+            httponly=True,
+            samesite="lax",
+        )
+    return StepUpOut(
+        acr=state.acr.value,
+        amr=list(state.amr),
+        auth_time=state.auth_time,
+        access_token=access if who.transport != COOKIE else None,
+        expires_in=ttl,
+    )
 
 
 def _include_admin(app: FastAPI, identity: IdentityServices) -> None:

@@ -23,8 +23,7 @@ from bastion.http.errors import NotFound
 from bastion.http.responses import problems
 from bastion.identity.accounts.guard import client_ip_of
 from bastion.identity.mfa.errors import NoFactor
-from bastion.identity.mfa.routes import StepUpOut
-from bastion.identity.mfa.session_auth import SessionAuth
+from bastion.identity.mfa.routes import StepUpOut, step_up_answer
 from bastion.identity.mfa.webauthn.schemas import (
     CeremonyOut,
     LoginFinishIn,
@@ -41,8 +40,6 @@ from bastion.identity.mfa.webauthn.services import Ceremony, WebAuthnService
 from bastion.identity.services import IdentityServices
 from bastion.identity.sessions.auth import Principal
 from bastion.identity.sessions.routes import COOKIE, TokensOut, token_answer
-from bastion.identity.sessions.transport import ACCESS_COOKIE
-from bastion.identity.tokens.claims import AuthMethod
 
 __all__ = ["ACCOUNT_PREFIX", "include"]
 
@@ -275,7 +272,7 @@ def _include_sessions(app: FastAPI, identity: IdentityServices, webauthn: WebAut
         state = await mfa.verify_for_session(
             user, who.session_id, method.value, verifier=verify, scope=scope
         )
-        return await _step_up_answer(identity, who, state, response)
+        return await step_up_answer(identity, who, state, response)
 
     app.include_router(router)
 
@@ -283,35 +280,3 @@ def _include_sessions(app: FastAPI, identity: IdentityServices, webauthn: WebAut
 def _step_up_binding(session_id: str) -> str:
     """A step-up ceremony belongs to the session that began it."""
     return hash_token(f"step-up:{session_id}")
-
-
-async def _step_up_answer(
-    identity: IdentityServices, who: Principal, state: SessionAuth, response: Response
-) -> StepUpOut:
-    """As ``POST /v1/sessions/current/step-up`` answers: a fresh access token carrying the
-    session's new ``amr``/``acr`` (bearer), or the access cookie replaced (cookie)."""
-    await identity.signing.ensure()
-    access = await identity.access_tokens.issue(
-        subject=who.user_id,
-        session_id=who.session_id,
-        amr=[AuthMethod(m) for m in state.amr],
-        acr=state.acr,
-    )
-    ttl = identity.access_tokens.settings.ttl_seconds
-    if who.transport == COOKIE:
-        response.set_cookie(
-            ACCESS_COOKIE,
-            access,
-            max_age=ttl,
-            path="/",
-            secure=identity.cookies.secure,
-            httponly=True,
-            samesite="lax",
-        )
-    return StepUpOut(
-        acr=state.acr.value,
-        amr=list(state.amr),
-        auth_time=state.auth_time,
-        access_token=access if who.transport != COOKIE else None,
-        expires_in=ttl,
-    )
