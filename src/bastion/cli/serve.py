@@ -1,40 +1,28 @@
 """`bastion serve`: run Bastion under uvicorn.
 
-Before the workers start, the parent process applies the production gate, migrates a SQLite
-database, and prints a one-time setup token when no administrator exists yet.
+Before serving, this process applies the production gate, migrates a SQLite database, and
+prints a one-time setup token when no administrator exists yet; then it replaces itself with the
+lean server process of :mod:`bastion.server` (same pid).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import sys
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from bastion import logging as bastion_logging
 from bastion.cli._common import fail, load_settings
 from bastion.config.errors import InsecureConfigError
 from bastion.config.production import enforce
 from bastion.config.settings import Settings
+from bastion.server import exec_server
 from bastion.services import build_services
 from bastion.storage import migrate as storage_migrate
 from bastion.storage.errors import StorageError
-
-#: TLS 1.0 and 1.1 are deprecated (RFC 8996); nothing older than 1.2 is ever negotiated.
-MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
-
-
-class HardenedConfig(uvicorn.Config):
-    """uvicorn's config with a TLS floor (uvicorn exposes no minimum-version option)."""
-
-    def load(self) -> None:
-        super().load()
-        if self.ssl is not None:
-            self.ssl.minimum_version = MIN_TLS_VERSION
 
 
 async def _prepare(settings: Settings) -> str | None:
@@ -95,27 +83,6 @@ def serve(
         fail(str(exc))
     if token:
         _print_setup_token(token, settings)
-    config = HardenedConfig(
-        "bastion.asgi:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
-        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
-        # Bastion decides which proxies to trust itself (settings.trusted_proxies).
-        proxy_headers=False,
-        server_header=False,
-        access_log=False,
-        log_config=None,
-        timeout_keep_alive=5,
-        lifespan="on",
-    )
-    uvicorn.Server(config).run() if workers == 1 else _run_multiprocess(config)
-
-
-def _run_multiprocess(config: uvicorn.Config) -> None:
-    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415 - only with --workers > 1
-
-    sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    # The server runs in a fresh interpreter: this one imported the CLI, Alembic and every
+    # service to prepare, and a worker should not carry them (bastion.server explains).
+    exec_server(workers)

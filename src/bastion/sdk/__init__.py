@@ -41,6 +41,8 @@ Verifying Bastion's signed alert webhooks on the receiving side, see
 Everything importable from here is public and stable; the rest of Bastion is not.
 """
 
+from typing import Any
+
 from bastion.http.handlers import include as install_problem_handlers
 from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, KeySetUnavailable
 from bastion.protections.ratelimit import (
@@ -58,7 +60,6 @@ from bastion.protections.ratelimit import (
     RateLimiting,
     RateLimitMiddleware,
     RateLimitSettings,
-    RedisStore,
     StoreUnavailable,
     TooManyAttempts,
     build_rate_limiting,
@@ -109,3 +110,13 @@ __all__ = [
     "sign_webhook",
     "verify_webhook",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisStore is imported on first use: the Redis client weighs ~6 MiB in every worker that
+    # runs on the memory store.
+    if name == "RedisStore":
+        from bastion.protections.ratelimit.redis_store import RedisStore  # noqa: PLC0415
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

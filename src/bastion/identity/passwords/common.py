@@ -12,8 +12,6 @@ from __future__ import annotations
 import functools
 import re
 
-from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
-
 __all__ = ["common_passwords", "is_common"]
 
 # Runs of non-letters at either end: digits, punctuation, symbols, emoji, spaces, underscores.
@@ -23,7 +21,10 @@ _TRAILING = re.compile(r"[\W\d_]+$")
 
 @functools.cache
 def common_passwords() -> frozenset[str]:
-    """The common-password list, lower-cased (loaded once)."""
+    """The common-password list, lower-cased (loaded once, on the first password decided:
+    zxcvbn's lists weigh ~11 MiB that a worker only serving logins and tokens never needs)."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]  # noqa: PLC0415
+
     return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
 
 

@@ -19,8 +19,6 @@ import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar
 
-from zxcvbn import zxcvbn  # type: ignore[import-untyped]
-
 from bastion.identity.passwords.common import is_common
 from bastion.identity.passwords.errors import PasswordTooLong
 from bastion.identity.passwords.normalization import normalize, password_bytes
@@ -153,6 +151,9 @@ class PasswordPolicy:
         reasons = self._cheap_rules(text, words)
         if reasons:
             return self.reject(*reasons)
+        # Imported on first use: its dictionaries are ~11 MiB a login-only worker never needs.
+        from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # noqa: PLC0415
+
         result = zxcvbn(text[:ZXCVBN_MAX_CHARS], user_inputs=words)
         score = int(result["score"])
         if score < self.settings.min_strength_score:

@@ -13,6 +13,8 @@
 * :class:`ConcurrencyLimitMiddleware`: a per-worker cap answered with a fast 503.
 """
 
+from typing import Any
+
 from bastion.protections.ratelimit.backoff import (
     PASSWORD_BACKOFF,
     RECOVERY_CODE_BACKOFF,
@@ -41,7 +43,6 @@ from bastion.protections.ratelimit.interfaces import (
 from bastion.protections.ratelimit.memory import MemoryStore
 from bastion.protections.ratelimit.middleware import RateLimitMiddleware
 from bastion.protections.ratelimit.policies import KeyKind, Policy, PolicyTable
-from bastion.protections.ratelimit.redis_store import RedisStore
 from bastion.protections.ratelimit.services import FailureBackoff, RateLimiter, Verdict
 from bastion.protections.ratelimit.settings import RateLimitSettings
 from bastion.protections.ratelimit.wiring import RateLimiting, build_rate_limiting
@@ -80,3 +81,13 @@ __all__ = [
     "build_rate_limiting",
     "rate_limit",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RedisStore is imported on first use: the Redis client weighs ~6 MiB in every worker that
+    # runs on the memory store.
+    if name == "RedisStore":
+        from bastion.protections.ratelimit.redis_store import RedisStore  # noqa: PLC0415
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

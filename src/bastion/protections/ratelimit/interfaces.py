@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # the backoff module imports FailureMode from here
 Ticker = Callable[[], int]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: A limiter that waits on a sick Redis stalls every request: give up quickly and fail over.
+#: (Here, not in ``redis_store``, so the settings do not import the Redis client.)
+DEFAULT_TIMEOUT_SECONDS = 0.25
 
 
 def ticker_from_clock(clock: Clock) -> Ticker:

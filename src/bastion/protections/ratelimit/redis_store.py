@@ -32,11 +32,9 @@ from redis.exceptions import RedisError
 from bastion.protections.ratelimit.backoff import FORGET_BELOW, BackoffPolicy, BackoffStatus
 from bastion.protections.ratelimit.errors import StoreUnavailable
 from bastion.protections.ratelimit.gcra import NS_PER_MICROSECOND, Decision, untaken
-from bastion.protections.ratelimit.interfaces import Check
+from bastion.protections.ratelimit.interfaces import DEFAULT_TIMEOUT_SECONDS, Check
 from bastion.protections.ratelimit.redis_scripts import BACKOFF_SCRIPT, GCRA_SCRIPT, Script
 
-#: A limiter that waits on a sick Redis stalls every request: give up quickly and fail over.
-DEFAULT_TIMEOUT_SECONDS = 0.25
 #: One immediate retry replaces a pooled connection that a Redis restart closed. (Should a reply
 #: be lost after the script ran, the retry counts the request twice: the strict direction.)
 _RETRIES = 1

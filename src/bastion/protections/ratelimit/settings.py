@@ -24,11 +24,10 @@ from bastion.protections.ratelimit.backoff import (
 )
 from bastion.protections.ratelimit.concurrency import DEFAULT_MAX_CONCURRENT
 from bastion.protections.ratelimit.failover import DEFAULT_PROBE_INTERVAL_SECONDS
-from bastion.protections.ratelimit.interfaces import FailureMode
+from bastion.protections.ratelimit.interfaces import DEFAULT_TIMEOUT_SECONDS, FailureMode
 from bastion.protections.ratelimit.keys import DEFAULT_IPV6_PREFIX
 from bastion.protections.ratelimit.memory import DEFAULT_MAX_KEYS
 from bastion.protections.ratelimit.policies import KeyKind, Policy
-from bastion.protections.ratelimit.redis_store import DEFAULT_TIMEOUT_SECONDS
 from bastion.protections.ratelimit.services import DEFAULT_KEY_PREFIX
 
 # The identity (issue 4) and MFA (issue 5) endpoints each policy guards.

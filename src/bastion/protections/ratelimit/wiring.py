@@ -8,6 +8,7 @@ the store by setting (memory, or Redis behind the failover with a local fallback
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -21,9 +22,11 @@ from bastion.protections.ratelimit.interfaces import Store
 from bastion.protections.ratelimit.memory import MemoryStore
 from bastion.protections.ratelimit.middleware import RateLimitMiddleware
 from bastion.protections.ratelimit.policies import PolicyTable
-from bastion.protections.ratelimit.redis_store import RedisStore
 from bastion.protections.ratelimit.services import FailureBackoff, RateLimiter
 from bastion.protections.ratelimit.settings import RateLimitSettings
+
+if TYPE_CHECKING:
+    from bastion.protections.ratelimit.redis_store import RedisStore
 
 
 @dataclass
@@ -65,6 +68,9 @@ def build_rate_limiting(
     redis: RedisStore | None = None
     store: Store
     if settings.storage == "redis" and settings.redis_url is not None:
+        # Imported only when configured: the Redis client weighs ~6 MiB per worker.
+        from bastion.protections.ratelimit.redis_store import RedisStore  # noqa: PLC0415
+
         redis = RedisStore.from_url(
             settings.redis_url.get_secret_value(), timeout=settings.redis_timeout_seconds
         )

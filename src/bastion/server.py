@@ -1,0 +1,91 @@
+"""The serving process of `bastion serve`, kept lean.
+
+`bastion serve` prepares in its own process (production gate, migrations, setup token: the
+CLI framework, Alembic and every service get imported for that), then replaces itself with
+``python -m bastion.server`` through ``exec``: same pid, same environment, same terminal,
+but an interpreter that never imported the CLI or the migration tooling. Those modules cannot be
+unloaded from a running interpreter, and they held about a fifth of an idle worker's memory.
+
+The options travel in ``BASTION_*`` environment variables (``serve`` sets them), except the
+worker count, which is this module's one argument.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+
+import uvicorn
+
+__all__ = ["MIN_TLS_VERSION", "HardenedConfig", "exec_server", "main"]
+
+#: TLS 1.0 and 1.1 are deprecated (RFC 8996); nothing older than 1.2 is ever negotiated.
+MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
+#: glibc malloc settings for the server process (see :func:`exec_server`).
+_MALLOC_TUNING = (("MALLOC_MMAP_THRESHOLD_", "131072"), ("MALLOC_ARENA_MAX", "2"))
+
+
+class HardenedConfig(uvicorn.Config):
+    """uvicorn's config with a TLS floor (uvicorn exposes no minimum-version option)."""
+
+    def load(self) -> None:
+        super().load()
+        if self.ssl is not None:
+            self.ssl.minimum_version = MIN_TLS_VERSION
+
+
+def _config(workers: int) -> HardenedConfig:
+    # Read again from the environment: the same values `serve` validated before the exec.
+    from bastion.config.settings import Settings  # noqa: PLC0415 - after uvicorn, once
+
+    settings = Settings()
+    return HardenedConfig(
+        "bastion.asgi:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        ssl_certfile=str(settings.tls_certfile) if settings.tls_certfile else None,
+        ssl_keyfile=str(settings.tls_keyfile) if settings.tls_keyfile else None,
+        # Bastion decides which proxies to trust itself (settings.trusted_proxies).
+        proxy_headers=False,
+        server_header=False,
+        access_log=False,
+        log_config=None,
+        timeout_keep_alive=5,
+        lifespan="on",
+    )
+
+
+def main(argv: list[str]) -> None:
+    workers = int(argv[0]) if argv else 1
+    if not 1 <= workers <= 64:  # `serve` validated it: only a hand-made call gets here
+        raise SystemExit("workers must be between 1 and 64")
+    config = _config(workers)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    from uvicorn.supervisors import Multiprocess  # noqa: PLC0415 - only with --workers > 1
+
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def exec_server(workers: int) -> None:
+    """Replaces the current process with the lean server (never returns)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # glibc reads its malloc tuning at start-up, so a fresh interpreter is the one place to set
+    # it (an operator's own values win). Each Argon2 hash takes its 19+ MiB with malloc; with the
+    # default *dynamic* mmap threshold, glibc keeps such blocks in per-thread heaps after the
+    # first one is freed, so every hashing thread would hold a hash's memory for good. A fixed
+    # threshold returns them to the system when the hash ends; two arenas bound the heaps kept
+    # by the hashing and SQLite threads.
+    for name, value in _MALLOC_TUNING:
+        os.environ.setdefault(name, value)
+    os.execv(sys.executable, [sys.executable, "-m", "bastion.server", str(workers)])  # noqa: S606 - our own interpreter and module, no shell
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
