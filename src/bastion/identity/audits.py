@@ -12,6 +12,7 @@ below. Cookie flags are the core audit's (``cookie_insecure``).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -80,13 +81,28 @@ def audit_identity(settings: Settings) -> Iterator[Finding]:
             "Set BASTION_MAILER=smtp and BASTION_SMTP_HOST.",
         )
     if settings.mailer == "smtp" and not (settings.smtp_starttls or settings.smtp_tls):
+        local = _is_loopback(settings.smtp_host)
         yield Finding(
             "smtp_cleartext",
-            Severity.HIGH,
+            Severity.LOW if local else Severity.HIGH,
             "SMTP is used without STARTTLS or TLS: verification and reset tokens, and the SMTP "
-            "password, cross the network in clear.",
+            "password, cross the network in clear"
+            + (" (to a relay on this host)." if local else "."),
             "Set BASTION_SMTP_STARTTLS=true (port 587) or BASTION_SMTP_TLS=true (port 465).",
+            # A relay on the loopback interface (a local MTA) never puts mail on the network.
+            blocks_production=not local,
         )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def signing_key_findings(services: Services) -> list[Finding]:

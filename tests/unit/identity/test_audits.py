@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bastion.checks import run_all
 from bastion.clock import FrozenClock
 from bastion.config import Settings
+from bastion.config.errors import InsecureConfigError
+from bastion.config.production import enforce
 from bastion.identity.audits import signing_key_findings
 from bastion.identity.passwords import PasswordSettings
 from bastion.services import build_services
@@ -66,6 +70,26 @@ def test_smtp_without_tls_is_reported(tmp_path: Path) -> None:
     assert "smtp_cleartext" in codes(clear)
     for tls in ({"smtp_starttls": True}, {"smtp_starttls": False, "smtp_tls": True}):
         assert "smtp_cleartext" not in codes(Settings(**base, smtp_host="mail.example", **tls))
+
+
+def test_production_refuses_cleartext_smtp_to_another_host(tmp_path: Path) -> None:
+    base = {
+        "env": "production",
+        "data_dir": tmp_path,
+        "secret_key": "k" * 48,
+        "cookie_secure": True,
+        "docs_enabled": False,
+        "mailer": "smtp",
+        "smtp_starttls": False,
+        "smtp_tls": False,
+    }
+    with pytest.raises(InsecureConfigError) as refused:
+        enforce(Settings(**base, smtp_host="mail.example"))
+    assert "smtp_cleartext" in str(refused.value)
+    # A relay on the loopback interface (a local MTA) keeps mail off the network: reported only.
+    for local in ("localhost", "127.0.0.1", "::1"):
+        findings = {f.code: f for f in enforce(Settings(**base, smtp_host=local))}
+        assert not findings["smtp_cleartext"].blocks_production
 
 
 async def test_an_old_signing_key_is_reported(tmp_path: Path) -> None:
