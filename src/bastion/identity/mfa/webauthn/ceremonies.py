@@ -14,31 +14,14 @@ once the signature is known good.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm as CryptoUnsupportedAlgorithm
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import bytes_to_base64url, parse_authentication_credential_json
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AttestationConveyancePreference,
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from bastion.identity.mfa.webauthn.credentials import NewCredential
 from bastion.identity.mfa.webauthn.errors import (
@@ -48,19 +31,33 @@ from bastion.identity.mfa.webauthn.errors import (
     WebAuthnError,
 )
 
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import AuthenticationCredential
+
+# The ``webauthn`` package (with its CBOR and ASN.1 dependencies, ~6 MiB per worker) is
+# imported by the first ceremony, not at start-up: most workers never see a passkey.
+
 __all__ = ["RelyingParty", "VerifiedAssertion", "parse_assertion"]
 
-#: Whatever a hostile response makes the package (or its CBOR and crypto dependencies) raise.
-_VERIFY_ERRORS = (
-    WebAuthnException,
-    InvalidSignature,
-    CryptoUnsupportedAlgorithm,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    OverflowError,
-)
+
+@functools.cache
+def _verify_errors() -> tuple[type[BaseException], ...]:
+    """Whatever a hostile response makes the package (or its CBOR and crypto dependencies)
+    raise."""
+    from webauthn.helpers.exceptions import WebAuthnException  # noqa: PLC0415 - see above
+
+    return (
+        WebAuthnException,
+        InvalidSignature,
+        CryptoUnsupportedAlgorithm,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+    )
+
+
 #: Package messages -> audit reasons. Only the audit reason depends on them: any other message
 #: is still a rejection (``verification_failed``).
 _REASONS = (
@@ -74,6 +71,8 @@ _REASONS = (
 
 
 def _reason(exc: BaseException) -> FailureReason:
+    from webauthn.helpers.exceptions import WebAuthnException  # noqa: PLC0415 - see above
+
     if isinstance(exc, InvalidSignature):
         return FailureReason.SIGNATURE
     message = str(exc)
@@ -94,9 +93,11 @@ class VerifiedAssertion:
 
 def parse_assertion(credential: Mapping[str, Any]) -> AuthenticationCredential:
     """The parsed ``navigator.credentials.get()`` response; raises AssertionRejected."""
+    from webauthn.helpers import parse_authentication_credential_json  # noqa: PLC0415
+
     try:
         return parse_authentication_credential_json(dict(credential))
-    except _VERIFY_ERRORS as exc:
+    except _verify_errors() as exc:
         raise AssertionRejected(FailureReason.MALFORMED) from exc
 
 
@@ -124,6 +125,15 @@ class RelyingParty:
         exclude: Sequence[bytes],
     ) -> dict[str, Any]:
         """``PublicKeyCredentialCreationOptionsJSON`` (base64url members)."""
+        from webauthn import generate_registration_options, options_to_json  # noqa: PLC0415
+        from webauthn.helpers.structs import (  # noqa: PLC0415
+            AttestationConveyancePreference,
+            AuthenticatorSelectionCriteria,
+            PublicKeyCredentialDescriptor,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         options = generate_registration_options(
             rp_id=self.rp_id,
             rp_name=self.rp_name,
@@ -147,6 +157,10 @@ class RelyingParty:
         self, credential: Mapping[str, Any], *, challenge: bytes
     ) -> tuple[NewCredential, bool]:
         """The new credential and whether the user was verified; raises RegistrationRejected."""
+        from webauthn import verify_registration_response  # noqa: PLC0415
+        from webauthn.helpers import bytes_to_base64url  # noqa: PLC0415
+        from webauthn.helpers.structs import CredentialDeviceType  # noqa: PLC0415
+
         try:
             verified = verify_registration_response(
                 credential=dict(credential),
@@ -156,7 +170,7 @@ class RelyingParty:
                 require_user_presence=True,
                 require_user_verification=False,
             )
-        except _VERIFY_ERRORS as exc:
+        except _verify_errors() as exc:
             raise RegistrationRejected(_reason(exc)) from exc
         if credential.get("rawId") != bytes_to_base64url(verified.credential_id):
             # The id the client names must be the one the authenticator attested.
@@ -179,6 +193,12 @@ class RelyingParty:
         self, *, challenge: bytes, allow: Sequence[bytes], user_verification: str
     ) -> dict[str, Any]:
         """``PublicKeyCredentialRequestOptionsJSON``; empty ``allow``: discoverable credentials."""
+        from webauthn import generate_authentication_options, options_to_json  # noqa: PLC0415
+        from webauthn.helpers.structs import (  # noqa: PLC0415
+            PublicKeyCredentialDescriptor,
+            UserVerificationRequirement,
+        )
+
         options = generate_authentication_options(
             rp_id=self.rp_id,
             challenge=challenge,
@@ -193,6 +213,8 @@ class RelyingParty:
     ) -> VerifiedAssertion:
         """Checks type, challenge, origin, RP id, user presence and the signature. Raises
         AssertionRejected."""
+        from webauthn import verify_authentication_response  # noqa: PLC0415
+
         try:
             verified = verify_authentication_response(
                 credential=credential,
@@ -205,7 +227,7 @@ class RelyingParty:
                 credential_current_sign_count=0,
                 require_user_verification=False,
             )
-        except _VERIFY_ERRORS as exc:
+        except _verify_errors() as exc:
             raise AssertionRejected(_reason(exc)) from exc
         return VerifiedAssertion(
             verified.credential_id, verified.new_sign_count, verified.user_verified
