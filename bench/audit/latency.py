@@ -56,7 +56,7 @@ def build_app(
         audit_log_sink=log_sink,
         monitoring={"detectors_enabled": detectors},
     )
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc_after_startup=True)  # as `bastion serve`
     recorder = app.state.services.audit
 
     @app.get("/bench")

@@ -110,7 +110,9 @@ async def load_store(
         await database.dispose()
 
 
-def start_bastion(data_dir: Path, query_users: list[str], sample_rate: float = 1.0) -> Server:
+def start_bastion(
+    data_dir: Path, query_users: list[str], sample_rate: float = 1.0, *, denial_burst: bool = True
+) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
     env.update(
         BASTION_DATA_DIR=str(data_dir),
@@ -122,6 +124,8 @@ def start_bastion(data_dir: Path, query_users: list[str], sample_rate: float = 1
         ),
         BASTION_AUTHZ=json.dumps({"query_users": query_users, "decision_sample_rate": sample_rate}),
     )
+    if not denial_burst:
+        env["BASTION_MONITORING"] = json.dumps({"denial_burst": {"enabled": False}})
     command = [str(Path(sys.executable).with_name("bastion")), "serve"]
     return _start("bastion", command, data_dir, env)
 
@@ -213,7 +217,9 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         user_id = await service_account(bastion.port, data_dir)
     finally:
         bastion.stop()
-    bastion = start_bastion(data_dir, [user_id], args.decision_sample_rate)
+    bastion = start_bastion(
+        data_dir, [user_id], args.decision_sample_rate, denial_burst=not args.no_denial_burst
+    )
     server = start_bare(data_dir)
     pairs = granted_pairs if args.granted else random_pairs
     bodies = [
@@ -260,7 +266,8 @@ def report(args: argparse.Namespace, results: dict[str, list[tuple[float, float,
     print(
         f"HTTP check: 1 worker on CPU 0, wrk on CPU 1, {args.rounds} rounds x {args.duration}s, "
         f"{args.connections} connections, {args.pairs} distinct {kind} checks, decision "
-        f"sample rate {args.decision_sample_rate}; medians, rounds in "
+        f"sample rate {args.decision_sample_rate}"
+        f"{', denial_burst detector off' if args.no_denial_burst else ''}; medians, rounds in "
         f"brackets. Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     rates = {}
@@ -304,6 +311,11 @@ def main() -> None:
         type=float,
         default=1.0,
         help="BASTION_AUTHZ decision_sample_rate (allowed decisions logged; denied always are)",
+    )
+    parser.add_argument(
+        "--no-denial-burst",
+        action="store_true",
+        help="switch off the monitoring detector that counts every denied decision",
     )
     args = parser.parse_args()
     if CAN_PIN:

@@ -57,7 +57,7 @@ def _bastion(*, ratelimit: bool) -> FastAPI:
     settings = Settings(
         env="test", data_dir=data_dir, secret_key="b" * 48, log_level="warning", ratelimit=limits
     )
-    app = create_app(settings)
+    app = create_app(settings, freeze_gc_after_startup=True)  # as `bastion serve`
     # BENCH_DROP_MIDDLEWARE=Name,Name removes middleware by class name: for finding hot spots.
     drop = set(filter(None, os.environ.get("BENCH_DROP_MIDDLEWARE", "").split(",")))
     if drop:

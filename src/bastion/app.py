@@ -1,13 +1,14 @@
 """``create_app(settings)``: the one place where Bastion is wired together.
 
-Middleware order matters and is listed outermost first in :func:`_middleware`: the proxy
-middleware decides the client IP and scheme before anything logs them; the request id exists
-before any answer is written; security headers wrap every answer, errors included; the error
-middleware turns any exception into a 500 problem+json inside the header and audit layers.
+Middleware order matters and is listed outermost first in :func:`_middleware`: the HTTP core
+(:mod:`bastion.http.middleware.core`) decides the client IP and scheme before anything logs them,
+sets the request id before any answer is written, puts security headers on every answer, errors
+included, and turns any exception into a 500 problem+json inside its header and audit steps.
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,47 +20,44 @@ from bastion import __version__
 from bastion.audit import routes as audit_routes
 from bastion.authz import api as authz_api
 from bastion.authz.builtin import routes as elevation_routes
-from bastion.authz.builtin.model import Permission
 from bastion.config.production import enforce
 from bastion.config.settings import Settings
 from bastion.http import handlers, responses
-from bastion.http.middleware.audit_rejections import RejectionAuditMiddleware
 from bastion.http.middleware.body_limit import BodyLimitMiddleware
 from bastion.http.middleware.content_type import JsonContentMiddleware
+from bastion.http.middleware.core import HttpCoreMiddleware
 from bastion.http.middleware.cors import CORSMiddleware
-from bastion.http.middleware.errors import ErrorMiddleware
-from bastion.http.middleware.methods import MethodFilterMiddleware
-from bastion.http.middleware.proxy import ProxyHeadersMiddleware
-from bastion.http.middleware.request_id import RequestIdMiddleware
-from bastion.http.middleware.security_headers import SecurityHeadersMiddleware
-from bastion.http.middleware.trusted_host import TrustedHostMiddleware
 from bastion.identity import routes as identity_routes
 from bastion.monitoring import routes as monitoring_routes
 from bastion.ops import routes as ops_routes
-from bastion.ops.metrics import MetricsMiddleware
+from bastion.privacy import routes as privacy_routes
 from bastion.protections.ratelimit import wiring as ratelimit_wiring
 from bastion.services import Services, build_services
 
 
 def _middleware(settings: Settings, services: Services) -> list[Middleware]:
-    """The hardened HTTP core, outermost first."""
+    """The hardened HTTP core, outermost first (see :mod:`bastion.http.middleware`)."""
     return [
-        Middleware(ProxyHeadersMiddleware, trusted_proxies=settings.trusted_proxies),
-        Middleware(RequestIdMiddleware),
-        Middleware(SecurityHeadersMiddleware, hsts_max_age=settings.hsts_max_age),
-        Middleware(MetricsMiddleware, metrics=services.metrics),
-        # Overload shedding: counted by metrics, carries security headers, not audited.
-        services.rate_limiting.concurrency_middleware(),
-        Middleware(RejectionAuditMiddleware, recorder=services.audit),
-        Middleware(ErrorMiddleware, debug=settings.debug and not settings.is_production),
-        Middleware(TrustedHostMiddleware, allowed_hosts=settings.allowed_hosts),
-        Middleware(MethodFilterMiddleware),
+        # Proxy, request id, security headers, metrics, rejection audit, errors, trusted host
+        # and method filter, fused into one layer (one call and one send wrapper per request).
+        Middleware(
+            HttpCoreMiddleware,
+            metrics=services.metrics,
+            recorder=services.audit,
+            allowed_hosts=settings.allowed_hosts,
+            trusted_proxies=settings.trusted_proxies,
+            hsts_max_age=settings.hsts_max_age,
+            debug=settings.debug and not settings.is_production,
+        ),
+        # Right inside the core: a request without Origin skips it (see the core).
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
             max_age=settings.cors_max_age,
         ),
+        # Overload shedding: counted by metrics, carries security and CORS headers, not audited.
+        services.rate_limiting.concurrency_middleware(),
         # Inside CORS so browsers can read a 429; before any body is read.
         services.rate_limiting.rate_limit_middleware(),
         Middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes),
@@ -71,8 +69,19 @@ def _middleware(settings: Settings, services: Services) -> list[Middleware]:
     ]
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
-    """Build the Bastion ASGI app. Refuses insecure settings in production."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    freeze_gc_after_startup: bool = False,
+) -> FastAPI:
+    """Build the Bastion ASGI app. Refuses insecure settings in production.
+
+    ``freeze_gc_after_startup`` (served workers: :func:`bastion.asgi.app_from_env`) moves
+    everything alive once started (modules, routes, models, caches) out of the garbage
+    collector's reach: a full collection then scans only what requests create, which took a
+    69 ms pause under load before. Not for processes that build many apps (tests): what is
+    frozen is never collected."""
     settings = settings or Settings()
     enforce(settings)
     services = services or build_services(settings)
@@ -80,6 +89,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         await services.start()
+        if freeze_gc_after_startup:
+            gc.collect()
+            gc.freeze()
         try:
             yield {}
         finally:
@@ -100,6 +112,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.services = services
     handlers.include(app)
     ops_routes.include(app, services)
+    # Routes are matched in order: the OpenFGA-compatible API's checks are the hottest path
+    # and FastAPI tries each route in turn (~120 us of CPU behind ~70 others, measured).
+    authz_api.include(app, services)
     identity_routes.include(app, services.identity)
     audit_routes.include(
         app,
@@ -107,10 +122,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services.audit,
         principal=services.identity.principal,
         step_up=services.identity.step_up,
-        # Decided by the engine: administrators and security auditors read the trail.
-        is_admin=lambda user_id: services.identity.admin.allows(user_id, Permission.READ_AUDIT),
+        # The routes declare can_read_audit with the SDK, decided by the engine.
+        authorizer=services.system_admin.authorizer(services.identity.principal),
     )
-    authz_api.include(app, services)
     elevation_routes.include(
         app,
         services.system_admin.elevations,
@@ -123,6 +137,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         services.identity.principal,
         services.identity.step_up,
     )
+    privacy_routes.include(app, services)
     ratelimit_wiring.include(app, services.rate_limiting)
     responses.document_on_every_route(app)
     return app

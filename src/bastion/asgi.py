@@ -15,4 +15,4 @@ from bastion.config.settings import Settings
 def app_from_env() -> FastAPI:
     settings = Settings()
     bastion_logging.configure(settings.log_level, json=settings.log_json)
-    return create_app(settings)
+    return create_app(settings, freeze_gc_after_startup=True)

@@ -21,6 +21,8 @@ from bastion.identity.setup_token import SetupTokenService
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.monitoring.wiring import Monitoring, build_monitoring
 from bastion.ops.metrics import Metrics
+from bastion.privacy import PrivacyService
+from bastion.privacy.settings_changes import SettingsChanges
 from bastion.protections.ratelimit.wiring import RateLimiting, build_rate_limiting
 from bastion.storage import Database
 
@@ -39,6 +41,7 @@ class Services:
     system_admin: SystemAdministration
     audit_log: AuditLog
     monitoring: Monitoring
+    privacy: PrivacyService
     clock: Clock = field(default_factory=SystemClock)
 
     @property
@@ -47,6 +50,7 @@ class Services:
 
     async def start(self) -> None:
         await self.audit.start()
+        await self.privacy.start()
         await self.system_admin.start()
         await self.identity.start()
         if self.settings.cleanup_interval_seconds:
@@ -142,5 +146,15 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
             keyring=keyring,
         ),
         monitoring=monitoring,
+        privacy=PrivacyService(
+            database,
+            audit=audit,
+            clock=clock,
+            sessions=identity.sessions,
+            enrollment=identity.enrollment,
+            settings_changes=SettingsChanges(
+                settings, database=database, audit=audit, clock=clock, keyring=keyring
+            ),
+        ),
         clock=clock,
     )

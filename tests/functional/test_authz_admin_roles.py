@@ -246,9 +246,28 @@ async def test_elevation_input_is_bounded(
     response = await client.post(
         f"/v1/admin/elevations/{elevation_id}/revoke", headers=stranger.headers
     )
-    assert_problem(response, 404, "elevation_not_found")
+    missing = await client.post(f"/v1/admin/elevations/{'0' * 32}/revoke", headers=stranger.headers)
+    # Refused by the SDK's require (can_revoke on elevation:<id>, hide_existence): the same
+    # 404 whether the request exists or not.
+    assert_problem(response, 404, "not_found")
+    assert_problem(missing, 404, "not_found")
+    assert response.json()["detail"] == missing.json()["detail"]
     mine = await client.get("/v1/admin/elevations", headers=stranger.headers)
     assert mine.json()["elevations"] == []
+    # An approver passes the check (can_approve_elevations from system): the request is only
+    # pending, so there is no grant to end yet.
+    by_admin = await client.post(
+        f"/v1/admin/elevations/{elevation_id}/revoke", headers=admins[1].headers
+    )
+    assert_problem(by_admin, 409, "elevation_not_pending")
+    assert (
+        len(
+            (await client.get("/v1/admin/elevations", headers=admins[1].headers)).json()[
+                "elevations"
+            ]
+        )
+        == 5
+    )
 
 
 async def test_bootstrap_admin_is_an_engine_tuple(app: FastAPI, client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Header
+from fastapi import Depends, FastAPI, Header, Request
 from tests.functional.identity_helpers import Login, audit_rows, client_for, login, running_app
 from tests.functional.identity_helpers import setup_admin as make_admin
 from tests.functional.test_authz_api import authz_settings
@@ -23,7 +23,14 @@ from bastion.authz.tuples import Tuple
 from bastion.clock import FrozenClock
 from bastion.http.handlers import include as install_problem_handlers
 from bastion.http.problems import PROBLEM_CONTENT_TYPE
-from bastion.sdk.authz import Authorizer, Decision, EmbeddedChecker, RemoteChecker
+from bastion.sdk.authz import (
+    Authorizer,
+    Decision,
+    EmbeddedChecker,
+    RemoteChecker,
+    Requirement,
+    requirement_of,
+)
 from bastion.storage import Database
 
 MODEL: dict[str, Any] = {
@@ -58,6 +65,8 @@ MODEL: dict[str, Any] = {
     },
 }
 INFO = RequestInfo()
+#: Owners known only to the service's own rows (no tuple in the store).
+OWNERS = {"5": "anne"}
 
 
 class Recorder:
@@ -97,6 +106,16 @@ def service_app(authorizer: Authorizer) -> FastAPI:
         "can_view", "document", from_path="doc_id", hide_existence=True
     )
     can_view_query = authorizer.require("can_view", "document", from_query="doc")
+    can_view_first = authorizer.require("can_view", "document", object_id="1")
+
+    async def owned(_: Request, doc_id: str) -> list[Tuple]:
+        """The service's own row says who owns it (a contextual tuple, for this check only)."""
+        owner = OWNERS.get(doc_id)
+        return [] if owner is None else [Tuple(f"document:{doc_id}", "can_view", f"user:{owner}")]
+
+    can_view_owned = authorizer.require(
+        "can_view", "document", from_path="doc_id", hide_existence=True, contextual=owned
+    )
 
     @app.get("/documents/{doc_id}")
     async def read_document(doc_id: str, decision: Decision = Depends(can_view)) -> dict[str, str]:
@@ -109,6 +128,24 @@ def service_app(authorizer: Authorizer) -> FastAPI:
     @app.get("/search")
     async def search(_: Decision = Depends(can_view_query)) -> dict[str, str]:
         return {"ok": "yes"}
+
+    @app.get("/first")
+    async def first(decision: Decision = Depends(can_view_first)) -> dict[str, str]:
+        return {"checked": decision.object}
+
+    @app.get("/owned/{doc_id}")
+    async def read_owned(doc_id: str, _: Decision = Depends(can_view_owned)) -> dict[str, str]:
+        return {"id": doc_id}
+
+    @app.get("/visible")
+    async def visible(request: Request, who: Caller = Depends(caller)) -> dict[str, list[str]]:
+        # Narrows instead of refusing: the ids the caller may view.
+        ids = [
+            d
+            for d in ("1", "2", "a:b")
+            if await authorizer.allows(request, who, "can_view", "document", d)
+        ]
+        return {"ids": ids}
 
     return app
 
@@ -223,6 +260,51 @@ async def test_a_revocation_is_enforced_at_once(
     assert_problem(await client.get("/documents/1", headers=as_user("anne")), 403, "forbidden")
 
 
+async def test_a_constant_object_and_row_ownership(
+    embedded: tuple[httpx.AsyncClient, AuthzService, str, Recorder],
+) -> None:
+    client, _, _, _ = embedded
+    first = await client.get("/first", headers=as_user("anne"))
+    assert first.json() == {"checked": "document:1"}
+    assert_problem(await client.get("/first", headers=as_user("bob")), 403, "forbidden")
+    # Ownership from the service's row: the owner passes, anyone else gets the same 404 as
+    # for an object that does not exist (existence not disclosed).
+    assert (await client.get("/owned/5", headers=as_user("anne"))).status_code == 200
+    denied = await client.get("/owned/5", headers=as_user("bob"))
+    missing = await client.get("/owned/6", headers=as_user("anne"))
+    assert_problem(denied, 404, "not_found")
+    assert_problem(missing, 404, "not_found")
+    assert denied.json()["detail"] == missing.json()["detail"]
+    # The contextual tuple held for that one check only: nothing was written.
+    assert (await client.get("/documents/5", headers=as_user("anne"))).status_code == 403
+
+
+async def test_allows_narrows_without_refusing(
+    embedded: tuple[httpx.AsyncClient, AuthzService, str, Recorder],
+) -> None:
+    client, _, _, recorder = embedded
+    assert (await client.get("/visible", headers=as_user("anne"))).json() == {"ids": ["1"]}
+    assert (await client.get("/visible", headers=as_user("bob"))).json() == {"ids": []}
+    # Each check is in the decision log, like require's (the malformed id never reaches it).
+    checked = [e.subject for e in recorder.events if e.type.value.startswith("authz:check")]
+    assert checked.count("document:2#can_view@user:anne") == 1
+    assert not any("a:b" in (s or "") for s in checked)
+
+
+def test_every_require_dependency_carries_its_requirement() -> None:
+    authorizer = Authorizer(RemoteChecker("https://x", "s", token="t"), principal=caller)
+    dependency = authorizer.require("can_view", "document", from_path="id", hide_existence=True)
+    assert requirement_of(dependency) == Requirement("can_view", "document", hide_existence=True)
+    assert requirement_of(caller) is None
+    assert requirement_of(authorizer.require("can_view", "system", object_id="bastion")) == (
+        Requirement("can_view", "system", hide_existence=False)
+    )
+    # A constant id the engine cannot name is refused when the route is declared.
+    for bad in ("", "a:b", "a#b", "a b", "x" * 300):
+        with pytest.raises(ValueError, match="not a valid object id"):
+            authorizer.require("can_view", "system", object_id=bad)
+
+
 def test_require_needs_exactly_one_id_source() -> None:
     authorizer = Authorizer(RemoteChecker("https://x", "s", token="t"), principal=caller)
     with pytest.raises(ValueError, match="exactly one"):
@@ -271,9 +353,12 @@ async def test_remote_checks_against_a_bastion_server(tmp_path: Path) -> None:
         ):
             assert (await svc.get("/documents/1", headers=as_user("anne"))).status_code == 200
             assert_problem(await svc.get("/documents/1", headers=as_user("bob")), 403, "forbidden")
+            # Contextual tuples travel to the server (OpenFGA's contextual_tuples.tuple_keys).
+            assert (await svc.get("/owned/5", headers=as_user("anne"))).status_code == 200
+            assert_problem(await svc.get("/owned/5", headers=as_user("bob")), 404, "not_found")
         rows = await audit_rows(bastion, "authz:check:denied")
         mine = [r["subject"] for r in rows if r["details"]["store_id"] == store_id]
-        assert mine == ["document:1#can_view@user:bob"]
+        assert mine == ["document:1#can_view@user:bob", "document:5#can_view@user:bob"]
 
         # A Bastion that answers an error (here: a token it refuses) gives no decision: 503.
         broken = httpx.AsyncClient(

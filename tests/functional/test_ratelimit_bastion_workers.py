@@ -26,7 +26,10 @@ NO_REFILL_WINDOW = 365 * 86_400
 
 
 async def _fire(url: str) -> Counter[int]:
-    limits = httpx.Limits(max_connections=CONCURRENCY)
+    # Idle connections are dropped well before the server's 5 s keep-alive timeout: a request
+    # sent on a connection the server is closing fails with "Server disconnected" (seen on a
+    # loaded machine), which says nothing about rate limiting.
+    limits = httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=1.0)
     gate = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from bastion.audit.recorder import ScrubbedDetails
@@ -62,12 +63,43 @@ _FOUR_DIGIT_YEAR = 1000
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _tree_encoder() -> Callable[[Any], str]:
+    """:data:`_ENCODER`'s ``encode`` without building a C encoder per call (``encode`` does).
+
+    Without the cycle check: links hold trees (scrubbed details, JSON read back from the
+    database), and a cycle still fails (RecursionError) rather than encoding anything.
+    """
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has the C encoder
+        return _ENCODER.encode
+    encode = make(None, _not_json, encode_basestring_ascii, None, ":", ",", True, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_ENCODE = _tree_encoder()
+
+
 @dataclass(frozen=True, slots=True)
 class ChainKey:
     """A chain key and its public id (hex). The key never appears in ``repr``."""
 
     key_id: str
     key: bytes = field(repr=False)
+    #: HMAC-SHA256 keyed once: each link copies it (the key schedule is not redone per link).
+    _hmac: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hmac", hmac.new(self.key, digestmod=hashlib.sha256))
+
+    def mac(self, message: bytes) -> str:
+        """The hex HMAC-SHA256 of ``message`` under this key."""
+        keyed = self._hmac.copy()
+        keyed.update(message)
+        return str(keyed.hexdigest())
 
 
 class ChainKeys:
@@ -118,24 +150,35 @@ def _normal(value: Any) -> Any:  # noqa: PLR0911 - one case per kind
 
 
 def _time(value: datetime) -> str:
-    if value.tzinfo is UTC and value.year >= _FOUR_DIGIT_YEAR:
-        # strftime's result without its cost: isoformat pads the year to four digits too, and
-        # ends with "+00:00" in UTC.
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if value.year < _FOUR_DIGIT_YEAR:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as stored links were made
+    # That strftime's result without its cost.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest formatting here
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> bytes:
     """The bytes MACed for the event ``row`` (a mapping with :data:`CONTENT_COLUMNS`)."""
     fields: list[Any] = [FORMAT, seq, key_id, prev_mac, _time(row["time"])]
     fields.extend(row[name] for name in CONTENT_COLUMNS[1:-1])
-    fields.append(_normal(row["details"]))
-    return _ENCODER.encode(fields).encode()
+    details = row["details"]
+    # The recorder's snapshot already writes integral floats as integers (see scrub()).
+    fields.append(details if type(details) is ScrubbedDetails else _normal(details))
+    return _ENCODE(fields).encode()
 
 
 def event_mac(key: ChainKey, seq: int, row: Mapping[str, Any], prev_mac: str) -> str:
     """The hex MAC of event ``row`` at position ``seq`` after ``prev_mac``."""
-    return hmac.digest(key.key, canonical(seq, key.key_id, row, prev_mac), hashlib.sha256).hex()
+    return key.mac(canonical(seq, key.key_id, row, prev_mac))
 
 
 def checkpoint_tag(key: ChainKey, seq: int, mac: str, token: str) -> str:

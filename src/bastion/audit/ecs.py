@@ -5,6 +5,10 @@ line without a custom mapping. ``event.category`` and ``event.type`` use ECS's a
 derived from the event type's ``source`` and ``action``; Bastion-specific data goes under
 ``bastion.details``. Fields without a value are left out.
 
+:func:`ecs_members` writes the same document as JSON text (the members, in :func:`to_ecs`'s
+order, as :data:`bastion.logging.json_value` writes them) without building the dict: the audit
+log line pays for one string join instead of a generic encoder walking a dict.
+
 Subjects are typed references, ``kind:id``: ``user:<id>`` becomes ``user.target.id`` (the id),
 any other subject the label ``labels.subject``. The actor is ``user.id`` as given.
 """
@@ -16,8 +20,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bastion.audit.events import AuditEvent, EventType
+from bastion.logging import json_text, json_tree
 
 ECS_VERSION = "8.11.0"
+DATASET = "bastion.audit"
+#: Every field :func:`to_ecs` may write, in its order.
+FIELDS = (
+    "@timestamp",
+    "ecs.version",
+    "event.kind",
+    "event.dataset",
+    "event.action",
+    "event.category",
+    "event.type",
+    "event.outcome",
+    "event.reason",
+    "user.id",
+    "user.target.id",
+    "labels.subject",
+    "source.ip",
+    "user_agent.original",
+    "http.request.id",
+    "related.ip",
+    "related.user",
+    "bastion.details",
+)
 
 #: ECS ``event.category`` by event source (the first part of ``source:subject:action``).
 CATEGORY_BY_SOURCE: dict[str, str] = {
@@ -34,6 +61,9 @@ CATEGORY_BY_SOURCE: dict[str, str] = {
     "token": "authentication",
     "mail": "email",
     "alert": "intrusion_detection",
+    # Data subject rights act on an account's data: identity management.
+    "privacy": "iam",
+    "config": "configuration",
 }
 
 #: Setup tokens bootstrap the first administrator: identity management, not configuration.
@@ -63,6 +93,8 @@ TYPE_BY_ACTION: dict[str, str] = {
     "deleted": "deletion",
     "changed": "change",
     "consumed": "access",
+    "exported": "access",
+    "erased": "deletion",
 }
 
 USER_SUBJECT_PREFIX = "user:"
@@ -91,7 +123,7 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
         "@timestamp": _timestamp(event.time),
         "ecs.version": ECS_VERSION,
         "event.kind": kind,
-        "event.dataset": "bastion.audit",
+        "event.dataset": DATASET,
         "event.action": action,
         "event.category": [cat] if cat else None,
         "event.type": [ecs_type],
@@ -125,3 +157,63 @@ def _target_user(subject: str | None) -> str | None:
 def _related_users(actor: str | None, target_user: str | None) -> list[str] | None:
     users = [u for u in (actor, target_user) if u]
     return list(dict.fromkeys(users)) or None
+
+
+@functools.cache
+def _type_members(event_type: EventType) -> str:
+    """The members that depend only on the event type, as JSON text (once per type)."""
+    kind, cat, ecs_type, action = _by_type(event_type)
+    members = [
+        f'"ecs.version": {json_text(ECS_VERSION)}',
+        f'"event.kind": {json_text(kind)}',
+        f'"event.dataset": {json_text(DATASET)}',
+        f'"event.action": {json_text(action)}',
+    ]
+    if cat:
+        members.append(f'"event.category": [{json_text(cat)}]')
+    members.append(f'"event.type": [{json_text(ecs_type)}]')
+    return ", ".join(members)
+
+
+def _value(value: Any) -> str:
+    return json_text(value) if type(value) is str else json_tree(value)
+
+
+def ecs_members(event: AuditEvent) -> str:
+    """The members of ``json_value(to_ecs(event))``, byte for byte, without the braces.
+
+    ``event.details`` must be a tree (no cycles), as scrubbed details are.
+    """
+    target_user = _target_user(event.subject)
+    out = [
+        '"@timestamp": ',
+        json_text(_timestamp(event.time)),
+        ", ",
+        _type_members(event.type),
+        ', "event.outcome": ',
+        _value(event.outcome.value),
+    ]
+    if event.reason is not None:
+        out += (', "event.reason": ', _value(event.reason))
+    if event.actor is not None:
+        out += (', "user.id": ', _value(event.actor))
+    if target_user is not None:
+        out += (', "user.target.id": ', json_text(target_user))
+    elif event.subject is not None:
+        out += (', "labels.subject": ', _value(event.subject))
+    if event.client_ip is not None:
+        out += (', "source.ip": ', _value(event.client_ip))
+    if event.user_agent is not None:
+        out += (', "user_agent.original": ', _value(event.user_agent))
+    if event.request_id is not None:
+        out += (', "http.request.id": ', _value(event.request_id))
+    if event.client_ip:
+        out += (', "related.ip": [', _value(event.client_ip), "]")
+    related_users = _related_users(event.actor, target_user)
+    if related_users:
+        out += (', "related.user": ', json_tree(related_users))
+    details = event.details
+    if details:
+        document = details if isinstance(details, dict) else dict(details)
+        out += (', "bastion.details": ', json_tree(document))
+    return "".join(out)

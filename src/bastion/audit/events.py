@@ -111,6 +111,11 @@ class EventType(enum.StrEnum):
     ALERT_ADMIN_OFF_HOURS = "alert:admin_off_hours:detected"
     ALERT_NEW_DEVICE_LOGIN = "alert:new_device_login:detected"
     ALERT_DELIVERY_FAILED = "alert:delivery:dead_lettered"
+    # -- privacy: data subject rights (bastion.privacy) ------------------------------------
+    PRIVACY_DATA_EXPORTED = "privacy:data:exported"
+    PRIVACY_ACCOUNT_ERASED = "privacy:account:erased"
+    # -- configuration ---------------------------------------------------------------------
+    CONFIG_SETTINGS_CHANGED = "config:settings:changed"
 
     @property
     def source(self) -> str:
@@ -285,4 +290,12 @@ DESCRIPTIONS: dict[EventType, str] = {
     "used before (the user is mailed).",
     EventType.ALERT_DELIVERY_FAILED: "An alert could not be delivered to a webhook after every "
     "retry: a dead-letter record was stored.",
+    EventType.PRIVACY_DATA_EXPORTED: "A user downloaded everything Bastion holds about them "
+    "(`GET /v1/account/export`, GDPR Art. 15 / 20, CCPA right to know); `details.sections` "
+    "lists what the document held.",
+    EventType.PRIVACY_ACCOUNT_ERASED: "An account was erased (right to erasure, GDPR Art. 17): "
+    "its credentials, sessions, factors, tokens, mails and grants deleted, the account row "
+    "pseudonymized; `actor` is the user or the administrator, `subject` the account.",
+    EventType.CONFIG_SETTINGS_CHANGED: "A process started with settings that differ from the "
+    "previous start (or the first start); `details.changed` names the settings, never a value.",
 }

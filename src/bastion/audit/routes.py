@@ -1,8 +1,9 @@
 """``GET /v1/admin/audit/events``: administrators search the audit trail.
 
 Deny by default: the router needs the ``can_read_audit`` permission of Bastion's built-in
-authorization model (administrators and security auditors; 403 ``forbidden`` for anyone else
-authenticated) and step-up (a recent authentication), like the account administration API.
+authorization model, declared with the SDK's ``require`` (administrators and security auditors;
+403 ``forbidden`` for anyone else authenticated) and step-up (a recent authentication), like
+the account administration API.
 Every search is itself recorded (``audit:events:searched``, the administrator as actor), so
 reading the trail leaves a trace in it. Users read their own events at ``/v1/account/events``
 (:mod:`bastion.identity.accounts.events`), never through this route.
@@ -22,9 +23,11 @@ from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.query import DEFAULT_PAGE, MAX_CURSOR_CHARS, MAX_PAGE, EventFilter, EventRecord
 from bastion.audit.services import AuditLog
-from bastion.http.errors import Forbidden
+from bastion.authz.builtin.enforcement import on_system
+from bastion.authz.builtin.model import Permission
 from bastion.http.responses import problems
 from bastion.identity.sessions.auth import Principal
+from bastion.sdk.authz import Authorizer
 
 __all__ = ["include"]
 
@@ -86,20 +89,15 @@ def include(
     *,
     principal: PrincipalDependency,
     step_up: PrincipalDependency,
-    is_admin: Callable[[str], Awaitable[bool]],
+    authorizer: Authorizer,
 ) -> None:
-    """``is_admin(user_id)``: whether the user may read the trail (the app passes the engine's
-    ``can_read_audit`` decision)."""
-
-    async def require_admin(who: Principal = Depends(principal)) -> Principal:
-        if not await is_admin(who.user_id):
-            raise Forbidden
-        return who
-
+    """``authorizer``: the SDK authorizer of Bastion's administration (over the engine), which
+    decides ``can_read_audit``."""
     router = APIRouter(
         prefix="/v1/admin/audit",
         tags=["admin", "audit"],
-        dependencies=[Depends(require_admin), Depends(step_up)],
+        # The permission first: a caller without it learns nothing of the step-up policy.
+        dependencies=[Depends(on_system(authorizer, Permission.READ_AUDIT)), Depends(step_up)],
         responses=problems(400, 401, 403, 422, 503),
     )
 
@@ -108,7 +106,7 @@ def include(
     )
     async def search_events(  # noqa: PLR0917 - one query parameter per filter
         request: Request,
-        who: Principal = Depends(require_admin),
+        who: Principal = Depends(principal),
         since: datetime | None = Query(default=None, description="From this time (inclusive)."),
         until: datetime | None = Query(default=None, description="Before this time."),
         type: list[EventType] = Query(default=[], max_length=20),  # noqa: A002 - API name

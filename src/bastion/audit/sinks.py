@@ -24,19 +24,24 @@ from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bastion.audit import ecs
 from bastion.audit.chain import GENESIS_MAC, ChainKeys, event_mac
-from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
-from bastion.audit.recorder import clean_text, scrub
-from bastion.logging import get_logger
+from bastion.audit.recorder import ScrubbedDetails, clean_text, scrub, with_details
+from bastion.logging import direct_lines, get_logger
 from bastion.storage import Database
 
 AUDIT_LOGGER = "bastion.audit"
+AUDIT_LOG_EVENT = "audit_event"
 #: Log lines formatted between two yields to the event loop.
 LOG_CHUNK = 50
+#: Rows chained and inserted per statement (the event loop runs between two).
+INSERT_CHUNK = 50
+_LINE_FIELDS = ("log.logger", *ecs.FIELDS)
+_LINE_HEAD = f'"log.logger": "{AUDIT_LOGGER}", '
 
 #: Column length limits: values are cut to fit (and cleaned, see ``clean_text``), because one
 #: over-long or unencodable value would otherwise make the database refuse the whole batch on
@@ -172,11 +177,15 @@ async def append_rows(
     seq, mac = await lock_head(connection)
     first = seq + 1
     key = keys.current
-    for row in rows:
-        seq += 1
-        mac = event_mac(key, seq, row, mac)
-        row.update(seq=seq, mac=mac, key_id=key.key_id)
-    await connection.execute(_INSERT_EVENTS, list(rows))
+    # In chunks: each insert awaits the database, so requests run between chunks instead of
+    # waiting for a whole batch's MACs and parameter processing (p99).
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = list(rows[start : start + INSERT_CHUNK])
+        for row in chunk:
+            seq += 1
+            mac = event_mac(key, seq, row, mac)
+            row.update(seq=seq, mac=mac, key_id=key.key_id)
+        await connection.execute(_INSERT_EVENTS, chunk)
     await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
 
@@ -187,9 +196,14 @@ event_row = _row
 class LogSink:
     """Writes one ECS JSON log line per event to the ``bastion.audit`` logger.
 
-    Nothing is formatted when the logger drops info lines. The logger is resolved once per
-    batch (not per line), so a reconfiguration applies from the next batch; long batches yield
-    to the event loop between chunks, so formatting them cannot stall requests.
+    Nothing is formatted when the logger drops info lines. The logging configuration is resolved
+    once per batch (not per line), so a reconfiguration applies from the next batch; long
+    batches yield to the event loop between chunks, so formatting them cannot stall requests.
+
+    With the JSON logging :func:`bastion.logging.configure` sets up, the lines are written
+    directly (:func:`bastion.logging.direct_lines`: the same bytes the processor chain would
+    write, each chunk in one write); under any other configuration, through structlog. Details
+    not scrubbed by the recorder are scrubbed here, so the line never holds more than the row.
     """
 
     def __init__(self) -> None:
@@ -200,11 +214,22 @@ class LogSink:
         enabled = getattr(log, "is_enabled_for", None)
         if enabled is not None and not enabled(logging.INFO):
             return
+        direct = direct_lines(AUDIT_LOG_EVENT, logging.INFO, _LINE_FIELDS)
         for start in range(0, len(events), LOG_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            for event in events[start : start + LOG_CHUNK]:
-                log.info("audit_event", **{"log.logger": AUDIT_LOGGER, **to_ecs(event)})
+            chunk = [_scrubbed(event) for event in events[start : start + LOG_CHUNK]]
+            if direct is not None:
+                direct.write([direct.line(_LINE_HEAD + ecs.ecs_members(e)) for e in chunk])
+                continue
+            for event in chunk:
+                log.info(AUDIT_LOG_EVENT, **{"log.logger": AUDIT_LOGGER, **ecs.to_ecs(event)})
+
+
+def _scrubbed(event: AuditEvent) -> AuditEvent:
+    if type(event.details) is ScrubbedDetails:
+        return event
+    return with_details(event, scrub(event.details))
 
 
 class InMemorySink:

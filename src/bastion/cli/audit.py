@@ -46,6 +46,8 @@ app.add_typer(checkpoint_app, name="checkpoint")
 EXIT_TAMPERED = 1
 EXIT_CHECKPOINT_INVALID = 3
 DEFAULT_CATALOG = Path("docs/audit-events.md")
+#: The actor of events the command line records (no authenticated user: the operator).
+CLI_ACTOR = "cli"
 
 
 def _settings() -> Settings:
@@ -252,7 +254,33 @@ async def _search(
 ) -> tuple[list[EventRecord], str | None]:
     async with _services(settings) as services:
         found, next_cursor = await services.audit_log.search(query, cursor=cursor, limit=limit)
+        # Reading the trail is itself recorded (it holds personal data: IPs, user agents), as
+        # the admin API records it; the operator at the shell is the actor.
+        services.audit.record(
+            AuditEvent(
+                type=EventType.AUDIT_EVENTS_SEARCHED,
+                outcome=Outcome.SUCCESS,
+                time=services.clock.now(),
+                actor=CLI_ACTOR,
+                subject="audit:events",
+                details={"filter": _filter_json(query), "results": len(found), "via": "cli"},
+            )
+        )
         return list(found), next_cursor
+
+
+def _filter_json(query: EventFilter) -> dict[str, Any]:
+    values = {
+        "since": query.since.isoformat() if query.since else None,
+        "until": query.until.isoformat() if query.until else None,
+        "types": list(query.types) or None,
+        "outcome": query.outcome,
+        "actor": query.actor,
+        "subject": query.subject,
+        "ip": query.client_ip,
+        "request_id": query.request_id,
+    }
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def record_json(record: EventRecord) -> dict[str, Any]:

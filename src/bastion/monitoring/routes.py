@@ -13,7 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import AwareDatetime, BaseModel
 
-from bastion.http.errors import Forbidden
+from bastion.authz.builtin.enforcement import on_system, system_authorizer
+from bastion.authz.builtin.model import Permission
 from bastion.http.responses import problems
 from bastion.identity.admin.services import AdminService
 from bastion.identity.sessions.auth import Principal
@@ -63,18 +64,14 @@ def include(
     principal: Callable[..., Awaitable[Principal]],
     step_up: Callable[..., Awaitable[Principal]],
 ) -> None:
-    """Mount the admin routes; like every admin operation they need a recent authentication
-    (``step_up``, 401 ``step_up_required``)."""
-
-    async def require_admin(who: Principal = Depends(principal)) -> Principal:
-        if not await admin.is_admin(who.user_id):
-            raise Forbidden
-        return who
-
+    """Mount the admin routes: ``can_administer`` of the built-in model, declared with the SDK
+    and decided by the engine (403 ``forbidden``), then, like every admin operation, a recent
+    authentication (``step_up``, 401 ``step_up_required``)."""
+    authz = system_authorizer(admin.authorizer, principal)
     router = APIRouter(
         prefix="/v1/admin/alerts",
         tags=["admin"],
-        dependencies=[Depends(require_admin), Depends(step_up)],
+        dependencies=[Depends(on_system(authz, Permission.ADMINISTER)), Depends(step_up)],
         responses=problems(401, 403, 422, 503),
     )
 

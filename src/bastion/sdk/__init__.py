@@ -41,7 +41,7 @@ Verifying Bastion's signed alert webhooks on the receiving side, see
 Everything importable from here is public and stable; the rest of Bastion is not.
 """
 
-from typing import Any
+import typing
 
 from bastion.http.handlers import include as install_problem_handlers
 from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, KeySetUnavailable
@@ -112,7 +112,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+if typing.TYPE_CHECKING:
+    from bastion.protections.ratelimit.redis_store import RedisStore
+
+
+def __getattr__(name: str) -> "type[RedisStore]":
     # RedisStore is imported on first use: the Redis client weighs ~6 MiB in every worker that
     # runs on the memory store.
     if name == "RedisStore":

@@ -25,12 +25,17 @@ service, or by the server).
 
 ``current_time`` is added to the request context (unless the caller's context function sets
 it), so time-bound grants (``current_time < grant_time + grant_duration``) expire by themselves.
+
+A constant object (a singleton such as Bastion's own ``system:bastion``) is named with
+``object_id="bastion"``. Every dependency ``require`` builds carries its :class:`Requirement`
+(:func:`requirement_of`), so a test can walk the route table and fail on any route that no
+``require`` guards (Bastion does this for every ``/v1/admin`` route).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +44,7 @@ from fastapi import Depends, Request
 
 from bastion.authz.errors import AuthorizationUnavailable, AuthzError
 from bastion.authz.service import AuthzService, CheckRequest, Consistency, RequestInfo
+from bastion.authz.tuples import Tuple
 from bastion.clock import Clock, SystemClock
 from bastion.http.errors import Forbidden, NotFound
 
@@ -46,14 +52,21 @@ __all__ = [
     "AuthorizationUnavailable",
     "Authorizer",
     "Checker",
+    "Contextual",
     "Decision",
     "EmbeddedChecker",
     "RemoteChecker",
+    "Requirement",
+    "requirement_of",
 ]
 
 #: An object id as OpenFGA accepts it: no separator, no whitespace, bounded.
 _OBJECT_ID = re.compile(r"[^:#@\s]{1,254}")
 DEFAULT_TIMEOUT_SECONDS = 2.0
+#: ``contextual(request, object_id)``: tuples for one check, from the service's own data.
+Contextual = Callable[[Request, str], Awaitable[Iterable[Tuple]]]
+#: Attribute set on every dependency built by :meth:`Authorizer.require`.
+REQUIREMENT_MARKER = "__bastion_authz_requirement__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +78,29 @@ class Decision:
     object: str
 
 
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """What a ``require`` dependency demands: ``relation`` on an object of ``object_type``."""
+
+    relation: str
+    object_type: str
+    hide_existence: bool
+
+
+def requirement_of(dependency: object) -> Requirement | None:
+    """The :class:`Requirement` of a dependency built by :meth:`Authorizer.require`; None for
+    any other callable (to check a route table: every guarded route depends on one)."""
+    value = getattr(dependency, REQUIREMENT_MARKER, None)
+    return value if isinstance(value, Requirement) else None
+
+
 class Checker(Protocol):
     """Answers one check.
 
     Returns ``True`` (allowed) or ``False`` (not allowed). Raises ``AuthzError`` when the check
     itself fails (a bad request, a condition that cannot be evaluated) and
-    ``AuthorizationUnavailable`` when no decision can be obtained.
+    ``AuthorizationUnavailable`` when no decision can be obtained. ``contextual_tuples`` hold
+    for this check only (relationships the service knows from its own row, e.g. an owner).
     """
 
     async def check(
@@ -81,6 +111,7 @@ class Checker(Protocol):
         *,
         context: Mapping[str, Any],
         scope: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Tuple] = (),
     ) -> bool: ...
 
 
@@ -108,10 +139,13 @@ class EmbeddedChecker:
         *,
         context: Mapping[str, Any],
         scope: Mapping[str, Any] | None,
+        contextual_tuples: Sequence[Tuple] = (),
     ) -> bool:
         outcome = await self.service.check(
             self.store_id,
-            CheckRequest(object, relation, user, context=context),
+            CheckRequest(
+                object, relation, user, context=context, contextual_tuples=contextual_tuples
+            ),
             model_id=self.model_id,
             consistency=self.consistency,
             info=RequestInfo(scope=scope, actor=user, source="sdk"),
@@ -162,12 +196,15 @@ class RemoteChecker:
         *,
         context: Mapping[str, Any],
         scope: Mapping[str, Any] | None,  # noqa: ARG002 - the server has its own request
+        contextual_tuples: Sequence[Tuple] = (),
     ) -> bool:
         body: dict[str, Any] = {
             "tuple_key": {"object": object, "relation": relation, "user": user},
             "context": dict(context),
             "consistency": self.consistency.value,
         }
+        if contextual_tuples:
+            body["contextual_tuples"] = {"tuple_keys": [_tuple_key(t) for t in contextual_tuples]}
         if self.model_id:
             body["authorization_model_id"] = self.model_id
         try:
@@ -192,6 +229,13 @@ class RemoteChecker:
     async def aclose(self) -> None:
         if self._owns_client:
             await self._client.aclose()
+
+
+def _tuple_key(t: Tuple) -> dict[str, Any]:
+    key: dict[str, Any] = {"object": t.object, "relation": t.relation, "user": t.user}
+    if t.condition:
+        key["condition"] = {"name": t.condition, "context": dict(t.context or {})}
+    return key
 
 
 def _default_user(who: Any) -> str:
@@ -229,6 +273,41 @@ class Authorizer:
         values.setdefault("current_time", self._clock.now().isoformat())
         return values
 
+    async def allows(
+        self,
+        request: Request,
+        who: Any,
+        relation: str,
+        object_type: str,
+        object_id: str | None,
+        *,
+        contextual_tuples: Sequence[Tuple] = (),
+    ) -> bool:
+        """Whether ``who`` has ``relation`` on ``object_type:<object_id>`` now, for a route that
+        adapts its answer rather than refusing (e.g. a list narrowed to the caller's own items).
+        Deny by default, like :meth:`require`: False for an id the engine cannot name or a
+        failing check. Raises ``AuthorizationUnavailable`` when no decision can be obtained."""
+        user = self.user_of(who)
+        if not isinstance(object_id, str) or not _OBJECT_ID.fullmatch(object_id):
+            return False  # an id the engine cannot even name is never allowed
+        try:
+            # Passed only when there are some: a Checker written before contextual tuples
+            # (without the keyword) keeps working for every other route.
+            extra = {"contextual_tuples": tuple(contextual_tuples)} if contextual_tuples else {}
+            allowed = await self.checker.check(
+                f"{object_type}:{object_id}",
+                relation,
+                user,
+                context=self._context(request),
+                scope=request.scope,
+                **extra,
+            )
+        except AuthorizationUnavailable:
+            raise
+        except AuthzError:
+            return False  # a failing check (e.g. a missing condition parameter) denies
+        return allowed is True  # fail closed on anything but a plain yes
+
     def require(
         self,
         relation: str,
@@ -236,15 +315,25 @@ class Authorizer:
         *,
         from_path: str | None = None,
         from_query: str | None = None,
-        object_id: Callable[[Request], str | None] | None = None,
+        object_id: str | Callable[[Request], str | None] | None = None,
         hide_existence: bool | None = None,
+        contextual: Contextual | None = None,
     ) -> Callable[..., Awaitable[Decision]]:
         """A dependency allowing the request only if the caller has ``relation`` on
-        ``object_type:<id>``, the id taken from a path parameter, a query parameter or a
-        function of the request (exactly one of them)."""
+        ``object_type:<id>``, the id taken from a path parameter, a query parameter, a
+        function of the request or a constant ``object_id`` (exactly one of them).
+
+        ``contextual(request, id)`` returns tuples that hold for this check only, built from
+        the service's own row (``document:<id>#owner@user:<owner>``); it returns none for an
+        object that does not exist, so a stranger's answer is the same either way.
+
+        Raises ``ValueError`` for a constant id the engine cannot name (at wiring, not per
+        request)."""
         sources = [s for s in (from_path, from_query, object_id) if s is not None]
         if len(sources) != 1:
             raise ValueError("give exactly one of from_path, from_query, object_id")
+        if isinstance(object_id, str) and not _OBJECT_ID.fullmatch(object_id):
+            raise ValueError(f"{object_id!r} is not a valid object id")
         hide = self.hide_existence if hide_existence is None else hide_existence
 
         def refuse() -> Exception:
@@ -255,24 +344,21 @@ class Authorizer:
                 return request.path_params.get(from_path)
             if from_query is not None:
                 return request.query_params.get(from_query)
+            if isinstance(object_id, str):
+                return object_id
             return object_id(request) if object_id is not None else None
 
         async def authorized(request: Request, who: Any = Depends(self.principal)) -> Decision:
             user = self.user_of(who)
             oid = id_of(request)
-            if not isinstance(oid, str) or not _OBJECT_ID.fullmatch(oid):
-                raise refuse()  # an id the engine cannot even name is never allowed
-            obj = f"{object_type}:{oid}"
-            try:
-                allowed = await self.checker.check(
-                    obj, relation, user, context=self._context(request), scope=request.scope
-                )
-            except AuthorizationUnavailable:
-                raise
-            except AuthzError:
-                allowed = False  # a failing check (e.g. a missing condition parameter) denies
-            if not allowed:
+            extra: Sequence[Tuple] = ()
+            if contextual is not None and isinstance(oid, str) and _OBJECT_ID.fullmatch(oid):
+                extra = tuple(await contextual(request, oid))
+            if not await self.allows(
+                request, who, relation, object_type, oid, contextual_tuples=extra
+            ):
                 raise refuse()
-            return Decision(user, relation, obj)
+            return Decision(user, relation, f"{object_type}:{oid}")
 
+        setattr(authorized, REQUIREMENT_MARKER, Requirement(relation, object_type, hide))
         return authorized

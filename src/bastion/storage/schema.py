@@ -25,6 +25,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "bastion.identity.mfa.models",
     "bastion.identity.mfa.webauthn.models",
     "bastion.monitoring.models",
+    "bastion.privacy.models",
 )
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from bastion.audit.ecs import category, to_ecs
+from bastion.audit.ecs import FIELDS, category, ecs_members, to_ecs
 from bastion.audit.events import AuditEvent, EventType, Outcome
 
 #: ECS 8.x allowed values of event.category and event.type.
@@ -91,3 +92,38 @@ def test_every_event_type_maps_to_allowed_ecs_values(event_type: EventType) -> N
         fields = to_ecs(AuditEvent(type=event_type, outcome=outcome, time=datetime.now(UTC)))
         assert set(fields["event.type"]) <= ECS_TYPES
         assert fields["event.outcome"] in {"success", "failure", "unknown"}
+
+
+def _events() -> list[AuditEvent]:
+    """Events covering every optional field, subject kind and value type the line can hold."""
+    t0 = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    events = []
+    for n, event_type in enumerate(EventType):
+        events.append(
+            AuditEvent(
+                type=event_type,
+                outcome=list(Outcome)[n % 3],
+                time=t0 if n % 2 else t0.replace(microsecond=0),
+                actor=[None, "", "42", "user:7", "ünïcode\u2028"][n % 5],
+                subject=[None, "", "user:7", "user:", "session:abc", 'quote"back\\'][n % 6],
+                client_ip=[None, "", "2001:db8::1"][n % 3],
+                user_agent=[None, "curl/8.0", "line\nbreak\x00"][n % 3],
+                request_id=[None, "req-1"][n % 2],
+                reason=[None, "", "body_too_large"][n % 3],
+                details=[{}, {"limit": 1024}, {"a": [1, 2.5, None, True], "b": {"c": "é"}}][n % 3],
+            )
+        )
+    return events
+
+
+@pytest.mark.parametrize("event", _events(), ids=lambda e: e.type.value)
+def test_ecs_members_write_exactly_the_json_of_the_document(event: AuditEvent) -> None:
+    # The audit log line is written from these members: they must be the very bytes the JSON
+    # log renderer writes for to_ecs()'s document (same fields, order, escaping).
+    assert "{" + ecs_members(event) + "}" == json.dumps(to_ecs(event))
+
+
+def test_fields_lists_every_field_in_order() -> None:
+    for event in _events():
+        names = list(to_ecs(event))
+        assert names == [name for name in FIELDS if name in names]

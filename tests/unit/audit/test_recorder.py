@@ -296,3 +296,52 @@ async def test_record_never_raises() -> None:
 def test_sizes_must_be_positive(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="positive"):
         recorder(InMemorySink(), **bad)
+
+
+class BatchSink:
+    """Remembers the size of every batch written."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self.written = asyncio.Event()
+
+    async def write(self, events: Sequence[AuditEvent]) -> None:
+        self.batches.append(len(events))
+        self.written.set()
+
+
+async def test_the_writer_waits_for_a_full_batch_then_writes_it_at_once() -> None:
+    # Group commit: one transaction per event would multiply the trail's cost at moderate rates.
+    sink = BatchSink()
+    rec = recorder(sink, batch_size=5, flush_delay=60.0)
+    await rec.start()
+    for n in range(2):
+        rec.record(make_event(n))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert sink.batches == []  # waiting for the batch to fill
+    for n in range(2, 5):
+        rec.record(make_event(n))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert sink.batches == [5]
+    rec.record(make_event(5))
+    await asyncio.wait_for(rec.aclose(), timeout=10)  # closing does not wait out the delay
+    assert sink.batches == [5, 1]
+    assert rec.written_total == 6
+
+
+async def test_a_partial_batch_is_written_after_the_flush_delay() -> None:
+    sink = BatchSink()
+    rec = recorder(sink, batch_size=100, flush_delay=0.01)
+    await rec.start()
+    rec.record(make_event(1))
+    rec.record(make_event(2))
+    await asyncio.wait_for(sink.written.wait(), timeout=10)
+    assert sink.batches == [2]
+    await rec.aclose()
+
+
+def test_a_negative_flush_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="flush_delay"):
+        recorder(InMemorySink(), flush_delay=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -10,12 +11,14 @@ import structlog
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
+from bastion import logging as bastion_logging
 from bastion.audit.chain import ChainKeys
+from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
-from bastion.audit.recorder import QueueAuditRecorder
-from bastion.audit.sinks import DatabaseSink, InMemorySink, LogSink
+from bastion.audit.recorder import QueueAuditRecorder, scrub, with_details
+from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink
 from bastion.crypto import Keyring
 from bastion.storage import Database
 
@@ -145,3 +148,32 @@ async def test_in_memory_sink_keeps_events() -> None:
     await sink.write([event(1)])
     await sink.write([])
     assert [e.request_id for e in sink.events] == ["req-1"]
+
+
+async def test_log_sink_writes_what_structlog_would_and_scrubs() -> None:
+    # Under Bastion's JSON logging the lines bypass structlog's chain: they must be the chain's
+    # very bytes, and details the recorder did not scrub are scrubbed here.
+    out = io.StringIO()
+    bastion_logging.configure("info", json=True, stream=out)
+    try:
+        structlog.contextvars.bind_contextvars(session_token="s3cr3t")
+        events = [
+            event(1, actor="42", details={"password": "hunter2", "n": [1, 2.0]}),
+            event(2, subject="user:7", user_agent="ünï\n"),
+        ]
+        await LogSink().write(events)
+        direct = out.getvalue()
+        out.seek(0)
+        out.truncate()
+        log = structlog.get_logger(AUDIT_LOGGER)
+        for item in events:
+            fields = to_ecs(with_details(item, scrub(item.details)))
+            log.info("audit_event", **{"log.logger": AUDIT_LOGGER, **fields})
+        assert direct == out.getvalue()
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.reset_defaults()
+    assert len(direct.splitlines()) == 2
+    assert "hunter2" not in direct
+    assert "s3cr3t" not in direct
+    assert json.loads(direct.splitlines()[0])["bastion.details"]["password"] == "[redacted]"

@@ -192,7 +192,12 @@ async def test_refresh_benign_rotations_and_rejections_do_not_alert() -> None:
 async def test_denial_burst_one_user_enumerating_forbidden_objects() -> None:
     s = EventStream()
     events = [
-        s(EventType.AUTHZ_CHECK_DENIED, actor="user:mallory", after=timedelta(seconds=1))
+        s(
+            EventType.AUTHZ_CHECK_DENIED,
+            actor="user:mallory",
+            details={"user": "user:mallory"},
+            after=timedelta(seconds=1),
+        )
         for _ in range(20)
     ] + [
         s(EventType.RATELIMIT_LIMIT_EXCEEDED, actor="user:mallory", client_ip="203.0.113.1")
@@ -203,6 +208,33 @@ async def test_denial_burst_one_user_enumerating_forbidden_objects() -> None:
     assert len(alerts) == 1  # the 30th refusal within a minute
     assert alerts[0].actor == "user:mallory"
     assert len(alerts[0].evidence) == 30
+
+
+async def test_denial_burst_ignores_a_service_querying_the_engine_about_others() -> None:
+    s = EventStream()
+    # The OpenFGA API answers "denied" about other users: not a refusal of the service itself.
+    events = [
+        s(
+            EventType.AUTHZ_CHECK_DENIED,
+            actor="user:svc",
+            details={"user": f"user:u{i}"},
+            after=timedelta(milliseconds=10),
+        )
+        for i in range(500)
+    ]
+    settings = DenialBurstSettings(window_seconds=60)
+    assert await feed(DenialBurstDetector(MemoryCounters(), settings), events) == []
+
+
+async def test_denial_burst_alerts_once_per_threshold_crossed() -> None:
+    s = EventStream()
+    settings = DenialBurstSettings(window_seconds=60)
+    flood = [
+        s(EventType.HTTP_CSRF_REJECTED, actor="user:m", after=timedelta(milliseconds=10))
+        for _ in range(settings.threshold * 3 - 1)
+    ]
+    alerts = await feed(DenialBurstDetector(MemoryCounters(), settings), flood)
+    assert [a.details["denials"] for a in alerts] == [settings.threshold, settings.threshold * 2]
 
 
 async def test_denial_benign_occasional_403s_over_a_working_day() -> None:

@@ -24,6 +24,7 @@ from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.api._errors import OpenFgaError
+from bastion.authz.service import RequestInfo
 from bastion.authz.settings import AuthzSettings
 from bastion.clock import Clock
 from bastion.identity.sessions.auth import Principal
@@ -68,19 +69,35 @@ class ApiAccess:
         async def authorized(
             request: Request, who: Principal = Depends(self._principal)
         ) -> Principal:
-            if await self.allowed(who, permission):
-                return who
-            self._audit.record(
-                event_from_scope(
-                    request.scope,
-                    EventType.AUTHZ_API_FORBIDDEN,
-                    Outcome.FAILURE,
-                    actor=who.subject,
-                    subject=request.url.path[:255],
-                    reason=f"missing_{permission.value}",
-                    clock=self._clock,
-                )
-            )
-            raise OpenFgaError(403, "forbidden", "the caller may not use this operation")
+            await self._authorize(request, who, permission)
+            return who
 
         return authorized
+
+    def requires_info(self, permission: Permission) -> Callable[..., Awaitable[RequestInfo]]:
+        """:meth:`requires` answering what the audit trail records of the request (its scope
+        and the caller), for the routes that change something or log a decision."""
+
+        async def authorized(
+            request: Request, who: Principal = Depends(self._principal)
+        ) -> RequestInfo:
+            await self._authorize(request, who, permission)
+            return RequestInfo(scope=request.scope, actor=who.subject)
+
+        return authorized
+
+    async def _authorize(self, request: Request, who: Principal, permission: Permission) -> None:
+        if await self.allowed(who, permission):
+            return
+        self._audit.record(
+            event_from_scope(
+                request.scope,
+                EventType.AUTHZ_API_FORBIDDEN,
+                Outcome.FAILURE,
+                actor=who.subject,
+                subject=request.url.path[:255],
+                reason=f"missing_{permission.value}",
+                clock=self._clock,
+            )
+        )
+        raise OpenFgaError(403, "forbidden", "the caller may not use this operation")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypedDict, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query
 from starlette.responses import JSONResponse, Response
 
 from bastion.authz.api import _convert as convert
@@ -20,6 +20,7 @@ from bastion.authz.api._errors import OpenFgaError, OpenFgaRoute
 from bastion.authz.api.access import ApiAccess, Permission
 from bastion.authz.api.schemas import (
     BatchCheckBody,
+    BatchCheckItemIn,
     CascadeDeleteBody,
     CheckBody,
     CreateStoreBody,
@@ -31,13 +32,21 @@ from bastion.authz.api.schemas import (
     WriteModelBody,
 )
 from bastion.authz.errors import AuthzError
-from bastion.authz.service import AuthzService, CheckOutcome, CheckRequest, RequestInfo
-from bastion.authz.store import OnDuplicate, OnMissing, is_reserved, is_ulid
+from bastion.authz.service import (
+    AuthzService,
+    CheckOutcome,
+    CheckRequest,
+    Consistency,
+    RequestInfo,
+)
+from bastion.authz.store import OnDuplicate, OnMissing, Page, is_reserved, is_ulid
 from bastion.authz.tuples import Tuple
 from bastion.identity.sessions.auth import Principal
 
 __all__ = ["include"]
 
+_T = TypeVar("_T")
+_T_co = TypeVar("_T_co", covariant=True)
 StoreId = Path(min_length=1, max_length=64)
 PageSize = Query(default=None, ge=1, le=100)
 Token = Query(default="", max_length=512)
@@ -58,12 +67,57 @@ def _changeable(store_id: str) -> str:
     return store_id
 
 
-def _info(request: Request, who: Principal) -> RequestInfo:
-    return RequestInfo(scope=request.scope, actor=who.subject)
-
-
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return JSONResponse(body, status_code=status)
+
+
+class _Decide(Protocol[_T_co]):
+    """:meth:`AuthzService.check` or :meth:`AuthzService.explain`."""
+
+    def __call__(
+        self,
+        store_id: str,
+        request: CheckRequest,
+        /,
+        *,
+        model_id: str | None,
+        consistency: Consistency,
+        info: RequestInfo,
+    ) -> Awaitable[_T_co]: ...
+
+
+def _check_request(body: CheckBody | BatchCheckItemIn, correlation_id: str = "") -> CheckRequest:
+    key = body.tuple_key
+    return CheckRequest(
+        key.object,
+        key.relation,
+        key.user,
+        context=body.context,
+        contextual_tuples=convert.contextual(body.contextual_tuples),
+        correlation_id=correlation_id,
+    )
+
+
+def _page(name: str, items: list[dict[str, Any]], page: Page[Any]) -> Response:
+    """One page of a listing, with OpenFGA's continuation token."""
+    return _json({name: items, "continuation_token": page.continuation_token})
+
+
+class _Listing(TypedDict):
+    model_id: str | None
+    consistency: Consistency
+    context: dict[str, Any] | None
+    contextual_tuples: tuple[Tuple, ...]
+
+
+def _listing(body: ListObjectsBody | ListUsersBody) -> _Listing:
+    """The evaluation options shared by ListObjects and ListUsers."""
+    return _Listing(
+        model_id=body.authorization_model_id,
+        consistency=body.consistency,
+        context=body.context,
+        contextual_tuples=convert.contextual(body.contextual_tuples),
+    )
 
 
 def _batch_item(result: CheckOutcome | AuthzError) -> dict[str, Any]:
@@ -75,15 +129,15 @@ def _batch_item(result: CheckOutcome | AuthzError) -> dict[str, Any]:
 def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     """Mount ``/stores/...`` on ``app``."""
     router = APIRouter(route_class=OpenFgaRoute, include_in_schema=False)
-    administer = access.requires(Permission.ADMINISTER)
+    changer = access.requires_info(Permission.ADMINISTER)
     query = access.requires(Permission.QUERY)
+    # The queries first: routes are matched in order, and checks are the hot path.
+    _query_routes(router, authz, query, access.requires_info(Permission.QUERY))
 
     # ------------------------------------------------------------------ stores
     @router.post("/stores")
-    async def create_store(
-        body: CreateStoreBody, request: Request, who: Principal = Depends(administer)
-    ) -> Response:
-        record = await authz.create_store(body.name, _info(request, who))
+    async def create_store(body: CreateStoreBody, info: RequestInfo = Depends(changer)) -> Response:
+        record = await authz.create_store(body.name, info)
         return _json(convert.store_json(record), 201)
 
     @router.get("/stores")
@@ -94,8 +148,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
         _: Principal = Depends(query),
     ) -> Response:
         page = await authz.list_stores(page_size=page_size, token=continuation_token, name=name)
-        stores = [convert.store_json(s) for s in page.items]
-        return _json({"stores": stores, "continuation_token": page.continuation_token})
+        return _page("stores", [convert.store_json(s) for s in page.items], page)
 
     @router.get("/stores/{store_id}")
     async def get_store(store_id: str = StoreId, _: Principal = Depends(query)) -> Response:
@@ -103,21 +156,18 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
 
     @router.delete("/stores/{store_id}")
     async def delete_store(
-        request: Request, store_id: str = StoreId, who: Principal = Depends(administer)
+        store_id: str = StoreId, info: RequestInfo = Depends(changer)
     ) -> Response:
-        await authz.delete_store(_changeable(store_id), _info(request, who))
+        await authz.delete_store(_changeable(store_id), info)
         return Response(status_code=204)
 
     # ------------------------------------------------------------------ models
     @router.post("/stores/{store_id}/authorization-models")
     async def write_model(
-        body: WriteModelBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(administer),
+        body: WriteModelBody, store_id: str = StoreId, info: RequestInfo = Depends(changer)
     ) -> Response:
         model = body.model_dump(exclude_none=True)
-        record = await authz.write_model(_changeable(store_id), model, _info(request, who))
+        record = await authz.write_model(_changeable(store_id), model, info)
         return _json({"authorization_model_id": record.id}, 201)
 
     @router.get("/stores/{store_id}/authorization-models")
@@ -130,12 +180,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
         page = await authz.list_models(
             _store(store_id), page_size=page_size, token=continuation_token
         )
-        return _json(
-            {
-                "authorization_models": [convert.model_json(m) for m in page.items],
-                "continuation_token": page.continuation_token,
-            }
-        )
+        return _page("authorization_models", [convert.model_json(m) for m in page.items], page)
 
     @router.get("/stores/{store_id}/authorization-models/{model_id}")
     async def read_model(
@@ -149,10 +194,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     # ------------------------------------------------------------------ tuples
     @router.post("/stores/{store_id}/write")
     async def write(
-        body: WriteBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(administer),
+        body: WriteBody, store_id: str = StoreId, info: RequestInfo = Depends(changer)
     ) -> Response:
         writes = [convert.tuple_of(k) for k in body.writes.tuple_keys] if body.writes else []
         deletes = (
@@ -177,21 +219,17 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
             model_id=body.authorization_model_id,
             on_duplicate=on_duplicate,
             on_missing=on_missing,
-            info=_info(request, who),
+            info=info,
         )
         return _json({})
 
     @router.post("/stores/{store_id}/cascade-delete")
     async def cascade_delete(
-        body: CascadeDeleteBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(administer),
+        body: CascadeDeleteBody, store_id: str = StoreId, info: RequestInfo = Depends(changer)
     ) -> Response:
         """Bastion's extension (not an OpenFGA path): delete an object or a user everywhere."""
         if (body.object is None) == (body.user is None):
             raise OpenFgaError(400, "validation_error", "give exactly one of 'object' and 'user'")
-        info = _info(request, who)
         if body.object is not None:
             deleted = await authz.delete_object(_changeable(store_id), body.object, info)
         else:
@@ -215,12 +253,7 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
             page_size=body.page_size,
             token=body.continuation_token,
         )
-        return _json(
-            {
-                "tuples": [convert.tuple_json(t) for t in page.items],
-                "continuation_token": page.continuation_token,
-            }
-        )
+        return _page("tuples", [convert.tuple_json(t) for t in page.items], page)
 
     @router.get("/stores/{store_id}/changes")
     async def read_changes(
@@ -238,95 +271,61 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
             token=continuation_token,
             start_time=start_time,
         )
-        return _json(
-            {
-                "changes": [convert.change_json(c) for c in page.items],
-                "continuation_token": page.continuation_token,
-            }
-        )
+        return _page("changes", [convert.change_json(c) for c in page.items], page)
 
-    _query_routes(router, authz, query)
     app.include_router(router)
 
 
 def _query_routes(
-    router: APIRouter, authz: AuthzService, query: Callable[..., Awaitable[Principal]]
+    router: APIRouter,
+    authz: AuthzService,
+    query: Callable[..., Awaitable[Principal]],
+    asker: Callable[..., Awaitable[RequestInfo]],
 ) -> None:
     # ------------------------------------------------------------------ queries
-    @router.post("/stores/{store_id}/check")
-    async def check(
-        body: CheckBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(query),
-    ) -> Response:
-        key = body.tuple_key
-        outcome = await authz.check(
-            _store(store_id),
-            CheckRequest(
-                key.object,
-                key.relation,
-                key.user,
-                context=body.context,
-                contextual_tuples=convert.contextual(body.contextual_tuples),
-            ),
-            model_id=body.authorization_model_id,
-            consistency=body.consistency,
-            info=_info(request, who),
-        )
-        return _json({"allowed": outcome.allowed, "resolution": ""})
+    def decision_route(
+        path: str, decide: _Decide[_T], answer: Callable[[_T], dict[str, Any]], summary: str
+    ) -> None:
+        @router.post(f"/stores/{{store_id}}/{path}", name=path, summary=summary)
+        async def route(
+            body: CheckBody, store_id: str = StoreId, info: RequestInfo = Depends(asker)
+        ) -> Response:
+            result = await decide(
+                _store(store_id),
+                _check_request(body),
+                model_id=body.authorization_model_id,
+                consistency=body.consistency,
+                info=info,
+            )
+            return _json(answer(result))
 
-    @router.post("/stores/{store_id}/explain")
-    async def explain(
-        body: CheckBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(query),
-    ) -> Response:
-        """Bastion's extension (not an OpenFGA path): why a check is true or false."""
-        key = body.tuple_key
-        explanation = await authz.explain(
-            _store(store_id),
-            CheckRequest(
-                key.object,
-                key.relation,
-                key.user,
-                context=body.context,
-                contextual_tuples=convert.contextual(body.contextual_tuples),
-            ),
-            model_id=body.authorization_model_id,
-            consistency=body.consistency,
-            info=_info(request, who),
-        )
-        return _json({**explanation.as_dict(), "path": explanation.path()})
+    decision_route(
+        "check",
+        authz.check,
+        lambda outcome: {"allowed": outcome.allowed, "resolution": ""},
+        "OpenFGA's Check.",
+    )
+    decision_route(
+        "explain",
+        authz.explain,
+        lambda explanation: {**explanation.as_dict(), "path": explanation.path()},
+        "Bastion's extension (not an OpenFGA path): why a check is true or false.",
+    )
 
     @router.post("/stores/{store_id}/batch-check")
     async def batch_check(
-        body: BatchCheckBody,
-        request: Request,
-        store_id: str = StoreId,
-        who: Principal = Depends(query),
+        body: BatchCheckBody, store_id: str = StoreId, info: RequestInfo = Depends(asker)
     ) -> Response:
         ids = [c.correlation_id for c in body.checks]
         if len(set(ids)) != len(ids):
             raise OpenFgaError(400, "validation_error", "duplicate correlation_id in checks")
-        requests = [
-            CheckRequest(
-                c.tuple_key.object,
-                c.tuple_key.relation,
-                c.tuple_key.user,
-                context=c.context,
-                contextual_tuples=convert.contextual(c.contextual_tuples),
-                correlation_id=c.correlation_id,
-            )
-            for c in body.checks
-        ]
+        requests = [_check_request(c, c.correlation_id) for c in body.checks]
         results = await authz.batch_check(
             _store(store_id),
             requests,
             model_id=body.authorization_model_id,
             consistency=body.consistency,
-            info=_info(request, who),
+            info=info,
         )
         return _json(
             {
@@ -355,14 +354,7 @@ def _query_routes(
         body: ListObjectsBody, store_id: str = StoreId, _: Principal = Depends(query)
     ) -> Response:
         result = await authz.list_objects(
-            _store(store_id),
-            body.type,
-            body.relation,
-            body.user,
-            model_id=body.authorization_model_id,
-            consistency=body.consistency,
-            context=body.context,
-            contextual_tuples=convert.contextual(body.contextual_tuples),
+            _store(store_id), body.type, body.relation, body.user, **_listing(body)
         )
         return _json(convert.list_objects_json(result))
 
@@ -375,9 +367,6 @@ def _query_routes(
             f"{body.object.type}:{body.object.id}",
             body.relation,
             [(f.type, f.relation or "") for f in body.user_filters],
-            model_id=body.authorization_model_id,
-            consistency=body.consistency,
-            context=body.context,
-            contextual_tuples=convert.contextual(body.contextual_tuples),
+            **_listing(body),
         )
         return _json(convert.list_users_json(result))

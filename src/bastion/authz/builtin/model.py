@@ -10,9 +10,10 @@ or for a while (a tuple with the ``non_expired_grant`` condition, written by an 
 elevation): the engine compares ``current_time``, sent with every check, to the grant's
 ``grant_time + grant_duration``, so a grant expires by itself, whatever any cache holds.
 
-Ownership: each session and factor has an ``owner``; a user may act on their own, and an
-administrator may act on anyone's. Sessions and factors live in the identity tables, not as
-tuples: a check sends their ``owner`` and ``system`` as contextual tuples built from the row.
+Ownership: each session, factor and elevation request has an ``owner``; a user may act on
+their own, and staff with the matching permission on anyone's. They live in their own tables,
+not as tuples: a check sends their ``owner`` and ``system`` as contextual tuples built from the
+row (the SDK's ``require(..., contextual=...)``).
 """
 
 from __future__ import annotations
@@ -100,6 +101,12 @@ type factor
     define owner: [user]
     define can_view: owner or can_read_users from system
     define can_remove: owner or can_reset_mfa from system
+
+type elevation
+  relations
+    define system: [system]
+    define owner: [user]
+    define can_revoke: owner or can_approve_elevations from system
 
 type data
   relations

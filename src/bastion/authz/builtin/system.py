@@ -14,7 +14,7 @@ live in the store only.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -183,6 +183,30 @@ class SystemAuthz:
             await self._note_use(source, request, scope)
         await self._note_expired(source, user_id, now)
         return outcome.allowed
+
+    async def check(
+        self,
+        object: str,  # noqa: A002 - OpenFGA's field name
+        relation: str,
+        user: str,
+        *,
+        context: Mapping[str, Any],  # noqa: ARG002 - the injected clock decides current_time
+        scope: Scope | None,
+        contextual_tuples: Sequence[Tuple] = (),
+    ) -> bool:
+        """:class:`bastion.sdk.authz.Checker` over :meth:`allowed`, so Bastion's own routes
+        enforce with the SDK and keep every rule of :meth:`allowed` (a disabled account holds
+        nothing, the decision log, ``authz:elevation:used``, ended grants observed). The
+        request's ``current_time`` is not trusted here: this service's clock decides."""
+        if not user.startswith("user:"):
+            return False  # only users hold roles in the built-in model
+        return await self.allowed(
+            user.removeprefix("user:"),
+            relation,
+            scope=scope,
+            contextual_tuples=contextual_tuples,
+            object=object,
+        )
 
     def _refuse(self, request: CheckRequest, scope: Scope | None, reason: str) -> None:
         decision = Decision(

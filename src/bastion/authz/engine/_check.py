@@ -20,7 +20,7 @@ Every dispatch (computed relation, userset, tuple-to-userset) adds one to the de
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from bastion.authz.conditions import CompiledCondition
@@ -44,6 +44,9 @@ MAX_RESOLUTION_DEPTH = 25
 
 Result = bool | None
 Resolver = Callable[[str, "Request", int], Result]
+#: A userset or parent seen in a tuple: the object to resolve on, the conditions allowed on
+#: such tuples (None: the tuple never grants), and the resolver of the relation there.
+_Entry = tuple[str, frozenset[str | None] | None, Resolver | None]
 
 
 ParsedUser = tuple[str, str, str, str, bool, str, str]
@@ -230,9 +233,9 @@ def _direct(  # noqa: PLR0915 - the hot path is inlined on purpose (no helper ca
     wildcard_conditions = relation.wildcard_conditions
     userset_conditions = relation.userset_conditions
 
-    cache: dict[str, tuple[str, frozenset[str | None] | None, Resolver | None]] = {}
+    cache: dict[str, _Entry] = {}
 
-    def userset_entry(user: str) -> tuple[str, frozenset[str | None] | None, Resolver | None]:
+    def userset_entry(user: str) -> _Entry:
         user_object, _, user_relation = user.partition("#")
         user_type = user_object.partition(":")[0]
         allowed = userset_conditions.get((user_type, user_relation))
@@ -243,7 +246,7 @@ def _direct(  # noqa: PLR0915 - the hot path is inlined on purpose (no helper ca
         cache[user] = entry
         return entry
 
-    def direct(obj: str, req: Request, depth: int) -> Result:  # noqa: PLR0912, PLR0915 - see above
+    def direct(obj: str, req: Request, depth: int) -> Result:  # noqa: PLR0912 - see above
         source = req.source
         error: AuthzError | None = None
         cycle = False
@@ -281,24 +284,19 @@ def _direct(  # noqa: PLR0915 - the hot path is inlined on purpose (no helper ca
                     except AuthzError as e:
                         error = e
         if userset_conditions:
-            for t in source.usersets(obj, name):
-                entry = cache.get(t.user)
-                if entry is None:
-                    entry = userset_entry(t.user)
-                user_object, allowed, resolve = entry
-                if allowed is None or t.condition not in allowed:
-                    continue
-                try:
-                    if t.condition is not None and not condition_holds(t, conditions, req.context):
-                        continue
-                    result = resolve(user_object, req, depth + 1)  # type: ignore[misc]
-                except AuthzError as e:
-                    error = e
-                    continue
-                if result:
-                    return True
-                if result is None:
-                    cycle = True
+            result, failure = _through(
+                source.usersets(obj, name),
+                cache,
+                userset_entry,
+                conditions=conditions,
+                req=req,
+                depth=depth,
+            )
+            if result:
+                return True
+            cycle = cycle or result is None
+            if failure is not None:
+                error = failure
         if error is not None:
             raise error
         return None if cycle else False
@@ -325,47 +323,66 @@ def _tuple_to_userset(
     allowed_types = tupleset.object_conditions if tupleset is not None else {}
     conditions = ts.conditions
 
-    cache: dict[str, tuple[frozenset[str | None] | None, Resolver | None]] = {}
+    cache: dict[str, _Entry] = {}
 
-    def parent_entry(parent: str) -> tuple[frozenset[str | None] | None, Resolver | None]:
+    def parent_entry(parent: str) -> _Entry:
         parent_type, _, parent_id = parent.partition(":")
         allowed = allowed_types.get(parent_type)
         resolve = resolvers[parent_type].get(target) if parent_type in resolvers else None
         if "#" in parent or parent_id == "*" or resolve is None:
             allowed = None
-        entry = (allowed, resolve)
+        entry = (parent, allowed, resolve)
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
         cache[parent] = entry
         return entry
 
     def tuple_to_userset(obj: str, req: Request, depth: int) -> Result:
-        error: AuthzError | None = None
-        cycle = False
-        for t in req.source.by_object(obj, tupleset_name):
-            parent = t.user
-            entry = cache.get(parent)
-            if entry is None:
-                entry = parent_entry(parent)
-            allowed, resolve = entry
-            if allowed is None or t.condition not in allowed:
-                continue
-            try:
-                if t.condition is not None and not condition_holds(t, conditions, req.context):
-                    continue
-                result = resolve(parent, req, depth + 1)  # type: ignore[misc]
-            except AuthzError as e:
-                error = e
-                continue
-            if result:
-                return True
-            if result is None:
-                cycle = True
-        if error is not None:
-            raise error
-        return None if cycle else False
+        tuples = req.source.by_object(obj, tupleset_name)
+        result, error = _through(
+            tuples, cache, parent_entry, conditions=conditions, req=req, depth=depth
+        )
+        if result or error is None:
+            return result
+        raise error
 
     return tuple_to_userset
+
+
+def _through(
+    tuples: Iterable[Tuple],
+    cache: dict[str, _Entry],
+    make_entry: Callable[[str], _Entry],
+    *,
+    conditions: Mapping[str, CompiledCondition],
+    req: Request,
+    depth: int,
+) -> tuple[Result, AuthzError | None]:
+    """Whether one of ``tuples`` grants through the object it names (a userset's object, or
+    the parent of a tuple-to-userset), resolved one level deeper: True at the first that does;
+    else None if a cycle was met, False otherwise, with the last error met (the caller raises
+    it unless something else grants)."""
+    error: AuthzError | None = None
+    cycle = False
+    for t in tuples:
+        entry = cache.get(t.user)
+        if entry is None:
+            entry = make_entry(t.user)
+        target, allowed, resolve = entry
+        if allowed is None or t.condition not in allowed:
+            continue
+        try:
+            if t.condition is not None and not condition_holds(t, conditions, req.context):
+                continue
+            result = resolve(target, req, depth + 1)  # type: ignore[misc]
+        except AuthzError as e:
+            error = e
+            continue
+        if result:
+            return True, None
+        if result is None:
+            cycle = True
+    return (None if cycle else False), error
 
 
 def _union(children: list[Resolver]) -> Resolver:

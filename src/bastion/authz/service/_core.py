@@ -10,11 +10,12 @@ the audit trail.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
@@ -40,6 +41,7 @@ from bastion.clock import Clock
 
 __all__ = ["AuthzService", "CheckOutcome", "CheckRequest", "RequestInfo"]
 
+_R = TypeVar("_R")
 #: Compiled model versions kept per process (a version never changes, so this is a pure cache).
 MAX_ENGINES = 128
 
@@ -72,6 +74,7 @@ class AuthzService:
         self._staleness = staleness_seconds
         self._engines: OrderedDict[str, tuple[ModelRecord, Engine]] = OrderedDict()
         self._latest: dict[str, tuple[str, float]] = {}
+        self._latest_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ audit
     def _event(
@@ -168,14 +171,25 @@ class AuthzService:
         return compiled
 
     async def _latest_model_id(self, store_id: str, consistency: Consistency) -> str:
+        if consistency is Consistency.HIGHER_CONSISTENCY:
+            return await self._read_latest(store_id)
+        known = self._fresh_latest(store_id)
+        if known is not None:
+            return known
+        async with self._latest_lock:
+            # Requests queued here while another read it reuse that answer: one query per
+            # stale interval under load, not one per concurrent request.
+            known = self._fresh_latest(store_id)
+            return known if known is not None else await self._read_latest(store_id)
+
+    def _fresh_latest(self, store_id: str) -> str | None:
         known = self._latest.get(store_id)
-        now = self._monotonic()
-        if (
-            known is not None
-            and consistency is not Consistency.HIGHER_CONSISTENCY
-            and now - known[1] <= self._staleness
-        ):
+        if known is not None and self._monotonic() - known[1] <= self._staleness:
             return known[0]
+        return None
+
+    async def _read_latest(self, store_id: str) -> str:
+        now = self._monotonic()
         model_id = await self.store.latest_model_id(store_id)
         self._latest[store_id] = (model_id, now)
         return model_id
@@ -220,25 +234,16 @@ class AuthzService:
     async def delete_object(self, store_id: str, entity: str, info: RequestInfo) -> int:
         """Delete every tuple on or granting to ``entity`` (see SqlAuthzStore)."""
         count = await self.store.delete_object(store_id, entity)
-        self.index.invalidate(store_id)
-        self._event(
-            info,
-            EventType.AUTHZ_TUPLES_CASCADED,
-            f"store:{store_id}",
-            {"object": entity, "deleted": count},
-        )
-        return count
+        return self._cascaded(store_id, {"object": entity, "deleted": count}, info)
 
     async def delete_user(self, store_id: str, user: str, info: RequestInfo) -> int:
         count = await self.store.delete_user(store_id, user)
+        return self._cascaded(store_id, {"user": user, "deleted": count}, info)
+
+    def _cascaded(self, store_id: str, details: dict[str, Any], info: RequestInfo) -> int:
         self.index.invalidate(store_id)
-        self._event(
-            info,
-            EventType.AUTHZ_TUPLES_CASCADED,
-            f"store:{store_id}",
-            {"user": user, "deleted": count},
-        )
-        return count
+        self._event(info, EventType.AUTHZ_TUPLES_CASCADED, f"store:{store_id}", details)
+        return int(details["deleted"])
 
     async def read(
         self,
@@ -281,6 +286,13 @@ class AuthzService:
         """The store's tuples, as fresh as ``consistency`` requires."""
         return await self.index.get(store_id, consistency)
 
+    async def _prepared(
+        self, store_id: str, model_id: str | None, consistency: Consistency
+    ) -> tuple[ModelRecord, Engine, TupleSource]:
+        """The model version and the tuples an evaluation runs on."""
+        record, engine = await self.engine(store_id, model_id, consistency)
+        return record, engine, await self.source(store_id, consistency)
+
     async def check(
         self,
         store_id: str,
@@ -293,8 +305,7 @@ class AuthzService:
         """Evaluate one check and record the decision. Raises the engine's errors (after
         recording them as a denied decision)."""
         started = time.perf_counter()
-        record, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        record, engine, tuples = await self._prepared(store_id, model_id, consistency)
         return self._evaluate(
             store_id, record, engine, tuples, request=request, info=info, started=started
         )
@@ -309,8 +320,7 @@ class AuthzService:
         info: RequestInfo,
     ) -> list[CheckOutcome | AuthzError]:
         """One outcome or error per request, in order (one model and one index for all)."""
-        record, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        record, engine, tuples = await self._prepared(store_id, model_id, consistency)
         results: list[CheckOutcome | AuthzError] = []
         for request in requests:
             started = time.perf_counter()
@@ -341,8 +351,34 @@ class AuthzService:
         info: RequestInfo,
         started: float,
     ) -> CheckOutcome:
+        result, allowed, reason = self._logged(
+            engine.check,
+            _verdict,
+            tuples,
+            store_id=store_id,
+            model_id=record.id,
+            request=request,
+            info=info,
+            started=started,
+        )
+        return CheckOutcome(allowed, record.id, reason, result)
+
+    def _logged(
+        self,
+        evaluate: Callable[..., _R],
+        verdict: Callable[[_R], tuple[bool, str]],
+        tuples: TupleSource,
+        *,
+        store_id: str,
+        model_id: str,
+        request: CheckRequest,
+        info: RequestInfo,
+        started: float,
+    ) -> tuple[_R, bool, str]:
+        """``evaluate`` (the engine's check or explain) on ``request``, its decision logged:
+        errors as denials (then raised), else ``verdict(result)`` = (allowed, reason)."""
         try:
-            result = engine.check(
+            result = evaluate(
                 tuples,
                 request.object,
                 request.relation,
@@ -351,14 +387,11 @@ class AuthzService:
                 contextual_tuples=request.contextual_tuples,
             )
         except AuthzError as exc:
-            self._decide(
-                store_id, record.id, request, info, started, allowed=False, reason=exc.code
-            )
+            self._decide(store_id, model_id, request, info, started, allowed=False, reason=exc.code)
             raise
-        allowed = bool(result.allowed)
-        reason = _reason_of(result, allowed)
-        self._decide(store_id, record.id, request, info, started, allowed=allowed, reason=reason)
-        return CheckOutcome(allowed, record.id, reason, result)
+        allowed, reason = verdict(result)
+        self._decide(store_id, model_id, request, info, started, allowed=allowed, reason=reason)
+        return result, allowed, reason
 
     def _decide(
         self,
@@ -396,32 +429,17 @@ class AuthzService:
         """The check's outcome with the tree of tuples and rewrites behind it (recorded in the
         decision log like a check, with the source ``explain``)."""
         started = time.perf_counter()
-        record, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        record, engine, tuples = await self._prepared(store_id, model_id, consistency)
         explain_info = RequestInfo(scope=info.scope, actor=info.actor, source="explain")
-        try:
-            explanation = engine.explain(
-                tuples,
-                request.object,
-                request.relation,
-                request.user,
-                context=request.context,
-                contextual_tuples=request.contextual_tuples,
-            )
-        except AuthzError as exc:
-            self._decide(
-                store_id, record.id, request, explain_info, started, allowed=False, reason=exc.code
-            )
-            raise
-        reason = "relationship_found" if explanation.allowed else "no_relationship"
-        self._decide(
-            store_id,
-            record.id,
-            request,
-            explain_info,
-            started,
-            allowed=explanation.allowed,
-            reason=reason,
+        explanation, _, _ = self._logged(
+            engine.explain,
+            _explained,
+            tuples,
+            store_id=store_id,
+            model_id=record.id,
+            request=request,
+            info=explain_info,
+            started=started,
         )
         return explanation
 
@@ -435,8 +453,7 @@ class AuthzService:
         consistency: Consistency = Consistency.UNSPECIFIED,
         contextual_tuples: Sequence[Tuple] = (),
     ) -> Any:
-        _, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        _, engine, tuples = await self._prepared(store_id, model_id, consistency)
         return engine.expand(tuples, object, relation, contextual_tuples=contextual_tuples)
 
     async def list_objects(
@@ -451,8 +468,7 @@ class AuthzService:
         context: Mapping[str, Any] | None = None,
         contextual_tuples: Sequence[Tuple] = (),
     ) -> Any:
-        _, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        _, engine, tuples = await self._prepared(store_id, model_id, consistency)
         return engine.list_objects(
             tuples,
             object_type,
@@ -474,8 +490,7 @@ class AuthzService:
         context: Mapping[str, Any] | None = None,
         contextual_tuples: Sequence[Tuple] = (),
     ) -> Any:
-        _, engine = await self.engine(store_id, model_id, consistency)
-        tuples = await self.source(store_id, consistency)
+        _, engine, tuples = await self._prepared(store_id, model_id, consistency)
         return engine.list_users(
             tuples,
             object,
@@ -484,6 +499,16 @@ class AuthzService:
             context=context,
             contextual_tuples=contextual_tuples,
         )
+
+
+def _verdict(result: Any) -> tuple[bool, str]:
+    allowed = bool(result.allowed)
+    return allowed, _reason_of(result, allowed)
+
+
+def _explained(explanation: Explanation) -> tuple[bool, str]:
+    allowed = explanation.allowed
+    return allowed, "relationship_found" if allowed else "no_relationship"
 
 
 def _reason_of(result: Any, allowed: bool) -> str:

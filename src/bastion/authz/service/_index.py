@@ -49,6 +49,9 @@ class _StoreIndex:
     synced_at: float = _NEVER
     loaded: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Catch-ups begun, and the number of the last one that completed (see ``get``).
+    begun: int = 0
+    completed: int = 0
 
 
 def apply(index: MemoryTupleIndex, change: Change) -> None:
@@ -83,12 +86,20 @@ class IndexCache:
     async def get(self, store_id: str, consistency: Consistency) -> MemoryTupleIndex:
         """The store's index, caught up as ``consistency`` requires."""
         entry = self._entry(store_id)
-        fresh = self._monotonic() - entry.synced_at <= self._staleness
-        if consistency is not Consistency.HIGHER_CONSISTENCY and entry.loaded and fresh:
+        if self._usable(entry, consistency):
             return entry.index
+        asked = entry.begun
         async with entry.lock:
-            await self._catch_up(store_id, entry)
+            # Requests that queued behind a catch-up reuse it: one query per stale interval
+            # under load, not one per waiting request. HIGHER_CONSISTENCY reuses only one that
+            # *began* after it asked (it saw every change committed before the request).
+            if entry.completed <= asked and not self._usable(entry, consistency):
+                await self._catch_up(store_id, entry)
         return entry.index
+
+    def _usable(self, entry: _StoreIndex, consistency: Consistency) -> bool:
+        fresh = self._monotonic() - entry.synced_at <= self._staleness
+        return consistency is not Consistency.HIGHER_CONSISTENCY and entry.loaded and fresh
 
     def invalidate(self, store_id: str) -> None:
         """Mark the store's index stale (after a write through this process)."""
@@ -112,6 +123,8 @@ class IndexCache:
 
     async def _catch_up(self, store_id: str, entry: _StoreIndex) -> None:
         started = self._monotonic()
+        entry.begun += 1
+        number = entry.begun
         if not entry.loaded:
             tuples, position = await self._store.snapshot(store_id)
             entry.index = MemoryTupleIndex(tuples)
@@ -128,3 +141,4 @@ class IndexCache:
             entry.position = changes[-1].id
         # The index reflects the database as of ``started`` (the queries began after it).
         entry.synced_at = started
+        entry.completed = number

@@ -29,27 +29,18 @@ MAX_PATH = 256
 MAX_METHOD = 32
 
 
-class RejectionAuditMiddleware:
-    """Records ``http:request:rejected`` when the answer's status is in ``AUDITED_STATUSES``."""
+class RejectionAuditor:
+    """Records ``http:request:rejected`` for an answer whose status is in ``AUDITED_STATUSES``."""
 
-    def __init__(self, app: ASGIApp, recorder: AuditRecorder, clock: Clock | None = None) -> None:
-        self.app = app
-        self._next = next_app(app)
+    def __init__(self, recorder: AuditRecorder, clock: Clock | None = None) -> None:
         self.recorder = recorder
         self.clock = clock or SystemClock()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._next(scope, receive, send)
-            return
-
-        def send_watched(message: Message) -> Awaitable[None]:
-            if message["type"] == "http.response.start" and message["status"] in AUDITED_STATUSES:
-                # record() never blocks and never raises (AuditRecorder contract).
-                self.recorder.record(self.event(scope, message["status"]))
-            return send(message)
-
-        await self._next(scope, receive, send_watched)
+    def observe(self, scope: Scope, status: int) -> None:
+        """Called with the status of every answer; records the rejections."""
+        if status in AUDITED_STATUSES:
+            # record() never blocks and never raises (AuditRecorder contract).
+            self.recorder.record(self.event(scope, status))
 
     def event(self, scope: Scope, status: int) -> AuditEvent:
         state: dict[str, Any] = scope.get("state") or {}
@@ -68,6 +59,30 @@ class RejectionAuditMiddleware:
                 "status": status,
             },
         )
+
+
+class RejectionAuditMiddleware:
+    """Records ``http:request:rejected`` when the answer's status is in ``AUDITED_STATUSES``."""
+
+    def __init__(self, app: ASGIApp, recorder: AuditRecorder, clock: Clock | None = None) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.auditor = RejectionAuditor(recorder, clock)
+        self.recorder = recorder
+        self.event = self.auditor.event
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._next(scope, receive, send)
+            return
+        observe = self.auditor.observe
+
+        def send_watched(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                observe(scope, message["status"])
+            return send(message)
+
+        await self._next(scope, receive, send_watched)
 
 
 def route_path(scope: Scope) -> str:

@@ -108,6 +108,11 @@ class BodyLimitMiddleware:
         self._next = next_app(app)
         self.default_limit = default_limit
         self._overrides = PathRules(overrides)
+        # An inner layer that passes requests without a body straight through (the JSON check)
+        # says what it would call for them: such a request goes there directly.
+        self._without_body: ASGIApp = getattr(app, "without_body", self._next)
+        #: What this middleware calls for a request without a body (see ``_state.NO_BODY``).
+        self.without_body = self._without_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -121,7 +126,7 @@ class BodyLimitMiddleware:
         if length == 0 or (
             length is None and not chunked and scope.get("http_version") in _FRAMED_BY_HEADERS
         ):
-            await self._next(scope, receive, send)  # no body: nothing to count
+            await self._without_body(scope, receive, send)  # no body: nothing to count
             return
         limit = self.limit_for(scope["path"])
         if length is not None and length > limit:

@@ -136,6 +136,9 @@ class JsonContentMiddleware:
         self.max_depth = max_depth
         self.max_elements = max_elements
         self._exempt = PathRules((template, True) for template in exempt)
+        #: What this middleware calls for a request without a body: a layer outside that has
+        #: established there is none may call it directly (one hop less per request).
+        self.without_body = self._next
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -92,6 +92,9 @@ class CORSMiddleware:
             (b"access-control-max-age", str(max_age).encode("ascii")),
             *credentials,
         )
+        #: What this middleware calls for a request without ``Origin`` (it adds nothing to
+        #: those): a layer outside that has seen there is none may call it directly.
+        self.without_origin = self._next
         self._actual_headers = (
             *credentials,
             (b"access-control-expose-headers", ", ".join(EXPOSE_HEADERS).encode("ascii")),

@@ -34,6 +34,31 @@ logger = get_logger(__name__)
 MAX_LOGGED_PATH = 256
 
 
+def log_error_response(scope: Scope, status: int) -> None:
+    """Logs an answer with a 5xx ``status`` that the app gave without raising."""
+    logger.error("http_server_error_response", status=status, **_where(scope))
+
+
+async def answer_exception(
+    scope: Scope, send: Send, exc: Exception, *, started: bool, debug: bool
+) -> None:
+    """Logs ``exc`` and, if the response has not started, answers it as a problem.
+
+    Called from the ``except`` block that caught ``exc`` (the traceback is logged).
+    """
+    error = exc if isinstance(exc, BastionError) else InternalError()
+    if error.status >= 500 or started:
+        logger.exception(  # noqa: LOG004 - only called from the except block that caught exc
+            "http_unhandled_exception",
+            response_started=started,
+            status=error.status,
+            **_where(scope),
+        )
+    if not started:
+        extra = {"debug": _debug_info(exc)} if debug else None
+        await send_problem(scope, send, error, extra=extra)
+
+
 class ErrorMiddleware:
     """Turns any exception of the inner app into a 500 ``internal_error`` problem."""
 
@@ -53,25 +78,13 @@ class ErrorMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 if message["status"] >= 500:
-                    logger.error(
-                        "http_server_error_response", status=message["status"], **_where(scope)
-                    )
+                    log_error_response(scope, message["status"])
             return send(message)
 
         try:
             await self._next(scope, receive, send_tracked)
-        except Exception as exc:  # any exception: the purpose of this middleware
-            error = exc if isinstance(exc, BastionError) else InternalError()
-            if error.status >= 500 or started:
-                logger.exception(
-                    "http_unhandled_exception",
-                    response_started=started,
-                    status=error.status,
-                    **_where(scope),
-                )
-            if not started:
-                extra = {"debug": _debug_info(exc)} if self.debug else None
-                await send_problem(scope, send, error, extra=extra)
+        except Exception as exc:  # noqa: BLE001 - any exception: answered and logged just below
+            await answer_exception(scope, send, exc, started=started, debug=self.debug)
 
 
 def _where(scope: Scope) -> dict[str, Any]:

@@ -18,6 +18,11 @@ from bastion.http.problems import send_problem
 BLOCKED_METHODS = frozenset({"TRACE", "TRACK", "CONNECT"})
 
 
+def is_blocked(method: str) -> bool:
+    """True for a method that is never served, in any spelling (some servers fold case)."""
+    return method.upper() in BLOCKED_METHODS
+
+
 class MethodFilterMiddleware:
     """Answers 405 to ``TRACE``, ``TRACK`` and ``CONNECT``."""
 
@@ -26,8 +31,7 @@ class MethodFilterMiddleware:
         self._next = next_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Methods are case-sensitive, but some servers and proxies fold case: refuse any spelling.
-        if scope["type"] == "http" and scope["method"].upper() in BLOCKED_METHODS:
+        if scope["type"] == "http" and is_blocked(scope["method"]):
             await send_problem(scope, send, MethodNotAllowed())
             return
         await self._next(scope, receive, send)

@@ -113,34 +113,28 @@ def parse_forwarded(value: str) -> list[dict[str, str]] | None:
     return elements or None
 
 
-class ProxyHeadersMiddleware:
-    """Sets ``scope["state"]["client_ip"]``; honours proxy headers from ``trusted_proxies`` only."""
+class ClientResolver:
+    """Decides ``client_ip`` (and the scheme) of a request; trusts ``trusted_proxies`` only."""
 
-    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
-        self.app = app
-        self._next = next_app(app)
+    def __init__(self, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
         self.trusted_proxies = tuple(trusted_proxies)
         self.is_trusted = lru_cache(maxsize=CACHE_SIZE)(self._in_trusted_network)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self._next(scope, receive, send)
-            return
+    def apply(self, scope: Scope, state: dict[str, object]) -> None:
+        """Sets ``state["client_ip"]`` and, from a trusted proxy, ``scope["scheme"]``."""
         client = scope.get("client")
         peer: str = client[0] if client else UNKNOWN_CLIENT
-        state = scope.setdefault("state", {})
         if not self.trusted_proxies:
             state["client_ip"] = peer
-        else:
-            node = _node(peer)
-            if node is None or not self.is_trusted(node[0]):
-                state["client_ip"] = node[1] if node is not None else peer
-            else:
-                client_ip, proto = self._resolve(scope["headers"], node[1])
-                state["client_ip"] = client_ip
-                if proto in _SCHEMES:
-                    scope["scheme"] = _SCHEMES[proto][scope["type"] == "websocket"]
-        await self._next(scope, receive, send)
+            return
+        node = _node(peer)
+        if node is None or not self.is_trusted(node[0]):
+            state["client_ip"] = node[1] if node is not None else peer
+            return
+        client_ip, proto = self._resolve(scope["headers"], node[1])
+        state["client_ip"] = client_ip
+        if proto in _SCHEMES:
+            scope["scheme"] = _SCHEMES[proto][scope["type"] == "websocket"]
 
     def _in_trusted_network(self, address: IPAddress) -> bool:
         """True if ``address`` is a trusted proxy (cached per instance as ``is_trusted``)."""
@@ -198,6 +192,20 @@ class ProxyHeadersMiddleware:
             if not self.is_trusted(node[0]):
                 return index, node[1]
         return (0, node[1]) if node is not None else None
+
+
+class ProxyHeadersMiddleware:
+    """Sets ``scope["state"]["client_ip"]``; honours proxy headers from ``trusted_proxies`` only."""
+
+    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.resolver = ClientResolver(trusted_proxies)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            self.resolver.apply(scope, scope.setdefault("state", {}))
+        await self._next(scope, receive, send)
 
 
 def _join(values: list[bytes]) -> str:

@@ -41,7 +41,8 @@ def _structlog_var(key: str) -> ContextVar[object]:
     return var
 
 
-_REQUEST_ID_VAR = _structlog_var("request_id")
+#: Set per request to bind ``request_id`` into the logs (as ``bind_contextvars`` would).
+REQUEST_ID_VAR = _structlog_var("request_id")
 
 
 def is_valid_request_id(value: bytes) -> bool:
@@ -84,7 +85,31 @@ def new_request_id() -> str:
     return _POOL.take()
 
 
-def _with_id(
+def choose(inbound: bytes | None, count: int) -> str:
+    """The request id, given the inbound ``X-Request-ID`` value and how many times it was sent:
+    the inbound one if it was sent once and is valid, else a fresh one."""
+    if count == 1 and inbound is not None and is_valid_request_id(inbound):
+        return inbound.decode("ascii")
+    return new_request_id()
+
+
+def accept(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """:func:`choose` for a request's headers."""
+    inbound: bytes | None = None
+    count = 0
+    for name, value in headers:
+        if name == HEADER:
+            inbound = value
+            count += 1
+    return choose(inbound, count)
+
+
+def header(request_id: str) -> tuple[bytes, bytes]:
+    """The ``X-Request-ID`` response header. Any the app set is dropped (see :func:`with_id`)."""
+    return (HEADER, request_id.encode("ascii"))
+
+
+def with_id(
     headers: Iterable[tuple[bytes, bytes]], header: tuple[bytes, bytes]
 ) -> list[tuple[bytes, bytes]]:
     """``headers`` without any X-Request-ID the app set (any case), plus ``header``."""
@@ -107,29 +132,20 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self._next(scope, receive, send)
             return
-        inbound: bytes | None = None
-        count = 0
-        for name, value in scope["headers"]:
-            if name == HEADER:
-                inbound = value
-                count += 1
-        if count == 1 and inbound is not None and is_valid_request_id(inbound):
-            request_id = inbound.decode("ascii")
-        else:
-            request_id = new_request_id()
+        request_id = accept(scope["headers"])
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state["request_id"] = request_id
-        header = (HEADER, request_id.encode("ascii"))
+        id_header = header(request_id)
 
         def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": _with_id(message.get("headers", ()), header)}
+                message = {**message, "headers": with_id(message.get("headers", ()), id_header)}
             return send(message)
 
-        token = _REQUEST_ID_VAR.set(request_id)
+        token = REQUEST_ID_VAR.set(request_id)
         try:
             await self._next(scope, receive, send_with_id)
         finally:
-            _REQUEST_ID_VAR.reset(token)
+            REQUEST_ID_VAR.reset(token)

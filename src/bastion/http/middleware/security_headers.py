@@ -70,14 +70,17 @@ def _encode(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], 
     return tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers)
 
 
-class SecurityHeadersMiddleware:
-    """Adds the security headers to every HTTP response; removes server banners."""
+class SecurityHeaders:
+    """The header edit: :meth:`apply` turns an answer's headers into the secured list.
 
-    def __init__(self, app: ASGIApp, hsts_max_age: int = 0) -> None:
+    ``strip`` names more headers (lowercase) to drop from the app's answer: the HTTP core drops
+    an app-set ``X-Request-ID`` in the same pass and appends its own.
+    """
+
+    def __init__(self, hsts_max_age: int = 0, *, strip: Iterable[bytes] = ()) -> None:
         if hsts_max_age < 0:
             raise ValueError("hsts_max_age must not be negative")
-        self.app = app
-        self._next = next_app(app)
+        self._removed = REMOVED_HEADERS | frozenset(strip)
         self._http_headers = _encode(DEFAULT_HEADERS)
         hsts = (("strict-transport-security", f"max-age={hsts_max_age}; includeSubDomains"),)
         self._https_headers = (
@@ -87,22 +90,14 @@ class SecurityHeadersMiddleware:
             (personal, https): {} for personal in (False, True) for https in (False, True)
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._next(scope, receive, send)
-            return
-
-        def send_secured(message: Message) -> Awaitable[None]:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": self._secure(scope, message.get("headers", ()))}
-            return send(message)
-
-        await self._next(scope, receive, send_secured)
-
-    def _secure(
-        self, scope: Scope, headers: Iterable[tuple[bytes, bytes]]
+    def apply(
+        self,
+        scope: Scope,
+        headers: Iterable[tuple[bytes, bytes]],
+        extra: tuple[tuple[bytes, bytes], ...] = (),
     ) -> list[tuple[bytes, bytes]]:
-        # Read at response time: the authentication code inside has run by now.
+        """``headers`` secured, then ``extra`` appended. Reads ``scope`` at response time: the
+        authentication code inside has run by now."""
         state = scope.get("state")
         personal = bool(state and state.get("authenticated"))
         https = scope.get("scheme") == "https"
@@ -120,18 +115,41 @@ class SecurityHeadersMiddleware:
                 plans[names] = plan
         keep, defaults = plan
         if keep is None:
-            return [*headers, *defaults]
-        return [*(headers[index] for index in keep), *defaults]
+            return [*headers, *defaults, *extra]
+        return [*(headers[index] for index in keep), *defaults, *extra]
 
     def _plan(self, names: tuple[bytes, ...], *, personal: bool, https: bool) -> _Plan:
         keep: list[int] = []
         present: set[bytes] = set()
+        removed = self._removed
         for index, name in enumerate(names):
             key = name.lower()
-            if key in REMOVED_HEADERS or (personal and key == _CACHE_CONTROL):
+            if key in removed or (personal and key == _CACHE_CONTROL):
                 continue
             present.add(key)
             keep.append(index)
         defaults = self._https_headers if https else self._http_headers
         missing = tuple(header for header in defaults if header[0] not in present)
         return (None if len(keep) == len(names) else tuple(keep)), missing
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers to every HTTP response; removes server banners."""
+
+    def __init__(self, app: ASGIApp, hsts_max_age: int = 0) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.policy = SecurityHeaders(hsts_max_age)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._next(scope, receive, send)
+            return
+        apply = self.policy.apply
+
+        def send_secured(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": apply(scope, message.get("headers", ()))}
+            return send(message)
+
+        await self._next(scope, receive, send_secured)

@@ -15,7 +15,7 @@ never echoed. WebSocket handshakes are checked too and closed with 1008 (the ser
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from ipaddress import IPv6Address
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -59,12 +59,10 @@ def normalize_host(value: bytes) -> bytes | None:
     return host
 
 
-class TrustedHostMiddleware:
-    """Answers 400 ``host_not_allowed`` unless the ``Host`` header names an allowed host."""
+class HostAllowlist:
+    """The ``allowed_hosts`` setting, compiled; decisions remembered per raw ``Host`` value."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
-        self.app = app
-        self._next = next_app(app)
+    def __init__(self, allowed_hosts: Sequence[str]) -> None:
         self._allow_any = False
         exact: set[bytes] = set()
         suffixes: list[bytes] = []
@@ -88,23 +86,15 @@ class TrustedHostMiddleware:
         self._suffixes = tuple(suffixes)
         self._decisions: dict[bytes, bool] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in ("http", "websocket"):
-            await self._next(scope, receive, send)
-            return
+    def accepts(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
+        """True if ``headers`` hold exactly one ``Host`` and it names an allowed host."""
         host: bytes | None = None
         count = 0
-        for name, value in scope["headers"]:
+        for name, value in headers:
             if name == b"host":
                 host = value
                 count += 1
-        if count == 1 and host is not None and self.is_allowed_value(host):
-            await self._next(scope, receive, send)
-        elif kind == "websocket":
-            await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
-        else:
-            await send_problem(scope, send, HostNotAllowed())
+        return count == 1 and host is not None and self.is_allowed_value(host)
 
     def is_allowed_value(self, value: bytes) -> bool:
         """True if the raw ``Host`` header ``value`` is well-formed and names an allowed host."""
@@ -123,3 +113,28 @@ class TrustedHostMiddleware:
         if self._allow_any or host in self._exact:
             return True
         return any(host.endswith(suffix) for suffix in self._suffixes)
+
+
+async def refuse(scope: Scope, send: Send) -> None:
+    """The answer to a request whose ``Host`` is not allowed (a WebSocket handshake: closed)."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": _WEBSOCKET_POLICY_VIOLATION})
+    else:
+        await send_problem(scope, send, HostNotAllowed())
+
+
+class TrustedHostMiddleware:
+    """Answers 400 ``host_not_allowed`` unless the ``Host`` header names an allowed host."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str]) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.allowlist = HostAllowlist(allowed_hosts)
+        self.is_allowed_value = self.allowlist.is_allowed_value
+        self.is_allowed = self.allowlist.is_allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or self.allowlist.accepts(scope["headers"]):
+            await self._next(scope, receive, send)
+        else:
+            await refuse(scope, send)

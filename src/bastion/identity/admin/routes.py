@@ -1,13 +1,14 @@
 """HTTP routes of account administration, under ``/v1/admin/users``.
 
 Deny by default: every route needs one permission of Bastion's built-in authorization model,
-decided by the engine and recorded in the decision log (``can_read_users`` to list and read,
+declared with the SDK's ``require`` (:mod:`bastion.authz.builtin.enforcement`), decided by the
+engine and recorded in the decision log (``can_read_users`` to list and read,
 ``can_manage_users`` to disable, enable or force a password reset, ``can_unlock_users``,
 ``can_revoke_sessions``); the router itself needs ``can_read_users``, so a route added here
 without its own permission is still closed to non-staff. Anyone else authenticated gets 403
-``forbidden``. The
-router also depends on ``step_up``: every admin operation needs a recent authentication at the
-administrator's level (401 ``step_up_required``, see :mod:`bastion.identity.mfa.stepup`).
+``forbidden``. The router also depends on ``step_up``: every admin operation needs a recent
+authentication at the administrator's level (401 ``step_up_required``, see
+:mod:`bastion.identity.mfa.stepup`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import BaseModel
 from starlette.responses import Response
 from starlette.types import Scope
 
-from bastion.http.errors import Forbidden
+from bastion.authz.builtin.enforcement import on_system, system_authorizer
+from bastion.authz.builtin.model import Permission
 from bastion.http.responses import problems
 from bastion.identity.accounts.users import User
 from bastion.identity.admin.services import AdminService
@@ -31,11 +33,6 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["include"]
 
 MAX_ID_CHARS = 64
-# Permissions of the built-in model (bastion.authz.builtin.model.Permission).
-READ_USERS = "can_read_users"
-MANAGE_USERS = "can_manage_users"
-UNLOCK_USERS = "can_unlock_users"
-REVOKE_SESSIONS = "can_revoke_sessions"
 
 
 class AdminUserOut(BaseModel):
@@ -74,20 +71,12 @@ def include(
     principal: Callable[..., Awaitable[Principal]],
     step_up: Callable[..., Awaitable[Principal]],
 ) -> None:
-    def requires(permission: str) -> Callable[..., Awaitable[Principal]]:
-        async def allowed(request: Request, who: Principal = Depends(principal)) -> Principal:
-            if not await admin.allows(who.user_id, permission, scope=request.scope):
-                raise Forbidden
-            return who
-
-        return allowed
-
-    require_staff = requires(READ_USERS)
-
+    authz = system_authorizer(admin.authorizer, principal)
     router = APIRouter(
         prefix="/v1/admin/users",
         tags=["admin"],
-        dependencies=[Depends(require_staff), Depends(step_up)],
+        # The staff check first: a non-staff caller learns nothing of the step-up policy.
+        dependencies=[Depends(on_system(authz, Permission.READ_USERS)), Depends(step_up)],
         responses=problems(401, 403, 404, 422, 503),
     )
 
@@ -104,29 +93,31 @@ def include(
         return AdminUserOut.of(await admin.get(user_id))
 
     # The account actions: POST, no body, 204; the acting administrator is recorded.
-    actions: tuple[tuple[str, str, str, AdminAction, str], ...] = (
-        ("disable", "disable", "Disable; ends every session.", admin.disable, MANAGE_USERS),
-        ("enable", "enable", "Enable a disabled account.", admin.enable, MANAGE_USERS),
-        ("unlock", "unlock", "Clear the login backoff.", admin.unlock, UNLOCK_USERS),
+    manage = Permission.MANAGE_USERS
+    actions: tuple[tuple[str, str, str, AdminAction, Permission], ...] = (
+        ("disable", "disable", "Disable; ends every session.", admin.disable, manage),
+        ("enable", "enable", "Enable a disabled account.", admin.enable, manage),
+        ("unlock", "unlock", "Clear the login backoff.", admin.unlock, Permission.UNLOCK_USERS),
         (
             "revoke-sessions",
             "revoke_sessions",
             "End every session.",
             admin.revoke_sessions,
-            REVOKE_SESSIONS,
+            Permission.REVOKE_SESSIONS,
         ),
         (
             "force-password-reset",
             "force_password_reset",
             "Void the password, end every session, mail a reset token.",
             admin.force_password_reset,
-            MANAGE_USERS,
+            manage,
         ),
     )
     for path, name, summary, act, permission in actions:
         router.add_api_route(
             f"/{{user_id}}/{path}",
-            _action_endpoint(act, requires(permission)),
+            _action_endpoint(act, principal),
+            dependencies=[Depends(on_system(authz, permission))],
             methods=["POST"],
             name=name,
             summary=summary,
@@ -138,10 +129,10 @@ def include(
 
 
 def _action_endpoint(
-    act: AdminAction, require: Callable[..., Awaitable[Principal]]
+    act: AdminAction, principal: Callable[..., Awaitable[Principal]]
 ) -> Callable[..., Awaitable[Response]]:
     async def endpoint(
-        request: Request, user_id: str = UserId, who: Principal = Depends(require)
+        request: Request, user_id: str = UserId, who: Principal = Depends(principal)
     ) -> Response:
         await act(user_id, actor=who.subject, scope=request.scope)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from bastion.audit.events import EventType
-from bastion.http.errors import Forbidden
+from bastion.authz.builtin.enforcement import on_system, system_authorizer
+from bastion.authz.builtin.model import Permission
 from bastion.http.responses import problems
 from bastion.identity.fields import OpaqueToken, Password
 from bastion.identity.mfa.errors import StepUpRequired
@@ -268,19 +269,18 @@ async def step_up_answer(
 def _include_admin(app: FastAPI, identity: IdentityServices) -> None:
     principal = identity.principal
     admin = APIRouter(prefix="/v1/admin/users", tags=["admin"])
-
-    async def require_admin(request: Request, who: Principal = Depends(principal)) -> Principal:
-        # Decided by the authorization engine: administrators and support (can_reset_mfa).
-        if not await identity.admin.allows(who.user_id, "can_reset_mfa", scope=request.scope):
-            raise Forbidden
-        return who
+    # Decided by the authorization engine through the SDK: administrators and support.
+    authz = system_authorizer(identity.admin.authorizer, principal)
 
     @admin.post(
         "/{user_id}/mfa/reset",
         status_code=status.HTTP_204_NO_CONTENT,
         response_class=Response,
         summary="Remove every second factor of a user, end their sessions, notify them.",
-        dependencies=[Depends(require_admin), Depends(identity.step_up)],
+        dependencies=[
+            Depends(on_system(authz, Permission.RESET_MFA)),
+            Depends(identity.step_up),
+        ],
         responses=problems(401, 403, 404, 422, 429, 503),
     )
     async def reset(

@@ -61,6 +61,7 @@ SENSITIVE_ROUTES: tuple[tuple[str, str], ...] = (
     ("POST", r"/v1/account/password"),
     ("POST", r"/v1/account/email"),
     ("DELETE", r"/v1/account"),
+    ("GET", r"/v1/account/export"),
     ("POST", r"/v1/account/mfa/totp"),
     ("DELETE", r"/v1/account/mfa/totp"),
     ("POST", r"/v1/account/mfa/recovery-codes"),

@@ -17,6 +17,9 @@ audited once per user per window by the limiter.
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,7 +38,15 @@ from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.protections.ratelimit.services import RateLimiter
 
-__all__ = ["BEARER", "Authenticator", "Principal", "Transport", "bearer_scheme"]
+__all__ = [
+    "BEARER",
+    "VERIFIED_TOKENS_MAX",
+    "Authenticator",
+    "Principal",
+    "Transport",
+    "VerifiedTokens",
+    "bearer_scheme",
+]
 
 #: Shown in the OpenAPI document; the header is parsed by :class:`Authenticator` itself.
 bearer_scheme = HTTPBearer(
@@ -47,6 +58,8 @@ BEARER = "bearer"
 Transport = str
 #: ``scope["state"]`` key read by the per-user rate limits.
 STATE_USER_ID = "user_id"
+#: Verified access tokens remembered per worker (:class:`VerifiedTokens`): a few MB at most.
+VERIFIED_TOKENS_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,62 @@ def _not_authenticated() -> NotAuthenticated:
     return error
 
 
+class VerifiedTokens:
+    """Access tokens that passed verification, so that a client's every request does not
+    repeat the signature check and the claims parsing (the largest per-request cost).
+
+    Only successful verifications enter; a lookup answers the claims while the token is
+    unexpired (``exp`` plus the leeway, the same test as verification) and was verified at
+    most ``reverify_seconds`` ago (the revocation bound): a key that leaves the key store stops
+    accepting its tokens within that bound, as a revoked session does. Revocation itself is
+    still checked on every request, by the caller. At most ``max_entries`` tokens (least
+    recently used evicted); keys are SHA-256 digests of the token, so that the dictionary's
+    lookup timing reveals nothing about a cached token's bytes.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        leeway_seconds: int,
+        reverify_seconds: float,
+        max_entries: int = VERIFIED_TOKENS_MAX,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._leeway = leeway_seconds
+        self._reverify = reverify_seconds
+        self._max = max_entries
+        self._monotonic = monotonic  # the re-verification bound ignores wall-clock jumps
+        self._entries: OrderedDict[bytes, tuple[float, float, AccessTokenClaims]] = OrderedDict()
+
+    def get(self, token: str) -> AccessTokenClaims | None:
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        expires, reverify_at, claims = entry
+        if self._clock.now().timestamp() >= expires or self._monotonic() >= reverify_at:
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return claims
+
+    def put(self, token: str, claims: AccessTokenClaims) -> None:
+        if self._max <= 0:
+            return
+        # Verification refuses once exp <= now - leeway: usable strictly before exp + leeway.
+        expires = claims.expires_at.timestamp() + self._leeway
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        self._entries[digest] = (expires, self._monotonic() + self._reverify, claims)
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class Authenticator:
     """Turns a request into a :class:`Principal` or raises."""
 
@@ -91,6 +160,11 @@ class Authenticator:
         self._clock = clock
         self.limiter = limiter
         self.emit_headers = emit_headers
+        self._verified = VerifiedTokens(
+            clock,
+            leeway_seconds=tokens.settings.leeway_seconds,
+            reverify_seconds=revocations.bound_seconds,
+        )
 
     def _credentials(self, request: Request) -> tuple[str, Transport]:
         header = request.headers.get("authorization")
@@ -149,7 +223,10 @@ class Authenticator:
                 response.headers.append(name.decode("latin-1"), value.decode("latin-1"))
 
     async def _verify(self, token: str) -> AccessTokenClaims:
-        claims = await self.tokens.verify(token)
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = await self.tokens.verify(token)
+            self._verified.put(token, claims)
         if await self.revocations.is_revoked(claims.session_id):
             raise InvalidToken(InvalidTokenReason.SESSION_REVOKED)
         return claims

@@ -15,15 +15,21 @@ at once; those made by other workers or machines are seen at the next refresh. S
 session's tokens are refused everywhere within ``bound`` seconds (plus one query's time), at the
 cost of one small query per process per interval, whatever the request rate.
 
+Once the set is :data:`REFRESH_AHEAD` of the bound old, the next request starts the refresh in the
+background and is still answered from the set (which is within the bound): under steady load no
+request waits for the query. Only a set as old as the bound makes requests wait for it.
+
 When the database cannot answer, authentication fails closed (503) rather than trusting a stale
-set beyond the bound.
+set beyond the bound (a failed background refresh changes nothing: the next request at the
+bound tries again, in the foreground).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -34,23 +40,34 @@ from bastion.identity.sessions.models import sessions
 from bastion.storage import Database
 from bastion.storage.errors import StorageUnavailable
 
-__all__ = ["RevocationCache"]
+__all__ = ["REFRESH_AHEAD", "RevocationCache"]
+
+#: Share of the bound after which a request refreshes the set in the background.
+REFRESH_AHEAD = 0.8
 
 
 class RevocationCache:
     """The ids of recently revoked sessions, at most ``bound_seconds`` stale."""
 
     def __init__(
-        self, database: Database, clock: Clock, *, bound_seconds: float, window: timedelta
+        self,
+        database: Database,
+        clock: Clock,
+        *,
+        bound_seconds: float,
+        window: timedelta,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._database = database
         self._clock = clock
         self.bound_seconds = bound_seconds
         self._window = window
+        self._monotonic = monotonic  # immune to wall-clock changes
         self._revoked: set[str] = set()
         self._added_during_refresh: set[str] | None = None
-        self._refreshed_at: float | None = None  # time.monotonic(): immune to clock changes
+        self._refreshed_at: float | None = None
         self._lock = asyncio.Lock()
+        self._ahead: asyncio.Task[None] | None = None
 
     def add(self, session_ids: Iterable[str]) -> None:
         """Sessions this process just revoked (committed): refused from now on."""
@@ -64,33 +81,49 @@ class RevocationCache:
 
         Raises ``StorageUnavailable`` when the set is stale and the database does not answer.
         """
-        if self._stale():
+        if self._older_than(self.bound_seconds):
             await self.refresh()
+        elif self._ahead is None and self._older_than(self.bound_seconds * REFRESH_AHEAD):
+            self._ahead = asyncio.create_task(self._refresh_ahead())
         return session_id in self._revoked
 
+    def _older_than(self, seconds: float) -> bool:
+        return self._refreshed_at is None or self._monotonic() - self._refreshed_at >= seconds
+
     def _stale(self) -> bool:
-        return (
-            self._refreshed_at is None
-            or time.monotonic() - self._refreshed_at >= self.bound_seconds
-        )
+        return self._older_than(self.bound_seconds)
 
     async def refresh(self) -> None:
         async with self._lock:
             if not self._stale():
                 return  # refreshed while this coroutine waited for the lock
-            started = time.monotonic()
-            since = self._clock.now() - self._window
-            query = select(sessions.c.id).where(sessions.c.revoked_at >= since)
-            added: set[str] = set()
-            self._added_during_refresh = added
-            try:
-                async with self._database.engine.connect() as connection:
-                    ids = {row.id for row in await connection.execute(query)}
-            except (SQLAlchemyError, OSError) as exc:
-                raise StorageUnavailable from exc
-            finally:
-                self._added_during_refresh = None
-            # Replace, don't merge: the set must not grow with every revocation ever made.
-            # Local revocations that committed after the query's snapshot are kept.
-            self._revoked = ids | added
-            self._refreshed_at = started
+            await self._load()
+
+    async def _refresh_ahead(self) -> None:
+        try:
+            async with self._lock:
+                if self._older_than(self.bound_seconds * REFRESH_AHEAD):
+                    # Failing here changes nothing: at the bound a request retries, and fails
+                    # closed there if the database still does not answer.
+                    with contextlib.suppress(StorageUnavailable):
+                        await self._load()
+        finally:
+            self._ahead = None
+
+    async def _load(self) -> None:
+        started = self._monotonic()
+        since = self._clock.now() - self._window
+        query = select(sessions.c.id).where(sessions.c.revoked_at >= since)
+        added: set[str] = set()
+        self._added_during_refresh = added
+        try:
+            async with self._database.engine.connect() as connection:
+                ids = {row.id for row in await connection.execute(query)}
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageUnavailable from exc
+        finally:
+            self._added_during_refresh = None
+        # Replace, don't merge: the set must not grow with every revocation ever made.
+        # Local revocations that committed after the query's snapshot are kept.
+        self._revoked = ids | added
+        self._refreshed_at = started

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.context import event_from_scope
@@ -37,6 +37,14 @@ from bastion.crypto import EnvelopeCipher, TokenKind, bind, hash_token, is_well_
 from bastion.crypto.errors import DecryptionFailed
 from bastion.identity.accounts.models import users
 from bastion.identity.fields import is_plain_id
+from bastion.identity.sessions._statements import (
+    ADD_TOKEN,
+    CONSUME,
+    EVICT_BEYOND_LIMIT,
+    FIRST_TOKEN,
+    NEW_SESSION,
+    RENEW,
+)
 from bastion.identity.sessions.models import (
     MAX_IP_CHARS,
     MAX_USER_AGENT_CHARS,
@@ -101,6 +109,17 @@ def _successor_binding(parent_hash: str) -> bytes:
     return bind("refresh_tokens", "successor", parent_hash)
 
 
+@dataclass(frozen=True, slots=True)
+class _Renewed:
+    """A rotation's outcome inside its transaction: whose session, and the successor."""
+
+    user_id: str
+    session_id: str
+    amr: Sequence[str]
+    acr: str
+    successor: str
+
+
 class SessionService:
     """Creates, renews, lists and ends sessions."""
 
@@ -144,46 +163,31 @@ class SessionService:
         now = self._clock.now()
         session_id = str(uuid.uuid4())
         refresh_token = new_token(TokenKind.REFRESH)
+        session = {
+            "sid": session_id,
+            "uid": user_id,
+            "now": now,
+            "until": now + self.absolute,
+            "client_ip": ip[:MAX_IP_CHARS] if ip else None,
+            "agent": user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
+            "methods": [AuthMethod(m).value for m in amr],
+            "level": AssuranceLevel(acr).value,
+            "via": transport,
+        }
+        first_token = {"new_hash": hash_token(refresh_token), "sid": session_id, "now": now}
         async with self.database.engine.begin() as connection:
-            await connection.execute(
-                insert(sessions).values(
-                    id=session_id,
-                    user_id=user_id,
-                    created_at=now,
-                    last_seen_at=now,
-                    absolute_expires_at=now + self.absolute,
-                    ip=ip[:MAX_IP_CHARS] if ip else None,
-                    user_agent=user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
-                    amr=[AuthMethod(m).value for m in amr],
-                    acr=AssuranceLevel(acr).value,
-                    transport=transport,
-                )
-            )
-            await connection.execute(
-                insert(refresh_tokens).values(
-                    token_hash=hash_token(refresh_token), session_id=session_id, created_at=now
-                )
-            )
-            evicted = await self._evict_beyond_limit(connection, user_id, now)
+            await connection.execute(NEW_SESSION, session)
+            await connection.execute(FIRST_TOKEN, first_token)
+            # Beyond the limit, the oldest live sessions end (one statement, no SELECT first).
+            evict = {
+                "uid": user_id,
+                "now": now,
+                "keep": MAX_SESSIONS_PER_USER,
+                "reason": RevokeReason.SESSION_LIMIT,
+            }
+            evicted = [row.id for row in await connection.execute(EVICT_BEYOND_LIMIT, evict)]
         self.revocations.add(evicted)
         return await self._tokens(user_id, session_id, amr, acr, refresh_token)
-
-    async def _evict_beyond_limit(
-        self, connection: AsyncConnection, user_id: str, now: datetime
-    ) -> list[str]:
-        s = sessions.c
-        oldest = (
-            select(s.id)
-            .where(s.user_id == user_id, s.revoked_at.is_(None), s.absolute_expires_at > now)
-            .order_by(s.created_at.desc(), s.id.desc())
-            .offset(MAX_SESSIONS_PER_USER)
-        )
-        ids = [row.id for row in await connection.execute(oldest)]
-        if not ids:
-            return []
-        return await self._revoke_where(
-            connection, [s.id.in_(ids)], RevokeReason.SESSION_LIMIT, now
-        )
 
     async def _tokens(
         self,
@@ -250,9 +254,8 @@ class SessionService:
                 )
         if renewed is not None:
             # Signed after the commit: no signing-key work inside the write transaction.
-            session, successor = renewed
             return await self._tokens(
-                session.user_id, session.id, session.amr, session.acr, successor
+                renewed.user_id, renewed.session_id, renewed.amr, renewed.acr, renewed.successor
             )
         # The revocation is committed before anyone is told.
         self.revocations.add(revoked)
@@ -268,29 +271,29 @@ class SessionService:
 
     async def _rotate(
         self, connection: AsyncConnection, token_hash: str, now: datetime
-    ) -> tuple[SessionInfo, str] | None:
-        """Consume an unused token and store its successor; None if the token was used."""
+    ) -> _Renewed | None:
+        """Consume an unused token, renew its session and store the successor, in three
+        statements; None if the token was already used (or is unknown)."""
         successor = new_token(TokenKind.REFRESH)
-        c = refresh_tokens.c
-        rotated = (
-            await connection.execute(
-                update(refresh_tokens)
-                .where(c.token_hash == token_hash, c.used_at.is_(None))
-                .values(
-                    used_at=now,
-                    successor_sealed=self._cipher.encrypt(
-                        successor.encode(), associated_data=_successor_binding(token_hash)
-                    ),
-                )
-                .returning(c.session_id, c.parent_hash)
-            )
-        ).first()
+        sealed = self._cipher.encrypt(
+            successor.encode(), associated_data=_successor_binding(token_hash)
+        )
+        params = {"hash": token_hash, "now": now, "sealed": sealed}
+        rows = await connection.execute(CONSUME, params)
+        rotated = next((row for row in rows if row.token_hash == token_hash), None)
         if rotated is None:
             return None
-        # Raises for an ended session: the transaction rolls back, the token stays unused.
-        session = await self._live_session(connection, rotated.session_id, now)
-        await self._store_successor(connection, rotated, token_hash, successor, now)
-        return session, successor
+        session_id = rotated.session_id
+        renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
+        session = (await connection.execute(RENEW, renew)).first()
+        if session is None:
+            # Raises the precise reason (revoked or expired); the transaction rolls back and
+            # the token stays unused.
+            await self._live_session(connection, session_id, now)
+            raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
+        add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
+        await connection.execute(ADD_TOKEN, add)
+        return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
 
     async def _session_of(self, connection: AsyncConnection, token_hash: str) -> str:
         c = refresh_tokens.c
@@ -300,37 +303,9 @@ class SessionService:
             raise InvalidToken(Reason.UNKNOWN_TOKEN)
         return str(row.session_id)
 
-    async def _store_successor(
-        self,
-        connection: AsyncConnection,
-        rotated: Row[Any],
-        token_hash: str,
-        successor: str,
-        now: datetime,
-    ) -> None:
-        c = refresh_tokens.c
-        await connection.execute(
-            insert(refresh_tokens).values(
-                token_hash=hash_token(successor),
-                session_id=rotated.session_id,
-                parent_hash=token_hash,
-                created_at=now,
-            )
-        )
-        if rotated.parent_hash is not None:
-            # The parent's retry grace is over once its successor (this token) is used.
-            await connection.execute(
-                update(refresh_tokens)
-                .where(c.token_hash == rotated.parent_hash)
-                .values(successor_sealed=None)
-            )
-        await connection.execute(
-            update(sessions).where(sessions.c.id == rotated.session_id).values(last_seen_at=now)
-        )
-
     async def _grace_retry(
         self, connection: AsyncConnection, token_hash: str, now: datetime
-    ) -> tuple[SessionInfo, str] | None:
+    ) -> _Renewed | None:
         """The same successor for a concurrent retry within the grace; None for reuse."""
         c = refresh_tokens.c
         previous = (
@@ -358,7 +333,7 @@ class SessionService:
         if row is None or row.used_at is not None:
             return None
         session = await self._live_session(connection, previous.session_id, now)
-        return session, successor
+        return _Renewed(session.user_id, session.id, session.amr, session.acr, successor)
 
     async def _live_session(
         self, connection: AsyncConnection, session_id: str, now: datetime

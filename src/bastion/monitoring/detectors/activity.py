@@ -93,10 +93,16 @@ class DenialBurstDetector:
         who = event.actor or (f"ip:{event.client_ip}" if event.client_ip else None)
         if who is None:
             return ()
+        if event.type is EventType.AUTHZ_CHECK_DENIED and not _refused_itself(stored):
+            # A service asking the engine about other users (the OpenFGA API) is answered, not
+            # refused: its "denied" answers are its job, not a burst of 403s.
+            return ()
         now, window = when(event), self._s.window_seconds
         key = f"db:{part(who)}"
         count = await self._store.touch(key, str(stored.seq), now, window)
-        if count < self._s.threshold:
+        # One alert at the threshold, then one per further threshold's worth: gathering the
+        # evidence reads the whole window, which must not happen on every refusal of a flood.
+        if count < self._s.threshold or count % self._s.threshold:
             return ()
         return (
             Alert(
@@ -111,6 +117,12 @@ class DenialBurstDetector:
                 details={"denials": count},
             ),
         )
+
+
+def _refused_itself(stored: StoredEvent) -> bool:
+    """A denied decision about the actor's own access (Bastion's routes, an SDK ``require``)."""
+    details = stored.event.details
+    return bool(details) and details.get("user") == stored.event.actor
 
 
 class AdminOffHoursDetector:

@@ -13,7 +13,7 @@
 * :class:`ConcurrencyLimitMiddleware`: a per-worker cap answered with a fast 503.
 """
 
-from typing import Any
+import typing
 
 from bastion.protections.ratelimit.backoff import (
     PASSWORD_BACKOFF,
@@ -83,7 +83,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+if typing.TYPE_CHECKING:
+    from bastion.protections.ratelimit.redis_store import RedisStore
+
+
+def __getattr__(name: str) -> "type[RedisStore]":
     # RedisStore is imported on first use: the Redis client weighs ~6 MiB in every worker that
     # runs on the memory store.
     if name == "RedisStore":

@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion.http.middleware._next import next_app
+from bastion.http.middleware._state import NO_BODY, RESPONSE_HEADERS
 from bastion.http.problems import send_problem
 from bastion.protections.ratelimit.errors import StoreUnavailable
 from bastion.protections.ratelimit.headers import RETRY_AFTER
@@ -36,15 +37,22 @@ class RateLimitMiddleware:
         self._next = next_app(app)
         self.limiter = limiter
         self.emit_headers = emit_headers
+        # The body layers inside (body limit, JSON check) pass a request without a body
+        # straight through: when the HTTP core has marked one so, go past them directly.
+        self._without_body: ASGIApp | None = getattr(app, "without_body", None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._next(scope, receive, send)
             return
-        scope.setdefault("state", {})[STATE_LIMITER] = self.limiter
+        state = scope.setdefault("state", {})
+        state[STATE_LIMITER] = self.limiter
+        inner = self._next
+        if self._without_body is not None and state.get(NO_BODY):
+            inner = self._without_body
         applied = self.limiter.applicable(scope["method"], scope["path"])
         if not applied:
-            await self._next(scope, receive, send)
+            await inner(scope, receive, send)
             return
         try:
             verdict = await self.limiter.check(scope, applied)
@@ -62,13 +70,19 @@ class RateLimitMiddleware:
             )
             return
         if not self.emit_headers or not verdict.results:
-            await self._next(scope, receive, send)
+            await inner(scope, receive, send)
             return
         extra_headers = verdict.headers()
+        # Behind the HTTP core, hand the headers to it (one send wrapper less per request).
+        handed = state.get(RESPONSE_HEADERS)
+        if handed is not None:
+            handed.extend(extra_headers)
+            await inner(scope, receive, send)
+            return
 
         def send_with_headers(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), *extra_headers]}
             return send(message)
 
-        await self._next(scope, receive, send_with_headers)
+        await inner(scope, receive, send_with_headers)

@@ -118,3 +118,19 @@ def test_a_check_without_the_time_is_an_error_not_a_silent_answer() -> None:
     index = MemoryTupleIndex([_granted(1)])
     with pytest.raises(ConditionError):
         engine.check(index, SYSTEM_OBJECT, Permission.UNLOCK_USERS.value, "user:u")
+
+
+def test_an_elevation_request_is_revoked_by_its_owner_or_an_approver() -> None:
+    engine = Engine(system_model())
+    index = MemoryTupleIndex([Tuple(SYSTEM_OBJECT, "admin", "user:root")])
+    owned = _owned("elevation", "bob")
+    for user, expected in (("bob", True), ("root", True), ("alice", False)):
+        answer = engine.check(
+            index, "elevation:1", "can_revoke", f"user:{user}", contextual_tuples=owned
+        )
+        assert answer.allowed is expected, user
+    # Support cannot approve elevations, so cannot end someone else's either.
+    index.add(Tuple(SYSTEM_OBJECT, "support", "user:alice"))
+    assert not engine.check(
+        index, "elevation:1", "can_revoke", "user:alice", contextual_tuples=owned
+    ).allowed

@@ -29,6 +29,7 @@ from bastion.authz.builtin.model import SYSTEM_OBJECT, SYSTEM_STORE_ID
 from bastion.authz.service import AuthzService, CheckRequest, Consistency, RequestInfo
 from bastion.authz.settings import AuthzSettings
 from bastion.authz.store import SqlAuthzStore
+from bastion.authz.tuples import Tuple
 from bastion.clock import FrozenClock
 from bastion.config import Settings
 from bastion.identity.accounts.models import users
@@ -271,3 +272,53 @@ async def test_the_end_of_an_old_grant_does_not_cut_a_newer_one(
     assert await admin.elevations.sweep() == 1
     assert (await admin.elevations.get(first.id)).status == "expired"
     assert await admin.system.allowed(user, Permission.UNLOCK_USERS)
+
+
+async def test_the_sdk_checker_keeps_every_rule_of_allowed(
+    database: Database, clock: FrozenClock, admin: SystemAdministration, recorder: ListRecorder
+) -> None:
+    """``SystemAuthz.check`` (the SDK Checker of Bastion's own routes): time-limited grants end
+    by the system's clock whatever ``current_time`` the caller sends, a grant's use is recorded,
+    ownership comes from contextual tuples, a disabled account holds nothing."""
+    await admin.start()
+    system = admin.system
+    user, other = await _user(database, clock), await _user(database, clock)
+    await system.grant_role(user, Role.SUPPORT, actor=None, scope=None, until=(clock.now(), HOUR))
+    stale = {"current_time": clock.now().isoformat()}
+    unlock = Permission.UNLOCK_USERS.value
+    assert await system.check(SYSTEM_OBJECT, unlock, f"user:{user}", context=stale, scope=SCOPE)
+    assert len(recorder.of(EventType.AUTHZ_ELEVATION_USED)) == 1
+    clock.advance(HOUR)
+    # A context claiming an earlier time does not revive the grant.
+    assert not await system.check(SYSTEM_OBJECT, unlock, f"user:{user}", context=stale, scope=None)
+    # Only accounts hold roles: a userset, or a wildcard (no such account), holds nothing.
+    for subject in ("group:staff#member", "user:*"):
+        assert not await system.check(SYSTEM_OBJECT, unlock, subject, context={}, scope=None)
+
+    def owned_by(owner: str) -> list[Tuple]:
+        return [
+            Tuple("elevation:e1", "owner", f"user:{owner}"),
+            Tuple("elevation:e1", "system", SYSTEM_OBJECT),
+        ]
+
+    for who, expected in ((user, True), (other, False)):
+        allowed = await system.check(
+            "elevation:e1",
+            "can_revoke",
+            f"user:{who}",
+            context={},
+            scope=None,
+            contextual_tuples=owned_by(user),
+        )
+        assert allowed is expected
+    async with database.engine.begin() as connection:
+        await connection.execute(users.update().where(users.c.id == user).values(disabled=True))
+    assert not await system.check(
+        "elevation:e1",
+        "can_revoke",
+        f"user:{user}",
+        context={},
+        scope=None,
+        contextual_tuples=owned_by(user),
+    )
+    assert recorder.of(EventType.AUTHZ_CHECK_DENIED)[-1].reason == "account_disabled"

@@ -6,6 +6,7 @@ writes, the other must see as its consistency preference promises.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -375,3 +376,63 @@ def test_sampling_records_about_the_configured_share_of_allowed_decisions() -> N
     assert len(recorder.events) == recorded
     with pytest.raises(ValueError, match="sample_rate"):
         DecisionLog(recorder, FrozenClock(), sample_rate=1.5)
+
+
+# -- concurrent requests share one catch-up -----------------------------------------------------
+def _count(service: AuthzService, name: str) -> list[int]:
+    """Count calls of ``service.store.<name>``, each yielding to the event loop first."""
+    calls = [0]
+    original = getattr(service.store, name)
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        await asyncio.sleep(0)  # let the other requests queue behind this one
+        return await original(*args, **kwargs)
+
+    setattr(service.store, name, counted)
+    return calls
+
+
+async def test_requests_queued_behind_a_catch_up_reuse_it(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    reader, writer = make_service(staleness=1.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)  # loaded
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    monotonic.now += 2.0  # stale
+    catch_ups = _count(reader, "changes_after")
+    latest = _count(reader, "latest_model_id")
+    answers = await asyncio.gather(*(_allowed(reader, store_id, LATENCY) for _ in range(20)))
+    assert answers == [True] * 20
+    # One catch-up (two queries: the changes, then "nothing more"), not forty.
+    assert catch_ups[0] == 2
+    assert latest[0] == 1
+
+
+async def test_higher_consistency_does_not_reuse_a_catch_up_begun_before_it_asked(
+    make_service: ServiceFactory,
+) -> None:
+    reader, writer = make_service(staleness=60.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)  # loaded
+    release = asyncio.Event()
+    original = reader.store.changes_after
+    first = [True]
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        result = await original(*args, **kwargs)
+        if first[0]:  # the first catch-up read the changelog before the write below
+            first[0] = False
+            await release.wait()
+        return result
+
+    reader.store.changes_after = slow  # type: ignore[method-assign]
+    early = asyncio.create_task(_allowed(reader, store_id, HIGHER))
+    await asyncio.sleep(0.01)  # the early catch-up holds the lock, past its first query
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    late = asyncio.create_task(_allowed(reader, store_id, HIGHER))
+    await asyncio.sleep(0.01)
+    release.set()
+    await early  # it asked before the write: either answer is consistent for it
+    assert await late is True  # it asked after the write: it must see it

@@ -17,6 +17,7 @@ from tests.unit.http.helpers import REQUEST_ID, assert_problem, call, client, st
 
 from bastion.http import handlers
 from bastion.http.middleware.body_limit import BodyLimitMiddleware, declared_length
+from bastion.http.middleware.content_type import JsonContentMiddleware
 
 LIMIT = 1000
 UPLOAD_LIMIT = 5000
@@ -258,3 +259,27 @@ async def test_non_http_scopes_pass_through() -> None:
 
     await call(BodyLimitMiddleware(app, default_limit=0), scope_type="websocket", chunks=[b"x"])
     assert messages == [{"type": "websocket"}]
+
+
+async def test_requests_without_a_body_skip_the_json_check_only() -> None:
+    """Around the JSON check, a request without a body goes straight to the app; one with a
+    body still crosses the check."""
+    seen: list[str] = []
+
+    async def app(scope: Scope, _: Receive, send: Send) -> None:
+        seen.append(scope["method"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    checked = JsonContentMiddleware(app, max_depth=4, max_elements=10)
+    guarded = BodyLimitMiddleware(checked, default_limit=LIMIT)
+    assert guarded._without_body is checked.without_body
+    for headers in ([], [(b"content-length", b"0")]):
+        assert (await call(guarded, method="GET", headers=headers)).status == 200
+    text = [(b"content-type", b"text/plain"), (b"content-length", b"2")]
+    exchange = await call(guarded, method="POST", headers=text, chunks=[b"hi"])
+    assert exchange.status == 415
+    chunked = [(b"content-type", b"text/plain"), (b"transfer-encoding", b"chunked")]
+    exchange = await call(guarded, method="POST", headers=chunked, chunks=[b"hi"])
+    assert exchange.status == 415
+    assert seen == ["GET", "GET"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -45,8 +46,8 @@ async def test_host_cache_is_bounded() -> None:
     for i in range(trusted_host.DECISION_CACHE_SIZE + 10):
         assert guard.is_allowed_value(b"h%d.example" % i)
     assert guard.is_allowed_value(b"a" * 1000)  # long values are decided, never remembered
-    assert len(guard._decisions) <= trusted_host.DECISION_CACHE_SIZE
-    assert b"a" * 1000 not in guard._decisions
+    assert len(guard.allowlist._decisions) <= trusted_host.DECISION_CACHE_SIZE
+    assert b"a" * 1000 not in guard.allowlist._decisions
 
 
 def test_request_ids_are_unique_across_draws() -> None:
@@ -94,12 +95,12 @@ async def test_header_plans_depend_on_personal_and_scheme() -> None:
     for https in (False, True, False, True):
         for personal in (False, True, False):
             sent.clear()
-            scope = {"type": "http", "scheme": "https" if https else "http"}
+            scope: dict[str, Any] = {"type": "http", "scheme": "https" if https else "http"}
             scope["state"] = {"authenticated": personal}
             await app(scope, receive, send)
             headers = dict(sent[0]["headers"])
             assert headers[b"cache-control"] == (b"no-store" if personal else b"public")
             assert (b"strict-transport-security" in headers) is https
             assert b"server" not in headers
-    assert sum(map(len, app._plans.values())) == 4
+    assert sum(map(len, app.policy._plans.values())) == 4
     assert security_headers.PLAN_CACHE_SIZE >= 4

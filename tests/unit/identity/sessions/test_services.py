@@ -7,10 +7,12 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tests.unit.identity.conftest import SessionStack
 
 from bastion.audit.events import EventType
+from bastion.crypto import hash_token
+from bastion.identity.accounts.models import users
 from bastion.identity.sessions import services as session_services
 from bastion.identity.sessions.models import refresh_tokens
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason
@@ -78,6 +80,43 @@ async def test_successor_within_grace_is_sealed_not_stored_in_clear(stack: Sessi
         values = [v for v in sealed if v]
     assert values
     assert all(successor.refresh_token not in v for v in values)
+
+
+async def _sealed_of(stack: SessionStack, token: str) -> str | None:
+    c = refresh_tokens.c
+    query = select(c.successor_sealed).where(c.token_hash == hash_token(token))
+    async with stack.database.engine.connect() as connection:
+        return (await connection.execute(query)).scalar_one()
+
+
+async def test_a_used_successor_ends_its_parents_grace(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    first = await stack.sessions.refresh(issued.refresh_token)
+    assert await _sealed_of(stack, issued.refresh_token) is not None  # the retry grace
+    second = await stack.sessions.refresh(first.refresh_token)
+    # The parent's sealed copy of a used token is erased in the same rotation...
+    assert await _sealed_of(stack, issued.refresh_token) is None
+    assert await _sealed_of(stack, first.refresh_token) is not None
+    # ...and the token that was just used keeps its own grace for its successor.
+    retry = await stack.sessions.refresh(first.refresh_token)
+    assert retry.refresh_token == second.refresh_token
+
+
+async def test_a_disabled_users_session_is_not_renewed(stack: SessionStack) -> None:
+    issued = await _login(stack)
+    async with stack.database.engine.begin() as connection:
+        await connection.execute(
+            update(users).where(users.c.id == issued.user_id).values(disabled=True)
+        )
+    assert await _reason(stack, issued.refresh_token) is InvalidTokenReason.SESSION_REVOKED
+    async with stack.database.engine.begin() as connection:
+        await connection.execute(
+            update(users).where(users.c.id == issued.user_id).values(disabled=False)
+        )
+    # The refused rotation rolled back: the token was not consumed, so it is not reuse.
+    renewed = await stack.sessions.refresh(issued.refresh_token)
+    assert renewed.session_id == issued.session_id
+    assert not stack.recorder.of(EventType.TOKEN_REFRESH_REUSE_DETECTED)
 
 
 async def test_concurrent_refreshes_never_fork_the_chain(stack: SessionStack) -> None:

@@ -1,0 +1,286 @@
+"""Instructions per authenticated request through Bastion's whole app, counted by valgrind's
+callgrind: ``check`` (``POST /stores/{id}/check``, a denied check, so its decision is always
+logged) and ``account`` (``GET /v1/account``), figures that other load on the shared machine
+cannot disturb.
+
+The app is ``create_app`` on SQLite as ``bastion serve`` runs it (limits far above the load),
+driven by raw ASGI calls (:func:`bench.identity.inprocess.call`) with a bearer token of a
+service account listed in ``query_users``. Counting is switched on once the app is warm and
+covers ``--requests`` requests *and* the audit recorder's writer draining its queue (every
+thread, aiosqlite's included). Kernel work is not counted. ``--cpu`` prints the process CPU time
+per request instead (no valgrind; noisy on a loaded machine).
+
+``--no-denial-burst`` switches off the monitoring detector that counts every denied decision
+(its share of a denied check's cost). Usage::
+
+    .venv/bin/python -m bench.authz.instructions [--requests 300] [--cpu] [check account]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.identity.inprocess import PASSWORD, _verified_user, call, settings_for
+
+TARGETS = ("check", "account")
+EMAIL = "bench-authz@example.com"
+_WARMUP = 200
+MODEL = """model
+  schema 1.1
+type user
+type document
+  relations
+    define viewer: [user]
+"""
+
+
+async def _user_id(data_dir: Path) -> str:
+    """Create the service account in a first app; its user id."""
+    from bastion.app import create_app  # noqa: PLC0415
+
+    app = create_app(settings_for(data_dir))
+    async with app.router.lifespan_context(app):
+        await _verified_user(app, data_dir, EMAIL)
+        token = await _token(app)
+        status, data = await _authed(app, "GET", "/v1/account", token, None)
+        if status != 200:
+            raise SystemExit(f"GET /v1/account: {status} {data[:300]!r}")
+        return str(json.loads(data)["id"])
+
+
+async def _token(app: Any) -> str:
+    status, data = await call(app, "POST", "/v1/sessions", {"email": EMAIL, "password": PASSWORD})
+    if status != 200:
+        raise SystemExit(f"POST /v1/sessions: {status} {data[:300]!r}")
+    return str(json.loads(data)["access_token"])
+
+
+async def _authed(
+    app: Any, method: str, path: str, token: str, payload: object
+) -> tuple[int, bytes]:
+    body = b"" if payload is None else json.dumps(payload).encode()
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    headers = [
+        (b"host", b"127.0.0.1"),
+        (b"user-agent", b"bench"),
+        (b"authorization", f"Bearer {token}".encode()),
+    ]
+    if payload is not None:
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+class Workload:
+    """The app, a store with a model and a few tuples, and the request loops."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.token = ""
+        self.check_path = ""
+        self.body = {
+            "tuple_key": {"user": "user:u1", "relation": "viewer", "object": "document:2"},
+            "consistency": "MINIMIZE_LATENCY",
+        }
+
+    async def prepare(self) -> None:
+        from bastion.authz.model import parse_dsl  # noqa: PLC0415
+        from bastion.authz.service import RequestInfo  # noqa: PLC0415
+        from bastion.authz.tuples import Tuple  # noqa: PLC0415
+
+        authz = self.app.state.services.authz
+        info = RequestInfo(actor="bench")
+        store = await authz.create_store("bench", info)
+        await authz.write_model(store.id, parse_dsl(MODEL), info)
+        tuples = [Tuple(f"document:{i}", "viewer", f"user:u{i}") for i in range(100)]
+        await authz.write(store.id, writes=tuples, info=info)
+        self.check_path = f"/stores/{store.id}/check"
+        self.token = await _token(self.app)
+
+    async def run(self, target: str, n: int) -> None:
+        method, path, payload = (
+            ("POST", self.check_path, self.body)
+            if target == "check"
+            else ("GET", "/v1/account", None)
+        )
+        for _ in range(n):
+            status, data = await _authed(self.app, method, path, self.token, payload)
+            if status != 200:
+                raise SystemExit(f"{target}: {status} {data[:300]!r}")
+        queue = getattr(self.app.state.services.audit, "_queue", None)
+        if queue is not None:
+            await queue.join()
+
+
+async def _app_run(
+    target: str, n: int, flags: Path, *, valgrind: bool, denial_burst: bool = True
+) -> float:
+    from bastion import logging as bastion_logging  # noqa: PLC0415
+    from bastion.app import create_app  # noqa: PLC0415
+    from bastion.authz.settings import AuthzSettings  # noqa: PLC0415
+    from bastion.monitoring.settings import MonitoringSettings  # noqa: PLC0415
+    from bastion.storage import migrate  # noqa: PLC0415
+
+    settings = settings_for(flags)
+    bastion_logging.configure(settings.log_level, json=settings.log_json)
+    await migrate.upgrade(settings.effective_database_url)
+    user_id = await _user_id(flags)
+    # The index catches up once per staleness interval of wall time, which valgrind stretches
+    # 50-fold: the longest bound keeps that periodic query out of the per-request figure.
+    authz = AuthzSettings(query_users=(user_id,), cache_staleness_seconds=60.0)
+    update: dict[str, Any] = {"authz": authz}
+    if not denial_burst:
+        update["monitoring"] = MonitoringSettings.model_validate(
+            {"denial_burst": {"enabled": False}}
+        )
+    settings = settings.model_copy(update=update)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        work = Workload(app)
+        await work.prepare()
+        await work.run(target, _WARMUP)
+        if valgrind:
+            (flags / "ready").write_text(str(os.getpid()))
+            _wait_for(flags / "go")
+        started = time.process_time()
+        await work.run(target, n)
+        cpu = (time.process_time() - started) / n * 1e6
+        if valgrind:
+            (flags / "done").touch()
+            _wait_for(flags / "stop")
+        return cpu
+
+
+def _wait_for(flag: Path) -> None:
+    while not flag.exists():
+        time.sleep(0.05)
+
+
+def count(target: str, n: int, keep: Path | None = None, *, denial_burst: bool = True) -> float:
+    """Instructions per request of ``target`` (writer included), in a fresh process; the
+    callgrind file is copied into ``keep`` (for ``callgrind_annotate``) when given."""
+    with tempfile.TemporaryDirectory() as name:
+        flags = Path(name)
+        out = flags / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        command += [f"--callgrind-out-file={out}", sys.executable, "-m", __spec__.name]
+        command += ["--drive", target, str(n), str(flags)]
+        command += [] if denial_burst else ["--no-denial-burst"]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
+                while not (flags / flag).exists():
+                    if proc.poll() is not None:
+                        raise SystemExit(f"{target}: the driver exited with {proc.returncode}")
+                    time.sleep(0.2)
+                pid = (flags / "ready").read_text()
+                subprocess.run(
+                    ["callgrind_control", *control, pid], capture_output=True, check=True
+                )
+                (flags / ("go" if flag == "ready" else "stop")).touch()
+            proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        dumped = out.with_name(out.name + ".1")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(dumped, keep / f"callgrind.{target}.out")
+        match = re.search(r"^summary: (\d+)", dumped.read_text(), re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"no summary in {dumped}")
+        return int(match.group(1)) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default all)")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--cpu", action="store_true", help="CPU time per request, no valgrind")
+    parser.add_argument(
+        "--no-denial-burst",
+        action="store_true",
+        help="switch off the monitoring detector that counts denied checks (its cost apart)",
+    )
+    parser.add_argument("--keep", type=Path, help="copy the callgrind files into this folder")
+    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        target, n, flags = args.drive
+        burst = not args.no_denial_burst
+        asyncio.run(_app_run(target, int(n), Path(flags), valgrind=True, denial_burst=burst))
+        return
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    targets = args.targets or TARGETS
+    if args.cpu:
+        for target in targets:
+            with tempfile.TemporaryDirectory() as name:
+                run = _app_run(
+                    target,
+                    args.requests,
+                    Path(name),
+                    valgrind=False,
+                    denial_burst=not args.no_denial_burst,
+                )
+                cpu = asyncio.run(run)
+            print(f"{target:<10} {cpu:>10,.0f} us CPU/request (all threads)")
+        return
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
+    print(f"{args.requests} requests per target, instructions per request (all threads)")
+    for target in targets:
+        value = count(target, args.requests, args.keep, denial_burst=not args.no_denial_burst)
+        print(f"{target:<10} {value:>14,.0f}")
+
+
+if __name__ == "__main__":
+    main()

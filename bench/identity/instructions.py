@@ -1,0 +1,137 @@
+"""Instructions per refresh rotation and per password login, counted by valgrind's callgrind:
+figures that other load on the shared machine cannot disturb.
+
+The workload is :mod:`bench.identity.inprocess` (Bastion's app on SQLite, raw ASGI calls, Argon2
+at 1 MiB / one pass for logins). Counting is switched on once the app is built and warm, covers
+``--requests`` requests *and* the audit recorder's writer draining its queue (every thread:
+aiosqlite's and the hashing pool's included), then the counts are dumped. Each target runs in a
+fresh process. ``hash`` counts one Argon2 verification at the login's parameters, so that
+``login - hash`` is what a login costs beyond its hash. Kernel work (system calls, thread
+switches) is not counted: pair these figures with the CPU times of ``inprocess``.
+
+Usage: ``.venv/bin/python -m bench.identity.instructions [--requests 300] [refresh login hash]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.identity.inprocess import PASSWORD, Workload, settings_for
+
+TARGETS = ("refresh", "login", "hash")
+_WARMUP = 200
+
+
+def _wait_for(flag: Path) -> None:
+    while not flag.exists():
+        time.sleep(0.05)
+
+
+async def _drive_app(target: str, n: int, flags: Path) -> None:
+    from bastion import logging as bastion_logging  # noqa: PLC0415
+    from bastion.app import create_app  # noqa: PLC0415
+    from bastion.storage import migrate  # noqa: PLC0415
+
+    settings = settings_for(flags)
+    bastion_logging.configure(settings.log_level, json=settings.log_json)
+    await migrate.upgrade(settings.effective_database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        work = Workload(app)
+        await work.prepare(flags)
+        run = work.refresh if target == "refresh" else work.login
+        await run(_WARMUP)
+        (flags / "ready").write_text(str(os.getpid()))
+        _wait_for(flags / "go")
+        await run(n)
+        (flags / "done").touch()
+        _wait_for(flags / "stop")
+
+
+def _drive_hash(n: int, flags: Path) -> None:
+    from bastion.identity.passwords import Argon2Hasher  # noqa: PLC0415
+
+    hasher = Argon2Hasher(settings_for(flags).passwords)
+    encoded = hasher.hash(PASSWORD)
+    hasher.verify(encoded, PASSWORD)
+    (flags / "ready").write_text(str(os.getpid()))
+    _wait_for(flags / "go")
+    for _ in range(n):
+        hasher.verify(encoded, PASSWORD)
+    (flags / "done").touch()
+    _wait_for(flags / "stop")
+
+
+def count(target: str, n: int) -> float:
+    """Instructions per request of ``target`` (writer included), in a fresh process."""
+    with tempfile.TemporaryDirectory() as name:
+        flags = Path(name)
+        out = flags / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        command += [f"--callgrind-out-file={out}", sys.executable, "-m", __spec__.name]
+        command += ["--drive", target, str(n), str(flags)]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            # Counting on when warm; dumped (while still on) when done: the file written at
+            # exit would only hold what came after a dump.
+            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
+                while not (flags / flag).exists():
+                    if proc.poll() is not None:
+                        raise SystemExit(f"{target}: the driver exited with {proc.returncode}")
+                    time.sleep(0.2)
+                pid = (flags / "ready").read_text()
+                subprocess.run(
+                    ["callgrind_control", *control, pid], capture_output=True, check=True
+                )
+                (flags / ("go" if flag == "ready" else "stop")).touch()
+            proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        dumped = out.with_name(out.name + ".1")
+        match = re.search(r"^summary: (\d+)", dumped.read_text(), re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"no summary in {dumped}")
+        return int(match.group(1)) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default all)")
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        target, n, flags = args.drive
+        if target == "hash":
+            _drive_hash(int(n), Path(flags))
+        else:
+            asyncio.run(_drive_app(target, int(n), Path(flags)))
+        return
+    unknown = set(args.targets) - set(TARGETS)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
+    counts = {target: count(target, args.requests) for target in args.targets or TARGETS}
+    print(f"{args.requests} requests per target, instructions per request (all threads)")
+    for target, value in counts.items():
+        print(f"  {target:<8} {value:14,.0f}")
+    if "login" in counts and "hash" in counts:
+        print(f"  login beyond its hash: {counts['login'] - counts['hash']:,.0f}")
+
+
+if __name__ == "__main__":
+    main()

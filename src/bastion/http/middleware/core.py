@@ -1,0 +1,174 @@
+"""The outer layers of the HTTP core, fused into one middleware: one call and one ``send``
+wrapper per request instead of eight.
+
+Every request crosses every layer, and on a trivial route the layers cost more than the route:
+each hop is a coroutine, each ``send`` wrapper a call per message and a copy of the response
+headers. :class:`HttpCoreMiddleware` does what these modules do, in this order (outermost
+first), calling each concern's own functions, so each concern keeps its module and its tests:
+
+    proxy             client IP and scheme (trusted proxies only)
+    request_id        X-Request-ID, in state and logs
+    security_headers  CSP, nosniff, HSTS, no-store ... on every answer (one pass with the
+                      request id header: an app-set X-Request-ID is dropped there)
+    metrics           requests and latency by route template
+    audit_rejections  one audit event per 400/413/415/422/431
+    errors            exceptions -> 500 problem, never their text; 5xx answers logged
+    trusted_host      Host allowlist (DNS rebinding)
+    methods           TRACE, TRACK, CONNECT -> 405
+
+The headers are read once for the request id, the ``Host`` and ``Origin``: a request without
+``Origin`` skips the CORS layer placed right inside (it would add nothing). Layers inside may
+hand headers for the answer to the core through ``scope["state"]["response_headers"]`` (see
+``_state``) instead of wrapping ``send`` themselves: the rate limiter does. The core also marks
+a request that has no body (``no_body``), so the body layers can be skipped by the layer outside
+them. WebSocket handshakes
+get the proxy and ``Host`` decisions only (as the separate layers did); lifespan passes through.
+
+The answers of layers placed inside this one (the concurrency cap's 503 ``overloaded``
+included) carry the request id and security headers, are counted and, when rejections, audited.
+Overload shedding is an operational condition counted by its own metric: its 503s are not logged
+as server errors (one log line per shed request would flood the logs when overloaded).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion.audit.interfaces import AuditRecorder
+from bastion.clock import Clock
+from bastion.http.errors import MethodNotAllowed
+from bastion.http.middleware._next import next_app
+from bastion.http.middleware._state import NO_BODY, RESPONSE_HEADERS
+from bastion.http.middleware.audit_rejections import AUDITED_STATUSES, RejectionAuditor
+from bastion.http.middleware.errors import answer_exception, log_error_response
+from bastion.http.middleware.methods import BLOCKED_METHODS
+from bastion.http.middleware.proxy import UNKNOWN_CLIENT, ClientResolver, IPNetwork
+from bastion.http.middleware.request_id import HEADER as REQUEST_ID_HEADER
+from bastion.http.middleware.request_id import REQUEST_ID_VAR, choose, new_request_id
+from bastion.http.middleware.security_headers import SecurityHeaders
+from bastion.http.middleware.trusted_host import HostAllowlist, refuse
+from bastion.http.problems import send_problem
+from bastion.ops.metrics import Metrics, observe_request
+
+#: The problem code of the concurrency cap's 503 (not logged as a server error, see above).
+OVERLOADED_CODE = "overloaded"
+
+_perf_counter = time.perf_counter
+# Versions where a request without Content-Length or Transfer-Encoding has no body.
+_FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
+_BODY_FRAMING = frozenset({b"content-length", b"transfer-encoding"})
+
+
+class HttpCoreMiddleware:
+    """Proxy, request id, security headers, metrics, rejection audit, errors, Host allowlist
+    and method filter, in one ASGI middleware."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        recorder: AuditRecorder,
+        allowed_hosts: Sequence[str],
+        trusted_proxies: Sequence[IPNetwork] = (),
+        hsts_max_age: int = 0,
+        debug: bool = False,
+        clock: Clock | None = None,
+    ) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.resolver = ClientResolver(trusted_proxies)
+        self.security = SecurityHeaders(hsts_max_age, strip=(REQUEST_ID_HEADER,))
+        self.metrics = metrics
+        self.auditor = RejectionAuditor(recorder, clock)
+        self.debug = debug
+        self.allowlist = HostAllowlist(allowed_hosts)
+        self._host_allowed = self.allowlist.is_allowed_value
+        self._proxies = bool(self.resolver.trusted_proxies)
+        # An inner layer that adds nothing to requests without ``Origin`` (CORS) says what it
+        # would call for them: such a request goes there directly (one hop less).
+        self._without_origin: ASGIApp = getattr(app, "without_origin", self._next)
+
+    # One fused hot path (see the module docstring): long on purpose.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0912, PLR0915
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        if self._proxies:
+            self.resolver.apply(scope, state)
+        else:  # the default: no proxy is trusted, the peer is the client (ClientResolver.apply)
+            client = scope.get("client")
+            state["client_ip"] = client[0] if client else UNKNOWN_CLIENT
+        host: bytes | None = None
+        inbound: bytes | None = None
+        hosts = ids = 0
+        origin = framed = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                hosts += 1
+            elif name == REQUEST_ID_HEADER:
+                inbound = value
+                ids += 1
+            elif name == b"origin":
+                origin = True
+            elif name in _BODY_FRAMING:
+                framed = True
+        if not framed and scope.get("http_version") in _FRAMED_BY_HEADERS:
+            state[NO_BODY] = True
+        request_id = choose(inbound, ids) if ids else new_request_id()
+        state["request_id"] = request_id
+        id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
+        handed: list[tuple[bytes, bytes]] = []
+        state[RESPONSE_HEADERS] = handed
+        secure = self.security.apply
+        status = 500
+        started = False
+        log_5xx = True
+        start = _perf_counter()
+
+        def send_core(message: Message) -> Awaitable[None]:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                started = True
+                if status >= 500 and log_5xx and state.get("problem_code") != OVERLOADED_CODE:
+                    log_error_response(scope, status)
+                if status in AUDITED_STATUSES:
+                    self.auditor.observe(scope, status)
+                extra = (*handed, id_header) if handed else (id_header,)
+                message = {**message, "headers": secure(scope, message.get("headers", ()), extra)}
+            return send(message)
+
+        token = REQUEST_ID_VAR.set(request_id)
+        try:
+            if hosts != 1 or host is None or not self._host_allowed(host):
+                await refuse(scope, send_core)
+            elif scope["method"].upper() in BLOCKED_METHODS:  # methods.is_blocked, inlined
+                await send_problem(scope, send_core, MethodNotAllowed())
+            elif origin:
+                await self._next(scope, receive, send_core)
+            else:
+                await self._without_origin(scope, receive, send_core)
+        except Exception as exc:  # noqa: BLE001 - any exception: answered and logged just below
+            log_5xx = False  # logged with its traceback by answer_exception
+            handed.clear()  # the inner layers' headers were for the answer that failed
+            await answer_exception(scope, send_core, exc, started=started, debug=self.debug)
+        finally:
+            observe_request(self.metrics, scope, status, _perf_counter() - start)
+            REQUEST_ID_VAR.reset(token)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSocket: client IP and ``Host`` check only; lifespan and others pass through."""
+        if scope["type"] == "websocket":
+            self.resolver.apply(scope, scope.setdefault("state", {}))
+            if not self.allowlist.accepts(scope["headers"]):
+                await refuse(scope, send)
+                return
+        await self._next(scope, receive, send)

@@ -1,0 +1,95 @@
+"""The statements of logins and refresh rotations (:mod:`bastion.identity.sessions.services`),
+built once with bound parameters: these are the hottest write paths, and building and
+cache-keying a statement on every request costs more than SQLite takes to run it.
+
+Parameter names cannot be column names (SQLAlchemy reserves those in INSERT and UPDATE).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Integer, Text, and_, bindparam, case, exists, insert, or_, select, update
+
+from bastion.identity.accounts.models import users
+from bastion.identity.sessions.models import refresh_tokens, sessions
+
+__all__ = ["ADD_TOKEN", "CONSUME", "EVICT_BEYOND_LIMIT", "FIRST_TOKEN", "NEW_SESSION", "RENEW"]
+
+_t, _s = refresh_tokens.c, sessions.c
+_own = refresh_tokens.alias("own")
+_presented = _t.token_hash == bindparam("hash")
+#: Consumes an unused token: the UPDATE is the check that it was unused (atomic, no SELECT
+#: first), and keeps its successor sealed beside it for the retry grace. The same statement ends
+#: the retry grace of the token's parent (its sealed copy of this token goes: once a token is
+#: used, a retry of its parent is reuse), so it may return the parent's row too.
+CONSUME = (
+    update(refresh_tokens)
+    .where(
+        or_(
+            and_(_presented, _t.used_at.is_(None)),
+            _t.token_hash
+            == select(_own.c.parent_hash)
+            .where(_own.c.token_hash == bindparam("hash"))
+            .scalar_subquery(),
+        )
+    )
+    .values(
+        used_at=case((_presented, bindparam("now", type_=_t.used_at.type)), else_=_t.used_at),
+        successor_sealed=case((_presented, bindparam("sealed", type_=Text())), else_=None),
+    )
+    .returning(_t.token_hash, _t.session_id)
+)
+#: Renews the session if it may still be renewed (not revoked, within its absolute and idle
+#: lifetimes, its user not disabled) and returns what the access token needs; no row otherwise.
+RENEW = (
+    update(sessions)
+    .where(
+        _s.id == bindparam("sid"),
+        _s.revoked_at.is_(None),
+        _s.absolute_expires_at > bindparam("now"),
+        _s.last_seen_at >= bindparam("idle_since"),
+        exists().where(users.c.id == _s.user_id, users.c.disabled.is_(False)),
+    )
+    .values(last_seen_at=bindparam("now"))
+    .returning(_s.id, _s.user_id, _s.amr, _s.acr)
+)
+ADD_TOKEN = insert(refresh_tokens).values(
+    token_hash=bindparam("new_hash"),
+    session_id=bindparam("sid"),
+    parent_hash=bindparam("hash"),
+    created_at=bindparam("now"),
+)
+NEW_SESSION = insert(sessions).values(
+    id=bindparam("sid"),
+    user_id=bindparam("uid"),
+    created_at=bindparam("now"),
+    last_seen_at=bindparam("now"),
+    absolute_expires_at=bindparam("until"),
+    ip=bindparam("client_ip"),
+    user_agent=bindparam("agent"),
+    amr=bindparam("methods"),
+    acr=bindparam("level"),
+    transport=bindparam("via"),
+)
+FIRST_TOKEN = insert(refresh_tokens).values(
+    token_hash=bindparam("new_hash"), session_id=bindparam("sid"), created_at=bindparam("now")
+)
+_live = sessions.alias("live")
+#: Ends the user's live sessions beyond the ``keep`` newest (:data:`MAX_SESSIONS_PER_USER`).
+EVICT_BEYOND_LIMIT = (
+    update(sessions)
+    .where(
+        _s.id.in_(
+            select(_live.c.id)
+            .where(
+                _live.c.user_id == bindparam("uid"),
+                _live.c.revoked_at.is_(None),
+                _live.c.absolute_expires_at > bindparam("now"),
+            )
+            .order_by(_live.c.created_at.desc(), _live.c.id.desc())
+            .offset(bindparam("keep", type_=Integer))
+        ),
+        _s.revoked_at.is_(None),
+    )
+    .values(revoked_at=bindparam("now"), revoke_reason=bindparam("reason"))
+    .returning(_s.id)
+)
