@@ -17,15 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
+from bench import callgrind
 from bench.audit.common import machine
 from bench.http_overhead.inprocess import SCOPE, _receive, _send
 
@@ -40,11 +36,6 @@ async def _requests(app: Any, path: str, n: int) -> None:
     await app.state.services.audit._queue.join()  # noqa: SLF001 - the writer's work counts
 
 
-def _wait_for(flag: Path) -> None:
-    while not flag.exists():
-        time.sleep(0.05)
-
-
 async def _drive(path: str, n: int, flags: Path, *, log_sink: bool) -> None:
     """Run inside valgrind: build and warm up, wait for counting, drive, wait to be stopped."""
     from bastion import logging as bastion_logging  # noqa: PLC0415
@@ -56,48 +47,17 @@ async def _drive(path: str, n: int, flags: Path, *, log_sink: bool) -> None:
     app = build_app(flags, None, log_sink=log_sink, detectors=True)
     async with app.router.lifespan_context(app):
         await _requests(app, path, _WARMUP)
-        (flags / "ready").write_text(str(os.getpid()))
-        _wait_for(flags / "go")
+        callgrind.ready(flags)
         await _requests(app, path, n)
-        (flags / "done").touch()
-        _wait_for(flags / "stop")
+        callgrind.done(flags)
 
 
 def count(path: str, n: int, *, log_sink: bool = True) -> float:
     """Instructions per request to ``path`` (with the writer's work), in a fresh process."""
-    with tempfile.TemporaryDirectory() as name:
-        flags = Path(name)
-        out = flags / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        command += [f"--callgrind-out-file={out}", sys.executable, "-m", "bench.audit.instructions"]
-        command += ["--drive", path, str(n), str(flags)]
-        command += [] if log_sink else ["--no-log-sink"]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            # Counting on when warm; dumped (while still on) when the writer is done: the file
-            # written at exit would only hold what came after a dump.
-            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
-                while not (flags / flag).exists():
-                    if proc.poll() is not None:
-                        raise SystemExit(f"{path}: the driver exited with {proc.returncode}")
-                    time.sleep(0.2)
-                pid = (flags / "ready").read_text()
-                subprocess.run(
-                    ["callgrind_control", *control, pid], capture_output=True, check=True
-                )
-                (flags / ("go" if flag == "ready" else "stop")).touch()
-            proc.wait(timeout=600)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        out = out.with_name(out.name + ".1")
-        match = re.search(r"^summary: (\d+)", out.read_text(), re.MULTILINE)
-        if match is None:
-            raise SystemExit(f"no summary in {out}")
-        return int(match.group(1)) / n
+    extra = [] if log_sink else ["--no-log-sink"]
+    return callgrind.count(
+        "bench.audit.instructions", [path], n, extra=extra, label=path, timeout=600
+    )
 
 
 def main() -> None:

@@ -21,16 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench import callgrind
 from bench.identity.inprocess import PASSWORD, _verified_user, call, settings_for
 
 TARGETS = ("check", "account")
@@ -184,59 +181,20 @@ async def _app_run(
         await work.prepare()
         await work.run(target, _WARMUP)
         if valgrind:
-            (flags / "ready").write_text(str(os.getpid()))
-            _wait_for(flags / "go")
+            callgrind.ready(flags)
         started = time.process_time()
         await work.run(target, n)
         cpu = (time.process_time() - started) / n * 1e6
         if valgrind:
-            (flags / "done").touch()
-            _wait_for(flags / "stop")
+            callgrind.done(flags)
         return cpu
-
-
-def _wait_for(flag: Path) -> None:
-    while not flag.exists():
-        time.sleep(0.05)
 
 
 def count(target: str, n: int, keep: Path | None = None, *, denial_burst: bool = True) -> float:
     """Instructions per request of ``target`` (writer included), in a fresh process; the
     callgrind file is copied into ``keep`` (for ``callgrind_annotate``) when given."""
-    with tempfile.TemporaryDirectory() as name:
-        flags = Path(name)
-        out = flags / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        command += [f"--callgrind-out-file={out}", sys.executable, "-m", __spec__.name]
-        command += ["--drive", target, str(n), str(flags)]
-        command += [] if denial_burst else ["--no-denial-burst"]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
-                while not (flags / flag).exists():
-                    if proc.poll() is not None:
-                        raise SystemExit(f"{target}: the driver exited with {proc.returncode}")
-                    time.sleep(0.2)
-                pid = (flags / "ready").read_text()
-                subprocess.run(
-                    ["callgrind_control", *control, pid], capture_output=True, check=True
-                )
-                (flags / ("go" if flag == "ready" else "stop")).touch()
-            proc.wait(timeout=900)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        dumped = out.with_name(out.name + ".1")
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            shutil.copy(dumped, keep / f"callgrind.{target}.out")
-        match = re.search(r"^summary: (\d+)", dumped.read_text(), re.MULTILINE)
-        if match is None:
-            raise SystemExit(f"no summary in {dumped}")
-        return int(match.group(1)) / n
+    extra = [] if denial_burst else ["--no-denial-burst"]
+    return callgrind.count(__spec__.name, [target], n, extra=extra, keep=keep, label=target)
 
 
 def main() -> None:

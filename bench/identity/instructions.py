@@ -16,24 +16,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
 import shutil
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
+from bench import callgrind
 from bench.identity.inprocess import PASSWORD, Workload, settings_for
 
 TARGETS = ("refresh", "login", "hash")
 _WARMUP = 200
-
-
-def _wait_for(flag: Path) -> None:
-    while not flag.exists():
-        time.sleep(0.05)
 
 
 async def _drive_app(target: str, n: int, flags: Path) -> None:
@@ -50,11 +40,9 @@ async def _drive_app(target: str, n: int, flags: Path) -> None:
         await work.prepare(flags)
         run = work.refresh if target == "refresh" else work.login
         await run(_WARMUP)
-        (flags / "ready").write_text(str(os.getpid()))
-        _wait_for(flags / "go")
+        callgrind.ready(flags)
         await run(n)
-        (flags / "done").touch()
-        _wait_for(flags / "stop")
+        callgrind.done(flags)
 
 
 def _drive_hash(n: int, flags: Path) -> None:
@@ -63,48 +51,15 @@ def _drive_hash(n: int, flags: Path) -> None:
     hasher = Argon2Hasher(settings_for(flags).passwords)
     encoded = hasher.hash(PASSWORD)
     hasher.verify(encoded, PASSWORD)
-    (flags / "ready").write_text(str(os.getpid()))
-    _wait_for(flags / "go")
+    callgrind.ready(flags)
     for _ in range(n):
         hasher.verify(encoded, PASSWORD)
-    (flags / "done").touch()
-    _wait_for(flags / "stop")
+    callgrind.done(flags)
 
 
 def count(target: str, n: int) -> float:
     """Instructions per request of ``target`` (writer included), in a fresh process."""
-    with tempfile.TemporaryDirectory() as name:
-        flags = Path(name)
-        out = flags / "callgrind.out"
-        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
-        command += [f"--callgrind-out-file={out}", sys.executable, "-m", __spec__.name]
-        command += ["--drive", target, str(n), str(flags)]
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        proc = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            # Counting on when warm; dumped (while still on) when done: the file written at
-            # exit would only hold what came after a dump.
-            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
-                while not (flags / flag).exists():
-                    if proc.poll() is not None:
-                        raise SystemExit(f"{target}: the driver exited with {proc.returncode}")
-                    time.sleep(0.2)
-                pid = (flags / "ready").read_text()
-                subprocess.run(
-                    ["callgrind_control", *control, pid], capture_output=True, check=True
-                )
-                (flags / ("go" if flag == "ready" else "stop")).touch()
-            proc.wait(timeout=900)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-        dumped = out.with_name(out.name + ".1")
-        match = re.search(r"^summary: (\d+)", dumped.read_text(), re.MULTILINE)
-        if match is None:
-            raise SystemExit(f"no summary in {dumped}")
-        return int(match.group(1)) / n
+    return callgrind.count(__spec__.name, [target], n, label=target)
 
 
 def main() -> None:

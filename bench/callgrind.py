@@ -1,0 +1,90 @@
+"""The callgrind harness shared by the ``bench.*.instructions`` benchmarks.
+
+A measuring process starts the benchmark module again under ``valgrind --tool=callgrind`` with
+counting off (``--drive ...`` arguments, the module's own driver mode). The driver warms up,
+writes its pid to ``flags/ready`` and waits for ``flags/go``; the measurer switches counting on
+and touches ``go``; the driver runs ``n`` requests (and lets background writers finish), touches
+``flags/done`` and waits for ``flags/stop``; the measurer dumps the counts while counting is
+still on (the file written at exit would only hold what came after a dump) and touches ``stop``.
+Instruction counts do not move with the machine's load, unlike timings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["count", "done", "ready", "wait_for"]
+
+
+def wait_for(flag: Path) -> None:
+    """Driver side: block until the measurer touches ``flag``."""
+    while not flag.exists():
+        time.sleep(0.05)
+
+
+def ready(flags: Path) -> None:
+    """Driver side: warmed up; returns once counting is on."""
+    (flags / "ready").write_text(str(os.getpid()))
+    wait_for(flags / "go")
+
+
+def done(flags: Path) -> None:
+    """Driver side: measured work finished; returns once the counts are dumped."""
+    (flags / "done").touch()
+    wait_for(flags / "stop")
+
+
+def count(
+    module: str,
+    drive: Sequence[str],
+    n: int,
+    *,
+    extra: Sequence[str] = (),
+    keep: Path | None = None,
+    label: str = "",
+    timeout: float = 900,
+) -> float:
+    """Instructions per request: ``python -m module --drive *drive <n> <flags> *extra`` under
+    callgrind, counted between the driver's ``ready`` and ``done``, divided by ``n``. The
+    callgrind file is copied into ``keep`` (as ``callgrind.<label>.out``) when given."""
+    with tempfile.TemporaryDirectory() as name:
+        flags = Path(name)
+        out = flags / "callgrind.out"
+        command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
+        command += [f"--callgrind-out-file={out}", sys.executable, "-m", module]
+        command += ["--drive", *drive, str(n), str(flags), *extra]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        proc = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            for flag, control in (("ready", ["-i", "on"]), ("done", ["--dump"])):
+                while not (flags / flag).exists():
+                    if proc.poll() is not None:
+                        raise SystemExit(f"{label}: the driver exited with {proc.returncode}")
+                    time.sleep(0.2)
+                pid = (flags / "ready").read_text()
+                subprocess.run(
+                    ["callgrind_control", *control, pid], capture_output=True, check=True
+                )
+                (flags / ("go" if flag == "ready" else "stop")).touch()
+            proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        dumped = out.with_name(out.name + ".1")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copy(dumped, keep / f"callgrind.{label}.out")
+        match = re.search(r"^summary: (\d+)", dumped.read_text(), re.MULTILINE)
+        if match is None:
+            raise SystemExit(f"no summary in {dumped}")
+        return int(match.group(1)) / n
