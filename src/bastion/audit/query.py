@@ -49,6 +49,20 @@ class EventFilter:
     client_ip: str | None = None
     request_id: str | None = None
 
+    def described(self) -> dict[str, Any]:
+        """The filters set, JSON-ready (for the audit event that records a search)."""
+        values = {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "types": list(self.types) or None,
+            "outcome": self.outcome,
+            "actor": self.actor,
+            "subject": self.subject,
+            "ip": self.client_ip,
+            "request_id": self.request_id,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
     def fingerprint(self) -> str:
         values = asdict(self)
         for name in ("since", "until"):

@@ -136,23 +136,9 @@ def include(
                 Outcome.SUCCESS,
                 actor=who.subject,
                 subject="audit:events",
-                details={"filter": _described(query), "results": len(found)},
+                details={"filter": query.described(), "results": len(found)},
             )
         )
         return AuditEventsOut(events=[AuditEventOut.of(r) for r in found], next_cursor=next_cursor)
 
     app.include_router(router)
-
-
-def _described(query: EventFilter) -> dict[str, Any]:
-    values = {
-        "since": query.since.isoformat() if query.since else None,
-        "until": query.until.isoformat() if query.until else None,
-        "types": list(query.types) or None,
-        "outcome": query.outcome,
-        "actor": query.actor,
-        "subject": query.subject,
-        "ip": query.client_ip,
-        "request_id": query.request_id,
-    }
-    return {k: v for k, v in values.items() if v is not None}

@@ -263,24 +263,10 @@ async def _search(
                 time=services.clock.now(),
                 actor=CLI_ACTOR,
                 subject="audit:events",
-                details={"filter": _filter_json(query), "results": len(found), "via": "cli"},
+                details={"filter": query.described(), "results": len(found), "via": "cli"},
             )
         )
         return list(found), next_cursor
-
-
-def _filter_json(query: EventFilter) -> dict[str, Any]:
-    values = {
-        "since": query.since.isoformat() if query.since else None,
-        "until": query.until.isoformat() if query.until else None,
-        "types": list(query.types) or None,
-        "outcome": query.outcome,
-        "actor": query.actor,
-        "subject": query.subject,
-        "ip": query.client_ip,
-        "request_id": query.request_id,
-    }
-    return {name: value for name, value in values.items() if value is not None}
 
 
 def record_json(record: EventRecord) -> dict[str, Any]:
