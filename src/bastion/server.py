@@ -37,9 +37,12 @@ class HardenedConfig(uvicorn.Config):
 
 def _config(workers: int) -> HardenedConfig:
     # Read again from the environment: the same values `serve` validated before the exec.
+    from bastion import logging as bastion_logging  # noqa: PLC0415
     from bastion.config.settings import Settings  # noqa: PLC0415 - after uvicorn, once
 
     settings = Settings()
+    # The supervisor of several workers logs too (a worker that died and was replaced).
+    bastion_logging.configure(settings.log_level, json=settings.log_json)
     return HardenedConfig(
         "bastion.asgi:app_from_env",
         factory=True,

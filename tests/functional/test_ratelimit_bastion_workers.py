@@ -23,6 +23,12 @@ BUDGET = 100
 REQUESTS = 1_000
 CONCURRENCY = 100
 NO_REFILL_WINDOW = 365 * 86_400
+#: A request whose connection broke before its answer (key ``LOST``): on a machine loaded by
+#: the whole parallel suite a keep-alive connection was seen reset once in a few runs. The
+#: server may or may not have counted it, so each lost request widens the allowed count by
+#: one, and more than a handful fails the test.
+LOST = 0
+MAX_LOST = REQUESTS // 100
 
 
 async def _fire(url: str) -> Counter[int]:
@@ -35,7 +41,10 @@ async def _fire(url: str) -> Counter[int]:
 
         async def one() -> int:
             async with gate:
-                return (await client.get("/healthz")).status_code
+                try:
+                    return (await client.get("/healthz")).status_code
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    return LOST
 
         return Counter(await asyncio.gather(*(one() for _ in range(REQUESTS))))
 
@@ -58,11 +67,13 @@ async def test_two_bastion_workers_hold_one_budget(tmp_path: Path, redis_url: st
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
-    assert set(statuses) <= {200, 429}, statuses
+    assert set(statuses) <= {200, 429, LOST}, statuses
+    assert statuses[LOST] <= MAX_LOST, statuses
     assert statuses[200] <= BUDGET
-    # Both workers answered from one shared budget: it was used up, not doubled.
-    assert statuses[200] == BUDGET, statuses
-    assert statuses[429] == REQUESTS - BUDGET
+    # Both workers answered from one shared budget: it was used up, not doubled (a lost answer
+    # may have been an allowed request).
+    assert BUDGET - statuses[LOST] <= statuses[200] <= BUDGET, statuses
+    assert statuses[200] + statuses[429] + statuses[LOST] == REQUESTS
 
 
 async def test_without_redis_each_worker_has_its_own_budget(tmp_path: Path) -> None:
@@ -74,4 +85,5 @@ async def test_without_redis_each_worker_has_its_own_budget(tmp_path: Path) -> N
         statuses = await _fire(server.url)
     finally:
         stop_server(server)
+    assert statuses[LOST] <= MAX_LOST, statuses
     assert BUDGET < statuses[200] <= 2 * BUDGET, statuses
