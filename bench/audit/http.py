@@ -135,9 +135,9 @@ def main() -> None:
         script.write_text(PACING_SCRIPT)
         os.environ["BENCH_DELAY_MS"] = str(round(args.paced_connections * 1000 / args.rate or 1))
         port = _free_port()
-        command = [*_pin(0), sys.executable, "-m", "uvicorn", "bench.audit.http:app"]
-        command += ["--factory", "--port", str(port), "--log-level", "warning"]
-        command += ["--no-access-log", "--no-server-header"]
+        # Served as `bastion serve` serves Bastion (bench/serve.py).
+        command = [*_pin(0), sys.executable, "-m", "bench.serve", "bench.audit.http:app"]
+        command += [str(port), "bastion"]
         server = subprocess.Popen(
             command,
             env={**os.environ, "BENCH_DATA_DIR": tmp},

@@ -1,8 +1,10 @@
 """HTTP overhead benchmark: Bastion's full middleware stack against the bare framework.
 
-Each app runs in one uvicorn worker pinned to CPU 0; wrk runs pinned to CPU 1, so the load
-generator is not competing with the server. Prints requests/s and p99 latency for each app and
-the ratios. Usage: ``.venv/bin/python -m bench.http_overhead.run [--duration 10] [--rounds 3]``.
+Each app runs in one uvicorn worker pinned to CPU 0 (``bench.serve``: Bastion's apps with
+Bastion's protocol, as ``bastion serve`` runs them, the bare apps with stock uvicorn); wrk runs
+pinned to CPU 1, so the load generator is not competing with the server. Prints requests/s and
+p99 latency for each app and the ratios.
+Usage: ``.venv/bin/python -m bench.http_overhead.run [--duration 10] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -70,15 +72,10 @@ def measure(app: str, duration: int, connections: int, data_dir: Path) -> Result
             *_pin(0),
             sys.executable,
             "-m",
-            "uvicorn",
+            "bench.serve",  # Bastion's apps as `bastion serve` serves them (see bench/serve.py)
             f"bench.http_overhead.apps:{app}",
-            "--factory",
-            "--port",
             str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--no-server-header",
+            "bastion" if app.startswith("bastion") else "stock",
         ],
         env=env,
         stdout=subprocess.DEVNULL,

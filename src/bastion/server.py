@@ -39,6 +39,7 @@ def _config(workers: int) -> HardenedConfig:
     # Read again from the environment: the same values `serve` validated before the exec.
     from bastion import logging as bastion_logging  # noqa: PLC0415
     from bastion.config.settings import Settings  # noqa: PLC0415 - after uvicorn, once
+    from bastion.http.protocol import HttpToolsProtocol  # noqa: PLC0415
 
     settings = Settings()
     # The supervisor of several workers logs too (a worker that died and was replaced).
@@ -46,6 +47,8 @@ def _config(workers: int) -> HardenedConfig:
     return HardenedConfig(
         "bastion.asgi:app_from_env",
         factory=True,
+        # uvicorn's httptools protocol, plus the header-block extension (bastion.http.protocol).
+        http=HttpToolsProtocol,
         host=settings.host,
         port=settings.port,
         workers=workers,

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from tests.common.server import BASTION, LiveServer, bastion_env, start_server, stop_server
 
+from bastion.http.middleware.security_headers import DEFAULT_HEADERS
 from bastion.storage.migrate import MIGRATIONS_DIR
 
 TOKEN_RE = re.compile(r"bst_setup_[A-Za-z0-9_-]{20,}")
@@ -40,6 +41,11 @@ def test_serve_prints_setup_token_once_and_serves(live_server: LiveServer) -> No
     response = httpx.get(f"{live_server.url}/healthz")
     assert response.status_code == 200
     assert "server" not in response.headers
+    # Served by Bastion's protocol, the security headers travel as one pre-validated block
+    # (bastion.http.header_block): each one is still there, exactly once.
+    for name, value in DEFAULT_HEADERS:
+        assert response.headers.get_list(name) == [value], name
+    assert len(response.headers.get_list("x-request-id")) == 1
     tokens = TOKEN_RE.findall(live_server.stderr)
     assert len(tokens) == 1
 

@@ -40,6 +40,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
 from bastion.http.errors import MethodNotAllowed
+from bastion.http.header_block import EXTENSION as HEADER_BLOCK
+from bastion.http.header_block import MESSAGE_KEY as HEADER_BLOCK_KEY
 from bastion.http.middleware._next import next_app
 from bastion.http.middleware._state import NO_BODY, RESPONSE_HEADERS
 from bastion.http.middleware.audit_rejections import AUDITED_STATUSES, RejectionAuditor
@@ -127,7 +129,12 @@ class HttpCoreMiddleware:
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         handed: list[tuple[bytes, bytes]] = []
         state[RESPONSE_HEADERS] = handed
+        # A server that writes header blocks (``header_block``) gets the constant security
+        # headers as one block validated at start-up, not as eight headers to validate each time.
+        extensions = scope.get("extensions")
+        blocks = extensions is not None and HEADER_BLOCK in extensions
         secure = self.security.apply
+        secure_block = self.security.apply_with_block
         status = 500
         started = False
         log_5xx = True
@@ -143,7 +150,12 @@ class HttpCoreMiddleware:
                 if status in AUDITED_STATUSES:
                     self.auditor.observe(scope, status)
                 extra = (*handed, id_header) if handed else (id_header,)
-                message = {**message, "headers": secure(scope, message.get("headers", ()), extra)}
+                if blocks:
+                    headers, block = secure_block(scope, message.get("headers", ()), extra)
+                    message = {**message, "headers": headers, HEADER_BLOCK_KEY: block}
+                else:
+                    headers = secure(scope, message.get("headers", ()), extra)
+                    message = {**message, "headers": headers}
             return send(message)
 
         token = REQUEST_ID_VAR.set(request_id)

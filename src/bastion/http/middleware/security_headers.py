@@ -24,6 +24,7 @@ from operator import itemgetter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bastion.http.header_block import HeaderBlock
 from bastion.http.middleware._next import next_app
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; frame-ancestors 'none'"
@@ -62,8 +63,9 @@ PLAN_CACHE_SIZE = 256
 _PLAN_CACHE_MAX_HEADERS = 64
 _name = itemgetter(0)
 
-#: Which of the app's headers to keep (``None``: all of them) and the defaults to append.
-_Plan = tuple[tuple[int, ...] | None, tuple[tuple[bytes, bytes], ...]]
+#: Which of the app's headers to keep (``None``: all of them), the defaults to append, and the
+#: same defaults as one header block (see ``bastion.http.header_block``).
+_Plan = tuple[tuple[int, ...] | None, tuple[tuple[bytes, bytes], ...], HeaderBlock]
 
 
 def _encode(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
@@ -98,11 +100,35 @@ class SecurityHeaders:
     ) -> list[tuple[bytes, bytes]]:
         """``headers`` secured, then ``extra`` appended. Reads ``scope`` at response time: the
         authentication code inside has run by now."""
+        if not isinstance(headers, list | tuple):
+            headers = list(headers)
+        keep, defaults, _ = self._plan_for(scope, headers)
+        if keep is None:
+            return [*headers, *defaults, *extra]
+        return [*(headers[index] for index in keep), *defaults, *extra]
+
+    def apply_with_block(
+        self,
+        scope: Scope,
+        headers: Iterable[tuple[bytes, bytes]],
+        extra: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> tuple[list[tuple[bytes, bytes]], HeaderBlock]:
+        """As :meth:`apply`, for a server that writes header blocks: the app's headers kept and
+        ``extra``, then the defaults as one block, validated once (the same headers, in the
+        order :meth:`apply` gives, save that the defaults come last)."""
+        if not isinstance(headers, list | tuple):
+            headers = list(headers)
+        keep, _, block = self._plan_for(scope, headers)
+        if keep is None:
+            return [*headers, *extra], block
+        return [*(headers[index] for index in keep), *extra], block
+
+    def _plan_for(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
+    ) -> _Plan:
         state = scope.get("state")
         personal = bool(state and state.get("authenticated"))
         https = scope.get("scheme") == "https"
-        if not isinstance(headers, list | tuple):
-            headers = list(headers)
         # The edit depends only on the header names: planned once per distinct list of names.
         names = tuple(map(_name, headers))
         plans = self._plans[personal, https]
@@ -113,10 +139,7 @@ class SecurityHeaders:
                 if len(plans) >= PLAN_CACHE_SIZE:
                     plans.clear()
                 plans[names] = plan
-        keep, defaults = plan
-        if keep is None:
-            return [*headers, *defaults, *extra]
-        return [*(headers[index] for index in keep), *defaults, *extra]
+        return plan
 
     def _plan(self, names: tuple[bytes, ...], *, personal: bool, https: bool) -> _Plan:
         keep: list[int] = []
@@ -130,7 +153,8 @@ class SecurityHeaders:
             keep.append(index)
         defaults = self._https_headers if https else self._http_headers
         missing = tuple(header for header in defaults if header[0] not in present)
-        return (None if len(keep) == len(names) else tuple(keep)), missing
+        block = HeaderBlock.of(missing)
+        return (None if len(keep) == len(names) else tuple(keep)), missing, block
 
 
 class SecurityHeadersMiddleware:

@@ -16,6 +16,9 @@ from tests.unit.http.middleware.test_audit_rejections import ListRecorder
 
 from bastion.audit.events import EventType
 from bastion.http.errors import NotFound
+from bastion.http.header_block import EXTENSION as HEADER_BLOCK
+from bastion.http.header_block import MESSAGE_KEY as HEADER_BLOCK_KEY
+from bastion.http.header_block import HeaderBlock
 from bastion.http.middleware.body_limit import BodyLimitMiddleware
 from bastion.http.middleware.content_type import JsonContentMiddleware
 from bastion.http.middleware.core import HttpCoreMiddleware
@@ -306,3 +309,55 @@ async def test_requests_without_a_body_skip_the_body_layers_only() -> None:
     http2 = await call(app, method="POST", headers=plain, http_version="2", chunks=[b"hi"])
     assert http2.status == 415  # HTTP/2 without Content-Length may carry a body: checked
     assert len(inner.seen) == 1
+
+
+def _with_header_blocks(app: ASGIApp) -> ASGIApp:
+    """``app`` behind a server that advertises the header-block extension."""
+
+    async def server(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "extensions": {HEADER_BLOCK: {}}}, receive, send)
+
+    return server
+
+
+def _written(exchange: Any) -> list[tuple[bytes, bytes]]:
+    """The headers a block-writing server writes: the message's, then its block's."""
+    block = exchange.start.get(HEADER_BLOCK_KEY)
+    return [*exchange.headers, *(block.headers if block is not None else ())]
+
+
+@pytest.mark.parametrize(
+    ("app_headers", "scheme", "personal"),
+    [
+        ([], "http", False),
+        ([(b"content-security-policy", b"default-src 'self'"), (b"server", b"x")], "http", False),
+        ([(b"cache-control", b"public, max-age=60")], "http", True),
+        ([], "https", False),
+    ],
+    ids=["plain", "own-csp", "personal", "https"],
+)
+async def test_header_block_carries_the_same_headers(
+    app_headers: list[tuple[bytes, bytes]], scheme: str, personal: bool
+) -> None:
+    class Inner(Answering):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"]["authenticated"] = personal
+            await super().__call__(scope, receive, send)
+
+    plain, _, _ = core(Inner(headers=list(app_headers)), hsts_max_age=600)
+    blocked, _, _ = core(Inner(headers=list(app_headers)), hsts_max_age=600)
+    request = {"method": "GET", "scheme": scheme, "headers": [(HEADER, b"same-id")]}
+    without = await call(plain, **request)
+    with_blocks = await call(_with_header_blocks(blocked), **request)
+    assert HEADER_BLOCK_KEY not in without.start
+    block = with_blocks.start[HEADER_BLOCK_KEY]
+    assert type(block) is HeaderBlock
+    assert sorted(_written(with_blocks)) == sorted(without.headers)
+    written = dict(_written(with_blocks))
+    assert len(written) == len(_written(with_blocks))  # no header twice
+    if personal:
+        assert written[b"cache-control"] == b"no-store"
+    if app_headers and app_headers[0][0] == b"content-security-policy":
+        assert written[b"content-security-policy"] == b"default-src 'self'"
+        assert b"content-security-policy" not in dict(block.headers)
+    assert (b"strict-transport-security" in written) == (scheme == "https")

@@ -1,0 +1,172 @@
+"""Bastion's uvicorn protocol writes what stock uvicorn writes, plus the header block.
+
+The response start of ``bastion.http.protocol`` follows uvicorn's code: these tests send the
+same answers through uvicorn's own cycle (the block's headers as ordinary headers, at the same
+place) and through Bastion's (the block under its message key), and compare the bytes written.
+An uvicorn upgrade that changes its response start makes them fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from uvicorn.protocols.http import httptools_impl
+from uvicorn.protocols.http.flow_control import FlowControl
+
+from bastion.http import protocol
+from bastion.http.header_block import EXTENSION, MESSAGE_KEY, HeaderBlock
+from bastion.http.middleware.security_headers import DEFAULT_HEADERS
+
+BLOCK = HeaderBlock.of((n.encode(), v.encode()) for n, v in DEFAULT_HEADERS)
+DATE = [(b"date", b"Sat, 28 Nov 2026 12:00:00 GMT")]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+def _cycle(cls: type[Any], *, method: str = "GET", keep_alive: bool = True) -> Any:
+    transport = _Transport()
+    scope = {"type": "http", "method": method, "http_version": "1.1", "headers": []}
+    return cls(
+        scope=scope,
+        transport=transport,
+        flow=FlowControl(transport),  # type: ignore[arg-type]
+        logger=logging.getLogger("test"),
+        access_logger=logging.getLogger("test.access"),
+        access_log=False,
+        default_headers=list(DATE),
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
+
+
+async def _answer(cls: type[Any], messages: list[dict[str, Any]], **options: Any) -> Any:
+    cycle = _cycle(cls, **options)
+    for message in messages:
+        await cycle.send(message)
+    return cycle
+
+
+def _stock(start: dict[str, Any]) -> dict[str, Any]:
+    return {**start, "headers": [*start["headers"], *BLOCK.headers]}
+
+
+def _ours(start: dict[str, Any]) -> dict[str, Any]:
+    return {**start, MESSAGE_KEY: BLOCK}
+
+
+CASES = [
+    ("content-length", {"status": 200, "headers": [(b"content-length", b"2")]}, [b"{}"], {}),
+    ("chunked by default", {"status": 200, "headers": []}, [b"abc"], {}),
+    (
+        "explicit chunked",
+        {"status": 200, "headers": [(b"transfer-encoding", b"chunked")]},
+        [b"x"],
+        {},
+    ),
+    ("HEAD", {"status": 200, "headers": [(b"content-length", b"5")]}, [b""], {"method": "HEAD"}),
+    ("204", {"status": 204, "headers": []}, [b""], {}),
+    ("304", {"status": 304, "headers": []}, [b""], {}),
+    (
+        "no keep-alive",
+        {"status": 200, "headers": [(b"content-length", b"0")]},
+        [b""],
+        {"keep_alive": False},
+    ),
+    (
+        "connection close",
+        {
+            "status": 500,
+            "headers": [(b"Connection", b"keep-alive, Close"), (b"content-length", b"0")],
+        },
+        [b""],
+        {},
+    ),
+    (
+        "mixed-case app header",
+        {"status": 404, "headers": [(b"X-Request-ID", b"abc"), (b"content-length", b"0")]},
+        [b""],
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("start", "bodies", "options"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+async def test_same_bytes_and_state_as_stock_uvicorn(
+    start: dict[str, Any], bodies: list[bytes], options: dict[str, Any]
+) -> None:
+    start = {"type": "http.response.start", **start}
+    body = [{"type": "http.response.body", "body": b, "more_body": False} for b in bodies]
+    stock = await _answer(httptools_impl.RequestResponseCycle, [_stock(start), *body], **options)
+    ours = await _answer(protocol._Cycle, [_ours(start), *body], **options)
+    assert b"".join(ours.transport.written) == b"".join(stock.transport.written)
+    for attribute in (
+        "keep_alive",
+        "chunked_encoding",
+        "expected_content_length",
+        "response_complete",
+    ):
+        assert getattr(ours, attribute) == getattr(stock, attribute), attribute
+    assert ours.transport.closed == stock.transport.closed
+    assert b"content-security-policy: default-src 'none'" in b"".join(ours.transport.written)
+
+
+@pytest.mark.parametrize(
+    "header", [(b"x-bad", b"a\r\nset-cookie: x=1"), (b"bad name", b"v")], ids=["value", "name"]
+)
+async def test_app_headers_are_still_validated(header: tuple[bytes, bytes]) -> None:
+    start = {"type": "http.response.start", "status": 200, "headers": [header]}
+    with pytest.raises(RuntimeError, match="Invalid HTTP header"):
+        await _answer(protocol._Cycle, [_ours(start)])
+
+
+async def test_only_an_exact_header_block_is_written_raw() -> None:
+    # Plain bytes under the key (not made by HeaderBlock.of, so never validated) are ignored:
+    # the message goes to uvicorn's own send, which writes only the validated headers.
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-length", b"0")],
+        MESSAGE_KEY: b"set-cookie: injected=1\r\n",
+    }
+    cycle = await _answer(protocol._Cycle, [start, {"type": "http.response.body", "body": b""}])
+    assert b"injected" not in b"".join(cycle.transport.written)
+
+
+def test_protocol_advertises_the_extension(monkeypatch: pytest.MonkeyPatch) -> None:
+    cycle = _cycle(httptools_impl.RequestResponseCycle)
+    started: list[Any] = []
+    # Only _start_asgi_task is exercised: uvicorn's own (which creates the task) is replaced.
+    monkeypatch.setattr(
+        httptools_impl.HttpToolsProtocol,
+        "_start_asgi_task",
+        lambda _self, cycle, app: started.append((cycle, app)),
+    )
+    probe = protocol.HttpToolsProtocol.__new__(protocol.HttpToolsProtocol)
+    probe._start_asgi_task(cycle, "app")  # type: ignore[arg-type]
+    assert started == [(cycle, "app")]
+    assert type(cycle) is protocol._Cycle
+    assert EXTENSION in cycle.scope["extensions"]
