@@ -164,6 +164,12 @@ async def erase_rows(
     number of tuples removed. The caller has checked that the account exists. Raises
     LastAdministrator (nothing changed) for the only permanent administrator."""
     await _keep_an_administrator(connection, f"user:{user_id}")
+    # The user's row changes first: a login that has not written its session yet then cannot
+    # (sessions are inserted from the user's row under a share lock, only while it is enabled),
+    # and one that has is committed before this transaction goes on, so its session ends below.
+    await connection.execute(
+        update(users).where(users.c.id == user_id).values(disabled=True, updated_at=now)
+    )
     revoked = await _end_sessions(connection, user_id, now)
     await _mails(connection, user_id, email)
     for table in _BY_USER:

@@ -58,17 +58,31 @@ ADD_TOKEN = insert(refresh_tokens).values(
     parent_hash=bindparam("hash"),
     created_at=bindparam("now"),
 )
-NEW_SESSION = insert(sessions).values(
-    id=bindparam("sid"),
-    user_id=bindparam("uid"),
-    created_at=bindparam("now"),
-    last_seen_at=bindparam("now"),
-    absolute_expires_at=bindparam("until"),
-    ip=bindparam("client_ip"),
-    user_agent=bindparam("agent"),
-    amr=bindparam("methods"),
-    acr=bindparam("level"),
-    transport=bindparam("via"),
+#: Starts a session only while its user may log in: the row is inserted from the user's row,
+#: read under a share lock (PostgreSQL; SQLite runs one writer at a time), so a session cannot
+#: outlive a concurrent disable or erasure (both change the user's row first, then end its
+#: sessions: whichever commits first, the other sees it). Returns the id; no row otherwise.
+_NEW_SESSION_VALUES = {
+    "id": bindparam("sid", type_=_s.id.type),
+    "user_id": users.c.id,
+    "created_at": bindparam("now", type_=_s.created_at.type),
+    "last_seen_at": bindparam("now", type_=_s.last_seen_at.type),
+    "absolute_expires_at": bindparam("until", type_=_s.absolute_expires_at.type),
+    "ip": bindparam("client_ip", type_=_s.ip.type),
+    "user_agent": bindparam("agent", type_=_s.user_agent.type),
+    "amr": bindparam("methods", type_=_s.amr.type),
+    "acr": bindparam("level", type_=_s.acr.type),
+    "transport": bindparam("via", type_=_s.transport.type),
+}
+NEW_SESSION = (
+    insert(sessions)
+    .from_select(
+        list(_NEW_SESSION_VALUES),
+        select(*_NEW_SESSION_VALUES.values())
+        .where(users.c.id == bindparam("uid"), users.c.disabled.is_(False))
+        .with_for_update(read=True),
+    )
+    .returning(_s.id)
 )
 FIRST_TOKEN = insert(refresh_tokens).values(
     token_hash=bindparam("new_hash"), session_id=bindparam("sid"), created_at=bindparam("now")

@@ -36,6 +36,7 @@ from bastion.clock import Clock
 from bastion.crypto import EnvelopeCipher, TokenKind, bind, hash_token, is_well_formed, new_token
 from bastion.crypto.errors import DecryptionFailed
 from bastion.identity.accounts.models import users
+from bastion.identity.errors import InvalidCredentials
 from bastion.identity.fields import is_plain_id
 from bastion.identity.sessions._statements import (
     ADD_TOKEN,
@@ -176,7 +177,10 @@ class SessionService:
         }
         first_token = {"new_hash": hash_token(refresh_token), "sid": session_id, "now": now}
         async with self.database.engine.begin() as connection:
-            await connection.execute(NEW_SESSION, session)
+            if (await connection.execute(NEW_SESSION, session)).first() is None:
+                # Disabled or erased since the caller checked (a race): the same answer as a
+                # login to a disabled account, and nothing written.
+                raise InvalidCredentials
             await connection.execute(FIRST_TOKEN, first_token)
             # Beyond the limit, the oldest live sessions end (one statement, no SELECT first).
             evict = {

@@ -13,10 +13,13 @@ from tests.unit.identity.conftest import SessionStack
 from bastion.audit.events import EventType
 from bastion.crypto import hash_token
 from bastion.identity.accounts.models import users
+from bastion.identity.errors import InvalidCredentials
+from bastion.identity.sessions import models as session_models
 from bastion.identity.sessions import services as session_services
 from bastion.identity.sessions.models import refresh_tokens
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason
 from bastion.identity.tokens import AssuranceLevel, AuthMethod, InvalidToken, InvalidTokenReason
+from bastion.privacy.erasure import erase_rows
 
 
 async def _login(stack: SessionStack) -> IssuedTokens:
@@ -117,6 +120,59 @@ async def test_a_disabled_users_session_is_not_renewed(stack: SessionStack) -> N
     renewed = await stack.sessions.refresh(issued.refresh_token)
     assert renewed.session_id == issued.session_id
     assert not stack.recorder.of(EventType.TOKEN_REFRESH_REUSE_DETECTED)
+
+
+async def _start(stack: SessionStack, user_id: str) -> IssuedTokens:
+    return await stack.sessions.create(
+        user_id,
+        amr=[AuthMethod.PASSWORD],
+        acr=AssuranceLevel.AAL1,
+        transport="bearer",
+        ip=None,
+        user_agent=None,
+    )
+
+
+async def _sessions_of(stack: SessionStack, user_id: str) -> list[str]:
+    async with stack.database.engine.connect() as connection:
+        query = select(session_models.sessions.c.id).where(
+            session_models.sessions.c.user_id == user_id
+        )
+        return list((await connection.execute(query)).scalars())
+
+
+async def test_no_session_starts_for_a_disabled_user(stack: SessionStack) -> None:
+    user = await stack.user()
+    async with stack.database.engine.begin() as connection:
+        await connection.execute(update(users).where(users.c.id == user.id).values(disabled=True))
+    with pytest.raises(InvalidCredentials):
+        await _start(stack, user.id)
+    assert await _sessions_of(stack, user.id) == []
+
+
+@pytest.mark.parametrize("change", ["disable", "erase"])
+async def test_a_login_racing_a_disable_or_erasure_gets_no_session(
+    stack: SessionStack, change: str
+) -> None:
+    # The login checked the account before the change began, and writes its session while the
+    # change is still uncommitted: it must wait, then see the account disabled (PostgreSQL: the
+    # share lock on the user's row; SQLite: one writer at a time), never leave a live session.
+    user = await stack.user()
+    async with stack.database.engine.connect() as connection:
+        await connection.begin()
+        if change == "disable":
+            await connection.execute(
+                update(users).where(users.c.id == user.id).values(disabled=True)
+            )
+        else:
+            await erase_rows(connection, user.id, user.email, stack.clock.now())
+        login = asyncio.create_task(_start(stack, user.id))
+        await asyncio.sleep(0.3)
+        assert not login.done()  # waiting for the change to end
+        await connection.commit()
+    with pytest.raises(InvalidCredentials):
+        await login
+    assert await _sessions_of(stack, user.id) == []
 
 
 async def test_concurrent_refreshes_never_fork_the_chain(stack: SessionStack) -> None:
