@@ -12,8 +12,9 @@ unset and one that is set digest differently, so setting or clearing one shows t
 
 A new secret key changes every digest: the row records the key's public id, and a start under
 another key reports ``secret_key`` only (``details.rekeyed``), other changes being undecidable.
-Two workers starting together may both record the same change (each compares with what was
-stored before either wrote): a repeated event, never a missed one.
+Workers starting together (``bastion serve --workers N``) compare and store one at a time
+(a transaction-scoped advisory lock on PostgreSQL, the database's write lock taken first on
+SQLite), so one change is recorded once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic import SecretBytes as PydanticSecretBytes
 from pydantic import SecretStr as PydanticSecretStr
-from sqlalchemy import insert, select
+from sqlalchemy import false, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
@@ -43,6 +45,8 @@ __all__ = ["SettingsChanges", "diff", "digests_of"]
 _LABEL = b"bastion/settings-fingerprint/v1\x00"
 SECRET_KEY_SETTING = "secret_key"  # noqa: S105 - a setting name
 SUBJECT = "config:settings"
+#: PostgreSQL advisory lock id of the comparison (an arbitrary constant: "bastcfg1").
+_LOCK_ID = 0x62617374636667
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -90,6 +94,17 @@ def _fingerprint(key_id: str, digests: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def _one_at_a_time(connection: AsyncConnection) -> None:
+    """Holds the comparison's lock until the transaction ends."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_advisory_xact_lock(_LOCK_ID)))
+    else:
+        # SQLite: a writing statement first (it changes no row) takes the database's write lock
+        # now, for the whole transaction, rather than at the INSERT after the read.
+        c = config_fingerprints.c
+        await connection.execute(update(config_fingerprints).where(false()).values(id=c.id))
+
+
 class SettingsChanges:
     """Compares the effective settings with those of the previous start."""
 
@@ -118,6 +133,7 @@ class SettingsChanges:
         c = config_fingerprints.c
         last_query = select(c.fingerprint, c.digests).order_by(c.id.desc()).limit(1)
         async with self._database.engine.begin() as connection:
+            await _one_at_a_time(connection)
             last = (await connection.execute(last_query)).first()
             if last is not None and hmac.compare_digest(last.fingerprint, fingerprint):
                 return None

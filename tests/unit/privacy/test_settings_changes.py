@@ -3,6 +3,7 @@ PostgreSQL), recording names and never values."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from pydantic import SecretStr
@@ -105,3 +106,26 @@ async def test_a_new_secret_key_is_reported_alone(settings: Settings, database: 
     rekeyed = settings.model_copy(update={"secret_key": SecretStr("y" * 48), "port": 9000})
     assert await _changes(rekeyed, database, recorder).check() == ["secret_key"]
     assert recorder.events[-1].details["rekeyed"] is True
+
+
+async def test_workers_starting_together_record_a_change_once(
+    settings: Settings, database: Database
+) -> None:
+    # Each worker has its own engine (its own connections), as separate processes do.
+    recorder = ListRecorder()
+    await _changes(settings, database, recorder).check()
+    changed = settings.model_copy(update={"port": 9000})
+    workers = [Database(database.url) for _ in range(4)]
+    try:
+        results = await asyncio.gather(
+            *(_changes(changed, worker, recorder).check() for worker in workers)
+        )
+    finally:
+        for worker in workers:
+            await worker.dispose()
+    assert results.count(None) == 3
+    assert ["port"] in results
+    assert [e.details["changed"] for e in recorder.events] == [[], ["port"]]
+    async with database.engine.connect() as connection:
+        stored = (await connection.exec_driver_sql("SELECT id FROM config_fingerprints")).all()
+    assert len(stored) == 2
