@@ -13,8 +13,9 @@ from tests.conftest import TEST_SECRET_KEY
 
 #: Imported on first use only: the outbound HTTP client (webhooks, breach corpus, the SDK's
 #: remote clients), Redis (counters and rate limits on the memory store), the QR code writer
-#: (TOTP enrollment), SMTP, the password strength estimator and passkeys.
-FIRST_USE = ("httpx", "httpcore", "redis", "segno", "aiosmtplib", "zxcvbn", "webauthn")
+#: (TOTP enrollment), SMTP, the password strength estimator and passkeys; and rich, which
+#: structlog would import for tracebacks Bastion renders itself (never used by a worker).
+FIRST_USE = ("httpx", "httpcore", "redis", "segno", "aiosmtplib", "zxcvbn", "webauthn", "rich")
 
 _WORKER = """
 import json, sys
