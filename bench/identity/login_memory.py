@@ -6,7 +6,9 @@ number of password logins from ``--clients`` concurrent keep-alive connections o
 to keep the one-thread hashing pool busy). Read from ``/proc/<pid>``: the worker's user and
 system CPU time and its minor page faults over the logins, divided by the number of logins;
 ``VmRSS`` idle after start, its peak sampled every 100 ms during the logins, and again after
-``--settle`` seconds without logins. User time moves with the machine's load (cache and
+``--settle`` seconds without logins. The account is registered through another worker on the
+same database first, so the measured one only ever serves logins (``--same-worker``: register
+in it, as :mod:`bench.identity.http` does). User time moves with the machine's load (cache and
 frequency sharing); system time and fault counts hardly do.
 
 Each ``--tuning`` starts its own server with that glibc malloc environment (``serve`` keeps
@@ -102,10 +104,17 @@ async def measure(tuning: dict[str, str], args: argparse.Namespace, data_dir: Pa
         os.environ.pop(name, None)
     os.environ.update(tuning)
     bastion = start_bastion(data_dir)
+    if not args.same_worker:  # the account is made by another worker (same database)
+        try:
+            await create_user(bastion.port, data_dir, LOGIN_EMAIL)
+        finally:
+            bastion.stop()
+        bastion = start_bastion(data_dir)
     try:
         await asyncio.sleep(1)
         rss_idle = rss_mib(bastion.pid)
-        await create_user(bastion.port, data_dir, LOGIN_EMAIL)
+        if args.same_worker:
+            await create_user(bastion.port, data_dir, LOGIN_EMAIL)
         await logins(bastion.port, args.clients, args.clients)  # warm: first-use costs
         before = Counters.read(bastion.pid)
         async with peak_rss(bastion.pid) as peak:
@@ -149,6 +158,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent login connections")
     parser.add_argument("--repeat", type=int, default=2, help="servers started per tuning")
     parser.add_argument("--settle", type=float, default=3.0, help="idle seconds before last RSS")
+    parser.add_argument(
+        "--same-worker",
+        action="store_true",
+        help="register the account in the measured worker (as bench.identity.http does: the"
+        " password policy's zxcvbn dictionaries, ~12 MiB, then count in its memory)",
+    )
     parser.add_argument("--tuning", nargs="+", choices=sorted(TUNINGS), default=sorted(TUNINGS))
     args = parser.parse_args()
     if CAN_PIN:
