@@ -91,7 +91,7 @@ def exec_server(workers: int) -> None:
     # by the hashing and SQLite threads. The price is fresh pages for every hash: with 4 KiB
     # pages, ~4,900 page faults and ~11 ms of system CPU per hash (half again the hash's own
     # 20 ms). `hugetlb=1` has glibc ask for transparent huge pages on those mappings (where the
-    # kernel's THP mode is `madvise` or `always`; glibc 2.35+): ~600 faults and ~3.5 ms.
+    # kernel's THP mode is `madvise` or `always`; glibc 2.35+): 300-800 faults and ~3.5 ms.
     # Keeping the buffer for the next hash instead (thresholds above it) removes the faults but
     # not reliably the memory: in an arena shared with the event loop's allocations it was cut
     # up and a second 19 MiB grew beside it in some runs, held for good (measured 2026-11-28,
