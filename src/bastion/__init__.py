@@ -1,6 +1,18 @@
 """Bastion: a secure-by-default backend core for Python."""
 
+import sys
 from importlib.metadata import PackageNotFoundError, version
+
+# structlog imports rich for console tracebacks whenever rich is installed (the CLI's
+# dependencies bring it): ~4 MiB in every server worker, unused (Bastion renders exceptions
+# itself, structlog.processors.format_exc_info). So structlog is imported first, without it;
+# rich stays importable for everything after.
+if "rich" not in sys.modules and "structlog" not in sys.modules:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+    try:
+        import structlog  # noqa: F401
+    finally:
+        del sys.modules["rich"]
 
 try:
     __version__ = version("bastion")

@@ -23,7 +23,11 @@ __all__ = ["MIN_TLS_VERSION", "HardenedConfig", "exec_server", "main"]
 #: TLS 1.0 and 1.1 are deprecated (RFC 8996); nothing older than 1.2 is ever negotiated.
 MIN_TLS_VERSION = ssl.TLSVersion.TLSv1_2
 #: glibc malloc settings for the server process (see :func:`exec_server`).
-_MALLOC_TUNING = (("MALLOC_MMAP_THRESHOLD_", "131072"), ("MALLOC_ARENA_MAX", "2"))
+_MALLOC_TUNING = (
+    ("MALLOC_MMAP_THRESHOLD_", "131072"),
+    ("MALLOC_ARENA_MAX", "2"),
+    ("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
+)
 
 
 class HardenedConfig(uvicorn.Config):
@@ -87,7 +91,14 @@ def exec_server(workers: int) -> None:
     # default *dynamic* mmap threshold, glibc keeps such blocks in per-thread heaps after the
     # first one is freed, so every hashing thread would hold a hash's memory for good. A fixed
     # threshold returns them to the system when the hash ends; two arenas bound the heaps kept
-    # by the hashing and SQLite threads.
+    # by the hashing and SQLite threads. The price is fresh pages for every hash: with 4 KiB
+    # pages, ~4,900 page faults and ~11 ms of system CPU per hash (half again the hash's own
+    # 20 ms). `hugetlb=1` has glibc ask for transparent huge pages on those mappings (where the
+    # kernel's THP mode is `madvise` or `always`; glibc 2.35+): 300-800 faults and ~3.5 ms.
+    # Keeping the buffer for the next hash instead (thresholds above it) removes the faults but
+    # not reliably the memory: in an arena shared with the event loop's allocations it was cut
+    # up and a second 19 MiB grew beside it in some runs, held for good (measured 2026-11-28,
+    # docs/benchmarks.md).
     for name, value in _MALLOC_TUNING:
         os.environ.setdefault(name, value)
     # Our own interpreter and module, with a fixed argument list: no shell, no user input.

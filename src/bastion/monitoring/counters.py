@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING
 
 from bastion.protections.ratelimit.errors import StoreUnavailable
+
+if TYPE_CHECKING:  # the Redis client is imported with the first RedisCounters (~6 MiB)
+    from redis.asyncio import Redis
 
 MAX_MEMBERS = 1000
 DEFAULT_KEY_PREFIX = "bastion:mon:"
@@ -80,11 +81,16 @@ class RedisCounters:
     event time, each update one MULTI/EXEC transaction (atomic across workers)."""
 
     def __init__(self, client: Redis, *, key_prefix: str = DEFAULT_KEY_PREFIX) -> None:
+        from redis.exceptions import RedisError  # noqa: PLC0415 - loaded with the client
+
         self.client = client
         self._prefix = key_prefix
+        self._errors = (TimeoutError, RedisError, OSError)
 
     @classmethod
     def from_url(cls, url: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> RedisCounters:
+        from redis.asyncio import Redis  # noqa: PLC0415 - only where counters live in Redis
+
         return cls(Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout))
 
     async def aclose(self) -> None:
@@ -100,14 +106,14 @@ class RedisCounters:
                 pipe.expire(name, math.ceil(window) + 1)
                 pipe.zcard(name)
                 results = await pipe.execute()
-        except (TimeoutError, RedisError, OSError) as exc:
+        except self._errors as exc:
             raise StoreUnavailable from exc
         return int(results[-1])
 
     async def members(self, key: str, now: float, window: float) -> list[str]:
         try:
             found = await self.client.zrangebyscore(self._prefix + key, f"({now - window}", "+inf")
-        except (TimeoutError, RedisError, OSError) as exc:
+        except self._errors as exc:
             raise StoreUnavailable from exc
         return [m.decode() if isinstance(m, bytes) else str(m) for m in found]
 
@@ -118,6 +124,6 @@ class RedisCounters:
             created = await self.client.set(name, b"1", nx=True, ex=seconds)
             if not created and refresh:
                 await self.client.expire(name, seconds)
-        except (TimeoutError, RedisError, OSError) as exc:
+        except self._errors as exc:
             raise StoreUnavailable from exc
         return not created

@@ -20,9 +20,7 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-import httpcore
-import httpx
+from typing import TYPE_CHECKING
 
 from bastion.outbound.errors import (
     OutboundError,
@@ -34,8 +32,11 @@ from bastion.outbound.errors import (
 from bastion.outbound.interfaces import Resolver
 from bastion.outbound.resolvers import SystemResolver
 from bastion.outbound.settings import OutboundSettings
-from bastion.outbound.transport import SafeTransport, VettingBackend
 from bastion.outbound.urls import Target, parse_target
+
+if TYPE_CHECKING:  # imported when the first request is sent (see OutboundClient._client)
+    import httpcore
+    import httpx
 
 #: No version number: the receivers of webhooks need not learn which release to attack.
 USER_AGENT = "Bastion"
@@ -69,15 +70,33 @@ class OutboundClient:
         """``ssl_context``: to trust a private CA (certificates are always verified, against
         the URL's host name); default: the system's trust store via httpx."""
         self.settings = settings or OutboundSettings()
+        self._resolver = resolver or SystemResolver()
+        self._network_backend = network_backend
+        self._ssl_context = ssl_context
+        self._http: httpx.AsyncClient | None = None
+        if ssl_context is not None:
+            self._build()  # a context that does not verify is refused here, not at first use
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        # Built on first use: httpx and its TLS context (the system's CAs) weigh ~7 MiB in
+        # every worker, and most workers never send a webhook or query the breach corpus.
+        return self._http or self._build()
+
+    def _build(self) -> httpx.AsyncClient:
+        import httpx  # noqa: PLC0415 - see _client
+
+        from bastion.outbound.transport import SafeTransport, VettingBackend  # noqa: PLC0415
+
         s = self.settings
         backend = VettingBackend(
-            resolver or SystemResolver(),
+            self._resolver,
             allow_loopback=s.allow_loopback_for_tests,
             resolve_timeout=s.resolve_timeout_seconds,
-            inner=network_backend,
+            inner=self._network_backend,
         )
-        self._client = httpx.AsyncClient(
-            transport=SafeTransport(backend, ssl_context=ssl_context),
+        self._http = httpx.AsyncClient(
+            transport=SafeTransport(backend, ssl_context=self._ssl_context),
             trust_env=False,
             follow_redirects=False,
             timeout=httpx.Timeout(
@@ -88,6 +107,7 @@ class OutboundClient:
             ),
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
+        return self._http
 
     def check_url(self, url: str) -> Target:
         """The parsed ``url`` if its form is allowed (addresses are checked when connecting).
@@ -111,6 +131,8 @@ class OutboundClient:
         like the first request, and one hop more than ``max_redirects`` (any hop, when it is 0)
         raises :class:`TooManyRedirects`. Raises :class:`OutboundError` subclasses.
         """
+        import httpx  # noqa: PLC0415 - loaded with the client (see _client)
+
         target = self.check_url(url)
         try:
             async with asyncio.timeout(self.settings.total_timeout_seconds):
@@ -136,7 +158,8 @@ class OutboundClient:
         return await self.request("GET", url, headers=headers, follow_redirects=follow_redirects)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     async def _exchange(
         self, request: httpx.Request, *, follow_redirects: bool

@@ -25,8 +25,6 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-import httpx
-
 from bastion.outbound.addresses import IPAddress
 from bastion.outbound.errors import DestinationRefused
 
@@ -132,6 +130,8 @@ def _host(text: str) -> tuple[str, IPAddress | None]:
 
 def _same_reading(url: str, scheme: str, host: str, ip: IPAddress | None, port: int) -> None:
     """httpx, which sends the request, must read the URL exactly as we did."""
+    import httpx  # noqa: PLC0415 - ~6 MiB, for the first outbound URL only (see services)
+
     try:
         parsed = httpx.URL(url)
         raw = parsed.raw_host.decode("ascii")  # .host would be the IDNA-decoded Unicode form

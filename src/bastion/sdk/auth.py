@@ -40,9 +40,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -58,6 +57,9 @@ from bastion.identity.tokens.errors import (
 )
 from bastion.identity.tokens.keys import PublicKey, SigningAlgorithm
 from bastion.identity.tokens.settings import AccessTokenSettings
+
+if TYPE_CHECKING:  # imported where a client is made: the server itself never makes one
+    import httpx
 
 __all__ = ["AuthenticatedUser", "BastionAuth", "JwksCache"]
 
@@ -147,6 +149,8 @@ class JwksCache:
             self._fetched_at = self._monotonic()
 
     async def _download(self) -> dict[str, PublicKey]:
+        import httpx  # noqa: PLC0415 - loaded with the client
+
         self.fetches += 1
         try:
             async with self._client.stream("GET", self.url, timeout=self._timeout) as response:
@@ -197,6 +201,8 @@ class BastionAuth:
         _require_https(jwks_url, allow_insecure_http)
         if status_url is not None:
             _require_https(status_url, allow_insecure_http)
+        import httpx  # noqa: PLC0415 - see the TYPE_CHECKING import
+
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=False)
         self.settings = AccessTokenSettings(
@@ -233,6 +239,8 @@ class BastionAuth:
         it is not, ``KeySetUnavailable`` when Bastion cannot answer."""
         if self.status_url is None:
             raise RuntimeError("BastionAuth(status_url=...) is needed for live session checks")
+        import httpx  # noqa: PLC0415 - loaded with the client
+
         try:
             response = await self._client.get(
                 self.status_url,

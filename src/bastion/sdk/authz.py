@@ -37,9 +37,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from fastapi import Depends, Request
 
 from bastion.authz.errors import AuthorizationUnavailable, AuthzError
@@ -47,6 +46,9 @@ from bastion.authz.service import AuthzService, CheckRequest, Consistency, Reque
 from bastion.authz.tuples import Tuple
 from bastion.clock import Clock, SystemClock
 from bastion.http.errors import Forbidden, NotFound
+
+if TYPE_CHECKING:  # imported where a remote client is made: the server itself never makes one
+    import httpx
 
 __all__ = [
     "AuthorizationUnavailable",
@@ -181,6 +183,8 @@ class RemoteChecker:
         self._token = token
         self.model_id = model_id
         self.consistency = consistency
+        import httpx  # noqa: PLC0415 - see the TYPE_CHECKING import
+
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=False)
         self._timeout = timeout_seconds
@@ -207,6 +211,8 @@ class RemoteChecker:
             body["contextual_tuples"] = {"tuple_keys": [_tuple_key(t) for t in contextual_tuples]}
         if self.model_id:
             body["authorization_model_id"] = self.model_id
+        import httpx  # noqa: PLC0415 - loaded with the client
+
         try:
             response = await self._client.post(
                 self.url,

@@ -25,8 +25,6 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-import aiosmtplib
-
 from bastion.identity.mail.errors import MailDeliveryFailed
 from bastion.identity.mail.interfaces import Mailer, MailMessage
 
@@ -141,6 +139,8 @@ class SmtpMailer:
         return email
 
     async def send(self, message: MailMessage) -> None:
+        import aiosmtplib  # noqa: PLC0415 - only where mail goes over SMTP (~1 MiB)
+
         try:
             await aiosmtplib.send(
                 self._email(message),

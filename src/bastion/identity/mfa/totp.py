@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import pyotp
-import segno
 
 __all__ = [
     "DIGITS",
@@ -83,6 +82,8 @@ def provisioning_uri(secret: str, *, account: str, issuer: str) -> str:
 def qr_svg(uri: str) -> str:
     """The URI as an SVG QR code (``segno``), generated server-side: the secret never goes to
     a third-party QR service."""
+    import segno  # noqa: PLC0415 - on enrollment only: segno and its XML writer ~1 MiB
+
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=QR_SCALE, xmldecl=False)
     return buffer.getvalue().decode("utf-8")
