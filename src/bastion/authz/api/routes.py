@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query
+from fastapi import Depends, FastAPI, Path, Query
 from starlette.responses import JSONResponse, Response
 
 from bastion.authz.api import _convert as convert
@@ -46,6 +46,7 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["include"]
 
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 _T_co = TypeVar("_T_co", covariant=True)
 StoreId = Path(min_length=1, max_length=64)
 PageSize = Query(default=None, ge=1, le=100)
@@ -126,9 +127,42 @@ def _batch_item(result: CheckOutcome | AuthzError) -> dict[str, Any]:
     return {"allowed": result.allowed}
 
 
+class _Routes:
+    """Adds the API's routes to the app's own router, not through an included ``APIRouter``:
+    FastAPI matches an included router's routes twice per request (once to choose it, once to
+    dispatch), each time after walking its route list for changes, and a check is the hot
+    path. Every route is an :class:`OpenFgaRoute`, left out of the OpenAPI document."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._router = app.router
+
+    def _method(self, method: str, path: str, **options: Any) -> Callable[[_F], _F]:
+        def add(endpoint: _F) -> _F:
+            self._router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                route_class_override=OpenFgaRoute,
+                include_in_schema=False,
+                **options,
+            )
+            return endpoint
+
+        return add
+
+    def get(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("POST", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("DELETE", path, **options)
+
+
 def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     """Mount ``/stores/...`` on ``app``."""
-    router = APIRouter(route_class=OpenFgaRoute, include_in_schema=False)
+    router = _Routes(app)
     changer = access.requires_info(Permission.ADMINISTER)
     query = access.requires(Permission.QUERY)
     # The queries first: routes are matched in order, and checks are the hot path.
@@ -273,11 +307,9 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
         )
         return _page("changes", [convert.change_json(c) for c in page.items], page)
 
-    app.include_router(router)
-
 
 def _query_routes(
-    router: APIRouter,
+    router: _Routes,
     authz: AuthzService,
     query: Callable[..., Awaitable[Principal]],
     asker: Callable[..., Awaitable[RequestInfo]],
