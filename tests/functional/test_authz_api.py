@@ -587,3 +587,32 @@ async def test_stores_bastion_manages_are_read_only_through_the_api(
     for response in refused:
         assert_openfga_error(response, 403, "forbidden")
     assert (await client.get(base, headers=h)).status_code == 200  # readable
+
+
+async def test_check_bodies_are_parsed_after_authentication_with_fastapis_errors(
+    client: httpx.AsyncClient, admin: Login
+) -> None:
+    store_id, _ = await _store_with_model(client, admin)
+    path = f"/stores/{store_id}/check"
+    json_headers = {"content-type": "application/json"}
+    # Without credentials nothing is said about the body's shape (malformed JSON is refused by
+    # the middleware before any route, for everyone).
+    for content in (b"", b'{"tuple_key": 1}', b"[1]"):
+        anonymous = await client.post(path, content=content, headers=json_headers)
+        assert_openfga_error(anonymous, 401, "unauthenticated")
+    h = {**admin.headers, **json_headers}
+    empty = await client.post(path, content=b"", headers=h)
+    assert assert_openfga_error(empty, 400, "validation_error")["message"] == (
+        "invalid request: : Field required"
+    )
+    bad_user = {"tuple_key": tuple_key("document:1", "viewer", "a b")}
+    message = assert_openfga_error(
+        await client.post(path, json=bad_user, headers=h), 400, "validation_error"
+    )["message"]
+    assert message.startswith("invalid request: tuple_key.user: "), message
+    listed = await client.post(path, json=[1], headers=h)
+    assert_openfga_error(listed, 400, "validation_error")
+    good = {"tuple_key": tuple_key("document:1", "viewer", "user:anne")}
+    answer = await client.post(path, json=good, headers=admin.headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"allowed": False, "resolution": ""}

@@ -28,8 +28,10 @@ from bastion.identity.mfa.services import MfaService
 from bastion.identity.mfa.stepup import (
     EnrollmentPolicy,
     PrincipalDependency,
+    PrincipalResolver,
     StepUpGuard,
     enforcing_principal,
+    principal_resolver,
     step_up_dependency,
 )
 from bastion.identity.mfa.webauthn import WebAuthnService, build_webauthn
@@ -83,6 +85,9 @@ class IdentityServices:
     #: operations; see bastion.identity.mfa.stepup).
     principal: PrincipalDependency
     step_up: PrincipalDependency
+    #: What ``principal`` runs, as a plain ``(request, response)`` coroutine function (for a
+    #: route's own single dependency, e.g. the OpenFGA-compatible API's).
+    resolve_principal: PrincipalResolver
     enrollment: EnrollmentPolicy
     #: Passkeys: ceremonies and credentials (see bastion.identity.mfa.webauthn).
     webauthn: WebAuthnService
@@ -222,7 +227,8 @@ def build_identity(
         emit_headers=settings.ratelimit.emit_headers,
     )
     enrollment = EnrollmentPolicy(mfa)
-    principal = enforcing_principal(authenticator.dependency(), enrollment)
+    resolve_principal = principal_resolver(authenticator, enrollment)
+    principal = enforcing_principal(resolve_principal)
     cookies = CookieSettings(
         secure=settings.cookie_secure,
         access_max_age=token_settings.ttl_seconds,
@@ -254,6 +260,7 @@ def build_identity(
         mfa=mfa,
         principal=principal,
         step_up=step_up_dependency(StepUpGuard(mfa), principal),
+        resolve_principal=resolve_principal,
         enrollment=enrollment,
         webauthn=webauthn,
     )

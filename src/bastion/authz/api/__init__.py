@@ -24,7 +24,7 @@ def include(app: FastAPI, services: Services) -> None:
         return
     identity = services.identity
     access = ApiAccess(
-        identity.principal,
+        identity.resolve_principal,
         identity.admin.is_admin,
         settings,
         audit=services.audit,

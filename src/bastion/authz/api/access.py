@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable
 
-from fastapi import Depends, Request
+from fastapi import Request, Response
 
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
@@ -32,6 +32,8 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["ApiAccess", "Permission"]
 
 AdminCheck = Callable[[str], Awaitable[bool]]
+#: The authenticated caller of a request (``IdentityServices.resolve_principal``).
+Resolver = Callable[[Request, Response], Awaitable[Principal]]
 
 
 class Permission(enum.StrEnum):
@@ -40,11 +42,16 @@ class Permission(enum.StrEnum):
 
 
 class ApiAccess:
-    """Builds the FastAPI dependencies that authenticate and authorize API callers."""
+    """Builds the FastAPI dependencies that authenticate and authorize API callers.
+
+    Each is one flat dependency (authentication, the MFA enrollment policy, then this API's
+    permission), not a chain of nested ones: FastAPI resolves every level again on every
+    request, which on a check cost more than the engine. These routes are not in Bastion's
+    OpenAPI document, so they declare no security scheme."""
 
     def __init__(
         self,
-        principal: Callable[..., Awaitable[Principal]],
+        principal: Resolver,
         is_admin: AdminCheck,
         settings: AuthzSettings,
         *,
@@ -66,9 +73,10 @@ class ApiAccess:
     def requires(self, permission: Permission) -> Callable[..., Awaitable[Principal]]:
         """A dependency returning the caller when allowed; raises 401/403 OpenFGA errors."""
 
-        async def authorized(
-            request: Request, who: Principal = Depends(self._principal)
-        ) -> Principal:
+        resolve = self._principal
+
+        async def authorized(request: Request, response: Response) -> Principal:
+            who = await resolve(request, response)
             await self._authorize(request, who, permission)
             return who
 
@@ -78,9 +86,10 @@ class ApiAccess:
         """:meth:`requires` answering what the audit trail records of the request (its scope
         and the caller), for the routes that change something or log a decision."""
 
-        async def authorized(
-            request: Request, who: Principal = Depends(self._principal)
-        ) -> RequestInfo:
+        resolve = self._principal
+
+        async def authorized(request: Request, response: Response) -> RequestInfo:
+            who = await resolve(request, response)
             await self._authorize(request, who, permission)
             return RequestInfo(scope=request.scope, actor=who.subject)
 

@@ -8,11 +8,14 @@ not problem+json (:mod:`bastion.authz.api._errors`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol, TypedDict, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse, Response
 
 from bastion.authz.api import _convert as convert
@@ -46,6 +49,8 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["include"]
 
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
+_M = TypeVar("_M", bound=BaseModel)
 _T_co = TypeVar("_T_co", covariant=True)
 StoreId = Path(min_length=1, max_length=64)
 PageSize = Query(default=None, ge=1, le=100)
@@ -65,6 +70,33 @@ def _changeable(store_id: str) -> str:
     if is_reserved(_store(store_id)):
         raise OpenFgaError(403, "forbidden", "this store is managed by Bastion and is read-only")
     return store_id
+
+
+async def json_body(request: Request, model: type[_M]) -> _M:
+    """The request's JSON body as ``model``, with the errors FastAPI gives for a body parameter
+    (a missing body, invalid JSON, a failed validation: ``RequestValidationError`` located under
+    ``body``). The content type, encoding and shape limits were checked by Bastion's
+    middleware before any route runs."""
+    raw = await request.body()
+    if not raw:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        invalid = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([invalid], body=exc.doc) from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors, body=data) from exc
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -126,9 +158,42 @@ def _batch_item(result: CheckOutcome | AuthzError) -> dict[str, Any]:
     return {"allowed": result.allowed}
 
 
+class _Routes:
+    """Adds the API's routes to the app's own router, not through an included ``APIRouter``:
+    FastAPI matches an included router's routes twice per request (once to choose it, once to
+    dispatch), each time after walking its route list for changes, and a check is the hot
+    path. Every route is an :class:`OpenFgaRoute`, left out of the OpenAPI document."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._router = app.router
+
+    def _method(self, method: str, path: str, **options: Any) -> Callable[[_F], _F]:
+        def add(endpoint: _F) -> _F:
+            self._router.add_api_route(
+                path,
+                endpoint,
+                methods=[method],
+                route_class_override=OpenFgaRoute,
+                include_in_schema=False,
+                **options,
+            )
+            return endpoint
+
+        return add
+
+    def get(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("GET", path, **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("POST", path, **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[_F], _F]:
+        return self._method("DELETE", path, **options)
+
+
 def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     """Mount ``/stores/...`` on ``app``."""
-    router = APIRouter(route_class=OpenFgaRoute, include_in_schema=False)
+    router = _Routes(app)
     changer = access.requires_info(Permission.ADMINISTER)
     query = access.requires(Permission.QUERY)
     # The queries first: routes are matched in order, and checks are the hot path.
@@ -273,23 +338,28 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
         )
         return _page("changes", [convert.change_json(c) for c in page.items], page)
 
-    app.include_router(router)
-
 
 def _query_routes(
-    router: APIRouter,
+    router: _Routes,
     authz: AuthzService,
     query: Callable[..., Awaitable[Principal]],
     asker: Callable[..., Awaitable[RequestInfo]],
 ) -> None:
     # ------------------------------------------------------------------ queries
+    async def asked(request: Request, response: Response) -> tuple[RequestInfo, CheckBody]:
+        # One dependency: the caller first (401/403 before anything about the body), then the
+        # body, parsed here rather than by FastAPI (same errors, less work per check).
+        info = await asker(request, response)
+        return info, await json_body(request, CheckBody)
+
     def decision_route(
         path: str, decide: _Decide[_T], answer: Callable[[_T], dict[str, Any]], summary: str
     ) -> None:
         @router.post(f"/stores/{{store_id}}/{path}", name=path, summary=summary)
         async def route(
-            body: CheckBody, store_id: str = StoreId, info: RequestInfo = Depends(asker)
+            store_id: str = StoreId, call: tuple[RequestInfo, CheckBody] = Depends(asked)
         ) -> Response:
+            info, body = call
             result = await decide(
                 _store(store_id),
                 _check_request(body),

@@ -14,7 +14,8 @@ factor while ``required_for_admins`` is on (403 ``mfa_enrollment_required``): th
 come from a role or a time-limited elevation in the authorization engine, not only from the
 ``is_admin`` flag the enrollment policy below reads.
 
-**Enrollment policy.** :func:`enforcing_principal` wraps the authentication dependency: an
+**Enrollment policy.** :func:`principal_resolver` adds it to authentication, and
+:func:`enforcing_principal` makes that one flat dependency: an
 account the policy requires to have a second factor (administrators by default) and that has
 none may only use :data:`ENROLLMENT_PATHS` (enroll a factor, log out); everything else answers
 403 ``mfa_enrollment_required``. Sessions at aal2 skip the check (they proved a factor); the
@@ -28,14 +29,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials
 
 from bastion.audit.events import EventType, Outcome
 from bastion.identity.accounts.users import get_user
 from bastion.identity.mfa.errors import MfaEnrollmentRequired, StepUpRequired
 from bastion.identity.mfa.services import MfaService
 from bastion.identity.mfa.session_auth import level_at_least, read_session_auth
-from bastion.identity.sessions.auth import Principal
+from bastion.identity.sessions.auth import Authenticator, Principal, bearer_scheme
 from bastion.identity.tokens.claims import AssuranceLevel
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 
@@ -46,11 +48,14 @@ __all__ = [
     "STEP_UP_MARKER",
     "enforcing_principal",
     "is_sensitive",
+    "principal_resolver",
     "requires_step_up",
     "step_up_dependency",
 ]
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
+#: The caller of a request, authenticated and admitted by the enrollment policy (or an error).
+PrincipalResolver = Callable[[Request, Response], Awaitable[Principal]]
 
 STEP_UP_ENDPOINT = "/v1/sessions/current/step-up"
 #: Attribute set on step-up dependencies; its value is the route's minimum level.
@@ -153,16 +158,29 @@ class EnrollmentPolicy:
             raise MfaEnrollmentRequired
 
 
-def enforcing_principal(
-    authenticate: PrincipalDependency, policy: EnrollmentPolicy
-) -> PrincipalDependency:
-    """The authentication dependency plus the enrollment policy."""
+def principal_resolver(authenticator: Authenticator, policy: EnrollmentPolicy) -> PrincipalResolver:
+    """Authentication plus the enrollment policy, as a plain coroutine function: the one
+    definition of "the caller" that :func:`enforcing_principal` and routes declaring a single
+    dependency of their own (the OpenFGA-compatible API) both call."""
 
-    async def current_principal(
-        request: Request, who: Principal = Depends(authenticate)
-    ) -> Principal:
+    async def resolve(request: Request, response: Response) -> Principal:
+        who = await authenticator.authenticate(request, response)
         await policy.admit(request, who)
         return who
+
+    return resolve
+
+
+def enforcing_principal(resolve: PrincipalResolver) -> PrincipalDependency:
+    """``resolve`` as one FastAPI dependency, documented as bearer authentication (each level
+    of nested dependencies costs FastAPI's resolution on every request)."""
+
+    async def current_principal(
+        request: Request,
+        response: Response,
+        _: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
+    ) -> Principal:
+        return await resolve(request, response)
 
     return current_principal
 

@@ -29,7 +29,7 @@ from bastion.authz.service import (
     RequestInfo,
 )
 from bastion.authz.store import SqlAuthzStore
-from bastion.authz.tuples import Tuple
+from bastion.authz.tuples import MemoryTupleIndex, Tuple
 from bastion.clock import FrozenClock
 from bastion.storage import Database
 
@@ -436,3 +436,55 @@ async def test_higher_consistency_does_not_reuse_a_catch_up_begun_before_it_aske
     release.set()
     await early  # it asked before the write: either answer is consistent for it
     assert await late is True  # it asked after the write: it must see it
+
+
+async def test_a_large_full_load_calls_on_loaded_once_and_a_small_one_never(
+    make_service: ServiceFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bastion.authz.service import _index  # noqa: PLC0415
+
+    service = make_service()
+    store_id = await _store_with_model(service)
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    calls: list[int] = []
+    service.index.on_loaded = lambda: calls.append(service.index.loads)
+    assert await _allowed(service, store_id, LATENCY)
+    assert calls == []  # one tuple: not worth freezing
+
+    monkeypatch.setattr(_index, "LARGE_INDEX", 1)
+    other = make_service()
+    other.index.on_loaded = lambda: calls.append(other.index.loads)
+    assert await _allowed(other, store_id, LATENCY)
+    assert await _allowed(other, store_id, HIGHER)  # a catch-up is not a full load
+    assert calls == [1]
+
+
+def test_the_index_build_pauses_the_collector_and_restores_its_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc  # noqa: PLC0415
+
+    from bastion.authz.service import _index  # noqa: PLC0415
+
+    during: list[bool] = []
+
+    def probe(tuples: list[Tuple]) -> MemoryTupleIndex:
+        during.append(gc.isenabled())
+        return MemoryTupleIndex(tuples)
+
+    monkeypatch.setattr(_index, "MemoryTupleIndex", probe)
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        index = _index.build_index([ANNE])
+        assert gc.isenabled()
+        assert index.get(ANNE.object, ANNE.relation, ANNE.user) == ANNE
+        gc.disable()
+        _index.build_index([ANNE])
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+    assert during == [False, False]
