@@ -143,6 +143,11 @@ class WriteGate:
     def holder(self) -> InlineConnection | None:
         return self._holder() if self._holder is not None else None
 
+    @property
+    def waiting(self) -> int:
+        """How many connections wait for the gate."""
+        return sum(not future.done() for future, _ in self._waiters)
+
     def try_take(self, connection: InlineConnection) -> bool:
         """Take the gate if it is free and nobody queues for it."""
         if self._holder is None and not self._waiters:
