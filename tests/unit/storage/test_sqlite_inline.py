@@ -13,8 +13,8 @@ import sqlite3
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,8 @@ async def ids(db: Database) -> list[int]:
         )
 
 
-@contextmanager
-def loop_watch() -> Iterator[list[float]]:
+@asynccontextmanager
+async def loop_watch() -> AsyncIterator[list[float]]:
     """Records the longest gap between ticks of a 10 ms ticker: a loop stalled inside SQLite
     shows up as a long gap."""
     longest = [0.0]
@@ -71,6 +71,7 @@ def loop_watch() -> Iterator[list[float]]:
             longest[0] = max(longest[0], loop.time() - before)
 
     task = asyncio.get_running_loop().create_task(tick())
+    await asyncio.sleep(0.02)  # the ticker is running
     try:
         yield longest
     finally:
@@ -100,7 +101,7 @@ async def test_a_writer_queues_behind_a_suspended_writer_and_the_loop_runs_on(
 
     first_task = asyncio.create_task(holder())
     await wrote.wait()
-    with loop_watch() as longest:
+    async with loop_watch() as longest:
         second_task = asyncio.create_task(second())
         await asyncio.sleep(0.1)
         assert not second_task.done()
@@ -198,9 +199,8 @@ async def test_a_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
         other.execute("BEGIN IMMEDIATE")
         asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
         started = time.monotonic()
-        with loop_watch() as longest:
-            async with db.session() as session:
-                await session.execute(insert(counters).values(id=1, n=1))
+        async with loop_watch() as longest, db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
         elapsed = time.monotonic() - started
     finally:
         other.close()
@@ -217,9 +217,10 @@ async def test_a_lock_never_released_fails_after_the_busy_timeout(
     try:
         other.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
-        with loop_watch() as longest, pytest.raises(OperationalError, match="database is locked"):
-            async with db.session() as session:
-                await session.execute(insert(counters).values(id=1, n=1))
+        async with loop_watch() as longest:
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with db.session() as session:
+                    await session.execute(insert(counters).values(id=1, n=1))
         elapsed = time.monotonic() - started
     finally:
         other.close()
@@ -324,9 +325,8 @@ async def test_another_process_holding_the_lock_is_waited_for(db: Database, path
     assert child.stdout is not None
     try:
         assert await asyncio.wait_for(child.stdout.readline(), 30) == b"locked\n"
-        with loop_watch() as longest:
-            async with db.session() as session:
-                await session.execute(update(counters).values(n=counters.c.n * 10))
+        async with loop_watch() as longest, db.session() as session:
+            await session.execute(update(counters).values(n=counters.c.n * 10))
     finally:
         assert await asyncio.wait_for(child.wait(), 30) == 0
     assert longest[0] < 0.25
