@@ -322,7 +322,19 @@ class InlineConnection(AdaptedConnection):
             self._snapshot = False
             if self._holds_gate and self._gate is not None:
                 self._holds_gate = False
-                self._gate.release(self)
+                self._release_from_any_thread(self._gate)
+
+    def _release_from_any_thread(self, gate: WriteGate) -> None:
+        # A pool may close a connection from elsewhere (garbage collection, disposal at exit);
+        # the gate's futures belong to the connection's loop.
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop or self._loop.is_closed():
+            gate.release(self)
+        else:
+            self._loop.call_soon_threadsafe(gate.release, self)
 
     def terminate(self) -> None:
         self.close()
