@@ -150,6 +150,11 @@ class WriteGate:
 
     def try_take(self, connection: InlineConnection) -> bool:
         """Take the gate if it is free and nobody queues for it."""
+        if self._holder is not None and self._holder() is None:
+            # The holder was garbage collected without a release (its SQLite connection,
+            # closed with it, holds no lock any more): the gate moves on.
+            self._holder = None
+            self._hand_over()
         if self._holder is None and not self._waiters:
             self._holder = weakref.ref(connection)
             return True
@@ -163,14 +168,14 @@ class WriteGate:
         try:
             async with asyncio.timeout_at(deadline):
                 await future
-        except BaseException:
+        except BaseException as error:
             if future.done() and not future.cancelled():
                 # Handed over just as the wait was cancelled or timed out: pass it on.
                 self.release(connection)
             else:
                 future.cancel()
                 self._waiters.remove(entry)
-                if self._take_from_stale(connection):
+                if isinstance(error, TimeoutError) and self._take_from_stale(connection):
                     return
             raise
 
@@ -188,6 +193,9 @@ class WriteGate:
         if self.holder is not connection:
             return
         self._holder = None
+        self._hand_over()
+
+    def _hand_over(self) -> None:
         while self._waiters:
             future, waiter = self._waiters.popleft()
             if not future.done():

@@ -379,3 +379,34 @@ async def test_the_gate_passes_on_when_a_granted_waiter_is_cancelled() -> None:
 )
 def test_statements_that_may_write_take_the_gate(statement: str, kind: Any) -> None:
     assert classify(statement) == kind
+
+
+async def test_a_garbage_collected_holder_does_not_keep_the_gate() -> None:
+    gate = WriteGate()
+    holder = _Holder()
+    assert gate.try_take(holder)  # type: ignore[arg-type]
+    del holder  # dropped without a release
+    newcomer = _Holder()
+    assert gate.try_take(newcomer)  # type: ignore[arg-type]
+    assert gate.holder is newcomer
+
+
+async def test_a_cancelled_waiter_stays_cancelled_even_if_the_holder_is_stale() -> None:
+    class Idle(_Holder):
+        def is_idle(self) -> bool:
+            return True
+
+    gate = WriteGate()
+    holder, waiter = Idle(), _Holder()
+    assert gate.try_take(holder)  # type: ignore[arg-type]
+    task = asyncio.create_task(gate.take(waiter, asyncio.get_running_loop().time() + 5))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gate.holder is holder
+    # At its deadline, a waiter takes the gate from an idle holder (a holder dropped without
+    # its transaction ending here).
+    late = _Holder()
+    await gate.take(late, asyncio.get_running_loop().time() + 0.05)  # type: ignore[arg-type]
+    assert gate.holder is late
