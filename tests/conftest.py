@@ -76,7 +76,7 @@ async def _postgres_database() -> AsyncIterator[str]:
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'bastion.db'}"
+        yield f"sqlite:///{tmp_path / 'bastion.db'}"
         return
     async with _postgres_database() as url:
         yield url

@@ -7,8 +7,8 @@ The app is ``create_app`` on SQLite as ``bastion serve`` runs it (limits far abo
 driven by raw ASGI calls (:func:`bench.identity.inprocess.call`) with a bearer token of a
 service account listed in ``query_users``. Counting is switched on once the app is warm and
 covers ``--requests`` requests *and* the audit recorder's writer draining its queue (every
-thread, aiosqlite's included). Kernel work is not counted. ``--cpu`` prints the process CPU time
-per request instead (no valgrind; noisy on a loaded machine).
+thread; SQLite runs on the loop's thread). Kernel work is not counted. ``--cpu`` prints the
+process CPU time per request instead (no valgrind; noisy on a loaded machine).
 
 ``--no-denial-burst`` switches off the monitoring detector that counts every denied decision
 (its share of a denied check's cost). Usage::

@@ -1,6 +1,7 @@
 """In-process cost of a refresh rotation and of a password login beyond its hash: CPU time
-per request (every thread of the process: the event loop, aiosqlite's thread, the hashing
-pool), an optional cProfile, and (``bench.identity.instructions``) valgrind instruction counts.
+per request (every thread of the process: the event loop, which runs SQLite inline, the
+hashing pool), an optional cProfile, and (``bench.identity.instructions``) valgrind instruction
+counts.
 
 The app is Bastion's ``create_app`` on SQLite, as ``bastion serve`` runs it, driven through
 raw ASGI calls (no sockets, no HTTP client): ``POST /v1/sessions/refresh`` chaining one

@@ -4,10 +4,11 @@ figures that other load on the shared machine cannot disturb.
 The workload is :mod:`bench.identity.inprocess` (Bastion's app on SQLite, raw ASGI calls, Argon2
 at 1 MiB / one pass for logins). Counting is switched on once the app is built and warm, covers
 ``--requests`` requests *and* the audit recorder's writer draining its queue (every thread:
-aiosqlite's and the hashing pool's included), then the counts are dumped. Each target runs in a
-fresh process. ``hash`` counts one Argon2 verification at the login's parameters, so that
-``login - hash`` is what a login costs beyond its hash. Kernel work (system calls, thread
-switches) is not counted: pair these figures with the CPU times of ``inprocess``.
+the hashing pool's included; SQLite runs on the loop's thread), then the counts are dumped.
+Each target runs in a fresh process. ``hash`` counts one Argon2 verification at the login's
+parameters, so that ``login - hash`` is what a login costs beyond its hash. Kernel work
+(system calls, thread switches) is not counted: pair these figures with the CPU times of
+``inprocess``.
 
 Usage: ``.venv/bin/python -m bench.identity.instructions [--requests 300] [refresh login hash]``.
 """

@@ -73,6 +73,8 @@ STACK_MARKERS = (
     "sqlalchemy",
     "asyncpg",
     "aiosqlite",
+    "sqlite_inline",
+    "sqlite3",
     "psycopg",
     "IntegrityError",
     "UnicodeEncodeError",

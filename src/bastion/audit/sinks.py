@@ -8,7 +8,8 @@ Appending to the chain, on every backend and with any number of worker processes
 transaction *first* updates the one ``audit_chain_head`` row. That write takes the head's row
 lock on PostgreSQL (a concurrent appender blocks on it until this transaction ends, then reads
 the head it left) and SQLite's database write lock (a transaction that starts with a write never
-works from a stale snapshot; ``busy_timeout`` makes the next writer wait). Only then are the
+works from a stale snapshot; the next writer waits: on the write gate and busy retries of
+the inline driver, or in ``busy_timeout`` with aiosqlite). Only then are the
 sequence numbers and MACs computed, the rows inserted and the head moved, all in one transaction:
 appends are serialized, so concurrent writers still build one gap-free chain.
 """

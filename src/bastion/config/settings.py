@@ -332,7 +332,7 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / 'bastion.db').resolve()}"
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,7 +1,12 @@
 """The database handle: one async engine and session factory per process.
 
 SQLite (the default, a file in ``data_dir``) and PostgreSQL (``postgresql+asyncpg``) are
-supported. Every query goes through SQLAlchemy with bound parameters (see
+supported. SQLite runs on the ``sqlite+inline`` driver (:mod:`bastion.storage.sqlite_inline`:
+the stdlib ``sqlite3`` called on the event loop's thread, with an in-process write gate and
+busy retries that never sleep inside SQLite); ``sqlite+aiosqlite`` (a worker thread per
+connection) is used when a URL names it.
+
+Every query goes through SQLAlchemy with bound parameters (see
 ``tests/unit/storage/test_no_string_sql.py``); the engine hides bound values from its error
 messages so a failing statement cannot copy personal data or secrets into a log.
 """
@@ -25,13 +30,17 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
+from bastion.storage import sqlite_inline
 from bastion.storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from bastion.config.settings import Settings
 
 #: Drivers used when a URL names only the database ("postgresql://", "sqlite://").
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ASYNC_DRIVERS = {
+    "sqlite": f"sqlite+{sqlite_inline.DRIVER}",
+    "postgresql": "postgresql+asyncpg",
+}
 
 #: WAL lets readers run while one writer writes; foreign keys are off by default in SQLite;
 #: busy_timeout makes a writer wait for the lock instead of failing at once; NORMAL is durable
@@ -41,6 +50,14 @@ SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
     "PRAGMA synchronous=NORMAL",
+)
+
+#: The same for ``sqlite+inline`` connections, but SQLite itself never waits for a lock: the
+#: driver retries a busy statement with ``asyncio.sleep`` for up to the same 5 s, so the event
+#: loop never sleeps inside SQLite (see :mod:`bastion.storage.sqlite_inline`).
+INLINE_SQLITE_PRAGMAS = tuple(
+    "PRAGMA busy_timeout=0" if pragma.startswith("PRAGMA busy_timeout") else pragma
+    for pragma in SQLITE_PRAGMAS
 )
 
 #: Bound on connecting to PostgreSQL and on a readiness ping, so a dead database fails fast.
@@ -73,9 +90,10 @@ def _prepare_sqlite_file(path: Path) -> None:
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    inline = isinstance(dbapi_connection, sqlite_inline.InlineConnection)
     cursor = dbapi_connection.cursor()
     try:
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in INLINE_SQLITE_PRAGMAS if inline else SQLITE_PRAGMAS:
             cursor.execute(pragma)
     finally:
         cursor.close()

@@ -29,8 +29,15 @@ async def _create_stamps(db: Database) -> None:
         await conn.run_sync(stamps.metadata.create_all)
 
 
-async def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+@pytest.mark.parametrize(
+    ("driver", "busy_timeout"),
+    # The inline driver retries busy statements itself (asyncio.sleep), SQLite never waits.
+    [("sqlite+aiosqlite", 5000), ("sqlite+inline", 0), ("sqlite", 0)],
+)
+async def test_sqlite_pragmas_are_set_on_every_connection(
+    tmp_path: Path, driver: str, busy_timeout: int
+) -> None:
+    db = Database(f"{driver}:///{tmp_path / 'p.db'}")
     try:
         async with db.engine.connect() as conn:
             values = {
@@ -45,7 +52,7 @@ async def test_sqlite_pragmas_are_set_on_every_connection(tmp_path: Path) -> Non
     assert values == {
         "journal_mode": "wal",
         "foreign_keys": 1,
-        "busy_timeout": 5000,
+        "busy_timeout": busy_timeout,
         "synchronous": 1,
     }
 
@@ -64,14 +71,15 @@ async def test_sqlite_file_and_directory_are_private(tmp_path: Path) -> None:
 def test_from_settings_uses_the_data_dir(settings: Settings) -> None:
     db = Database.from_settings(settings)
     assert db.is_sqlite
-    assert db.url.drivername == "sqlite+aiosqlite"
+    assert db.url.drivername == "sqlite+inline"
     assert db.url.database == str((settings.data_dir / "bastion.db").resolve())
 
 
 @pytest.mark.parametrize(
     ("url", "driver"),
     [
-        ("sqlite:///x.db", "sqlite+aiosqlite"),
+        ("sqlite:///x.db", "sqlite+inline"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite"),
         ("postgresql://u@h/db", "postgresql+asyncpg"),
         ("postgres://u@h/db", "postgresql+asyncpg"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg"),
@@ -163,8 +171,9 @@ async def test_ping_raises_storage_unavailable_without_leaking_the_url() -> None
     assert "127.0.0.1" not in str(error)
 
 
-async def test_in_memory_sqlite_is_shared_across_sessions() -> None:
-    db = Database("sqlite+aiosqlite://")
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite://"])
+async def test_in_memory_sqlite_is_shared_across_sessions(url: str) -> None:
+    db = Database(url)
     try:
         await _create_stamps(db)
         async with db.session() as session:

@@ -1,0 +1,412 @@
+"""The ``sqlite+inline`` driver: SQLite on the loop's thread must never stall the loop on a lock.
+
+The hazards: a writer while another coroutine of the process holds SQLite's write lock and is
+suspended on a non-database await (with SQLite's busy handler sleeping on the loop thread, the
+holder could never resume: a self-deadlock until busy_timeout); other processes holding the lock;
+a transaction that read before writing (SQLITE_BUSY_SNAPSHOT); cancelled waiters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from bastion.storage import Database, sqlite_inline
+from bastion.storage.sqlite_inline import BEGIN, READ, WRITE, WriteGate, classify, write_gate
+
+counters = Table(
+    "counters",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "inline.db"
+
+
+@pytest.fixture
+async def db(path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite:///{path}")
+    assert database.url.drivername == "sqlite+inline"
+    async with database.engine.begin() as connection:
+        await connection.run_sync(counters.metadata.create_all)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def ids(db: Database) -> list[int]:
+    async with db.session() as session:
+        return list(
+            (await session.execute(select(counters.c.id).order_by(counters.c.id))).scalars()
+        )
+
+
+@asynccontextmanager
+async def loop_watch() -> AsyncIterator[list[float]]:
+    """Records the longest gap between ticks of a 10 ms ticker: a loop stalled inside SQLite
+    shows up as a long gap."""
+    longest = [0.0]
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            longest[0] = max(longest[0], loop.time() - before)
+
+    task = asyncio.get_running_loop().create_task(tick())
+    await asyncio.sleep(0.02)  # the ticker is running
+    try:
+        yield longest
+    finally:
+        task.cancel()
+
+
+def gate_of(path: Path) -> WriteGate:
+    # The dialect opens os.path.abspath(database); tmp_path holds no symlinks to resolve.
+    return write_gate(str(path.absolute()))
+
+
+async def test_a_writer_queues_behind_a_suspended_writer_and_the_loop_runs_on(
+    db: Database, path: Path
+) -> None:
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()  # holds SQLite's write lock across a non-database await
+
+    async def second() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=2, n=2))
+
+    first_task = asyncio.create_task(holder())
+    await wrote.wait()
+    async with loop_watch() as longest:
+        second_task = asyncio.create_task(second())
+        await asyncio.sleep(0.1)
+        assert not second_task.done()
+        assert gate_of(path).waiting == 1  # waits on the gate, not inside SQLite
+        resume.set()  # only possible because the loop is free
+        await asyncio.wait_for(asyncio.gather(first_task, second_task), 3)
+    assert longest[0] < 0.5
+    assert await ids(db) == [1, 2]
+
+
+async def test_two_engines_on_one_file_share_the_gate(db: Database, path: Path) -> None:
+    other = Database(f"sqlite:///{path}")
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    async def second() -> None:
+        async with other.session() as session:
+            await session.execute(insert(counters).values(id=2, n=2))
+
+    try:
+        first_task = asyncio.create_task(holder())
+        await wrote.wait()
+        second_task = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        assert gate_of(path).waiting == 1
+        resume.set()
+        await asyncio.wait_for(asyncio.gather(first_task, second_task), 3)
+    finally:
+        await other.dispose()
+    assert await ids(db) == [1, 2]
+
+
+async def test_queued_writers_are_served_in_arrival_order(db: Database) -> None:
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+    order: list[int] = []
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=100, n=0))
+            wrote.set()
+            await resume.wait()
+
+    async def writer(number: int) -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=number, n=number))
+            await asyncio.sleep(0)  # suspended inside the transaction too
+        order.append(number)
+
+    first_task = asyncio.create_task(holder())
+    await wrote.wait()
+    writers = []
+    for number in range(5):
+        writers.append(asyncio.create_task(writer(number)))
+        await asyncio.sleep(0.01)
+    resume.set()
+    await asyncio.wait_for(asyncio.gather(first_task, *writers), 5)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_readers_do_not_wait_for_a_suspended_writer(db: Database) -> None:
+    async with db.session() as session:
+        await session.execute(insert(counters).values(id=1, n=1))
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(update(counters).values(n=2))
+            wrote.set()
+            await resume.wait()
+
+    task = asyncio.create_task(holder())
+    await wrote.wait()
+    async with db.session() as session:
+        seen = (await asyncio.wait_for(session.execute(select(counters.c.n)), 1)).scalar_one()
+    assert seen == 1  # WAL: the committed value, at once
+    resume.set()
+    await task
+
+
+async def test_a_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
+    db: Database, path: Path
+) -> None:
+    # A connection outside the driver (as another process's would be) holds the write lock;
+    # the loop itself releases it later: a loop asleep in SQLite's busy handler never would.
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        started = time.monotonic()
+        async with loop_watch() as longest, db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+        elapsed = time.monotonic() - started
+    finally:
+        other.close()
+    assert 0.25 <= elapsed < 3
+    assert longest[0] < 0.25
+    assert await ids(db) == [1]
+
+
+async def test_a_lock_never_released_fails_after_the_busy_timeout(
+    db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_SECONDS", 0.3)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        async with loop_watch() as longest:
+            with pytest.raises(OperationalError, match="database is locked"):
+                async with db.session() as session:
+                    await session.execute(insert(counters).values(id=1, n=1))
+        elapsed = time.monotonic() - started
+    finally:
+        other.close()
+    assert 0.25 <= elapsed < 2
+    assert longest[0] < 0.25
+    # The failed transaction left the gate free.
+    async with db.session() as session:
+        await session.execute(insert(counters).values(id=2, n=2))
+    assert await ids(db) == [2]
+
+
+async def test_a_second_write_transaction_in_the_same_task_fails_instead_of_hanging(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As with aiosqlite (busy_timeout): the inner writer cannot get the lock its own task holds.
+    monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_SECONDS", 0.3)
+    async with db.session() as outer:
+        await outer.execute(insert(counters).values(id=1, n=1))
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with db.session() as inner:
+                await inner.execute(insert(counters).values(id=2, n=2))
+    assert await ids(db) == [1]
+
+
+async def test_a_cancelled_waiter_does_not_keep_the_gate(db: Database, path: Path) -> None:
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    async def waiter() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=2, n=2))
+
+    first_task = asyncio.create_task(holder())
+    await wrote.wait()
+    waiting = asyncio.create_task(waiter())
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert gate_of(path).waiting == 0
+    resume.set()
+    await first_task
+    async with asyncio.timeout(1), db.session() as session:
+        await session.execute(insert(counters).values(id=3, n=3))
+    assert await ids(db) == [1, 3]
+    assert gate_of(path).holder is None
+
+
+async def test_a_transaction_that_read_before_writing_fails_at_once_on_a_stale_snapshot(
+    db: Database,
+) -> None:
+    # SQLITE_BUSY_SNAPSHOT cannot be waited out: raised at once, as SQLite does with aiosqlite.
+    async with db.session() as session:
+        await session.execute(insert(counters).values(id=1, n=1))
+    async with db.engine.connect() as reader:
+        await reader.exec_driver_sql("BEGIN")
+        assert (await reader.execute(select(counters.c.n))).scalar_one() == 1
+        async with db.session() as session:
+            await session.execute(update(counters).values(n=2))
+        started = time.monotonic()
+        with pytest.raises(OperationalError) as caught:
+            await reader.execute(update(counters).values(n=3))
+        assert time.monotonic() - started < 1
+        assert caught.value.orig.sqlite_errorcode == 517  # type: ignore[union-attr]
+        await reader.rollback()
+    async with db.session() as session:
+        assert (await session.execute(select(counters.c.n))).scalar_one() == 2
+        await session.execute(update(counters).values(n=4))  # the gate is free again
+
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from sqlalchemy import text
+    from bastion.storage import Database
+
+    async def main():
+        db = Database(sys.argv[1])
+        async with db.session() as session:
+            await session.execute(text("UPDATE counters SET n = n + 1"))
+            print("locked", flush=True)
+            await asyncio.sleep(0.5)
+        await db.dispose()
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_another_process_holding_the_lock_is_waited_for(db: Database, path: Path) -> None:
+    async with db.session() as session:
+        await session.execute(insert(counters).values(id=1, n=1))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, f"sqlite:///{path}", stdout=asyncio.subprocess.PIPE
+    )
+    assert child.stdout is not None
+    try:
+        assert await asyncio.wait_for(child.stdout.readline(), 30) == b"locked\n"
+        async with loop_watch() as longest, db.session() as session:
+            await session.execute(update(counters).values(n=counters.c.n * 10))
+    finally:
+        assert await asyncio.wait_for(child.wait(), 30) == 0
+    assert longest[0] < 0.25
+    async with db.session() as session:
+        assert (await session.execute(select(counters.c.n))).scalar_one() == 20
+
+
+class _Holder:
+    """Stands in for a connection in the gate's own tests."""
+
+    def is_idle(self) -> bool:
+        return False
+
+
+async def test_the_gate_passes_on_when_a_granted_waiter_is_cancelled() -> None:
+    gate = WriteGate()
+    first, second, third = _Holder(), _Holder(), _Holder()
+    deadline = asyncio.get_running_loop().time() + 5
+    assert gate.try_take(first)  # type: ignore[arg-type]
+    second_task = asyncio.create_task(gate.take(second, deadline))  # type: ignore[arg-type]
+    third_task = asyncio.create_task(gate.take(third, deadline))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    gate.release(first)  # type: ignore[arg-type]
+    assert gate.holder is second
+    second_task.cancel()  # granted, but cancelled before it ran
+    with pytest.raises(asyncio.CancelledError):
+        await second_task
+    await third_task
+    assert gate.holder is third
+
+
+@pytest.mark.parametrize(
+    ("statement", "kind"),
+    [
+        ("SELECT 1", READ),
+        ("  select x FROM t", READ),
+        ("PRAGMA journal_mode", READ),
+        ("BEGIN", BEGIN),
+        ("BEGIN DEFERRED", BEGIN),
+        ("BEGIN IMMEDIATE", WRITE),
+        ("begin exclusive;", WRITE),
+        ("INSERT INTO t VALUES (?)", WRITE),
+        ("UPDATE t SET x = ?", WRITE),
+        ("DELETE FROM t", WRITE),
+        ("WITH c AS (SELECT 1) DELETE FROM t", WRITE),
+        ("SAVEPOINT sa_1", WRITE),
+        ("CREATE TABLE t (x)", WRITE),
+        ("", WRITE),
+    ],
+)
+def test_statements_that_may_write_take_the_gate(statement: str, kind: Any) -> None:
+    assert classify(statement) == kind
+
+
+async def test_a_garbage_collected_holder_does_not_keep_the_gate() -> None:
+    gate = WriteGate()
+    holder = _Holder()
+    assert gate.try_take(holder)  # type: ignore[arg-type]
+    del holder  # dropped without a release
+    newcomer = _Holder()
+    assert gate.try_take(newcomer)  # type: ignore[arg-type]
+    assert gate.holder is newcomer
+
+
+async def test_a_cancelled_waiter_stays_cancelled_even_if_the_holder_is_stale() -> None:
+    class Idle(_Holder):
+        def is_idle(self) -> bool:
+            return True
+
+    gate = WriteGate()
+    holder, waiter = Idle(), _Holder()
+    assert gate.try_take(holder)  # type: ignore[arg-type]
+    task = asyncio.create_task(gate.take(waiter, asyncio.get_running_loop().time() + 5))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert gate.holder is holder
+    # At its deadline, a waiter takes the gate from an idle holder (a holder dropped without
+    # its transaction ending here).
+    late = _Holder()
+    await gate.take(late, asyncio.get_running_loop().time() + 0.05)  # type: ignore[arg-type]
+    assert gate.holder is late
