@@ -38,8 +38,11 @@ __all__ = [
     "ChainKey",
     "ChainKeys",
     "canonical",
+    "canonical_tail",
     "checkpoint_tag",
     "event_mac",
+    "link_mac",
+    "row_tail",
 ]
 
 FORMAT = "bastion-audit-chain/1"
@@ -57,6 +60,8 @@ CONTENT_COLUMNS = (
     "reason",
     "details",
 )
+#: The text columns, between the time and the details.
+_TEXT_COLUMNS = CONTENT_COLUMNS[1:-1]
 _CHECKPOINT_LABEL = "bastion-audit-checkpoint/1"
 _FOUR_DIGIT_YEAR = 1000
 #: One encoder for every link (``json.dumps`` with options builds a new one per call).
@@ -81,6 +86,8 @@ def _tree_encoder() -> Callable[[Any], str]:
 
 
 _ENCODE = _tree_encoder()
+#: The start of every link's encoding, up to the comma before ``seq``.
+_HEAD = _ENCODE([FORMAT])[:-1] + ","
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,14 +173,46 @@ def _time(value: datetime) -> str:
     )
 
 
-def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> bytes:
-    """The bytes MACed for the event ``row`` (a mapping with :data:`CONTENT_COLUMNS`)."""
-    fields: list[Any] = [FORMAT, seq, key_id, prev_mac, _time(row["time"])]
-    fields.extend(row[name] for name in CONTENT_COLUMNS[1:-1])
-    details = row["details"]
+def canonical_tail(
+    time: datetime, columns: Sequence[str | None], details: Mapping[str, Any]
+) -> str:
+    """The end of an event's canonical encoding: everything after its position in the chain
+    (``seq``, key id, previous MAC), from the ``,`` before the time to the closing ``]``.
+
+    It depends only on the event, so a writer can compute it before it locks the chain head;
+    :func:`link_mac` then adds the position. ``columns`` are the text columns between the time
+    and the details in :data:`CONTENT_COLUMNS`' order.
+    """
+    fields: list[Any] = [_time(time), *columns]
     # The recorder's snapshot already writes integral floats as integers (see scrub()).
     fields.append(details if type(details) is ScrubbedDetails else _normal(details))
-    return _ENCODE(fields).encode()
+    return "," + _ENCODE(fields)[1:]
+
+
+def row_tail(row: Mapping[str, Any]) -> str:
+    """:func:`canonical_tail` of ``row`` (a mapping with :data:`CONTENT_COLUMNS`)."""
+    return canonical_tail(row["time"], [row[name] for name in _TEXT_COLUMNS], row["details"])
+
+
+def _linked(seq: int, key_id: str, prev_mac: str, tail: str) -> bytes:
+    # The encoder's own output for [FORMAT, seq, key_id, prev_mac, *tail's fields] (an int is
+    # written by int.__repr__, a string by encode_basestring_ascii), without the list.
+    if type(seq) is not int or type(key_id) is not str or type(prev_mac) is not str:
+        # Anything else as the encoder writes it (a tampered row's NULL MAC is "null").
+        return (_HEAD + _ENCODE([seq, key_id, prev_mac])[1:-1] + tail).encode()
+    head = _HEAD + repr(seq) + "," + encode_basestring_ascii(key_id) + ","
+    return (head + encode_basestring_ascii(prev_mac) + tail).encode()
+
+
+def link_mac(key: ChainKey, seq: int, prev_mac: str, tail: str) -> str:
+    """The hex MAC of the event whose :func:`canonical_tail` is ``tail``, at ``seq`` after
+    ``prev_mac`` (the same as :func:`event_mac` of its row)."""
+    return key.mac(_linked(seq, key.key_id, prev_mac, tail))
+
+
+def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> bytes:
+    """The bytes MACed for the event ``row`` (a mapping with :data:`CONTENT_COLUMNS`)."""
+    return _linked(seq, key_id, prev_mac, row_tail(row))
 
 
 def event_mac(key: ChainKey, seq: int, row: Mapping[str, Any], prev_mac: str) -> str:

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit import ecs
-from bastion.audit.chain import GENESIS_MAC, ChainKeys, event_mac
+from bastion.audit.chain import CONTENT_COLUMNS, GENESIS_MAC, ChainKeys, canonical_tail, link_mac
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
@@ -54,6 +57,13 @@ _LIMITS: dict[str, int] = {
 }
 
 
+#: The text columns in the chain's order (between the time and the details), and their limits.
+_TEXTS = CONTENT_COLUMNS[1:-1]
+_TEXT_LIMITS = tuple(_LIMITS[name] for name in _TEXTS)
+#: The columns a batch inserts, in this order (the database numbers ``id``).
+_INSERTED = (*CONTENT_COLUMNS, "seq", "mac", "key_id")
+
+
 def _fit(name: str, value: str | None) -> str | None:
     if value is None:
         return None
@@ -62,21 +72,111 @@ def _fit(name: str, value: str | None) -> str | None:
     return clean_text(value[: _LIMITS[name]])
 
 
+def _texts(event: AuditEvent) -> tuple[str | None, ...]:
+    """The event's text columns in :data:`_TEXTS`' order, cut to fit and cleaned."""
+    values = (
+        event.type._value_,  # the enum's value without the descriptor's cost
+        event.outcome._value_,
+        event.actor,
+        event.subject,
+        event.client_ip,
+        event.user_agent,
+        event.request_id,
+        event.reason,
+    )
+    for value, limit in zip(values, _TEXT_LIMITS, strict=True):
+        if value is not None and (len(value) > limit or not value.isascii() or "\x00" in value):
+            return tuple(_fit(name, value) for name, value in zip(_TEXTS, values, strict=True))
+    return values  # the common case: nothing to cut or clean
+
+
+def _details(event: AuditEvent) -> Mapping[str, Any]:
+    # Scrubbed unless the recorder already did (ScrubbedDetails): this sink may be used without
+    # the recorder, and one bad value would fail the whole batch.
+    details = event.details
+    return details if type(details) is ScrubbedDetails else scrub(details)
+
+
 def _row(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "time": event.time,
-        "type": _fit("type", event.type.value),
-        "outcome": _fit("outcome", event.outcome.value),
-        "actor": _fit("actor", event.actor),
-        "subject": _fit("subject", event.subject),
-        "client_ip": _fit("client_ip", event.client_ip),
-        "user_agent": _fit("user_agent", event.user_agent),
-        "request_id": _fit("request_id", event.request_id),
-        "reason": _fit("reason", event.reason),
-        # Scrubbed unless the recorder already did (ScrubbedDetails): this sink may be used
-        # without the recorder, and one bad value would fail the whole batch.
-        "details": scrub(event.details),
-    }
+    row: dict[str, Any] = {"time": event.time}
+    row.update(zip(_TEXTS, _texts(event), strict=True))
+    row["details"] = _details(event)
+    return row
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class _Insert:
+    """The events insert for one dialect, compiled once: its SQL (bound parameters only, as
+    SQLAlchemy renders the table's insert) and the column types' own bind processing, applied
+    here to each row's values instead of by SQLAlchemy's per-row parameter machinery.
+
+    A batch is inserted with one driver-level ``executemany`` per chunk of parameter tuples.
+    The content columns are processed when a batch is prepared, before the chain head is
+    locked; only ``seq``, ``mac`` and ``key_id`` are added under the lock.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _INSERT_EVENTS.compile(
+            dialect=dialect, column_keys=list(_INSERTED), for_executemany=True
+        )
+        self.sql = compiled.string
+        processors = {
+            name: audit_events.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in _INSERTED
+        }
+        self._time = processors["time"] or _same
+        self._details = processors["details"] or _same
+        self._texts = [(n, p) for n, name in enumerate(_TEXTS) if (p := processors[name])]
+        self._chain = [(n, p) for n, name in enumerate(_INSERTED[-3:]) if (p := processors[name])]
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        #: Whether a row's values are the parameters as they are (SQLite, asyncpg).
+        self.plain = order == _INSERTED and not self._chain
+        self._order = order
+
+    def content(
+        self, time: datetime, texts: tuple[str | None, ...], details: Mapping[str, Any]
+    ) -> tuple[Any, ...]:
+        """The parameters of the content columns (:data:`CONTENT_COLUMNS`' order)."""
+        if self._texts:  # pragma: no cover - no supported dialect processes text
+            values = list(texts)
+            for n, process in self._texts:
+                values[n] = process(values[n])
+            texts = tuple(values)
+        return (self._time(time), *texts, self._details(details))
+
+    def params(self, content: tuple[Any, ...], seq: int, mac: str, key_id: str) -> Any:
+        """A row's parameters for the driver, when not :attr:`plain`."""
+        chain: list[Any] = [seq, mac, key_id]
+        for n, process in self._chain:
+            chain[n] = process(chain[n])
+        values = dict(zip(_INSERTED, (*content, *chain), strict=True))
+        if self._order is None:
+            return values  # a named paramstyle
+        return tuple(values[name] for name in self._order)
+
+
+_INSERTS: weakref.WeakKeyDictionary[Dialect, _Insert] = weakref.WeakKeyDictionary()
+
+
+def _insert_for(dialect: Dialect) -> _Insert:
+    insert_ = _INSERTS.get(dialect)
+    if insert_ is None:
+        insert_ = _INSERTS[dialect] = _Insert(dialect)
+    return insert_
+
+
+#: An event ready to chain: its content parameters and its canonical tail (see
+#: :func:`bastion.audit.chain.canonical_tail`), both independent of its place in the chain.
+_Link = tuple[tuple[Any, ...], str]
+
+
+def _link(insert_: _Insert, event: AuditEvent) -> _Link:
+    texts = _texts(event)
+    details = _details(event)
+    return insert_.content(event.time, texts, details), canonical_tail(event.time, texts, details)
 
 
 logger = get_logger("bastion.audit.sinks")
@@ -103,10 +203,20 @@ class DatabaseSink:
     async def write(self, events: Sequence[AuditEvent]) -> None:
         if not events:
             return
-        rows = [_row(event) for event in events]
+        insert_ = _insert_for(self._database.engine.dialect)
+        # Prepared before the transaction, in chunks with the event loop running between two:
+        # the head lock is held only for the MACs and the inserts.
+        links: list[_Link] = []
+        try:
+            for start in range(0, len(events), INSERT_CHUNK):
+                if start:
+                    await asyncio.sleep(0)
+                links += [_link(insert_, event) for event in events[start : start + INSERT_CHUNK]]
+        except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
+            raise AuditWriteFailed from exc
         try:
             async with self._database.engine.begin() as connection:
-                first = await append_rows(connection, self._keys, rows)
+                first = await _append(connection, self._keys, insert_, links)
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
@@ -171,22 +281,38 @@ async def lock_head(connection: AsyncConnection) -> tuple[int, str]:
 
 
 async def append_rows(
-    connection: AsyncConnection, keys: ChainKeys, rows: Sequence[dict[str, Any]]
+    connection: AsyncConnection, keys: ChainKeys, rows: Sequence[Mapping[str, Any]]
 ) -> int:
     """Chain and insert ``rows`` (as made by :func:`event_row`) inside the caller's transaction;
     return the first one's sequence number."""
+    insert_ = _insert_for(connection.dialect)
+    links: list[_Link] = []
+    for row in rows:
+        texts = tuple(row[name] for name in _TEXTS)
+        content = insert_.content(row["time"], texts, row["details"])
+        links.append((content, canonical_tail(row["time"], texts, row["details"])))
+    return await _append(connection, keys, insert_, links)
+
+
+async def _append(
+    connection: AsyncConnection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
+) -> int:
     seq, mac = await lock_head(connection)
     first = seq + 1
     key = keys.current
-    # In chunks: each insert awaits the database, so requests run between chunks instead of
-    # waiting for a whole batch's MACs and parameter processing (p99).
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = list(rows[start : start + INSERT_CHUNK])
-        for row in chunk:
+    key_id = key.key_id
+    # One executemany of ready parameter tuples per chunk; each awaits the database, so
+    # requests run between chunks.
+    for start in range(0, len(links), INSERT_CHUNK):
+        params: list[Any] = []
+        for content, tail in links[start : start + INSERT_CHUNK]:
             seq += 1
-            mac = event_mac(key, seq, row, mac)
-            row.update(seq=seq, mac=mac, key_id=key.key_id)
-        await connection.execute(_INSERT_EVENTS, chunk)
+            mac = link_mac(key, seq, mac, tail)
+            if insert_.plain:
+                params.append((*content, seq, mac, key_id))
+            else:
+                params.append(insert_.params(content, seq, mac, key_id))
+        await connection.exec_driver_sql(insert_.sql, params)
     await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
 

@@ -11,7 +11,18 @@ from typing import Any
 
 import pytest
 
-from bastion.audit.chain import CONTENT_COLUMNS, FORMAT, ChainKeys, canonical, event_mac
+from bastion.audit.chain import (
+    CONTENT_COLUMNS,
+    FORMAT,
+    GENESIS_MAC,
+    ChainKey,
+    ChainKeys,
+    canonical,
+    canonical_tail,
+    event_mac,
+    link_mac,
+    row_tail,
+)
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.recorder import scrub
 from bastion.audit.sinks import event_row
@@ -78,3 +89,64 @@ def test_canonical_bytes_and_macs_match_the_reference(
         signed = reference(9, key.key_id, candidate, "f" * 64)
         mac = hmac.new(key.key, signed, hashlib.sha256).hexdigest()
         assert event_mac(key, 9, candidate, "f" * 64) == mac
+
+
+#: Links made by the code before the writer computed tails ahead of the head lock (2026-11-28):
+#: every later writer must produce, and verify, exactly these MACs.
+GOLDEN_KEYS = ChainKeys.from_keyring(Keyring(b"k" * 32))
+GOLDEN_EVENTS = [
+    AuditEvent(
+        type=EventType.IDENTITY_LOGIN_FAILED,
+        outcome=Outcome.FAILURE,
+        time=datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC),
+        actor="user:1",
+        subject="user:2",
+        client_ip="203.0.113.9",
+        user_agent="Mozilla/5.0 \u00fc",
+        request_id="0123456789abcdef",
+        reason="wrong_password",
+        details={"attempt": 3, "ratio": 2.0, "fields": ["a", "b"], "password": "x"},
+    ),
+    AuditEvent(
+        type=EventType.IDENTITY_PROFILE_UPDATED,
+        outcome=Outcome.SUCCESS,
+        time=datetime(2026, 11, 28, 18, 0, 1, tzinfo=UTC),
+    ),
+]
+GOLDEN_MACS = [
+    "332478616bc892818aeceba121c9186f467a2b9e635afa9ef317392b90cc1762",
+    "7021c31fee1f96d54565f90f33b12d1b1ed443eda4f89df0eb7372fc72add01c",
+]
+
+
+def test_links_of_existing_trails_are_unchanged() -> None:
+    key = GOLDEN_KEYS.current
+    assert key.key_id == "6210434e"
+    prev = GENESIS_MAC
+    for seq, (event, golden) in enumerate(zip(GOLDEN_EVENTS, GOLDEN_MACS, strict=True), 1):
+        row = event_row(event)
+        assert event_mac(key, seq, row, prev) == golden
+        assert link_mac(key, seq, prev, row_tail(row)) == golden
+        prev = golden
+
+
+@pytest.mark.parametrize("details", DETAILS)
+@pytest.mark.parametrize("time", TIMES)
+def test_tail_made_ahead_gives_the_reference_bytes(details: dict[Any, Any], time: datetime) -> None:
+    row = event_row(
+        AuditEvent(EventType.HTTP_REQUEST_FAILED, Outcome.FAILURE, time, details=details)
+    )
+    texts = [row[name] for name in CONTENT_COLUMNS[1:-1]]
+    tail = canonical_tail(row["time"], texts, row["details"])
+    for seq, key_id, prev in ((1, "kid", GENESIS_MAC), (10**12, "0a", "e" * 64)):
+        expected = reference(seq, key_id, row, prev)
+        assert canonical(seq, key_id, row, prev) == expected
+        key = ChainKey(key_id, b"x" * 32)
+        assert link_mac(key, seq, prev, tail) == hmac.new(key.key, expected, "sha256").hexdigest()
+
+
+def test_a_tampered_null_mac_is_encoded_as_the_encoder_does() -> None:
+    # verify recomputes links from stored rows: a NULL MAC must give a (wrong) MAC, not a crash.
+    row = event_row(GOLDEN_EVENTS[1])
+    expected = reference(3, "kid", {**row}, None)  # type: ignore[arg-type]
+    assert canonical(3, "kid", row, None) == expected  # type: ignore[arg-type]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import structlog
-from sqlalchemy import select
+from sqlalchemy import insert, select, text
 from structlog.testing import capture_logs
 
 from bastion import logging as bastion_logging
@@ -18,7 +18,8 @@ from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
 from bastion.audit.recorder import QueueAuditRecorder, scrub, with_details
-from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink
+from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
+from bastion.audit.verify import verify_chain
 from bastion.crypto import Keyring
 from bastion.storage import Database
 
@@ -177,3 +178,38 @@ async def test_log_sink_writes_what_structlog_would_and_scrubs() -> None:
     assert "hunter2" not in direct
     assert "s3cr3t" not in direct
     assert json.loads(direct.splitlines()[0])["bastion.details"]["password"] == "[redacted]"
+
+
+_STORED = (
+    "SELECT time, type, outcome, actor, subject, client_ip, user_agent, request_id, reason, "
+    "details, seq, mac, key_id FROM audit_events WHERE seq BETWEEN :low AND :high ORDER BY seq"
+)
+
+
+async def test_database_sink_stores_what_sqlalchemy_core_stores(database: Database) -> None:
+    # The sink hands the driver ready parameter tuples; the stored values (SQLite keeps the
+    # time and the JSON as text) must be what SQLAlchemy's per-row processing stored before,
+    # so existing trails, queries and range comparisons are unchanged.
+    events = [
+        event(
+            1, actor="42", subject="user:7", client_ip="2001:db8::1", details={"b": 1, "a": [2.0]}
+        ),
+        event(2, user_agent="é" * 600, reason="x\x00y", details={"password": "p", "n": None}),
+        event(3, time=datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=5)))),
+    ]
+    await DatabaseSink(database, KEYS).write(events)
+    assert (await verify_chain(database, KEYS)).intact
+    async with database.engine.begin() as connection:
+        written = (await connection.execute(text(_STORED), {"low": 1, "high": 3})).all()
+        core_rows = [
+            {**event_row(e), "seq": 100 + n, "mac": row.mac, "key_id": row.key_id}
+            for n, (e, row) in enumerate(zip(events, written, strict=True))
+        ]
+        await connection.execute(insert(audit_events), core_rows)
+        by_core = (await connection.execute(text(_STORED), {"low": 100, "high": 102})).all()
+        raw = await connection.exec_driver_sql(
+            "SELECT CAST(time AS TEXT), CAST(details AS TEXT) FROM audit_events ORDER BY seq"
+        )
+        texts = raw.all()
+    assert [tuple(r)[:10] for r in written] == [tuple(r)[:10] for r in by_core]
+    assert texts[:3] == texts[3:]  # byte for byte, as the database holds them
