@@ -43,6 +43,7 @@ __all__ = [
     "event_mac",
     "link_mac",
     "row_tail",
+    "utc_stamp",
 ]
 
 FORMAT = "bastion-audit-chain/1"
@@ -173,17 +174,23 @@ def _time(value: datetime) -> str:
     )
 
 
+def utc_stamp(time: datetime) -> str:
+    """The event time as the canonical encoding writes it (UTC ISO 8601 with microseconds)."""
+    return _time(time)
+
+
 def canonical_tail(
-    time: datetime, columns: Sequence[str | None], details: Mapping[str, Any]
+    time: datetime | str, columns: Sequence[str | None], details: Mapping[str, Any]
 ) -> str:
     """The end of an event's canonical encoding: everything after its position in the chain
     (``seq``, key id, previous MAC), from the ``,`` before the time to the closing ``]``.
 
     It depends only on the event, so a writer can compute it before it locks the chain head;
-    :func:`link_mac` then adds the position. ``columns`` are the text columns between the time
-    and the details in :data:`CONTENT_COLUMNS`' order.
+    :func:`link_mac` then adds the position. ``time`` is the datetime or its :func:`utc_stamp`;
+    ``columns`` are the text columns between the time and the details in
+    :data:`CONTENT_COLUMNS`' order.
     """
-    fields: list[Any] = [_time(time), *columns]
+    fields: list[Any] = [time if isinstance(time, str) else _time(time), *columns]
     # The recorder's snapshot already writes integral floats as integers (see scrub()).
     fields.append(details if type(details) is ScrubbedDetails else _normal(details))
     return "," + _ENCODE(fields)[1:]

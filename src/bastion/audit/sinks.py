@@ -20,7 +20,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import String, bindparam, insert, select, update
@@ -29,7 +29,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit import ecs
-from bastion.audit.chain import CONTENT_COLUMNS, GENESIS_MAC, ChainKeys, canonical_tail, link_mac
+from bastion.audit.chain import (
+    CONTENT_COLUMNS,
+    GENESIS_MAC,
+    ChainKeys,
+    canonical_tail,
+    link_mac,
+    utc_stamp,
+)
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
@@ -108,6 +115,18 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _sqlite_time(stamp: str) -> str:
+    # "2026-11-28T18:00:00.123456Z" -> "2026-11-28 18:00:00.123456", SQLite's DATETIME text.
+    return stamp[:10] + " " + stamp[11:26]
+
+
+#: Times the fast path is checked on: microseconds or none, UTC or another offset.
+_PROBES = (
+    datetime(2026, 11, 28, 18, 0, 0, 123456, tzinfo=UTC),
+    datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-7))),
+)
+
+
 class _Insert:
     """The events insert for one dialect, compiled once: its SQL (bound parameters only, as
     SQLAlchemy renders the table's insert) and the column types' own bind processing, applied
@@ -128,6 +147,8 @@ class _Insert:
             for name in _INSERTED
         }
         self._time = processors["time"] or _same
+        #: Whether the time parameter is the canonical stamp rearranged (SQLite's text form).
+        self.stamped = all(self._time(probe) == _sqlite_time(utc_stamp(probe)) for probe in _PROBES)
         self._details = processors["details"] or _same
         self._texts = [(n, p) for n, name in enumerate(_TEXTS) if (p := processors[name])]
         self._chain = [(n, p) for n, name in enumerate(_INSERTED[-3:]) if (p := processors[name])]
@@ -137,14 +158,22 @@ class _Insert:
         self._order = order
 
     def content(
-        self, time: datetime, texts: tuple[str | None, ...], details: Mapping[str, Any]
+        self,
+        time: datetime,
+        texts: tuple[str | None, ...],
+        details: Mapping[str, Any],
+        stamp: str | None = None,
     ) -> tuple[Any, ...]:
-        """The parameters of the content columns (:data:`CONTENT_COLUMNS`' order)."""
+        """The parameters of the content columns (:data:`CONTENT_COLUMNS`' order); ``stamp``
+        is ``utc_stamp(time)`` when the caller has it."""
         if self._texts:  # pragma: no cover - no supported dialect processes text
             values = list(texts)
             for n, process in self._texts:
                 values[n] = process(values[n])
             texts = tuple(values)
+        if stamp is not None and self.stamped and time.tzinfo is not None and stamp[4] == "-":
+            # The same text SQLAlchemy's processor formats (checked on probes when built).
+            return (_sqlite_time(stamp), *texts, self._details(details))
         return (self._time(time), *texts, self._details(details))
 
     def params(self, content: tuple[Any, ...], seq: int, mac: str, key_id: str) -> Any:
@@ -176,7 +205,8 @@ _Link = tuple[tuple[Any, ...], str]
 def _link(insert_: _Insert, event: AuditEvent) -> _Link:
     texts = _texts(event)
     details = _details(event)
-    return insert_.content(event.time, texts, details), canonical_tail(event.time, texts, details)
+    stamp = utc_stamp(event.time)  # formatted once, for the tail and (SQLite) the column
+    return insert_.content(event.time, texts, details, stamp), canonical_tail(stamp, texts, details)
 
 
 logger = get_logger("bastion.audit.sinks")

@@ -213,3 +213,33 @@ async def test_database_sink_stores_what_sqlalchemy_core_stores(database: Databa
         texts = raw.all()
     assert [tuple(r)[:10] for r in written] == [tuple(r)[:10] for r in by_core]
     assert texts[:3] == texts[3:]  # byte for byte, as the database holds them
+
+
+async def test_database_sink_stores_old_and_shifted_times_as_sqlalchemy_does(
+    database: Database,
+) -> None:
+    # SQLite's time text is made from the canonical stamp; years before 1000 (and an offset
+    # that crosses into one) take SQLAlchemy's processor, as does every PostgreSQL time.
+    times = [
+        datetime(999, 12, 31, 23, 0, tzinfo=UTC),
+        datetime(1000, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 6, 1, 0, 0, 0, 5, tzinfo=timezone(timedelta(hours=-3))),
+    ]
+    events = [event(n, time=time) for n, time in enumerate(times, 1)]
+    await DatabaseSink(database, KEYS).write(events)
+    assert (await verify_chain(database, KEYS)).intact
+    async with database.engine.begin() as connection:
+        core_rows = [{**event_row(e), "seq": 100 + n} for n, e in enumerate(events)]
+        await connection.execute(insert(audit_events), core_rows)
+        raw = await connection.exec_driver_sql(
+            "SELECT CAST(time AS TEXT) FROM audit_events ORDER BY seq"
+        )
+        texts = raw.all()
+    assert texts[:3] == texts[3:]
+    assert [r["time"] for r in (await rows(database))[:3]] == times
+
+
+async def test_database_sink_refuses_a_naive_time(database: Database) -> None:
+    with pytest.raises(AuditWriteFailed):
+        await DatabaseSink(database, KEYS).write([event(1, time=datetime(2026, 1, 1))])  # noqa: DTZ001
+    assert await rows(database) == []
