@@ -253,3 +253,34 @@ async def test_a_user_holds_a_bounded_number_of_sessions(
     live = {s.id for s in await stack.sessions.list_active(user.id)}
     assert live == {t.session_id for t in issued[-3:]}
     assert await stack.revocations.is_revoked(issued[0].session_id)
+
+
+async def test_eviction_reads_only_live_sessions_through_the_partial_index(
+    stack: SessionStack,
+) -> None:
+    """A login's eviction beyond the per-user limit must not visit the user's ended sessions:
+    on SQLite its plan searches ``ix_sessions_user_live`` (live rows only, already in the
+    newest-first order) with no temporary sort. Without that index the plan is a search of
+    ``ix_sessions_user_id`` over every session the user ever had, then a sort, and each login
+    costs more as the user's history grows."""
+    if stack.database.engine.dialect.name != "sqlite":
+        pytest.skip("query plans are SQLite's; PostgreSQL chooses plans from table statistics")
+    from bastion.identity.sessions import _statements  # noqa: PLC0415
+
+    compiled = _statements.EVICT_BEYOND_LIMIT.compile(dialect=stack.database.engine.dialect)
+    params = compiled.construct_params(
+        {"uid": "u", "now": stack.clock.now(), "keep": 10, "reason": "limit"}
+    )
+    positional = tuple(params[name] for name in compiled.positiontup or ())
+    processors = compiled._bind_processors  # the dialect's own conversions
+    positional = tuple(
+        processors[name](value) if name in processors else value
+        for name, value in zip(compiled.positiontup or (), positional, strict=True)
+    )
+    async with stack.database.engine.connect() as connection:
+        plan = (
+            await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), positional)
+        ).all()
+    details = [row[-1] for row in plan]
+    assert any("ix_sessions_user_live" in detail for detail in details), details
+    assert not any("TEMP B-TREE" in detail for detail in details), details
