@@ -10,14 +10,23 @@ differ:
   headers. The ordinary headers are validated exactly as uvicorn validates them; the block was
   validated when it was made, once.
 
-The response start is uvicorn 0.54's code with the block added (the one place this module
-follows uvicorn's internals; ``tests/unit/http/test_protocol.py`` compares the bytes both write
-for the same answers, so an upgrade that changes them fails there). A message without a block
-goes to uvicorn's own ``send``.
+* the status line and headers of such a response are not written at once: they go out in the
+  same ``write`` as the first piece of the body (one system call and, on the wire, usually one
+  segment per small answer instead of two). An answer's body nearly always follows its start
+  within the same step of the task; when it does not (a streaming body that waits), the headers
+  are written on their own at the loop's next iteration (``call_soon``), so they are never held
+  back longer than that.
+
+The response start and the first body message are uvicorn 0.54's code with the block and the
+joined write added (the one place this module follows uvicorn's internals;
+``tests/unit/http/test_protocol.py`` compares the bytes both write for the same answers, so an
+upgrade that changes them fails there). A message without a block goes to uvicorn's own
+``send``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from uvicorn.protocols.http import httptools_impl
@@ -30,12 +39,29 @@ __all__ = ["HttpToolsProtocol"]
 _HEADER_RE = httptools_impl.HEADER_RE
 _HEADER_VALUE_RE = httptools_impl.HEADER_VALUE_RE
 _STATUS_LINE = httptools_impl.STATUS_LINE
+#: A first body piece up to this size is joined to the headers in one write; a larger one
+#: follows them in a second write (no copy of a large body just to save a system call).
+JOIN_LIMIT = 64 * 1024
 
 
 class _Cycle(httptools_impl.RequestResponseCycle):
     """uvicorn's request/response cycle; a response start with a header block is written here."""
 
+    #: Status line and headers written by :meth:`_start`, waiting for the first body piece.
+    _head: bytes | None = None
+    #: The protocol's loop, set by :class:`HttpToolsProtocol` (``asyncio.get_running_loop()``
+    #: compares the process id with a ``getpid`` system call each time).
+    _loop: asyncio.AbstractEventLoop | None = None
+
     async def send(self, message: Any) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if not self.disconnected:
+                self._first_body(message, head)
+            return
         if self.response_started or type(message.get(MESSAGE_KEY)) is not HeaderBlock:
             await super().send(message)
             return
@@ -104,7 +130,53 @@ class _Cycle(httptools_impl.RequestResponseCycle):
             content.append(b"transfer-encoding: chunked\r\n")
 
         content.append(b"\r\n")
-        self.transport.write(b"".join(content))
+        self._head = b"".join(content)
+        (self._loop or asyncio.get_running_loop()).call_soon(self._flush_head)
+
+    def _flush_head(self) -> None:
+        """The body did not follow in the same step: the headers go out on their own."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self.disconnected and not self.transport.is_closing():
+                self.transport.write(head)
+
+    def _first_body(self, message: Any, head: bytes) -> None:
+        # uvicorn 0.54 RequestResponseCycle.send, "http.response.body" branch; the headers are
+        # written with the first piece.
+        if message["type"] != "http.response.body":
+            raise RuntimeError(
+                f"Expected ASGI message 'http.response.body', but got '{message['type']}'."
+            )
+        body = message.get("body", b"")
+        more_body = message.get("more_body", False)
+        payload = b""
+        if self.scope["method"] == "HEAD":
+            self.expected_content_length = 0
+        elif self.chunked_encoding:
+            content = [b"%x\r\n" % len(body), body, b"\r\n"] if body else []
+            if not more_body:
+                content.append(b"0\r\n\r\n")
+            payload = b"".join(content)
+        else:
+            num_bytes = len(body)
+            if num_bytes > self.expected_content_length:
+                raise RuntimeError("Response content longer than Content-Length")
+            self.expected_content_length -= num_bytes
+            payload = body
+        if len(payload) <= JOIN_LIMIT:
+            self.transport.write(head + payload)
+        else:
+            self.transport.write(head)
+            self.transport.write(payload)
+        if not more_body:
+            if self.expected_content_length != 0:
+                raise RuntimeError("Response content shorter than Content-Length")
+            self.response_complete = True
+            self.message_event.set()
+            if not self.keep_alive:
+                self.transport.close()
+            self.on_response()
 
 
 class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
@@ -112,6 +184,7 @@ class HttpToolsProtocol(httptools_impl.HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: httptools_impl.RequestResponseCycle, app: Any) -> None:
         cycle.__class__ = _Cycle
+        cycle._loop = self.loop  # type: ignore[attr-defined]  # noqa: SLF001 - our own class
         scope: Any = cycle.scope
         scope["extensions"] = {**scope.get("extensions", {}), EXTENSION: {}}
         super()._start_asgi_task(cycle, app)

@@ -166,7 +166,82 @@ def test_protocol_advertises_the_extension(monkeypatch: pytest.MonkeyPatch) -> N
         lambda _self, cycle, app: started.append((cycle, app)),
     )
     probe = protocol.HttpToolsProtocol.__new__(protocol.HttpToolsProtocol)
-    probe._start_asgi_task(cycle, "app")  # type: ignore[arg-type]
+    probe.loop = asyncio.new_event_loop()
+    try:
+        probe._start_asgi_task(cycle, "app")  # type: ignore[arg-type]
+    finally:
+        probe.loop.close()
     assert started == [(cycle, "app")]
     assert type(cycle) is protocol._Cycle
+    assert cycle._loop is probe.loop  # call_soon without asyncio.get_running_loop()'s getpid
     assert EXTENSION in cycle.scope["extensions"]
+
+
+def _start_with_block(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return _ours({"type": "http.response.start", "status": 200, "headers": headers})
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "options"),
+    [
+        ([(b"content-length", b"2")], b"{}", {}),
+        ([], b"abc", {}),
+        ([(b"content-length", b"5")], b"", {"method": "HEAD"}),
+    ],
+    ids=["content-length", "chunked", "HEAD"],
+)
+async def test_headers_and_a_small_body_go_out_in_one_write(
+    headers: list[tuple[bytes, bytes]], body: bytes, options: dict[str, Any]
+) -> None:
+    # One system call per small answer, not one for the head and one for the body.
+    cycle = await _answer(
+        protocol._Cycle,
+        [_start_with_block(headers), {"type": "http.response.body", "body": body}],
+        **options,
+    )
+    assert len(cycle.transport.written) == 1
+    assert cycle.transport.written[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert cycle.response_complete
+
+
+async def test_headers_are_not_held_when_the_body_waits() -> None:
+    # A body that does not follow in the same step (a streaming answer waiting for its first
+    # piece): the headers go out on their own at the loop's next iteration.
+    cycle = _cycle(protocol._Cycle)
+    await cycle.send(_start_with_block([]))
+    assert cycle.transport.written == []
+    await asyncio.sleep(0)
+    (head,) = cycle.transport.written
+    assert head.endswith(b"transfer-encoding: chunked\r\n\r\n")
+    await cycle.send({"type": "http.response.body", "body": b"abc", "more_body": True})
+    await cycle.send({"type": "http.response.body", "body": b""})
+    stock = await _answer(
+        httptools_impl.RequestResponseCycle,
+        [
+            _stock({"type": "http.response.start", "status": 200, "headers": []}),
+            {"type": "http.response.body", "body": b"abc", "more_body": True},
+            {"type": "http.response.body", "body": b""},
+        ],
+    )
+    assert b"".join(cycle.transport.written) == b"".join(stock.transport.written)
+    await asyncio.sleep(0)  # the flush already ran: nothing is written twice
+    assert b"".join(cycle.transport.written) == b"".join(stock.transport.written)
+
+
+async def test_a_large_body_is_not_copied_to_join_the_headers() -> None:
+    body = b"x" * (protocol.JOIN_LIMIT + 1)
+    headers = [(b"content-length", str(len(body)).encode())]
+    cycle = await _answer(
+        protocol._Cycle, [_start_with_block(headers), {"type": "http.response.body", "body": body}]
+    )
+    assert [len(piece) for piece in cycle.transport.written][1:] == [len(body)]
+    assert cycle.transport.written[1] is body
+
+
+async def test_nothing_is_written_after_a_disconnect_before_the_body() -> None:
+    cycle = _cycle(protocol._Cycle)
+    await cycle.send(_start_with_block([(b"content-length", b"2")]))
+    cycle.disconnected = True
+    await cycle.send({"type": "http.response.body", "body": b"{}"})
+    await asyncio.sleep(0)
+    assert cycle.transport.written == []
