@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bastion.identity.passwords.common import is_common
+from bastion.identity.passwords.dictionaries import load_zxcvbn
 from bastion.identity.passwords.errors import PasswordTooLong
 from bastion.identity.passwords.normalization import normalize, password_bytes
 from bastion.identity.passwords.settings import PasswordSettings
@@ -151,9 +152,8 @@ class PasswordPolicy:
         reasons = self._cheap_rules(text, words)
         if reasons:
             return self.reject(*reasons)
-        # Imported on first use: its dictionaries are ~11 MiB a login-only worker never needs.
-        from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # noqa: PLC0415
-
+        # Loaded on first use (a login-only worker never needs it), with compact dictionaries.
+        zxcvbn = load_zxcvbn().zxcvbn
         result = zxcvbn(text[:ZXCVBN_MAX_CHARS], user_inputs=words)
         score = int(result["score"])
         if score < self.settings.min_strength_score:
