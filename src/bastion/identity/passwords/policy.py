@@ -140,7 +140,7 @@ class PasswordPolicy:
         return Rejected(tuple(reasons), (*messages, hint) if hint else tuple(messages))
 
     def evaluate(self, password: str, user: UserInfo | None = None) -> PolicyDecision:
-        """Decide on a new password. CPU-bound (up to ~0.1 s for zxcvbn): run it in a worker."""
+        """Decide on a new password. CPU-bound (up to ~0.15 s for zxcvbn): run it in a worker."""
         try:
             password_bytes(password)  # the byte cap, before any further work on the text
         except PasswordTooLong:
