@@ -5,8 +5,9 @@ Not a throughput benchmark: it counts. One real ``bastion serve`` worker (the le
 number of password logins from ``--clients`` concurrent keep-alive connections on CPU 1 (enough
 to keep the one-thread hashing pool busy). Read from ``/proc/<pid>``: the worker's user and
 system CPU time and its minor page faults over the logins, divided by the number of logins;
-``VmRSS`` idle after start, its peak sampled every 100 ms during the logins, and again after
-``--settle`` seconds without logins. The account is registered through another worker on the
+``VmRSS`` idle after start, after the account's registration (``--same-worker``; otherwise the
+same as idle), its peak sampled every 100 ms during the logins, and again after ``--settle``
+seconds without logins. The account is registered through another worker on the
 same database first, so the measured one only ever serves logins (``--same-worker``: register
 in it, as :mod:`bench.identity.http` does). User time moves with the machine's load (cache and
 frequency sharing); system time and fault counts hardly do.
@@ -81,6 +82,7 @@ class Result:
     system_ms: float
     faults: float
     rss_idle: float
+    rss_registered: float
     rss_peak: float
     rss_settled: float
 
@@ -115,6 +117,8 @@ async def measure(tuning: dict[str, str], args: argparse.Namespace, data_dir: Pa
         rss_idle = rss_mib(bastion.pid)
         if args.same_worker:
             await create_user(bastion.port, data_dir, LOGIN_EMAIL)
+            await asyncio.sleep(0.5)
+        rss_registered = rss_mib(bastion.pid)  # = idle when another worker registered
         await logins(bastion.port, args.clients, args.clients)  # warm: first-use costs
         before = Counters.read(bastion.pid)
         async with peak_rss(bastion.pid) as peak:
@@ -127,6 +131,7 @@ async def measure(tuning: dict[str, str], args: argparse.Namespace, data_dir: Pa
             system_ms=(after.system - before.system) * 1000 / n,
             faults=(after.minflt - before.minflt) / n,
             rss_idle=rss_idle,
+            rss_registered=rss_registered,
             rss_peak=peak[0],
             rss_settled=rss_mib(bastion.pid),
         )
@@ -137,7 +142,10 @@ async def measure(tuning: dict[str, str], args: argparse.Namespace, data_dir: Pa
 
 
 async def run(args: argparse.Namespace) -> None:
-    print(f"{'tuning':<14} user ms  sys ms  faults/login  RSS idle / peak / settled MiB")
+    print(
+        f"{'tuning':<14} user ms  sys ms  faults/login"
+        "  RSS idle / after registration / peak under logins / settled MiB"
+    )
     for name in args.tuning:
         results = []
         for _ in range(args.repeat):
@@ -146,7 +154,8 @@ async def run(args: argparse.Namespace) -> None:
         for r in results:
             print(
                 f"{name:<14} {r.user_ms:7.2f} {r.system_ms:7.2f} {r.faults:13.0f}"
-                f"  {r.rss_idle:.1f} / {r.rss_peak:.1f} / {r.rss_settled:.1f}"
+                f"  {r.rss_idle:.1f} / {r.rss_registered:.1f} / {r.rss_peak:.1f}"
+                f" / {r.rss_settled:.1f}"
             )
         total = statistics.median(r.user_ms + r.system_ms for r in results)
         print(f"{name:<14} median user+sys per login: {total:.2f} ms")

@@ -22,7 +22,7 @@ import enum
 from functools import cache
 from typing import Any
 
-from bastion.authz.model import parse_dsl, validate_model
+from bastion.authz.model import parse_dsl
 
 __all__ = [
     "CONDITION",
@@ -128,7 +128,10 @@ SYSTEM_MODEL_DSL += (
 
 @cache
 def system_model() -> dict[str, Any]:
-    """The model in OpenFGA's JSON form, parsed and validated by Bastion's own parser."""
-    model = parse_dsl(SYSTEM_MODEL_DSL)
-    validate_model(model)
-    return model
+    """The model in OpenFGA's JSON form, parsed by Bastion's own parser.
+
+    Not validated here: every process parses it at startup, and validating compiles its
+    condition with the CEL library (~7 MiB of memory a worker otherwise never needs). Storing
+    it validates it (:meth:`AuthzService.write_model`), and the engine compiles it on the first
+    administrative check; a unit test validates it on every change."""
+    return parse_dsl(SYSTEM_MODEL_DSL)

@@ -20,11 +20,10 @@ instead; neither Python library offers one.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-from cel_expr_python import cel
+from typing import TYPE_CHECKING, Any
 
 from bastion.authz.conditions._types import (
     ConversionFailed,
@@ -34,6 +33,9 @@ from bastion.authz.conditions._types import (
 )
 from bastion.authz.errors import ConditionError
 
+if TYPE_CHECKING:
+    from cel_expr_python import cel
+
 #: The most list elements plus map entries all list/map parameter values of one evaluation
 #: may hold together, counted recursively. Larger contexts are refused before evaluation.
 MAX_COLLECTION_ITEMS = 1_000
@@ -41,18 +43,33 @@ MAX_COLLECTION_ITEMS = 1_000
 #: cel-expr-python 0.1.3: a single ``exists`` over 10,000 elements is refused).
 CEL_ITERATION_BUDGET = 10_000
 
-_IPADDRESS = cel.Type.AbstractType("ipaddress")
-_SCALARS = {
-    TypeName.ANY: cel.Type.DYN,
-    TypeName.BOOL: cel.Type.BOOL,
-    TypeName.STRING: cel.Type.STRING,
-    TypeName.INT: cel.Type.INT,
-    TypeName.UINT: cel.Type.UINT,
-    TypeName.DOUBLE: cel.Type.DOUBLE,
-    TypeName.BYTES: cel.Type.BYTES,
-    TypeName.DURATION: cel.Type.DURATION,
-    TypeName.TIMESTAMP: cel.Type.TIMESTAMP,
-}
+
+# The CEL library is imported on the first condition compiled, not with this module: its native
+# module and bindings weigh ~7 MiB of every worker's memory, and most workers never compile a
+# condition (the built-in model's is compiled only when stored or first checked).
+@functools.cache
+def _ipaddress_type() -> cel.Type:
+    from cel_expr_python import cel  # noqa: PLC0415
+
+    return cel.Type.AbstractType("ipaddress")
+
+
+@functools.cache
+def _scalars() -> dict[TypeName, cel.Type]:
+    from cel_expr_python import cel  # noqa: PLC0415
+
+    types = cel.Type
+    return {
+        TypeName.ANY: types.DYN,
+        TypeName.BOOL: types.BOOL,
+        TypeName.STRING: types.STRING,
+        TypeName.INT: types.INT,
+        TypeName.UINT: types.UINT,
+        TypeName.DOUBLE: types.DOUBLE,
+        TypeName.BYTES: types.BYTES,
+        TypeName.DURATION: types.DURATION,
+        TypeName.TIMESTAMP: types.TIMESTAMP,
+    }
 
 
 def _in_cidr(address: str, cidr: str) -> bool:
@@ -66,18 +83,26 @@ def _to_ipaddress(text: str) -> str:
 
 
 def _checking_functions() -> list[cel.FunctionDecl]:
+    from cel_expr_python import cel  # noqa: PLC0415 - on first use (see _ipaddress_type)
+
     return [
         cel.FunctionDecl(
             "in_cidr",
-            [cel.Overload("ipaddress_in_cidr", cel.Type.BOOL, [_IPADDRESS, cel.Type.STRING], True)],
+            [
+                cel.Overload(
+                    "ipaddress_in_cidr", cel.Type.BOOL, [_ipaddress_type(), cel.Type.STRING], True
+                )
+            ],
         ),
         cel.FunctionDecl(
-            "ipaddress", [cel.Overload("string_to_ipaddress", _IPADDRESS, [cel.Type.STRING])]
+            "ipaddress", [cel.Overload("string_to_ipaddress", _ipaddress_type(), [cel.Type.STRING])]
         ),
     ]
 
 
 def _running_functions() -> list[cel.FunctionDecl]:
+    from cel_expr_python import cel  # noqa: PLC0415 - on first use (see _ipaddress_type)
+
     return [
         cel.FunctionDecl(
             "in_cidr",
@@ -103,16 +128,18 @@ def _running_functions() -> list[cel.FunctionDecl]:
 
 
 def _cel_type(kind: ParameterType, *, running: bool) -> cel.Type:
+    from cel_expr_python import cel  # noqa: PLC0415 - on first use (see _ipaddress_type)
+
     if kind.contains(TypeName.IPADDRESS) and running:
         return cel.Type.DYN
     if kind.name is TypeName.IPADDRESS:
-        return _IPADDRESS
+        return _ipaddress_type()
     if kind.generic is not None:
         element = _cel_type(kind.generic, running=running)
         if kind.name is TypeName.LIST:
             return cel.Type.List(element)
         return cel.Type.Map(cel.Type.STRING, element)
-    return _SCALARS[kind.name]
+    return _scalars()[kind.name]
 
 
 def _library_message(error: Exception) -> str:
@@ -183,6 +210,8 @@ class CompiledCondition:
             for p, k in self.parameters.items()
             if k.name in (TypeName.LIST, TypeName.MAP, TypeName.ANY)
         )
+        from cel_expr_python import cel  # noqa: PLC0415 - on first use (see _ipaddress_type)
+
         checking = cel.NewEnv(
             variables={p: _cel_type(k, running=False) for p, k in self.parameters.items()},
             functions=_checking_functions(),
@@ -265,6 +294,8 @@ class CompiledCondition:
 
 def _library_message_of(result: cel.Value) -> str:
     """The message of an error value (or the type of a non-boolean result)."""
+    from cel_expr_python import cel  # noqa: PLC0415 - on first use (see _ipaddress_type)
+
     if result.type() == cel.Type.ERROR:
         return _library_message(Exception(str(result.value())))
     return f"the expression produced {result.type().name()}, not bool"

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Collection
+
+from bastion.identity.passwords.dictionaries import frequency_lists
 
 __all__ = ["common_passwords", "is_common"]
 
@@ -20,12 +23,15 @@ _TRAILING = re.compile(r"[\W\d_]+$")
 
 
 @functools.cache
-def common_passwords() -> frozenset[str]:
+def common_passwords() -> Collection[str]:
     """The common-password list, lower-cased (loaded once, on the first password decided:
-    zxcvbn's lists weigh ~11 MiB that a worker only serving logins and tokens never needs)."""
-    from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]  # noqa: PLC0415
-
-    return frozenset(word.casefold() for word in FREQUENCY_LISTS["passwords"])
+    a worker only serving logins and tokens never needs it). zxcvbn's list is lower-case
+    already, so it is zxcvbn's own compact ranked dictionary (shared with the strength score,
+    see :mod:`bastion.identity.passwords.dictionaries`); any other word is folded into a set."""
+    passwords = frequency_lists()["passwords"]
+    if all(word.casefold() == word for word in passwords):
+        return passwords
+    return frozenset(word.casefold() for word in passwords)  # pragma: no cover - other lists
 
 
 def is_common(normalized: str) -> bool:

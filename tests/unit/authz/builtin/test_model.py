@@ -18,7 +18,7 @@ from bastion.authz.builtin.model import (
 from bastion.authz.builtin.system import grant_expiry, rfc3339
 from bastion.authz.engine import Engine
 from bastion.authz.errors import ConditionError
-from bastion.authz.model import parse_dsl, render_dsl
+from bastion.authz.model import parse_dsl, render_dsl, validate_model
 from bastion.authz.tuples import MemoryTupleIndex, Tuple
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -41,6 +41,12 @@ def test_the_model_round_trips_through_the_printer() -> None:
     assert parse_dsl(render_dsl(model)) == model
     assert parse_dsl(SYSTEM_MODEL_DSL) == model
     assert set(model["conditions"]) == {CONDITION}
+
+
+def test_the_model_is_valid() -> None:
+    # system_model() no longer validates (startup would load the CEL library for it): storing
+    # it does, and this test catches an invalid built-in model before any process starts.
+    validate_model(system_model())
 
 
 @pytest.mark.parametrize("role", list(Role))
