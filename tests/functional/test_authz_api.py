@@ -616,3 +616,45 @@ async def test_check_bodies_are_parsed_after_authentication_with_fastapis_errors
     answer = await client.post(path, json=good, headers=admin.headers)
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"allowed": False, "resolution": ""}
+
+
+async def test_checks_are_served_first_with_fastapis_answers(
+    app: FastAPI, client: httpx.AsyncClient, admin: Login
+) -> None:
+    """Check and explain are plain routes tried before every other route; what a FastAPI
+    route answered (405 with Allow, path validation, the route template in the metrics)
+    is unchanged."""
+    from bastion.authz.api._decision import DecisionRoute  # noqa: PLC0415
+
+    first = app.router.routes[:2]
+    assert [type(r) for r in first] == [DecisionRoute, DecisionRoute]
+    assert [getattr(r, "path", None) for r in first] == [
+        "/stores/{store_id}/check",
+        "/stores/{store_id}/explain",
+    ]
+    store_id, _ = await _store_with_model(client, admin)
+    h = admin.headers
+    for name in ("check", "explain"):
+        wrong = await client.get(f"/stores/{store_id}/{name}", headers=h)
+        assert wrong.status_code == 405
+        assert wrong.headers["allow"] == "POST"
+        too_long = await client.post(
+            f"/stores/{'A' * 65}/{name}",
+            json={"tuple_key": tuple_key("document:1", "viewer", "user:a")},
+            headers=h,
+        )
+        message = assert_openfga_error(too_long, 400, "validation_error")["message"]
+        assert message == (
+            "invalid request: path.store_id: String should have at most 64 characters"
+        )
+    answer = await client.post(
+        f"/stores/{store_id}/check",
+        json={"tuple_key": tuple_key("document:1", "viewer", "user:a")},
+        headers=h,
+    )
+    assert answer.status_code == 200
+    assert answer.content == b'{"allowed":false,"resolution":""}'
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-request-id"]
+    series = app.state.services.metrics._series
+    assert ("/stores/{store_id}/check", "POST") in series

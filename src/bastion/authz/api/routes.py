@@ -8,24 +8,21 @@ not problem+json (:mod:`bastion.authz.api._errors`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol, TypedDict, TypeVar
+from typing import Any, TypedDict, TypeVar
 
-from fastapi import Depends, FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from fastapi import Depends, FastAPI, Path, Query
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 
 from bastion.authz.api import _convert as convert
+from bastion.authz.api._decision import Asker, DecisionRoute, check_request, json_bytes
 from bastion.authz.api._errors import OpenFgaError, OpenFgaRoute
 from bastion.authz.api.access import ApiAccess, Permission
 from bastion.authz.api.schemas import (
     BatchCheckBody,
-    BatchCheckItemIn,
     CascadeDeleteBody,
-    CheckBody,
     CreateStoreBody,
     ExpandBody,
     ListObjectsBody,
@@ -34,11 +31,11 @@ from bastion.authz.api.schemas import (
     WriteBody,
     WriteModelBody,
 )
+from bastion.authz.engine import Explanation
 from bastion.authz.errors import AuthzError
 from bastion.authz.service import (
     AuthzService,
     CheckOutcome,
-    CheckRequest,
     Consistency,
     RequestInfo,
 )
@@ -48,10 +45,7 @@ from bastion.identity.sessions.auth import Principal
 
 __all__ = ["include"]
 
-_T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
-_M = TypeVar("_M", bound=BaseModel)
-_T_co = TypeVar("_T_co", covariant=True)
 StoreId = Path(min_length=1, max_length=64)
 PageSize = Query(default=None, ge=1, le=100)
 Token = Query(default="", max_length=512)
@@ -72,62 +66,8 @@ def _changeable(store_id: str) -> str:
     return store_id
 
 
-async def json_body(request: Request, model: type[_M]) -> _M:
-    """The request's JSON body as ``model``, with the errors FastAPI gives for a body parameter
-    (a missing body, invalid JSON, a failed validation: ``RequestValidationError`` located under
-    ``body``). The content type, encoding and shape limits were checked by Bastion's
-    middleware before any route runs."""
-    raw = await request.body()
-    if not raw:
-        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
-        raise RequestValidationError([missing])
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        invalid = {
-            "type": "json_invalid",
-            "loc": ("body", exc.pos),
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": exc.msg},
-        }
-        raise RequestValidationError([invalid], body=exc.doc) from exc
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        raise RequestValidationError(errors, body=data) from exc
-
-
 def _json(body: dict[str, Any], status: int = 200) -> Response:
     return JSONResponse(body, status_code=status)
-
-
-class _Decide(Protocol[_T_co]):
-    """:meth:`AuthzService.check` or :meth:`AuthzService.explain`."""
-
-    def __call__(
-        self,
-        store_id: str,
-        request: CheckRequest,
-        /,
-        *,
-        model_id: str | None,
-        consistency: Consistency,
-        info: RequestInfo,
-    ) -> Awaitable[_T_co]: ...
-
-
-def _check_request(body: CheckBody | BatchCheckItemIn, correlation_id: str = "") -> CheckRequest:
-    key = body.tuple_key
-    return CheckRequest(
-        key.object,
-        key.relation,
-        key.user,
-        context=body.context,
-        contextual_tuples=convert.contextual(body.contextual_tuples),
-        correlation_id=correlation_id,
-    )
 
 
 def _page(name: str, items: list[dict[str, Any]], page: Page[Any]) -> Response:
@@ -150,6 +90,20 @@ def _listing(body: ListObjectsBody | ListUsersBody) -> _Listing:
         context=body.context,
         contextual_tuples=convert.contextual(body.contextual_tuples),
     )
+
+
+#: The check's two possible answers, rendered once.
+_CHECK_ANSWERS = {
+    allowed: json_bytes({"allowed": allowed, "resolution": ""}) for allowed in (False, True)
+}
+
+
+def _checked(outcome: CheckOutcome) -> bytes:
+    return _CHECK_ANSWERS[outcome.allowed]
+
+
+def _explained(explanation: Explanation) -> bytes:
+    return json_bytes({**explanation.as_dict(), "path": explanation.path()})
 
 
 def _batch_item(result: CheckOutcome | AuthzError) -> dict[str, Any]:
@@ -189,6 +143,10 @@ class _Routes:
 
     def delete(self, path: str, **options: Any) -> Callable[[_F], _F]:
         return self._method("DELETE", path, **options)
+
+    def first(self, route: BaseRoute) -> None:
+        """Add ``route`` before every route added so far (routes are tried in order)."""
+        self._router.routes.insert(0, route)
 
 
 def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
@@ -343,44 +301,13 @@ def _query_routes(
     router: _Routes,
     authz: AuthzService,
     query: Callable[..., Awaitable[Principal]],
-    asker: Callable[..., Awaitable[RequestInfo]],
+    asker: Asker,
 ) -> None:
     # ------------------------------------------------------------------ queries
-    async def asked(request: Request, response: Response) -> tuple[RequestInfo, CheckBody]:
-        # One dependency: the caller first (401/403 before anything about the body), then the
-        # body, parsed here rather than by FastAPI (same errors, less work per check).
-        info = await asker(request, response)
-        return info, await json_body(request, CheckBody)
-
-    def decision_route(
-        path: str, decide: _Decide[_T], answer: Callable[[_T], dict[str, Any]], summary: str
-    ) -> None:
-        @router.post(f"/stores/{{store_id}}/{path}", name=path, summary=summary)
-        async def route(
-            store_id: str = StoreId, call: tuple[RequestInfo, CheckBody] = Depends(asked)
-        ) -> Response:
-            info, body = call
-            result = await decide(
-                _store(store_id),
-                _check_request(body),
-                model_id=body.authorization_model_id,
-                consistency=body.consistency,
-                info=info,
-            )
-            return _json(answer(result))
-
-    decision_route(
-        "check",
-        authz.check,
-        lambda outcome: {"allowed": outcome.allowed, "resolution": ""},
-        "OpenFGA's Check.",
-    )
-    decision_route(
-        "explain",
-        authz.explain,
-        lambda explanation: {**explanation.as_dict(), "path": explanation.path()},
-        "Bastion's extension (not an OpenFGA path): why a check is true or false.",
-    )
+    # Check and explain are plain Starlette routes tried before every other route (see
+    # ``_decision``): the hot path skips FastAPI's per-request machinery and the route walk.
+    router.first(DecisionRoute("explain", asker, authz.explain, _explained))
+    router.first(DecisionRoute("check", asker, authz.check, _checked))
 
     @router.post("/stores/{store_id}/batch-check")
     async def batch_check(
@@ -389,7 +316,7 @@ def _query_routes(
         ids = [c.correlation_id for c in body.checks]
         if len(set(ids)) != len(ids):
             raise OpenFgaError(400, "validation_error", "duplicate correlation_id in checks")
-        requests = [_check_request(c, c.correlation_id) for c in body.checks]
+        requests = [check_request(c, c.correlation_id) for c in body.checks]
         results = await authz.batch_check(
             _store(store_id),
             requests,

@@ -22,7 +22,7 @@ from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.engine import Explanation
 from bastion.authz.errors import AuthzError
-from bastion.authz.service._decisions import Decision, DecisionLog
+from bastion.authz.service._decisions import DecisionLog
 from bastion.authz.service._engine import Engine, compile_model, validate_model
 from bastion.authz.service._index import Consistency, IndexCache
 from bastion.authz.service._types import CheckOutcome, CheckRequest, RequestInfo
@@ -404,8 +404,8 @@ class AuthzService:
         allowed: bool,
         reason: str,
     ) -> None:
-        decision = Decision(
-            allowed=allowed,
+        self.decisions.log(
+            allowed,
             store_id=store_id,
             model_id=model_id,
             object=request.object,
@@ -414,8 +414,9 @@ class AuthzService:
             latency_ms=(time.perf_counter() - started) * 1000,
             reason=reason,
             source=info.source,
+            scope=info.scope,
+            actor=info.actor,
         )
-        self.decisions.record(decision, scope=info.scope, actor=info.actor)
 
     async def explain(
         self,

@@ -8,6 +8,7 @@ never blocks the check and bounds what an attacker can make it store.
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from typing import Any
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
+from bastion.audit.recorder import MAX_DETAIL_STRING_CHARS, ScrubbedDetails, scrub
 from bastion.clock import Clock
 
-__all__ = ["Decision", "DecisionLog"]
+__all__ = ["Decision", "DecisionLog", "decision_details"]
 
 #: Sampling resolution: rates are applied in millionths.
 _SCALE = 1_000_000
@@ -62,22 +64,50 @@ class DecisionLog:
         actor: str | None = None,
     ) -> bool:
         """Record ``decision`` (denied: always; allowed: when sampled). True if recorded."""
-        if decision.allowed and not self._sampled():
-            return False
-        event_type = (
-            EventType.AUTHZ_CHECK_ALLOWED if decision.allowed else EventType.AUTHZ_CHECK_DENIED
+        return self.log(
+            decision.allowed,
+            store_id=decision.store_id,
+            model_id=decision.model_id,
+            object=decision.object,
+            relation=decision.relation,
+            user=decision.user,
+            latency_ms=decision.latency_ms,
+            reason=decision.reason,
+            source=decision.source,
+            scope=scope,
+            actor=actor,
         )
-        outcome = Outcome.SUCCESS if decision.allowed else Outcome.FAILURE
-        details = {
-            "store_id": decision.store_id,
-            "model_id": decision.model_id,
-            "object": decision.object,
-            "relation": decision.relation,
-            "user": decision.user,
-            "latency_ms": round(decision.latency_ms, 3),
-            "source": decision.source,
-        }
-        subject = f"{decision.object}#{decision.relation}@{decision.user}"
+
+    def log(
+        self,
+        allowed: bool,
+        *,
+        store_id: str,
+        model_id: str,
+        object: str,  # noqa: A002 - OpenFGA's field name
+        relation: str,
+        user: str,
+        latency_ms: float,
+        reason: str,
+        source: str = "api",
+        scope: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> bool:
+        """:meth:`record` of a :class:`Decision` with these fields (the service's hot path)."""
+        if allowed and not self._sampled():
+            return False
+        event_type = EventType.AUTHZ_CHECK_ALLOWED if allowed else EventType.AUTHZ_CHECK_DENIED
+        outcome = Outcome.SUCCESS if allowed else Outcome.FAILURE
+        details = decision_details(
+            store_id=store_id,
+            model_id=model_id,
+            object=object,
+            relation=relation,
+            user=user,
+            latency_ms=round(latency_ms, 3),
+            source=source,
+        )
+        subject = f"{object}#{relation}@{user}"
         if scope is not None:
             event = event_from_scope(
                 scope,
@@ -85,7 +115,7 @@ class DecisionLog:
                 outcome,
                 actor=actor,
                 subject=subject,
-                reason=decision.reason,
+                reason=reason,
                 details=details,
                 clock=self._clock,
             )
@@ -96,8 +126,63 @@ class DecisionLog:
                 time=self._clock.now(),
                 actor=actor,
                 subject=subject,
-                reason=decision.reason,
+                reason=reason,
                 details=details,
             )
         self._audit.record(event)
         return True
+
+
+#: The decision event's detail keys: none names a credential (checked at import below), so
+#: the recorder's redaction would leave them all as they are.
+_DETAIL_KEYS = ("store_id", "model_id", "object", "relation", "user", "latency_ms", "source")
+_KEYS_KEPT = all(scrub({key: "x"}) == {key: "x"} for key in _DETAIL_KEYS)
+
+
+def decision_details(
+    *,
+    store_id: str,
+    model_id: str,
+    object: str,  # noqa: A002 - OpenFGA's field name
+    relation: str,
+    user: str,
+    latency_ms: float,
+    source: str,
+) -> Mapping[str, Any]:
+    """The decision event's details, exactly as :func:`bastion.audit.recorder.scrub` leaves
+    them. A decision's details are short texts and one number: when every text is ASCII
+    without NUL and within the recorder's bound (every check through the API, whose fields
+    are bounded far below it), they are already what scrubbing would give, and the read-only
+    :class:`ScrubbedDetails` is built directly (the recorder does not scrub it again);
+    otherwise they are scrubbed."""
+    texts = store_id + model_id + object + relation + user + source
+    if (
+        _KEYS_KEPT
+        and texts.isascii()
+        and "\x00" not in texts
+        and max(len(store_id), len(model_id), len(object), len(relation), len(user), len(source))
+        <= MAX_DETAIL_STRING_CHARS
+        and math.isfinite(latency_ms)
+    ):
+        return ScrubbedDetails(
+            store_id=store_id,
+            model_id=model_id,
+            object=object,
+            relation=relation,
+            user=user,
+            # Integral floats as integers, as scrubbing (and the chain's canonical form) has it.
+            latency_ms=int(latency_ms) if latency_ms.is_integer() else latency_ms,
+            source=source,
+        )
+    scrubbed: Mapping[str, Any] = scrub(
+        {
+            "store_id": store_id,
+            "model_id": model_id,
+            "object": object,
+            "relation": relation,
+            "user": user,
+            "latency_ms": latency_ms,
+            "source": source,
+        }
+    )
+    return scrubbed
