@@ -3,8 +3,9 @@
 SQLite (the default, a file in ``data_dir``) and PostgreSQL (``postgresql+asyncpg``) are
 supported. SQLite runs on the ``sqlite+inline`` driver (:mod:`bastion.storage.sqlite_inline`:
 the stdlib ``sqlite3`` called on the event loop's thread, with an in-process write gate and
-busy retries that never sleep inside SQLite); ``sqlite+aiosqlite`` (a worker thread per
-connection) is used when a URL names it.
+busy retries that never sleep inside SQLite; WAL checkpoints run in a worker thread, see
+:mod:`bastion.storage.wal`); ``sqlite+aiosqlite`` (a worker thread per connection) is used when
+a URL names it.
 
 Every query goes through SQLAlchemy with bound parameters (see
 ``tests/unit/storage/test_no_string_sql.py``); the engine hides bound values from its error
@@ -32,6 +33,7 @@ from sqlalchemy.pool import StaticPool
 
 from bastion.storage import sqlite_inline
 from bastion.storage.errors import StorageUnavailable
+from bastion.storage.wal import INLINE_WAL_PRAGMA, WalCheckpointer
 
 if TYPE_CHECKING:
     from bastion.config.settings import Settings
@@ -104,12 +106,15 @@ class Database:
 
     ``session()`` is a unit of work: it commits when the block exits normally and rolls back
     when it raises. ``ping()`` raises :class:`StorageUnavailable` when the database cannot be
-    reached. ``dispose()`` closes every pooled connection.
+    reached. ``dispose()`` closes every pooled connection (after a last WAL checkpoint of an
+    inline SQLite file). ``checkpointer`` checkpoints an inline SQLite file's WAL off the
+    event loop (None for other databases).
     """
 
     def __init__(self, url: str | URL) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.checkpointer: WalCheckpointer | None = None
         options: dict[str, Any] = {"hide_parameters": True}
         if self.is_sqlite:
             path = _sqlite_file(self.url)
@@ -118,12 +123,16 @@ class Database:
                 options["poolclass"] = StaticPool
             else:
                 _prepare_sqlite_file(path)
+                if self.url.get_driver_name() == sqlite_inline.DRIVER:
+                    self.checkpointer = WalCheckpointer(path)
         else:
             options["pool_pre_ping"] = True
             options["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
+        if self.checkpointer is not None:
+            event.listen(self.engine.sync_engine, "connect", self._hand_checkpoints_over)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
@@ -149,5 +158,21 @@ class Database:
         except (SQLAlchemyError, OSError) as exc:  # TimeoutError is an OSError
             raise StorageUnavailable from exc
 
+    def _hand_checkpoints_over(self, dbapi_connection: Any, _record: Any) -> None:
+        # SQLite must not checkpoint inside a commit on the loop thread: the checkpointer does it
+        # in a worker thread, counting the writes the driver reports.
+        if self.checkpointer is None or not isinstance(
+            dbapi_connection, sqlite_inline.InlineConnection
+        ):
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(INLINE_WAL_PRAGMA)
+        finally:
+            cursor.close()
+        dbapi_connection.on_write = self.checkpointer.wrote
+
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
         await self.engine.dispose()

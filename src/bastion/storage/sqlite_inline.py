@@ -41,9 +41,19 @@ transaction's first write takes the gate, no writer of this process can commit u
 
 Trade-off: a statement's own work now runs on the loop thread. Bastion's statements are point
 reads and short writes on indexed rows; long scans (the audit trail's verification) stream
-through a server-side cursor in bounded batches. A WAL auto-checkpoint (every 1000 pages) also
-runs inside the committing call. ``sqlite+aiosqlite`` stays available for deployments that
-prefer the worker thread (name it in ``BASTION_DATABASE_URL``).
+through a server-side cursor in bounded batches. ``sqlite+aiosqlite`` stays available for
+deployments that prefer the worker thread (name it in ``BASTION_DATABASE_URL``).
+
+WAL checkpoints. SQLite's automatic checkpoint (every 1000 WAL pages) would run inside the
+committing call, copying pages and syncing two files on the loop thread. A
+:class:`~bastion.storage.Database` turns it off on its inline connections
+(``PRAGMA wal_autocheckpoint=0``) and checkpoints in a worker thread instead
+(:mod:`bastion.storage.wal`): each connection reports the write transactions it ends through
+:attr:`InlineConnection.on_write`, and the checkpointer holds the write gate (a
+:class:`GateHolder` like a connection) while it runs, so this process's commits cannot
+overtake it. What remains on the loop: the commit that starts the WAL over after a checkpoint
+syncs the WAL's new 32-byte header (SQLite does so with ``synchronous=NORMAL``). An engine made
+without a ``Database`` keeps SQLite's automatic checkpoints.
 """
 
 from __future__ import annotations
@@ -53,7 +63,7 @@ import collections
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.connectors.asyncio import AsyncAdapt_dbapi_module
 from sqlalchemy.dialects import registry
@@ -65,6 +75,7 @@ from sqlalchemy.util.concurrency import await_
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
     "DRIVER",
+    "GateHolder",
     "InlineConnection",
     "SQLiteDialect_inline",
     "WriteGate",
@@ -123,24 +134,34 @@ def _is_retryable_busy(error: sqlite3.OperationalError) -> bool:
     return bool(code & 0xFF == _SQLITE_BUSY and code != _SQLITE_BUSY_SNAPSHOT)
 
 
+class GateHolder(Protocol):
+    """What may hold a :class:`WriteGate`: a connection, or the WAL checkpointer
+    (:mod:`bastion.storage.wal`), which keeps this process's writers out while it runs."""
+
+    def is_idle(self) -> bool:
+        """Whether it holds no SQLite lock (a stale holder that is idle loses the gate)."""
+        ...
+
+
 class WriteGate:
     """One writer at a time among this process's connections to one database file.
 
-    Held from a connection's first writing statement to the end of its transaction. Waiters
-    are served in arrival order; the gate is handed directly to the next waiter on release.
-    Belongs to one event loop (see :func:`write_gate`).
+    Held from a connection's first writing statement to the end of its transaction (or by the
+    WAL checkpointer while it checkpoints). Waiters are served in arrival order; the gate is
+    handed directly to the next waiter on release. Belongs to one event loop (see
+    :func:`write_gate`).
     """
 
     __slots__ = ("_holder", "_waiters")
 
     def __init__(self) -> None:
-        self._holder: weakref.ref[InlineConnection] | None = None
-        self._waiters: collections.deque[tuple[asyncio.Future[None], InlineConnection]] = (
+        self._holder: weakref.ref[GateHolder] | None = None
+        self._waiters: collections.deque[tuple[asyncio.Future[None], GateHolder]] = (
             collections.deque()
         )
 
     @property
-    def holder(self) -> InlineConnection | None:
+    def holder(self) -> GateHolder | None:
         return self._holder() if self._holder is not None else None
 
     @property
@@ -148,7 +169,7 @@ class WriteGate:
         """How many connections wait for the gate."""
         return sum(not future.done() for future, _ in self._waiters)
 
-    def try_take(self, connection: InlineConnection) -> bool:
+    def try_take(self, connection: GateHolder) -> bool:
         """Take the gate if it is free and nobody queues for it."""
         if self._holder is not None and self._holder() is None:
             # The holder was garbage collected without a release (its SQLite connection,
@@ -160,7 +181,7 @@ class WriteGate:
             return True
         return False
 
-    async def take(self, connection: InlineConnection, deadline: float) -> None:
+    async def take(self, connection: GateHolder, deadline: float) -> None:
         """Wait for the gate until ``deadline`` (loop time). Raises TimeoutError."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (future, connection)
@@ -179,7 +200,7 @@ class WriteGate:
                     return
             raise
 
-    def _take_from_stale(self, connection: InlineConnection) -> bool:
+    def _take_from_stale(self, connection: GateHolder) -> bool:
         # A safety net: the holder was dropped without its transaction ending through this
         # module (garbage collected, or closed by other means). Its lock is gone with it.
         holder = self.holder
@@ -188,7 +209,7 @@ class WriteGate:
             return True
         return False
 
-    def release(self, connection: InlineConnection) -> None:
+    def release(self, connection: GateHolder) -> None:
         """Release the gate if ``connection`` holds it, handing it to the next waiter."""
         if self.holder is not connection:
             return
@@ -229,7 +250,17 @@ class InlineConnection(AdaptedConnection):
     busy database.
     """
 
-    __slots__ = ("__weakref__", "_busy", "_gate", "_holds_gate", "_loop", "_snapshot", "sqlite")
+    __slots__ = (
+        "__weakref__",
+        "_busy",
+        "_changes",
+        "_gate",
+        "_holds_gate",
+        "_loop",
+        "_snapshot",
+        "on_write",
+        "sqlite",
+    )
 
     def __init__(self, connection: sqlite3.Connection, gate: WriteGate | None) -> None:
         self._connection = connection  # type: ignore[assignment] # SQLAlchemy's driver_connection
@@ -239,6 +270,15 @@ class InlineConnection(AdaptedConnection):
         self._holds_gate = False
         self._busy = False  # inside a call (possibly backing off)
         self._snapshot = False  # the open transaction has run a statement
+        self._changes = connection.total_changes
+        #: Called on the loop after each write transaction ends, with the gate and the number
+        #: of rows it changed (the WAL checkpointer counts the WAL's growth with it).
+        self.on_write: Callable[[WriteGate, int], None] | None = None
+
+    @property
+    def gate(self) -> WriteGate | None:
+        """This connection's write gate (None for an in-memory database)."""
+        return self._gate
 
     # -- the gate and the busy retries ---------------------------------------------------
     def _in_transaction(self) -> bool:
@@ -262,6 +302,16 @@ class InlineConnection(AdaptedConnection):
             self._holds_gate = False
             if self._gate is not None:
                 self._gate.release(self)
+                if self.on_write is not None:
+                    self._wrote(self.on_write, self._gate)
+
+    def _wrote(self, on_write: Callable[[WriteGate, int], None], gate: WriteGate) -> None:
+        try:
+            changes = self.sqlite.total_changes
+        except sqlite3.ProgrammingError:  # closed: nothing more will be written through it
+            return
+        rows, self._changes = changes - self._changes, changes
+        on_write(gate, rows)
 
     async def _take_gate(self, deadline: float) -> None:
         gate = self._gate

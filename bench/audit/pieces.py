@@ -1,0 +1,169 @@
+"""Instructions per call of each piece of an audit event's cost, counted by callgrind.
+
+:mod:`bench.audit.instructions` gives the whole cost of one event; this splits it: the event
+built on the request path (``event_from_scope``, the bench's handler's call), the recorder's
+``record()``, the ECS log line (``LogSink``'s members and line), and the database sink's work
+per event (the row's parameters and canonical tail, the JSON column, the link's HMAC). Each
+piece runs ``--calls`` times in a loop (the loop's own overhead, about 100 instructions per
+call, included) on the bench's event.
+
+Usage: ``.venv/bin/python -m bench.audit.pieces [--calls 10000] [piece ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import callgrind
+from bench.audit.common import machine
+from bench.http_overhead.inprocess import SCOPE
+
+#: The scope the bench handler sees: the HTTP core has set the client IP and request id.
+_SCOPE: dict[str, Any] = {
+    **SCOPE,
+    "path": "/bench-audit",
+    "state": {"client_ip": "127.0.0.1", "request_id": "9f2c6d3e4b5a46f7a8b9c0d1e2f3a4b5"},
+}
+
+
+def _event() -> Any:
+    from bastion.audit.context import event_from_scope  # noqa: PLC0415
+    from bastion.audit.events import EventType, Outcome  # noqa: PLC0415
+
+    return event_from_scope(
+        _SCOPE,
+        EventType.IDENTITY_PROFILE_UPDATED,
+        Outcome.SUCCESS,
+        actor="user:bench",
+        subject="user:bench",
+        details={"fields": ["display_name"]},
+    )
+
+
+def _from_scope() -> Callable[[], Any]:
+    from bastion.audit.context import event_from_scope  # noqa: PLC0415
+    from bastion.audit.events import EventType, Outcome  # noqa: PLC0415
+
+    kind, outcome = EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS
+    return lambda: event_from_scope(
+        _SCOPE,
+        kind,
+        outcome,
+        actor="user:bench",
+        subject="user:bench",
+        details={"fields": ["display_name"]},
+    )
+
+
+def _record() -> Callable[[], Any]:
+    from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
+
+    recorder = QueueAuditRecorder([], queue_size=10**7, batch_size=200)
+    event = _event()
+    return lambda: recorder.record(event)
+
+
+def _ecs_line() -> Callable[[], Any]:
+    from bastion.audit import ecs, sinks  # noqa: PLC0415
+
+    event = _event()
+    head = sinks._LINE_HEAD  # noqa: SLF001 - the sink's own line
+    tail = ', "level": "info", "message": "audit_event"}'
+    return lambda: "{" + head + ecs.ecs_members(event) + tail
+
+
+def _sqlite_dialect() -> Any:
+    from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
+
+    import bastion.storage  # noqa: F401, PLC0415 - registers sqlite+inline
+
+    return create_async_engine("sqlite+inline://").dialect
+
+
+def _row() -> Callable[[], Any]:
+    from bastion.audit import sinks  # noqa: PLC0415
+
+    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    event = _event()
+    return lambda: sinks._link(insert_, event)  # noqa: SLF001
+
+
+def _canonical_tail() -> Callable[[], Any]:
+    from bastion.audit import chain, sinks  # noqa: PLC0415
+
+    event = _event()
+    texts = sinks._texts(event)  # noqa: SLF001
+    stamp = chain.utc_stamp(event.time)
+    return lambda: chain.canonical_tail(stamp, texts, event.details)
+
+
+def _json_column() -> Callable[[], Any]:
+    from bastion.audit import sinks  # noqa: PLC0415
+
+    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    details = _event().details
+    process = insert_._details  # noqa: SLF001
+    return lambda: process(details)
+
+
+def _mac() -> Callable[[], Any]:
+    from bastion.audit import chain, sinks  # noqa: PLC0415
+
+    event = _event()
+    tail = chain.canonical_tail(chain.utc_stamp(event.time), sinks._texts(event), event.details)  # noqa: SLF001
+    key = chain.ChainKey("0a1b2c3d", b"k" * 32)
+    return lambda: chain.link_mac(key, 123456, "f" * 64, tail)
+
+
+def _now() -> Callable[[], Any]:
+    return lambda: datetime.now(UTC)
+
+
+PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
+    "from_scope": _from_scope,
+    "record": _record,
+    "ecs_line": _ecs_line,
+    "row": _row,
+    "canonical_tail": _canonical_tail,
+    "json_column": _json_column,
+    "mac": _mac,
+    "now": _now,
+}
+
+
+def _drive(piece: str, n: int, flags: Path) -> None:
+    call = PIECES[piece]()
+    for _ in range(1000):  # warm: caches, specialization
+        call()
+    callgrind.ready(flags)
+    for _ in range(n):
+        call()
+    callgrind.done(flags)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("pieces", nargs="*", default=list(PIECES))
+    args = parser.parse_args()
+    if args.drive:
+        piece, n, flags = args.drive
+        _drive(piece, int(n), Path(flags))
+        return
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
+    print(f"run: {machine()}")
+    print(f"instructions per call ({args.calls} calls, loop overhead included)")
+    for piece in args.pieces:
+        count = callgrind.count("bench.audit.pieces", [piece], args.calls, label=piece)
+        print(f"  {piece:15} {count:10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
