@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar
@@ -41,6 +42,11 @@ MIN_USER_WORD_CHARS = 4
 #: zxcvbn's run time grows steeply with length (seconds for 128 random characters): score only
 #: this prefix. A password is at least as hard to guess as its first 64 characters.
 ZXCVBN_MAX_CHARS = 64
+#: zxcvbn keeps each call's user inputs in a module-level dictionary (``matching.RANKED_DICTIONARIES
+#: ["user_inputs"]``) that the matching then reads: two decisions running at once in the
+#: hashing threads would score against each other's inputs. One call at a time (the scoring is
+#: pure Python under the GIL, so nothing runs in parallel anyway).
+_ZXCVBN_LOCK = threading.Lock()
 _WORD_SEPARATORS = re.compile(r"[\s._+\-'@]+")
 
 
@@ -154,7 +160,8 @@ class PasswordPolicy:
             return self.reject(*reasons)
         # Loaded on first use (a login-only worker never needs it), with compact dictionaries.
         zxcvbn = load_zxcvbn().zxcvbn
-        result = zxcvbn(text[:ZXCVBN_MAX_CHARS], user_inputs=words)
+        with _ZXCVBN_LOCK:
+            result = zxcvbn(text[:ZXCVBN_MAX_CHARS], user_inputs=words)
         score = int(result["score"])
         if score < self.settings.min_strength_score:
             warning = str(result["feedback"]["warning"] or "")

@@ -172,3 +172,42 @@ def test_scoring_time_is_bounded(policy: PasswordPolicy) -> None:
     start = time.perf_counter()
     policy.evaluate(password)
     assert time.perf_counter() - start < 1.0
+
+
+def test_concurrent_decisions_do_not_score_against_each_others_user_inputs(
+    policy: PasswordPolicy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """zxcvbn puts each call's user inputs in a module-level dictionary that its matching reads
+    afterwards. Decision A is held inside zxcvbn's matching while decision B (another user) is
+    started in a second thread: A must still see its own user's inputs when it goes on."""
+    import threading  # noqa: PLC0415
+
+    matching = load_zxcvbn().matching
+    real_omnimatch = matching.omnimatch
+    inside = threading.Event()
+    go_on = threading.Event()
+    seen: dict[str, object] = {}
+
+    def held_omnimatch(password: str, dictionaries: dict[str, object]) -> object:
+        if password.startswith("first"):
+            inside.set()
+            go_on.wait(5)
+            seen["first"] = set(dictionaries["user_inputs"])  # type: ignore[call-overload]
+        return real_omnimatch(password, dictionaries)
+
+    monkeypatch.setattr(matching, "omnimatch", held_omnimatch)
+    first_user = UserInfo(names=("Quorvath Zelminor",))
+    first = threading.Thread(target=policy.evaluate, args=("first-Vq8#zR2!wLp9", first_user))
+    second = threading.Thread(
+        target=policy.evaluate,
+        args=("second-Vq8#zR2!wLp9", UserInfo(names=("Bramble Oakheart",))),
+    )
+    first.start()
+    assert inside.wait(5)
+    second.start()
+    second.join(0.5)  # without the lock, B replaces the inputs well within this
+    go_on.set()
+    first.join(5)
+    second.join(5)
+    assert seen["first"] == set(first_user.words())
+    assert "bramble" not in seen["first"]
