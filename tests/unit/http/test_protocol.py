@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from typing import Any
 
 import pytest
@@ -170,3 +171,44 @@ def test_protocol_advertises_the_extension(monkeypatch: pytest.MonkeyPatch) -> N
     assert started == [(cycle, "app")]
     assert type(cycle) is protocol._Cycle
     assert EXTENSION in cycle.scope["extensions"]
+
+
+def test_header_checks_find_what_uvicorns_patterns_find() -> None:
+    # The checks delete the bytes uvicorn's patterns match: equal answers on every single byte
+    # and on random headers (the patterns are one character class each).
+    rng = random.Random(7)  # noqa: S311 - reproducible test inputs, not secrets
+    samples = [bytes((b,)) for b in range(256)] + [b"", b"content-type", b"a b", b"x\r\ny"]
+    samples += [rng.randbytes(rng.randrange(0, 24)) for _ in range(3000)]
+    for sample in samples:
+        name_ok = len(sample.translate(None, protocol._INVALID_NAME_BYTES)) == len(sample)
+        value_ok = len(sample.translate(None, protocol._INVALID_VALUE_BYTES)) == len(sample)
+        assert name_ok == (httptools_impl.HEADER_RE.search(sample) is None), sample
+        assert value_ok == (httptools_impl.HEADER_VALUE_RE.search(sample) is None), sample
+
+
+@pytest.mark.parametrize(
+    "header",
+    [(b"x-bad", b"a\x00b"), (b"x-bad", b"a\x7f"), (b"a:b", b"v"), (b"", b"v"), (b"\xff", b"\x80")],
+    ids=["nul", "del", "colon", "empty name", "high bytes"],
+)
+async def test_header_errors_are_uvicorns(header: tuple[bytes, bytes]) -> None:
+    start = {"type": "http.response.start", "status": 200, "headers": [header]}
+    stock_error = ours_error = None
+    try:
+        await _answer(httptools_impl.RequestResponseCycle, [_stock(start)])
+    except RuntimeError as exc:
+        stock_error = str(exc)
+    try:
+        await _answer(protocol._Cycle, [_ours(start)])
+    except RuntimeError as exc:
+        ours_error = str(exc)
+    assert ours_error == stock_error
+
+
+async def test_messages_without_a_block_go_to_uvicorns_send() -> None:
+    cycle = _cycle(protocol._Cycle)
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+    await cycle.send(start)
+    await cycle.send({"type": "http.response.body", "body": b"x"})
+    assert b"".join(cycle.transport.written).endswith(b"\r\n\r\nx")
+    assert cycle.response_complete

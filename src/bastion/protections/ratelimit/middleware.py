@@ -28,7 +28,7 @@ from bastion.http.middleware._state import NO_BODY, RESPONSE_HEADERS
 from bastion.http.problems import send_problem
 from bastion.protections.ratelimit.errors import StoreUnavailable
 from bastion.protections.ratelimit.headers import RETRY_AFTER
-from bastion.protections.ratelimit.services import STATE_LIMITER, RateLimiter
+from bastion.protections.ratelimit.services import STATE_LIMITER, RateLimiter, Verdict
 
 
 class RateLimitMiddleware:
@@ -55,7 +55,9 @@ class RateLimitMiddleware:
             await inner(scope, receive, send)
             return
         try:
-            verdict = await self.limiter.check(scope, applied)
+            # Decided without a coroutine when the in-process store allows the request.
+            decided = self.limiter.decide(scope, applied)
+            verdict = decided if type(decided) is Verdict else await decided  # type: ignore[misc]
         except StoreUnavailable as exc:
             retry = str(exc.retry_after).encode("ascii")
             await send_problem(scope, send, exc, headers=[(RETRY_AFTER, retry)])
