@@ -53,7 +53,7 @@ from bastion.http.middleware.request_id import REQUEST_ID_VAR, choose, new_reque
 from bastion.http.middleware.security_headers import SecurityHeaders
 from bastion.http.middleware.trusted_host import HostAllowlist, refuse
 from bastion.http.problems import send_problem
-from bastion.ops.metrics import Metrics, observe_request
+from bastion.ops.metrics import Metrics
 
 #: The problem code of the concurrency cap's 503 (not logged as a server error, see above).
 OVERLOADED_CODE = "overloaded"
@@ -85,6 +85,7 @@ class HttpCoreMiddleware:
         self.resolver = ClientResolver(trusted_proxies)
         self.security = SecurityHeaders(hsts_max_age, strip=(REQUEST_ID_HEADER,))
         self.metrics = metrics
+        self._observe = metrics.observe_scope
         self.auditor = RejectionAuditor(recorder, clock)
         self.debug = debug
         self.allowlist = HostAllowlist(allowed_hosts)
@@ -161,7 +162,7 @@ class HttpCoreMiddleware:
             handed.clear()  # the inner layers' headers were for the answer that failed
             await answer_exception(scope, send_core, exc, started=answer.started, debug=self.debug)
         finally:
-            observe_request(self.metrics, scope, answer.status, _perf_counter() - start)
+            self._observe(scope, answer.status, _perf_counter() - start)
             REQUEST_ID_VAR.reset(token)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
