@@ -90,6 +90,7 @@ class HttpCoreMiddleware:
         self.debug = debug
         self.allowlist = HostAllowlist(allowed_hosts)
         self._host_allowed = self.allowlist.is_allowed_value
+        self._hosts_seen = self.allowlist.decisions
         self._proxies = bool(self.resolver.trusted_proxies)
         # An inner layer that adds nothing to requests without ``Origin`` (CORS) says what it
         # would call for them: such a request goes there directly (one hop less).
@@ -149,7 +150,12 @@ class HttpCoreMiddleware:
         start = _perf_counter()
         token = REQUEST_ID_VAR.set(request_id)
         try:
-            if hosts != 1 or host is None or not self._host_allowed(host):
+            # HostAllowlist.is_allowed_value, its remembered decisions read here first.
+            if (
+                hosts != 1
+                or host is None
+                or not (self._hosts_seen.get(host) or self._host_allowed(host))
+            ):
                 await refuse(scope, send_core)
             elif scope["method"].upper() in BLOCKED_METHODS:  # methods.is_blocked, inlined
                 await send_problem(scope, send_core, MethodNotAllowed())

@@ -29,7 +29,7 @@ from bastion.http.middleware._state import NO_BODY, RESPONSE_HEADERS
 from bastion.http.problems import send_problem
 from bastion.protections.ratelimit.concurrency import ConcurrencyCap
 from bastion.protections.ratelimit.errors import StoreUnavailable
-from bastion.protections.ratelimit.headers import RETRY_AFTER
+from bastion.protections.ratelimit.headers import RETRY_AFTER, fields
 from bastion.protections.ratelimit.services import STATE_LIMITER, RateLimiter, Verdict
 
 
@@ -50,6 +50,8 @@ class RateLimitMiddleware:
         self.app = app
         self._next = next_app(app)
         self.limiter = limiter
+        # RateLimiter.applicable, one call less: the policy table's match itself.
+        self._applicable = limiter.table.match
         self.emit_headers = emit_headers
         self.cap = (
             None
@@ -76,7 +78,7 @@ class RateLimitMiddleware:
             inner = self._next
             if self._without_body is not None and state.get(NO_BODY):
                 inner = self._without_body
-            applied = self.limiter.applicable(scope["method"], scope["path"])
+            applied = self._applicable(scope["method"], scope["path"])
             if not applied:
                 await inner(scope, receive, send)
                 return
@@ -100,7 +102,7 @@ class RateLimitMiddleware:
             if not self.emit_headers or not verdict.results:
                 await inner(scope, receive, send)
                 return
-            extra_headers = verdict.headers()
+            extra_headers = fields(verdict.results, refused=False)  # verdict.headers(), allowed
             # Behind the HTTP core, hand the headers to it (one send wrapper less per request).
             handed = state.get(RESPONSE_HEADERS)
             if handed is not None:
