@@ -56,10 +56,10 @@ def _middleware(settings: Settings, services: Services) -> list[Middleware]:
             allow_credentials=settings.cors_allow_credentials,
             max_age=settings.cors_max_age,
         ),
-        # Overload shedding: counted by metrics, carries security and CORS headers, not audited.
-        services.rate_limiting.concurrency_middleware(),
-        # Inside CORS so browsers can read a 429; before any body is read.
-        services.rate_limiting.rate_limit_middleware(),
+        # The concurrency cap, then the rate limits, in one layer. Overload shedding: counted
+        # by metrics, carries security and CORS headers, not audited. Inside CORS so browsers
+        # can read a 429; before any body is read.
+        services.rate_limiting.protections_middleware(),
         Middleware(BodyLimitMiddleware, default_limit=settings.max_body_bytes),
         Middleware(
             JsonContentMiddleware,

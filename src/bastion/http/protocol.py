@@ -27,6 +27,7 @@ upgrade that changes them fails there). A message without a block goes to uvicor
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from uvicorn.protocols.http import httptools_impl
@@ -42,6 +43,7 @@ _STATUS_LINE = httptools_impl.STATUS_LINE
 #: A first body piece up to this size is joined to the headers in one write; a larger one
 #: follows them in a second write (no copy of a large body just to save a system call).
 JOIN_LIMIT = 64 * 1024
+_uvicorn_send = httptools_impl.RequestResponseCycle.send
 
 
 class _Cycle(httptools_impl.RequestResponseCycle):
@@ -53,18 +55,18 @@ class _Cycle(httptools_impl.RequestResponseCycle):
     #: compares the process id with a ``getpid`` system call each time).
     _loop: asyncio.AbstractEventLoop | None = None
 
-    async def send(self, message: Any) -> None:
+    # Not a coroutine function: it returns uvicorn's ``send`` awaitable for every message it
+    # handles, with no coroutine of its own around it.
+    def send(self, message: Any) -> Awaitable[None]:  # type: ignore[override]
         head = self._head
         if head is not None:
             self._head = None
-            if self.flow.write_paused and not self.disconnected:
-                await self.flow.drain()
-            if not self.disconnected:
-                self._first_body(message, head)
-            return
+            return self._send_first_body(message, head)
         if self.response_started or type(message.get(MESSAGE_KEY)) is not HeaderBlock:
-            await super().send(message)
-            return
+            return _uvicorn_send(self, message)
+        return self._send_with_block(message)
+
+    async def _send_with_block(self, message: Any) -> None:
         if self.flow.write_paused and not self.disconnected:
             await self.flow.drain()
         if self.disconnected:
@@ -132,6 +134,12 @@ class _Cycle(httptools_impl.RequestResponseCycle):
         content.append(b"\r\n")
         self._head = b"".join(content)
         (self._loop or asyncio.get_running_loop()).call_soon(self._flush_head)
+
+    async def _send_first_body(self, message: Any, head: bytes) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if not self.disconnected:
+            self._first_body(message, head)
 
     def _flush_head(self) -> None:
         """The body did not follow in the same step: the headers go out on their own."""

@@ -32,6 +32,7 @@ _BUCKET_NAMES = tuple(
     for bound in _BUCKET_BOUNDS
 )
 _REQUESTS_LABELS = ("route", "method", "status")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LATENCY_LABELS = ("route", "method")
 
 
@@ -145,9 +146,33 @@ class Metrics:
         self.registry.register(_AuditQueueCollector(recorder))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        series = self._series.get((route, method))
+        self._count(self._series.get((route, method)), (route, method), status, seconds)
+
+    def observe_scope(self, scope: Scope, status: int, seconds: float) -> None:
+        """Counts one answered HTTP request (by route template, known method, status)."""
+        method = scope["method"]
+        path = getattr(scope.get("route"), "path", None)  # route_template(), inlined: hot path
+        key = (
+            path if isinstance(path, str) else UNMATCHED_ROUTE,
+            method if method in _KNOWN_METHODS else "OTHER",
+        )
+        series = self._series.get(key)
+        if series is None:  # the body of _count, inlined: one call per request, not two
+            series = self._series[key] = _Series()
+        statuses = series.statuses
+        if status in statuses:
+            statuses[status] += 1
+        else:
+            statuses[status] = 1
+            series.status_created[status] = time.time()
+        series.buckets[bisect.bisect_left(_BUCKET_BOUNDS, seconds)] += 1
+        series.sum += seconds
+
+    def _count(
+        self, series: _Series | None, key: tuple[str, str], status: int, seconds: float
+    ) -> None:
         if series is None:
-            series = self._series[route, method] = _Series()
+            series = self._series[key] = _Series()
         statuses = series.statuses
         if status in statuses:
             statuses[status] += 1
@@ -159,19 +184,9 @@ class Metrics:
         series.sum += seconds
 
 
-_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
 def observe_request(metrics: Metrics, scope: Scope, status: int, seconds: float) -> None:
     """Counts one answered HTTP request (by route template, known method, status)."""
-    method = scope["method"]
-    path = getattr(scope.get("route"), "path", None)  # route_template(), inlined: hot path
-    metrics.observe(
-        path if isinstance(path, str) else UNMATCHED_ROUTE,
-        method if method in _KNOWN_METHODS else "OTHER",
-        status,
-        seconds,
-    )
+    metrics.observe_scope(scope, status, seconds)
 
 
 def route_template(scope: Scope) -> str:

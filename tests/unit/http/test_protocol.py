@@ -245,3 +245,31 @@ async def test_nothing_is_written_after_a_disconnect_before_the_body() -> None:
     await cycle.send({"type": "http.response.body", "body": b"{}"})
     await asyncio.sleep(0)
     assert cycle.transport.written == []
+
+
+@pytest.mark.parametrize(
+    "header",
+    [(b"x-bad", b"a\x00b"), (b"x-bad", b"a\x7f"), (b"a:b", b"v"), (b"", b"v"), (b"\xff", b"\x80")],
+    ids=["nul", "del", "colon", "empty name", "high bytes"],
+)
+async def test_header_errors_are_uvicorns(header: tuple[bytes, bytes]) -> None:
+    start = {"type": "http.response.start", "status": 200, "headers": [header]}
+    stock_error = ours_error = None
+    try:
+        await _answer(httptools_impl.RequestResponseCycle, [_stock(start)])
+    except RuntimeError as exc:
+        stock_error = str(exc)
+    try:
+        await _answer(protocol._Cycle, [_ours(start)])
+    except RuntimeError as exc:
+        ours_error = str(exc)
+    assert ours_error == stock_error
+
+
+async def test_messages_without_a_block_go_to_uvicorns_send() -> None:
+    cycle = _cycle(protocol._Cycle)
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"1")]}
+    await cycle.send(start)
+    await cycle.send({"type": "http.response.body", "body": b"x"})
+    assert b"".join(cycle.transport.written).endswith(b"\r\n\r\nx")
+    assert cycle.response_complete

@@ -6,7 +6,7 @@ import prometheus_client
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from bastion.ops.metrics import Metrics
+from bastion.ops.metrics import UNMATCHED_ROUTE, Metrics
 
 OBSERVATIONS = [
     ("/bench", "GET", 200, 0.0004),
@@ -88,3 +88,21 @@ def test_names_are_reserved_in_the_registry() -> None:
     metrics = Metrics()
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         Counter("bastion_http_requests", "dup", registry=metrics.registry)
+
+
+class _Route:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+def test_observe_scope_counts_as_observe() -> None:
+    # The HTTP core's one-call path: same series as observe() with the route template and
+    # method it reads from the scope (unknown methods as OTHER, no route as <unmatched>).
+    by_scope = Metrics()
+    for route, method, status, seconds in OBSERVATIONS:
+        by_scope.observe_scope({"method": method, "route": _Route(route)}, status, seconds)
+    assert samples(by_scope.registry) == samples(observed().registry)
+    by_scope.observe_scope({"method": "BREW"}, 404, 0.002)
+    direct = observed()
+    direct.observe(UNMATCHED_ROUTE, "OTHER", 404, 0.002)
+    assert samples(by_scope.registry) == samples(direct.registry)

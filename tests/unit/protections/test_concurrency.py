@@ -14,6 +14,23 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from bastion.protections.ratelimit.concurrency import ConcurrencyLimitMiddleware
+from bastion.protections.ratelimit.memory import MemoryStore
+from bastion.protections.ratelimit.middleware import RateLimitMiddleware
+from bastion.protections.ratelimit.policies import Policy
+from bastion.protections.ratelimit.services import RateLimiter
+
+
+def fused(app: Any, **options: Any) -> RateLimitMiddleware:
+    """The cap as the app has it: in the rate limit layer (``protections_middleware``)."""
+    limiter = RateLimiter(MemoryStore(), [Policy.per("api-ip", 1000, 60)], key_prefix="t:")
+    return RateLimitMiddleware(app, limiter=limiter, **options)
+
+
+def active(app: Any) -> int:
+    return app.cap.active  # type: ignore[no-any-return]
+
+
+CAPPED = pytest.mark.parametrize("capped", [ConcurrencyLimitMiddleware, fused])
 
 
 class Gate:
@@ -33,11 +50,10 @@ class Gate:
         return PlainTextResponse("done")
 
 
-async def test_beyond_the_cap_a_fast_503() -> None:
+@CAPPED
+async def test_beyond_the_cap_a_fast_503(capped: Any) -> None:
     gate, registry = Gate(capacity=2), CollectorRegistry()
-    app = ConcurrencyLimitMiddleware(
-        Starlette(routes=[Route("/slow", gate.slow)]), max_concurrent=2, registry=registry
-    )
+    app = capped(Starlette(routes=[Route("/slow", gate.slow)]), max_concurrent=2, registry=registry)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         first = asyncio.create_task(http.get("/slow"))
@@ -53,20 +69,21 @@ async def test_beyond_the_cap_a_fast_503() -> None:
         gate.release.set()
         assert [(await t).status_code for t in (first, second)] == [200, 200]
         assert (await http.get("/slow")).status_code == 200
-    assert app.active == 0
+    assert active(app) == 0
     assert registry.get_sample_value("bastion_overload_requests_shed_total") == 1
 
 
-async def test_the_slot_is_freed_when_the_app_fails() -> None:
+@CAPPED
+async def test_the_slot_is_freed_when_the_app_fails(capped: Any) -> None:
     async def broken(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("boom")
 
-    app = ConcurrencyLimitMiddleware(broken, max_concurrent=1)
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    app = capped(broken, max_concurrent=1)
     for _ in range(3):
+        scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": ("::1", 1)}
         with pytest.raises(RuntimeError):
-            await app(scope, None, None)  # type: ignore[arg-type]
-    assert app.active == 0
+            await app(scope, None, None)
+    assert active(app) == 0
 
 
 async def test_non_http_scopes_are_not_counted() -> None:
@@ -81,6 +98,11 @@ async def test_non_http_scopes_are_not_counted() -> None:
     assert calls == ["lifespan"]
 
 
-def test_the_cap_must_be_positive() -> None:
+@CAPPED
+def test_the_cap_must_be_positive(capped: Any) -> None:
     with pytest.raises(ValueError, match="max_concurrent"):
-        ConcurrencyLimitMiddleware(Starlette(), max_concurrent=0)
+        capped(Starlette(), max_concurrent=0)
+
+
+def test_without_max_concurrent_the_rate_limit_layer_has_no_cap() -> None:
+    assert fused(Starlette()).cap is None

@@ -88,3 +88,9 @@ def test_key_kinds_given_as_strings_are_coerced() -> None:
     assert Policy.per("p", 1, 1, keys=["ip", "user"]).keys == (KeyKind.IP, KeyKind.USER)  # type: ignore[list-item]
     with pytest.raises(ValueError, match="'nope'"):
         Policy.per("p", 1, 1, keys=["nope"])  # type: ignore[list-item]
+
+
+def test_header_bytes_are_the_field_item() -> None:
+    policy = Policy.per("b", 10, 10, burst=2)
+    assert policy.field_bytes == policy.field_item.encode("ascii") == b'"b";q=2;w=2'
+    assert policy.limit_prefix == b'"b";r='

@@ -209,3 +209,21 @@ async def test_per_user_policies_are_left_for_the_authentication_layer(
     assert isinstance(error, RateLimited)
     assert error.extra == {"violated-policies": ["api-user"]}
     assert error.headers["RateLimit-Policy"] == '"api-user";q=3;w=60'
+
+
+async def test_decide_answers_at_once_only_when_the_memory_store_allows(
+    ticker: Ticker, clock: FrozenClock
+) -> None:
+    # A single allowing memory-store decision is a Verdict (no coroutine); a refusal is an
+    # awaitable, which counts the refusal and records the audit event as check() does.
+    limiter, recorder, registry = limiter_for(ticker, clock)
+    scope = request("/x", ip="192.0.2.9")
+    applied = limiter.applicable("GET", "/x")
+    answers = [limiter.decide(scope, applied) for _ in range(5)]
+    assert all(type(answer).__name__ == "Verdict" and answer.allowed for answer in answers)  # type: ignore[union-attr]
+    refused = limiter.decide(scope, applied)
+    assert not isinstance(refused, tuple)
+    verdict = await refused
+    assert not verdict.allowed
+    assert [event.subject for event in recorder.events] == ["api-ip"]
+    assert registry.get_sample_value("bastion_ratelimit_exceeded_total", {"policy": "api-ip"}) == 1

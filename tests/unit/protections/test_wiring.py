@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -40,21 +41,33 @@ async def test_disabled_means_no_policies_but_the_middleware_still_works() -> No
     assert not built.limiter.table
 
 
-async def test_the_middleware_pair() -> None:
+@pytest.mark.parametrize("fused", [False, True], ids=["pair", "one layer"])
+async def test_the_middleware_pair(fused: bool) -> None:
+    registry = CollectorRegistry()
     built = build_rate_limiting(
         RateLimitSettings(policies={"api-ip": {"limit": 1}}, max_concurrent_requests=5),
-        registry=CollectorRegistry(),
+        registry=registry,
     )
 
     async def home(request: object) -> PlainTextResponse:
         return PlainTextResponse("hi")
 
-    middleware: list[Middleware] = [built.concurrency_middleware(), built.rate_limit_middleware()]
+    middleware: list[Middleware] = (
+        [built.protections_middleware()]
+        if fused
+        else [built.concurrency_middleware(), built.rate_limit_middleware()]
+    )
     app = Starlette(routes=[Route("/", home)], middleware=middleware)
     transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 1))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
         assert (await http.get("/")).status_code == 200
         assert (await http.get("/")).status_code == 429
+    # The cap's metrics, in the registry given, whichever form carries it.
+    assert registry.get_sample_value("bastion_overload_requests_in_flight") == 0
+    assert registry.get_sample_value("bastion_overload_requests_shed_total") == 0
+    if fused:
+        (limits,) = middleware
+        assert limits.kwargs["max_concurrent"] == 5
 
 
 def test_include_publishes_the_limiter() -> None:

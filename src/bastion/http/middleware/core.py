@@ -53,7 +53,7 @@ from bastion.http.middleware.request_id import REQUEST_ID_VAR, choose, new_reque
 from bastion.http.middleware.security_headers import SecurityHeaders
 from bastion.http.middleware.trusted_host import HostAllowlist, refuse
 from bastion.http.problems import send_problem
-from bastion.ops.metrics import Metrics, observe_request
+from bastion.ops.metrics import Metrics
 
 #: The problem code of the concurrency cap's 503 (not logged as a server error, see above).
 OVERLOADED_CODE = "overloaded"
@@ -85,10 +85,12 @@ class HttpCoreMiddleware:
         self.resolver = ClientResolver(trusted_proxies)
         self.security = SecurityHeaders(hsts_max_age, strip=(REQUEST_ID_HEADER,))
         self.metrics = metrics
+        self._observe = metrics.observe_scope
         self.auditor = RejectionAuditor(recorder, clock)
         self.debug = debug
         self.allowlist = HostAllowlist(allowed_hosts)
         self._host_allowed = self.allowlist.is_allowed_value
+        self._hosts_seen = self.allowlist.decisions
         self._proxies = bool(self.resolver.trusted_proxies)
         # An inner layer that adds nothing to requests without ``Origin`` (CORS) says what it
         # would call for them: such a request goes there directly (one hop less).
@@ -126,41 +128,34 @@ class HttpCoreMiddleware:
             state[NO_BODY] = True
         request_id = choose(inbound, ids) if ids else new_request_id()
         state["request_id"] = request_id
-        id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         handed: list[tuple[bytes, bytes]] = []
         state[RESPONSE_HEADERS] = handed
+        # One small object per request instead of a closure: a closure over this frame would
+        # make a cell of each variable it reads (a dozen allocations per request).
+        answer = _new_answer(_Answer)
+        answer.core = self
+        answer.scope = scope
+        answer.next_send = send
+        answer.state = state
+        answer.handed = handed
+        answer.id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         # A server that writes header blocks (``header_block``) gets the constant security
         # headers as one block validated at start-up, not as eight headers to validate each time.
         extensions = scope.get("extensions")
-        blocks = extensions is not None and HEADER_BLOCK in extensions
-        secure = self.security.apply
-        secure_block = self.security.apply_with_block
-        status = 500
-        started = False
-        log_5xx = True
+        answer.blocks = extensions is not None and HEADER_BLOCK in extensions
+        answer.status = 500
+        answer.started = False
+        answer.log_5xx = True
+        send_core = answer.send
         start = _perf_counter()
-
-        def send_core(message: Message) -> Awaitable[None]:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                started = True
-                if status >= 500 and log_5xx and state.get("problem_code") != OVERLOADED_CODE:
-                    log_error_response(scope, status)
-                if status in AUDITED_STATUSES:
-                    self.auditor.observe(scope, status)
-                extra = (*handed, id_header) if handed else (id_header,)
-                if blocks:
-                    headers, block = secure_block(scope, message.get("headers", ()), extra)
-                    message = {**message, "headers": headers, HEADER_BLOCK_KEY: block}
-                else:
-                    headers = secure(scope, message.get("headers", ()), extra)
-                    message = {**message, "headers": headers}
-            return send(message)
-
         token = REQUEST_ID_VAR.set(request_id)
         try:
-            if hosts != 1 or host is None or not self._host_allowed(host):
+            # HostAllowlist.is_allowed_value, its remembered decisions read here first.
+            if (
+                hosts != 1
+                or host is None
+                or not (self._hosts_seen.get(host) or self._host_allowed(host))
+            ):
                 await refuse(scope, send_core)
             elif scope["method"].upper() in BLOCKED_METHODS:  # methods.is_blocked, inlined
                 await send_problem(scope, send_core, MethodNotAllowed())
@@ -169,11 +164,11 @@ class HttpCoreMiddleware:
             else:
                 await self._without_origin(scope, receive, send_core)
         except Exception as exc:  # noqa: BLE001 - any exception: answered and logged just below
-            log_5xx = False  # logged with its traceback by answer_exception
+            answer.log_5xx = False  # logged with its traceback by answer_exception
             handed.clear()  # the inner layers' headers were for the answer that failed
-            await answer_exception(scope, send_core, exc, started=started, debug=self.debug)
+            await answer_exception(scope, send_core, exc, started=answer.started, debug=self.debug)
         finally:
-            observe_request(self.metrics, scope, status, _perf_counter() - start)
+            self._observe(scope, answer.status, _perf_counter() - start)
             REQUEST_ID_VAR.reset(token)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,3 +179,58 @@ class HttpCoreMiddleware:
                 await refuse(scope, send)
                 return
         await self._next(scope, receive, send)
+
+
+class _Answer:
+    """The response side of one request in the core: :meth:`send` is the ``send`` handed to
+    the layers inside (status for the metrics, 5xx log, rejection audit, security headers and
+    the request id, then the server's ``send``)."""
+
+    __slots__ = (
+        "blocks",
+        "core",
+        "handed",
+        "id_header",
+        "log_5xx",
+        "next_send",
+        "scope",
+        "started",
+        "state",
+        "status",
+    )
+
+    core: HttpCoreMiddleware
+    scope: Scope
+    next_send: Send
+    state: dict[str, object]
+    handed: list[tuple[bytes, bytes]]
+    id_header: tuple[bytes, bytes]
+    blocks: bool
+    status: int
+    started: bool
+    log_5xx: bool
+
+    def send(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            status = self.status = message["status"]
+            self.started = True
+            scope = self.scope
+            core = self.core
+            if status >= 500 and self.log_5xx and self.state.get("problem_code") != OVERLOADED_CODE:
+                log_error_response(scope, status)
+            if status in AUDITED_STATUSES:
+                core.auditor.observe(scope, status)
+            handed = self.handed
+            extra = (*handed, self.id_header) if handed else (self.id_header,)
+            if self.blocks:
+                headers, block = core.security.apply_with_block(
+                    scope, message.get("headers", ()), extra
+                )
+                message = {**message, "headers": headers, HEADER_BLOCK_KEY: block}
+            else:
+                headers = core.security.apply(scope, message.get("headers", ()), extra)
+                message = {**message, "headers": headers}
+        return self.next_send(message)
+
+
+_new_answer = object.__new__

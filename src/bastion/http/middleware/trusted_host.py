@@ -84,7 +84,8 @@ class HostAllowlist:
                 exact.add(host)
         self._exact = frozenset(exact)
         self._suffixes = tuple(suffixes)
-        self._decisions: dict[bytes, bool] = {}
+        #: Decisions remembered per raw ``Host`` value (bounded; read-only for callers).
+        self.decisions: dict[bytes, bool] = {}
 
     def accepts(self, headers: Iterable[tuple[bytes, bytes]]) -> bool:
         """True if ``headers`` hold exactly one ``Host`` and it names an allowed host."""
@@ -98,14 +99,14 @@ class HostAllowlist:
 
     def is_allowed_value(self, value: bytes) -> bool:
         """True if the raw ``Host`` header ``value`` is well-formed and names an allowed host."""
-        allowed = self._decisions.get(value)
+        allowed = self.decisions.get(value)
         if allowed is None:
             host = normalize_host(value)
             allowed = host is not None and self.is_allowed(host)
             if len(value) <= _DECISION_CACHE_MAX_LENGTH:
-                if len(self._decisions) >= DECISION_CACHE_SIZE:
-                    self._decisions.clear()
-                self._decisions[value] = allowed
+                if len(self.decisions) >= DECISION_CACHE_SIZE:
+                    self.decisions.clear()
+                self.decisions[value] = allowed
         return allowed
 
     def is_allowed(self, host: bytes) -> bool:

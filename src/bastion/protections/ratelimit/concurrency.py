@@ -24,10 +24,17 @@ from bastion.protections.ratelimit.headers import RETRY_AFTER
 DEFAULT_MAX_CONCURRENT = 256
 
 
-class ConcurrencyLimitMiddleware:
+class ConcurrencyCap:
+    """The count of requests in flight against ``max_concurrent``, its metrics and its 503.
+
+    Used by :class:`ConcurrencyLimitMiddleware`, and by the rate limit middleware when it is
+    given a cap (one layer for both: ``RateLimiting.protections_middleware``). A caller that
+    admits a request (``active < max_concurrent``) increments ``active`` and decrements it when
+    the request ends, however it ends; otherwise it answers with :meth:`shed`.
+    """
+
     def __init__(
         self,
-        app: ASGIApp,
         *,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         retry_after: int = MIN_RETRY_AFTER_SECONDS,
@@ -35,8 +42,6 @@ class ConcurrencyLimitMiddleware:
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
-        self.app = app
-        self._next = next_app(app)
         self.max_concurrent = max_concurrent
         self.active = 0
         self._retry_after = [(RETRY_AFTER, str(max(1, retry_after)).encode("ascii"))]
@@ -53,17 +58,47 @@ class ConcurrencyLimitMiddleware:
             registry=registry,
         ).set_function(lambda: self.active)
 
+    async def shed(self, scope: Scope, send: Send) -> None:
+        """Counts and answers a request refused at the cap: 503 ``overloaded``, Retry-After."""
+        self._shed.inc()
+        error = Overloaded(retry_after=self._error_retry)
+        await send_problem(scope, send, error, headers=self._retry_after)
+
+
+class ConcurrencyLimitMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        retry_after: int = MIN_RETRY_AFTER_SECONDS,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.app = app
+        self._next = next_app(app)
+        self.cap = ConcurrencyCap(
+            max_concurrent=max_concurrent, retry_after=retry_after, registry=registry
+        )
+        self.max_concurrent = max_concurrent
+
+    @property
+    def active(self) -> int:
+        return self.cap.active
+
+    @active.setter
+    def active(self, value: int) -> None:
+        self.cap.active = value
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._next(scope, receive, send)
             return
-        if self.active >= self.max_concurrent:
-            self._shed.inc()
-            error = Overloaded(retry_after=self._error_retry)
-            await send_problem(scope, send, error, headers=self._retry_after)
+        cap = self.cap
+        if cap.active >= cap.max_concurrent:
+            await cap.shed(scope, send)
             return
-        self.active += 1
+        cap.active += 1
         try:
             await self._next(scope, receive, send)
         finally:
-            self.active -= 1
+            cap.active -= 1

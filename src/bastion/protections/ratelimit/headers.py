@@ -59,10 +59,11 @@ def fields(
         return []
     if len(results) == 1 and not refused:  # the common case: one policy, allowed
         policy, decision = results[0]
-        window = math.ceil(decision.reset_after)  # as limit_item() does, inlined: hot path
+        # As limit_item() does, inlined on the policy's prebuilt bytes: hot path.
+        window = math.ceil(decision.reset_after)
         return [
-            (RATELIMIT_POLICY, policy.field_item.encode("ascii")),
-            (RATELIMIT, f'"{policy.name}";r={decision.remaining};t={window}'.encode("ascii")),
+            (RATELIMIT_POLICY, policy.field_bytes),
+            (RATELIMIT, b"%b%d;t=%d" % (policy.limit_prefix, decision.remaining, window)),
         ]
     headers = [
         (RATELIMIT_POLICY, policy_field([p for p, _ in results]).encode("ascii")),

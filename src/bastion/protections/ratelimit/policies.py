@@ -52,6 +52,10 @@ class Policy:
     methods: frozenset[str] = frozenset()
     #: This policy as an item of the ``RateLimit-Policy`` field: ``"name";q=burst;w=seconds``.
     field_item: str = field(init=False, repr=False, compare=False)
+    #: ``field_item`` as ASCII bytes, and the start of this policy's ``RateLimit`` item
+    #: (``"name";r=``): built once, not per response.
+    field_bytes: bytes = field(init=False, repr=False, compare=False)
+    limit_prefix: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -68,6 +72,8 @@ class Policy:
         object.__setattr__(self, "methods", frozenset(m.upper() for m in self.methods))
         window = math.ceil(self.rate.tolerance_ns / NS_PER_SECOND)
         object.__setattr__(self, "field_item", f'"{self.name}";q={self.rate.burst};w={window}')
+        object.__setattr__(self, "field_bytes", self.field_item.encode("ascii"))
+        object.__setattr__(self, "limit_prefix", f'"{self.name}";r='.encode("ascii"))
 
     @classmethod
     def per(

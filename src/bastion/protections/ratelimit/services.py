@@ -13,7 +13,7 @@ worker's memory, then in the shared store, so all workers together record one ev
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter
@@ -167,21 +167,50 @@ class RateLimiter:
 
         Raises :class:`StoreUnavailable` when a fail-closed policy cannot be decided.
         """
+        verdict = self.decide(scope, applied)
+        if isinstance(verdict, Verdict):
+            return verdict
+        return await verdict
+
+    def decide(self, scope: Scope, applied: Sequence[Applied]) -> Verdict | Awaitable[Verdict]:
+        """:meth:`check`, answered without awaiting when it can be: a :class:`Verdict` when
+        nothing applies or the in-process store allowed the request, else an awaitable of one
+        (a store that must be awaited; a refusal, which is counted and reported). The units
+        are taken either way: await the awaitable. Its errors are those of :meth:`check`."""
         identity, policies, checks = self._plan(scope, applied)
         if not checks:
             return _NOTHING_APPLIES
-        store = self.store
-        if type(store) is MemoryStore:
+        if type(self.store) is MemoryStore:
             # The in-process store decides without awaiting (its ``decide`` only wraps this):
-            # one coroutine less per request on the default single-worker setup.
-            decisions = store.decide_now(checks)
-        else:
-            decisions = await store.decide(checks)
-        if len(decisions) == 1:  # the common case, without zip and all()
-            decision = decisions[0]
-            if decision.allowed:
-                # tuple.__new__: a named tuple's own __new__ is a Python call (see gcra.evaluate).
-                return _new_tuple(Verdict, (((policies[0], decision),), True))
+            # no coroutine per request on the default single-worker setup.
+            decisions = self.store.decide_now(checks)
+            if len(decisions) == 1:  # the common case, without zip and all()
+                decision = decisions[0]
+                if decision.allowed:
+                    # tuple.__new__: a named tuple's own __new__ is a Python call (see gcra).
+                    return _new_tuple(Verdict, (((policies[0], decision),), True))
+            return self._conclude(scope, identity, policies, checks, decisions)
+        return self._decide_in_store(scope, identity, policies, checks)
+
+    async def _decide_in_store(
+        self,
+        scope: Scope,
+        identity: Identity,
+        policies: tuple[Policy, ...],
+        checks: tuple[Check, ...],
+    ) -> Verdict:
+        decisions = await self.store.decide(checks)
+        return await self._conclude(scope, identity, policies, checks, decisions)
+
+    async def _conclude(
+        self,
+        scope: Scope,
+        identity: Identity,
+        policies: tuple[Policy, ...],
+        checks: tuple[Check, ...],
+        decisions: Sequence[Decision],
+    ) -> Verdict:
+        """The verdict for ``decisions``; each refusing policy counted and reported once."""
         verdict = Verdict(
             tuple(zip(policies, decisions, strict=True)), all(d.allowed for d in decisions)
         )

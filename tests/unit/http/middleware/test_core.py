@@ -361,3 +361,15 @@ async def test_header_block_carries_the_same_headers(
         assert written[b"content-security-policy"] == b"default-src 'self'"
         assert b"content-security-policy" not in dict(block.headers)
     assert (b"strict-transport-security" in written) == (scheme == "https")
+
+
+async def test_remembered_host_decisions_give_the_same_answers() -> None:
+    # The core reads the allowlist's remembered decisions first: a refused Host stays refused,
+    # an allowed one stays allowed, and a repeated Host header is refused even when remembered.
+    app, _, _ = core(Answering())
+    for _ in range(3):
+        assert (await call(app, method="GET")).status == 200
+        assert (await call(app, method="GET", host=b"evil.example")).status == 400
+    assert app.allowlist.decisions == {b"testserver": True, b"evil.example": False}
+    repeated = [(b"host", b"testserver")]
+    assert (await call(app, method="GET", headers=repeated)).status == 400

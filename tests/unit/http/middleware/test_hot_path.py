@@ -46,8 +46,8 @@ async def test_host_cache_is_bounded() -> None:
     for i in range(trusted_host.DECISION_CACHE_SIZE + 10):
         assert guard.is_allowed_value(b"h%d.example" % i)
     assert guard.is_allowed_value(b"a" * 1000)  # long values are decided, never remembered
-    assert len(guard.allowlist._decisions) <= trusted_host.DECISION_CACHE_SIZE
-    assert b"a" * 1000 not in guard.allowlist._decisions
+    assert len(guard.allowlist.decisions) <= trusted_host.DECISION_CACHE_SIZE
+    assert b"a" * 1000 not in guard.allowlist.decisions
 
 
 def test_request_ids_are_unique_across_draws() -> None:
