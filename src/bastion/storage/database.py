@@ -15,13 +15,13 @@ messages so a failing statement cannot copy personal data or secrets into a log.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, select
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from bastion.storage import sqlite_inline
 from bastion.storage.errors import StorageUnavailable
@@ -61,6 +62,8 @@ INLINE_SQLITE_PRAGMAS = tuple(
     "PRAGMA busy_timeout=0" if pragma.startswith("PRAGMA busy_timeout") else pragma
     for pragma in SQLITE_PRAGMAS
 )
+
+_T = TypeVar("_T")
 
 #: Bound on connecting to PostgreSQL and on a readiness ping, so a dead database fails fast.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -150,6 +153,23 @@ class Database:
         async with self.sessionmaker.begin() as session:
             yield session
 
+    async def read(self, work: Callable[[Connection], _T]) -> _T:
+        """``work(connection)`` on a pooled connection (SQLAlchemy's synchronous API, no
+        transaction kept: rolled back on return), checked out and returned within one call.
+
+        Same statements and pool as ``engine.connect()``, but the checkout, every statement and
+        the return run in one greenlet, not one each: a hot path's short unit of work pays for
+        one switch into SQLAlchemy's synchronous core instead of several. ``work`` must not
+        block: the driver's own waits (the pool, asyncpg, the inline driver's gate) suspend
+        through the greenlet as they do under ``AsyncConnection``.
+        """
+        return await greenlet_spawn(_on_connection, self.engine.sync_engine, work)
+
+    async def transaction(self, work: Callable[[Connection], _T]) -> _T:
+        """:meth:`read` inside a transaction: committed when ``work`` returns, rolled back
+        when it raises (as ``engine.begin()``)."""
+        return await greenlet_spawn(_in_transaction, self.engine.sync_engine, work)
+
     async def ping(self) -> None:
         """Run a trivial query. Raises StorageUnavailable when the database does not answer."""
         try:
@@ -176,3 +196,13 @@ class Database:
         if self.checkpointer is not None:
             await self.checkpointer.close()
         await self.engine.dispose()
+
+
+def _on_connection(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    with engine.connect() as connection, sqlite_inline.direct(connection):
+        return work(connection)
+
+
+def _in_transaction(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    with engine.connect() as connection, sqlite_inline.direct(connection), connection.begin():
+        return work(connection)

@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -254,6 +255,7 @@ class InlineConnection(AdaptedConnection):
         "__weakref__",
         "_busy",
         "_changes",
+        "_direct",
         "_gate",
         "_holds_gate",
         "_loop",
@@ -270,6 +272,7 @@ class InlineConnection(AdaptedConnection):
         self._holds_gate = False
         self._busy = False  # inside a call (possibly backing off)
         self._snapshot = False  # the open transaction has run a statement
+        self._direct = False  # inside direct(): no await required of a call that need not wait
         self._changes = connection.total_changes
         #: Called on the loop after each write transaction ends, with the gate and the number
         #: of rows it changed (the WAL checkpointer counts the WAL's growth with it).
@@ -330,30 +333,71 @@ class InlineConnection(AdaptedConnection):
         to back off."""
         deadline = self._loop.time() + BUSY_TIMEOUT_SECONDS
         retry = not self._snapshot
-        delays = iter(_BUSY_DELAYS)
         self._busy = True
         try:
             if kind == WRITE:
                 await self._take_gate(deadline)
-            while True:
-                try:
-                    return call()
-                except sqlite3.OperationalError as error:
-                    if not retry or not _is_retryable_busy(error):
-                        raise
-                    left = deadline - self._loop.time()
-                    if left <= 0:
-                        raise
-                    await asyncio.sleep(min(next(delays, _BUSY_DELAY_MAX), left))
+            try:
+                return call()
+            except sqlite3.OperationalError as error:
+                if not retry or not _is_retryable_busy(error):
+                    raise
+                busy = error
+            return await self._retry(call, deadline, busy)
         finally:
             self._busy = False
             self._settle(reads=kind != BEGIN)
 
+    async def _retry(
+        self, call: Callable[[], _T], deadline: float, busy: sqlite3.OperationalError
+    ) -> _T:
+        """Retry a call that met a busy database (``busy``), backing off, until ``deadline``;
+        then the last busy error is raised."""
+        delays = iter(_BUSY_DELAYS)
+        while True:
+            left = deadline - self._loop.time()
+            if left <= 0:
+                raise busy
+            await asyncio.sleep(min(next(delays, _BUSY_DELAY_MAX), left))
+            try:
+                return call()
+            except sqlite3.OperationalError as error:
+                if not _is_retryable_busy(error):
+                    raise
+                busy = error
+
     def run(self, call: Callable[[], _T], kind: str = READ) -> _T:
         """:meth:`call_async` from SQLAlchemy's synchronous side (inside its greenlet). The
         coroutine completes without suspending unless it must wait; SQLAlchemy's async layer
-        also requires each ``execute`` to pass through an await."""
-        return await_(self.call_async(call, kind))
+        also requires each ``execute`` to pass through an await, except inside
+        :func:`direct`, where a call that need not wait (no gate to wait for, the database not
+        busy) is made straight away, without the round trip through the event loop's side."""
+        if not self._direct or not self._gate_free(kind):
+            return await_(self.call_async(call, kind))
+        retry = not self._snapshot
+        self._busy = True
+        try:
+            try:
+                return call()
+            except sqlite3.OperationalError as error:
+                if not retry or not _is_retryable_busy(error):
+                    raise
+                busy = error
+            deadline = self._loop.time() + BUSY_TIMEOUT_SECONDS
+            return await_(self._retry(call, deadline, busy))
+        finally:
+            self._busy = False
+            self._settle(reads=kind != BEGIN)
+
+    def _gate_free(self, kind: str) -> bool:
+        """Whether a ``kind`` call may run without waiting: it needs no gate, holds it, or
+        took it now."""
+        if kind != WRITE or self._holds_gate or self._gate is None:
+            return True
+        if self._gate.try_take(self):
+            self._holds_gate = True
+            return True
+        return False
 
     # -- the DBAPI connection ------------------------------------------------------------
     def cursor(self, server_side: bool = False) -> InlineCursor:
@@ -415,6 +459,23 @@ class InlineConnection(AdaptedConnection):
     @property
     def in_transaction(self) -> bool:
         return self.sqlite.in_transaction
+
+
+@contextlib.contextmanager
+def direct(connection: Any) -> Iterator[None]:
+    """Within the block, calls on ``connection`` (a SQLAlchemy ``Connection``; any other
+    driver's is left alone) that need not wait run without an await: for units of work run
+    in one greenlet through SQLAlchemy's synchronous API (``Database.read``), which, unlike
+    ``AsyncConnection``, does not require one."""
+    inline = connection.connection.dbapi_connection
+    if not isinstance(inline, InlineConnection):
+        yield
+        return
+    inline._direct = True  # noqa: SLF001 - this module's own class
+    try:
+        yield
+    finally:
+        inline._direct = False  # noqa: SLF001
 
 
 class InlineCursor:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy import Column, Connection, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.exc import StatementError
 
 from bastion.config.settings import Settings
@@ -112,6 +112,26 @@ async def test_session_commits_on_exit_and_rolls_back_on_error(database_url: str
             await fail_midway()
         async with db.session() as session:
             ids = (await session.execute(select(stamps.c.id))).scalars().all()
+    finally:
+        await db.dispose()
+    assert ids == [1]
+
+
+async def test_units_of_work_commit_on_return_and_roll_back_on_error(database_url: str) -> None:
+    """``Database.transaction`` / ``read`` (one greenlet per unit of work) on both backends."""
+    db = Database(database_url)
+    now = datetime.now(UTC)
+
+    def fail_midway(connection: Connection) -> None:
+        connection.execute(insert(stamps).values(id=2, at=now))
+        raise RuntimeError("abort")
+
+    try:
+        await _create_stamps(db)
+        await db.transaction(lambda c: c.execute(insert(stamps).values(id=1, at=now)))
+        with pytest.raises(RuntimeError):
+            await db.transaction(fail_midway)
+        ids = await db.read(lambda c: c.execute(select(stamps.c.id)).scalars().all())
     finally:
         await db.dispose()
     assert ids == [1]

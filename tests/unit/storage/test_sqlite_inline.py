@@ -410,3 +410,71 @@ async def test_a_cancelled_waiter_stays_cancelled_even_if_the_holder_is_stale() 
     late = _Holder()
     await gate.take(late, asyncio.get_running_loop().time() + 0.05)  # type: ignore[arg-type]
     assert gate.holder is late
+
+
+# -- units of work in one greenlet (Database.read / Database.transaction: direct calls) -------
+async def test_a_direct_unit_of_work_queues_behind_a_suspended_writer(
+    db: Database, path: Path
+) -> None:
+    wrote = asyncio.Event()
+    resume = asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    first_task = asyncio.create_task(holder())
+    await wrote.wait()
+    async with loop_watch() as longest:
+        unit = db.transaction(lambda c: c.execute(insert(counters).values(id=2, n=2)).rowcount)
+        second_task = asyncio.create_task(unit)
+        await asyncio.sleep(0.1)
+        assert not second_task.done()
+        assert gate_of(path).waiting == 1  # waits on the gate, not inside SQLite
+        resume.set()
+        await asyncio.wait_for(asyncio.gather(first_task, second_task), 3)
+    assert longest[0] < 0.5
+    assert second_task.result() == 1
+    assert await ids(db) == [1, 2]
+
+
+async def test_a_direct_unit_of_work_waits_for_a_lock_held_elsewhere(
+    db: Database, path: Path
+) -> None:
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        started = time.monotonic()
+        async with loop_watch() as longest:
+            await db.transaction(lambda c: c.execute(insert(counters).values(id=1, n=1)))
+        elapsed = time.monotonic() - started
+    finally:
+        other.close()
+    assert 0.25 <= elapsed < 3
+    assert longest[0] < 0.25
+    assert await ids(db) == [1]
+
+
+async def test_a_direct_unit_of_work_that_raises_rolls_back_and_frees_the_gate(
+    db: Database, path: Path
+) -> None:
+    def fail(connection: Any) -> None:
+        connection.execute(insert(counters).values(id=1, n=1))
+        raise LookupError
+
+    with pytest.raises(LookupError):
+        await db.transaction(fail)
+    assert gate_of(path).holder is None
+    assert await ids(db) == []
+
+
+async def test_direct_calls_end_with_the_unit_of_work(db: Database) -> None:
+    # The pooled connection goes back to AsyncConnection users, whose executes must still pass
+    # through an await (SQLAlchemy raises AwaitRequired otherwise).
+    assert await db.read(lambda c: c.execute(select(counters.c.id)).all()) == []
+    for _ in range(2):
+        async with db.engine.connect() as connection:
+            assert (await connection.execute(select(counters.c.id))).all() == []

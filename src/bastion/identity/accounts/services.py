@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import update
@@ -36,6 +37,7 @@ from bastion.identity.accounts.users import (
     find_by_email,
     get_user,
     insert_user,
+    read_user,
 )
 from bastion.identity.emails import normalize_email
 from bastion.identity.errors import (
@@ -121,8 +123,7 @@ class AccountService:
         """The user; raises ``NotFound``."""
         if not is_plain_id(user_id):
             raise NotFound
-        async with self.database.engine.connect() as connection:
-            user = await get_user(connection, user_id)
+        user = await self.database.read(partial(read_user, user_id=user_id))
         if user is None:
             raise NotFound
         return user

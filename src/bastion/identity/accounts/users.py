@@ -7,12 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.accounts.models import users
 
-__all__ = ["User", "find_by_email", "get_user", "insert_user", "new_user_id", "set_password"]
+__all__ = [
+    "USER_BY_ID",
+    "User",
+    "find_by_email",
+    "get_user",
+    "insert_user",
+    "new_user_id",
+    "read_user",
+    "set_password",
+]
+
+#: Built once (every authenticated profile read runs it): building the expression and its cache
+#: key on each call cost more than SQLite's lookup.
+USER_BY_ID = select(users).where(users.c.id == bindparam("uid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +65,13 @@ def new_user_id() -> str:
 
 
 async def get_user(connection: AsyncConnection, user_id: str) -> User | None:
-    row = (await connection.execute(select(users).where(users.c.id == user_id))).first()
+    row = (await connection.execute(USER_BY_ID, {"uid": user_id})).first()
+    return User.of(row) if row is not None else None
+
+
+def read_user(connection: Connection, user_id: str) -> User | None:
+    """:func:`get_user` on a synchronous connection (:meth:`Database.read`)."""
+    row = connection.execute(USER_BY_ID, {"uid": user_id}).first()
     return User.of(row) if row is not None else None
 
 

@@ -88,8 +88,10 @@ class VerifiedTokens:
     repeat the signature check and the claims parsing (the largest per-request cost).
 
     Only successful verifications enter; a lookup answers the claims while the token is
-    unexpired (``exp`` plus the leeway, the same test as verification) and was verified at
-    most ``reverify_seconds`` ago (the revocation bound): a key that leaves the key store stops
+    unexpired and already valid (``exp``, ``nbf`` and ``iat`` against the clock with the
+    leeway, the same tests as verification: a wall clock set back does not revive a token
+    verification would refuse) and was verified at most ``reverify_seconds`` ago (the
+    revocation bound): a key that leaves the key store stops
     accepting its tokens within that bound, as a revoked session does. Revocation itself is
     still checked on every request, by the caller. At most ``max_entries`` tokens (least
     recently used evicted); keys are SHA-256 digests of the token, so that the dictionary's
@@ -110,15 +112,19 @@ class VerifiedTokens:
         self._reverify = reverify_seconds
         self._max = max_entries
         self._monotonic = monotonic  # the re-verification bound ignores wall-clock jumps
-        self._entries: OrderedDict[bytes, tuple[float, float, AccessTokenClaims]] = OrderedDict()
+        #: digest -> (usable from, usable until, re-verify at (monotonic), claims)
+        self._entries: OrderedDict[bytes, tuple[float, float, float, AccessTokenClaims]] = (
+            OrderedDict()
+        )
 
     def get(self, token: str) -> AccessTokenClaims | None:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        expires, reverify_at, claims = entry
-        if self._clock.now().timestamp() >= expires or self._monotonic() >= reverify_at:
+        valid_from, expires, reverify_at, claims = entry
+        now = self._clock.now().timestamp()
+        if not valid_from <= now < expires or self._monotonic() >= reverify_at:
             del self._entries[digest]
             return None
         self._entries.move_to_end(digest)
@@ -127,10 +133,13 @@ class VerifiedTokens:
     def put(self, token: str, claims: AccessTokenClaims) -> None:
         if self._max <= 0:
             return
-        # Verification refuses once exp <= now - leeway: usable strictly before exp + leeway.
+        # Verification refuses once exp <= now - leeway: usable strictly before exp + leeway;
+        # and while nbf or iat > now + leeway: usable from max(nbf, iat) - leeway.
         expires = claims.expires_at.timestamp() + self._leeway
+        starts = max(claims.not_before, claims.issued_at).timestamp() - self._leeway
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
-        self._entries[digest] = (expires, self._monotonic() + self._reverify, claims)
+        reverify_at = self._monotonic() + self._reverify
+        self._entries[digest] = (starts, expires, reverify_at, claims)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)

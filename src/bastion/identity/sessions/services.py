@@ -24,9 +24,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.context import event_from_scope
@@ -247,21 +248,27 @@ class SessionService:
             raise InvalidToken(Reason.MALFORMED)
         now = self._clock.now()
         token_hash = hash_token(token)
-        async with self.database.engine.begin() as connection:
-            renewed = await self._rotate(connection, token_hash, now)
-            if renewed is None:
-                renewed = await self._grace_retry(connection, token_hash, now)
-            if renewed is None:
-                session_id = await self._session_of(connection, token_hash)
-                revoked = await self._revoke_where(
-                    connection, [sessions.c.id == session_id], RevokeReason.REFRESH_REUSE, now
-                )
-        if renewed is not None:
+        successor = new_token(TokenKind.REFRESH)
+        sealed = self._cipher.encrypt(
+            successor.encode(), associated_data=_successor_binding(token_hash)
+        )
+        # One transaction, run as one unit of work (one greenlet, see Database.transaction).
+        outcome = await self.database.transaction(
+            partial(
+                self._rotate_or_revoke,
+                token_hash=token_hash,
+                now=now,
+                successor=successor,
+                sealed=sealed,
+            )
+        )
+        if isinstance(outcome, _Renewed):
             # Signed after the commit: no signing-key work inside the write transaction.
             return await self._tokens(
-                renewed.user_id, renewed.session_id, renewed.amr, renewed.acr, renewed.successor
+                outcome.user_id, outcome.session_id, outcome.amr, outcome.acr, outcome.successor
             )
         # The revocation is committed before anyone is told.
+        session_id, revoked = outcome
         self.revocations.add(revoked)
         self._record(
             scope,
@@ -273,51 +280,59 @@ class SessionService:
         )
         raise InvalidToken(Reason.REUSED)
 
-    async def _rotate(
-        self, connection: AsyncConnection, token_hash: str, now: datetime
+    def _rotate_or_revoke(
+        self, connection: Connection, *, token_hash: str, now: datetime, successor: str, sealed: str
+    ) -> _Renewed | tuple[str, list[str]]:
+        """Inside the refresh's transaction: the renewal, or (reuse) the session id and the
+        ids of the sessions revoked."""
+        renewed = self._rotate(connection, token_hash, now, successor, sealed)
+        if renewed is None:
+            renewed = self._grace_retry(connection, token_hash, now)
+        if renewed is not None:
+            return renewed
+        session_id = self._session_of(connection, token_hash)
+        revoked = self._revoke_where(
+            connection, [sessions.c.id == session_id], RevokeReason.REFRESH_REUSE, now
+        )
+        return session_id, revoked
+
+    def _rotate(
+        self, connection: Connection, token_hash: str, now: datetime, successor: str, sealed: str
     ) -> _Renewed | None:
         """Consume an unused token, renew its session and store the successor, in three
         statements; None if the token was already used (or is unknown)."""
-        successor = new_token(TokenKind.REFRESH)
-        sealed = self._cipher.encrypt(
-            successor.encode(), associated_data=_successor_binding(token_hash)
-        )
         params = {"hash": token_hash, "now": now, "sealed": sealed}
-        rows = await connection.execute(CONSUME, params)
+        rows = connection.execute(CONSUME, params)
         rotated = next((row for row in rows if row.token_hash == token_hash), None)
         if rotated is None:
             return None
         session_id = rotated.session_id
         renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
-        session = (await connection.execute(RENEW, renew)).first()
+        session = connection.execute(RENEW, renew).first()
         if session is None:
             # Raises the precise reason (revoked or expired); the transaction rolls back and
             # the token stays unused.
-            await self._live_session(connection, session_id, now)
+            self._live_session(connection, session_id, now)
             raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
         add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
-        await connection.execute(ADD_TOKEN, add)
+        connection.execute(ADD_TOKEN, add)
         return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
 
-    async def _session_of(self, connection: AsyncConnection, token_hash: str) -> str:
+    def _session_of(self, connection: Connection, token_hash: str) -> str:
         c = refresh_tokens.c
         query = select(c.session_id).where(c.token_hash == token_hash)
-        row = (await connection.execute(query)).first()
+        row = connection.execute(query).first()
         if row is None:
             raise InvalidToken(Reason.UNKNOWN_TOKEN)
         return str(row.session_id)
 
-    async def _grace_retry(
-        self, connection: AsyncConnection, token_hash: str, now: datetime
+    def _grace_retry(
+        self, connection: Connection, token_hash: str, now: datetime
     ) -> _Renewed | None:
         """The same successor for a concurrent retry within the grace; None for reuse."""
         c = refresh_tokens.c
-        previous = (
-            await connection.execute(
-                select(c.session_id, c.used_at, c.successor_sealed).where(
-                    c.token_hash == token_hash
-                )
-            )
+        previous = connection.execute(
+            select(c.session_id, c.used_at, c.successor_sealed).where(c.token_hash == token_hash)
         ).first()
         if previous is None:
             raise InvalidToken(Reason.UNKNOWN_TOKEN)
@@ -331,17 +346,15 @@ class SessionService:
             ).decode()
         except DecryptionFailed:
             return None
-        row = (
-            await connection.execute(select(c.used_at).where(c.token_hash == hash_token(successor)))
+        row = connection.execute(
+            select(c.used_at).where(c.token_hash == hash_token(successor))
         ).first()
         if row is None or row.used_at is not None:
             return None
-        session = await self._live_session(connection, previous.session_id, now)
+        session = self._live_session(connection, previous.session_id, now)
         return _Renewed(session.user_id, session.id, session.amr, session.acr, successor)
 
-    async def _live_session(
-        self, connection: AsyncConnection, session_id: str, now: datetime
-    ) -> SessionInfo:
+    def _live_session(self, connection: Connection, session_id: str, now: datetime) -> SessionInfo:
         """The session if it may still be renewed; raises InvalidToken otherwise."""
         s = sessions.c
         query = (
@@ -349,7 +362,7 @@ class SessionService:
             .join(users, users.c.id == s.user_id)
             .where(s.id == session_id)
         )
-        row = (await connection.execute(query)).first()
+        row = connection.execute(query).first()
         if row is None or row.revoked_at is not None or row.disabled:
             raise InvalidToken(Reason.SESSION_REVOKED)
         if now >= row.absolute_expires_at or now - row.last_seen_at > self.idle:
@@ -369,14 +382,10 @@ class SessionService:
         """End one session of ``user_id``; False if there is no such live session of theirs."""
         if not is_plain_id(session_id):
             return False
-        now = self._clock.now()
-        async with self.database.engine.begin() as connection:
-            revoked = await self._revoke_where(
-                connection,
-                [sessions.c.id == session_id, sessions.c.user_id == user_id],
-                reason,
-                now,
-            )
+        conditions = [sessions.c.id == session_id, sessions.c.user_id == user_id]
+        revoked = await self.database.transaction(
+            partial(self._revoke_where, conditions=conditions, reason=reason, now=self._clock.now())
+        )
         self._after_revoke(revoked, user_id, reason, scope, actor)
         return bool(revoked)
 
@@ -393,7 +402,7 @@ class SessionService:
         conditions = [sessions.c.user_id == user_id]
         if keep is not None:
             conditions.append(sessions.c.id != keep)
-        return await self._revoke_where(connection, conditions, reason, self._clock.now())
+        return await connection.run_sync(self._revoke_where, conditions, reason, self._clock.now())
 
     def after_revoke_all(
         self,
@@ -425,10 +434,10 @@ class SessionService:
                 details={"sessions": list(revoked)},
             )
 
-    async def _revoke_where(
-        self, connection: AsyncConnection, conditions: list[Any], reason: str, now: datetime
+    def _revoke_where(
+        self, connection: Connection, conditions: list[Any], reason: str, now: datetime
     ) -> list[str]:
-        result = await connection.execute(
+        result = connection.execute(
             update(sessions)
             .where(*conditions, sessions.c.revoked_at.is_(None))
             .values(revoked_at=now, revoke_reason=reason)
@@ -458,8 +467,9 @@ class SessionService:
     async def is_live(self, session_id: str) -> bool:
         """Whether the session may still be used, read from the database (not the cache)."""
         try:
-            async with self.database.engine.connect() as connection:
-                await self._live_session(connection, session_id, self._clock.now())
+            await self.database.read(
+                partial(self._live_session, session_id=session_id, now=self._clock.now())
+            )
         except InvalidToken:
             return False
         return True

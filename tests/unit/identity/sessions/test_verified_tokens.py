@@ -50,6 +50,18 @@ def test_an_expired_token_is_never_answered_from_memory() -> None:
     assert cache.get("t") is None  # exp <= now - leeway: verification would refuse it
 
 
+def test_a_clock_set_back_before_nbf_is_not_answered_from_memory() -> None:
+    """The cache applies verification's ``nbf``/``iat`` test too: a wall clock set back (NTP
+    step, a restored VM) does not make memory accept what verification would refuse."""
+    clock = FrozenClock()
+    cache = VerifiedTokens(clock, leeway_seconds=LEEWAY, reverify_seconds=3600.0)
+    cache.put("t", _claims(clock, timedelta(minutes=5)))
+    clock.advance(timedelta(seconds=-LEEWAY))
+    assert cache.get("t") is not None  # nbf == now + leeway: verification accepts
+    clock.advance(timedelta(seconds=-1))
+    assert cache.get("t") is None  # nbf > now + leeway: verification refuses
+
+
 class Monotonic:
     def __init__(self) -> None:
         self.now = 100.0
@@ -64,7 +76,7 @@ def test_a_token_is_verified_again_after_the_bound() -> None:
     clock, monotonic = FrozenClock(), Monotonic()
     cache = VerifiedTokens(clock, leeway_seconds=LEEWAY, reverify_seconds=5.0, monotonic=monotonic)
     cache.put("t", _claims(clock, timedelta(minutes=5)))
-    clock.advance(timedelta(seconds=-3600))  # a wall-clock jump back changes nothing
+    clock.advance(timedelta(seconds=-(LEEWAY - 1)))  # a wall-clock jump back changes nothing
     monotonic.now += 4.0
     assert cache.get("t") is not None
     monotonic.now += 1.0
