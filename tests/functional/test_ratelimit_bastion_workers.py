@@ -31,11 +31,16 @@ LOST = 0
 MAX_LOST = REQUESTS // 100
 
 
-async def _fire(url: str) -> Counter[int]:
+async def _fire(url: str, *, keep_alive: bool = True) -> Counter[int]:
     # Idle connections are dropped well before the server's 5 s keep-alive timeout: a request
     # sent on a connection the server is closing fails with "Server disconnected" (seen on a
-    # loaded machine), which says nothing about rate limiting.
-    limits = httpx.Limits(max_connections=CONCURRENCY, keepalive_expiry=1.0)
+    # loaded machine), which says nothing about rate limiting. Without keep-alive every request
+    # is a new connection, accepted by whichever worker is ready at that moment.
+    limits = httpx.Limits(
+        max_connections=CONCURRENCY,
+        max_keepalive_connections=None if keep_alive else 0,
+        keepalive_expiry=1.0,
+    )
     gate = asyncio.Semaphore(CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
@@ -78,11 +83,14 @@ async def test_two_bastion_workers_hold_one_budget(tmp_path: Path, redis_url: st
 
 async def test_without_redis_each_worker_has_its_own_budget(tmp_path: Path) -> None:
     """The control: with per-worker memory budgets the same load gets more than the budget,
-    which shows both workers took requests (so the shared-budget test above is meaningful)."""
+    which shows both workers took requests (so the shared-budget test above is meaningful).
+    Each request on its own connection: with 100 kept-alive connections opened at once, one
+    worker woken first could accept them all on a loaded machine (seen in CI), and the other
+    would then never answer anything of this load."""
     ratelimit = {"policies": {"api-ip": {"limit": BUDGET, "window_seconds": NO_REFILL_WINDOW}}}
     server = start_server(tmp_path, "--workers", "2", BASTION_RATELIMIT=json.dumps(ratelimit))
     try:
-        statuses = await _fire(server.url)
+        statuses = await _fire(server.url, keep_alive=False)
     finally:
         stop_server(server)
     assert statuses[LOST] <= MAX_LOST, statuses
