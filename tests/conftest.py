@@ -1,7 +1,10 @@
 """Fixtures shared by every test.
 
 ``database_url`` runs a test twice: on a SQLite file and on a fresh PostgreSQL database (created
-for the test, dropped after). ``database`` is the same, migrated to head. ``redis_url`` points at
+for the test, dropped after). ``database`` is the same, migrated to head: a copy of a database
+this test process migrated once (a SQLite file copied; on PostgreSQL, ``CREATE DATABASE ...
+TEMPLATE``), so each test does not run every migration again. ``tests/unit/storage/
+test_migrate.py`` runs the migrations themselves on empty databases. ``redis_url`` points at
 the local Redis. When PostgreSQL or Redis is unreachable those tests skip with the reason shown;
 with ``CI=true`` they fail instead, so CI can never pass by skipping.
 
@@ -12,11 +15,16 @@ to create and drop the per-test databases) and ``TEST_REDIS_URL``
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import secrets
+import shutil
 import socket
+import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -82,10 +90,67 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
 
 
+#: This process's migrated databases, made on first use: a SQLite file and a PostgreSQL
+#: database name (dropped when the process exits).
+_TEMPLATES: dict[str, str] = {}
+
+
+async def _sqlite_template() -> str:
+    if "sqlite" not in _TEMPLATES:
+        path = Path(tempfile.mkdtemp(prefix="bastion-template-")) / "bastion.db"
+        await upgrade(f"sqlite:///{path}")
+        with sqlite3.connect(path) as connection:  # an empty WAL: the file alone is the copy
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.close()
+        atexit.register(shutil.rmtree, path.parent, ignore_errors=True)
+        _TEMPLATES["sqlite"] = str(path)
+    return _TEMPLATES["sqlite"]
+
+
+def _drop_postgres_template(name: str) -> None:
+    async def drop() -> None:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    with suppress(OSError, asyncpg.PostgresError):
+        asyncio.run(drop())
+
+
+async def _postgres_template(admin: asyncpg.Connection) -> str:
+    if "postgres" not in _TEMPLATES:
+        # Hex digits only (see _postgres_database): safe in DDL.
+        name = f"bastion_tpl_{secrets.token_hex(6)}"
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        atexit.register(_drop_postgres_template, name)
+        url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
+        await upgrade(url.render_as_string(hide_password=False))
+        _TEMPLATES["postgres"] = name
+    return _TEMPLATES["postgres"]
+
+
+async def _migrated_copy(database_url: str) -> None:
+    """Make the (empty) database at ``database_url`` a copy of this process's migrated one."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        assert url.database is not None
+        shutil.copyfile(await _sqlite_template(), url.database)
+        return
+    admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+    try:
+        template = await _postgres_template(admin)
+        await admin.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+
+
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     """A :class:`Database` migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
+    await _migrated_copy(database_url)
     db = Database(database_url)
     try:
         yield db
