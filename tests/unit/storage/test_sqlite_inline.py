@@ -83,6 +83,7 @@ def gate_of(path: Path) -> WriteGate:
     return write_gate(str(path.absolute()))
 
 
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_a_writer_queues_behind_a_suspended_writer_and_the_loop_runs_on(
     db: Database, path: Path
 ) -> None:
@@ -189,6 +190,7 @@ async def test_readers_do_not_wait_for_a_suspended_writer(db: Database) -> None:
     await task
 
 
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_a_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
     db: Database, path: Path
 ) -> None:
@@ -209,6 +211,7 @@ async def test_a_lock_held_elsewhere_is_waited_for_without_blocking_the_loop(
     assert await ids(db) == [1]
 
 
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_a_lock_never_released_fails_after_the_busy_timeout(
     db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -316,6 +319,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_another_process_holding_the_lock_is_waited_for(db: Database, path: Path) -> None:
     async with db.session() as session:
         await session.execute(insert(counters).values(id=1, n=1))
@@ -413,6 +417,7 @@ async def test_a_cancelled_waiter_stays_cancelled_even_if_the_holder_is_stale() 
 
 
 # -- units of work in one greenlet (Database.read / Database.transaction: direct calls) -------
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_a_direct_unit_of_work_queues_behind_a_suspended_writer(
     db: Database, path: Path
 ) -> None:
@@ -440,6 +445,7 @@ async def test_a_direct_unit_of_work_queues_behind_a_suspended_writer(
     assert await ids(db) == [1, 2]
 
 
+@pytest.mark.timing  # measures the loop's longest stall: run alone, not beside the parallel suite
 async def test_a_direct_unit_of_work_waits_for_a_lock_held_elsewhere(
     db: Database, path: Path
 ) -> None:
