@@ -63,7 +63,10 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
         except OSError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"bastion serve did not start:\n{stderr_path.read_text()}")
+    process.wait()  # reaped here, not left running into the next test's warnings
+    raise RuntimeError(
+        f"bastion serve did not start within {STARTUP_SECONDS} s:\n{stderr_path.read_text()}"
+    )
 
 
 def stop_server(server: LiveServer) -> None:

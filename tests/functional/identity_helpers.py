@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -194,18 +195,22 @@ def token_in(mail: dict[str, Any]) -> str:
 
 
 async def wait_for_mail(
-    settings: Settings, email: str, kind: str, *, after: int = 0, within: float = 5.0
+    settings: Settings, email: str, kind: str, *, after: int = 0, within: float = 15.0
 ) -> dict[str, Any]:
     """The first mail of ``kind`` to ``email`` beyond the first ``after`` ones (the outbox may
-    deliver asynchronously)."""
+    deliver asynchronously; on a machine loaded by the parallel suite delivery was seen to take
+    over 5 s, so the wait is generous: it costs nothing when the mail is there)."""
     deadline = time.monotonic() + within
     while True:
         found = mails_to(settings, email, kind)
         if len(found) > after:
             return found[after]
         if time.monotonic() > deadline:
-            kinds = [(_recipient(m), m.get("kind")) for m in read_mails(settings)]
-            raise AssertionError(f"no {kind} mail to {email}; mails: {kinds}")
+            kinds = Counter((_recipient(m), m.get("kind")) for m in read_mails(settings))
+            raise AssertionError(
+                f"no {kind} mail to {email} beyond the first {after} within {within} s; "
+                f"mails by recipient and kind: {dict(kinds)}"
+            )
         await asyncio.sleep(0.02)
 
 
