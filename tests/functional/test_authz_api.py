@@ -658,3 +658,53 @@ async def test_checks_are_served_first_with_fastapis_answers(
     assert answer.headers["x-request-id"]
     series = app.state.services.metrics._series
     assert ("/stores/{store_id}/check", "POST") in series
+
+
+async def test_the_per_user_budget_applies_to_checks_and_explains(
+    tmp_path: Path,
+    database_url: str,
+    client: httpx.AsyncClient,
+    admin: Login,
+    user: Account,
+) -> None:
+    """The decision routes resolve their caller without FastAPI's sub-response; the caller's
+    per-user budget is still taken on every check and explain (429 once spent, for a
+    ``query_users`` service account and an administrator alike), and an answer carries only
+    the middleware's per-IP RateLimit fields, as the FastAPI route's did."""
+    store_id, _ = await _store_with_model(client, admin)
+    session = await login(client, user)
+    me = (await client.get("/v1/account", headers=session.headers)).json()["id"]
+    budget = 3
+    settings = identity_settings(
+        tmp_path / "budget",
+        database_url=database_url,
+        mfa=MfaSettings(required_for_admins=False),
+        authz=AuthzSettings(query_users=(me,)),
+        ratelimit={
+            "policies": {
+                "api-user": {"limit": budget, "window_seconds": 60},
+                "api-ip": {"limit": 10_000},
+            }
+        },
+    )
+    body = {"tuple_key": tuple_key("document:1", "viewer", "user:a")}
+    async with running_app(settings) as other, client_for(other) as service:
+        for caller in (session, admin):
+            for name in ("check", "explain"):
+                path = f"/stores/{store_id}/{name}"
+                answers = [
+                    await service.post(path, json=body, headers=caller.headers)
+                    for _ in range(budget if name == "check" else 1)
+                ]
+                if name == "check":
+                    assert [a.status_code for a in answers] == [200] * budget
+                    for answer in answers:
+                        assert not any(
+                            v.startswith('"api-user"')
+                            for v in answer.headers.get_list("ratelimit-policy")
+                        )
+                refused = answers[-1] if name == "explain" else None
+                if refused is None:
+                    refused = await service.post(path, json=body, headers=caller.headers)
+                assert refused.status_code == 429, refused.text
+                assert int(refused.headers["retry-after"]) >= 1

@@ -27,7 +27,6 @@ from typing import Annotated, Any, Generic, Protocol, TypeVar
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -48,8 +47,8 @@ _T_co = TypeVar("_T_co", covariant=True)
 MAX_STORE_ID_CHARS = 64
 _STORE_ID = TypeAdapter(Annotated[str, Field(min_length=1, max_length=MAX_STORE_ID_CHARS)])
 
-#: The caller of a decision request (``ApiAccess.requires_info(Permission.QUERY)``).
-Asker = Callable[[Request, Response], Awaitable[RequestInfo]]
+#: The caller of a decision request (``ApiAccess.decision_caller(Permission.QUERY)``).
+Asker = Callable[[Request], Awaitable[RequestInfo]]
 
 
 class Decide(Protocol[_T_co]):
@@ -73,6 +72,28 @@ def json_bytes(content: Any) -> bytes:
     return text.encode("utf-8")
 
 
+#: The scanner of ``json.loads``'s own decoder (a default ``JSONDecoder``), called directly.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(raw: bytes) -> Any:
+    """``json.loads(raw)``: the same value, or the same error. A body that is a UTF-8 object
+    with nothing around it (every check a client sends) goes straight to the scanner
+    ``json.loads`` ends up in (it would detect UTF-8 for a body starting with ``{`` and a
+    non-NUL byte, decode it with ``surrogatepass`` and find no whitespace to skip); anything
+    else, and anything the scanner refuses, takes ``json.loads`` itself."""
+    if raw[:1] == b"{" and raw[-1:] == b"}" and raw[1:2] != b"\x00":
+        try:
+            text = raw.decode("utf-8", "surrogatepass")
+            data, end = _SCAN(text, 0)
+        except (StopIteration, ValueError):
+            pass  # json.loads raises its own error below
+        else:
+            if end == len(text):
+                return data
+    return json.loads(raw)
+
+
 def parse_body(raw: bytes, model: type[_M]) -> _M:
     """The JSON body ``raw`` as ``model``, with the errors FastAPI gives for a body parameter
     (a missing body, invalid JSON, a failed validation: ``RequestValidationError`` located
@@ -82,7 +103,7 @@ def parse_body(raw: bytes, model: type[_M]) -> _M:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     try:
-        data = json.loads(raw)
+        data = _loads(raw)
     except json.JSONDecodeError as exc:
         invalid = {
             "type": "json_invalid",
@@ -93,7 +114,8 @@ def parse_body(raw: bytes, model: type[_M]) -> _M:
         }
         raise RequestValidationError([invalid], body=exc.doc) from exc
     try:
-        return model.model_validate(data)
+        # ``model_validate`` without its keyword handling (every option at its default).
+        return model.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors, body=data) from exc
@@ -157,9 +179,8 @@ class _Endpoint(Generic[_T]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         try:
-            # The sub-response only collects what the dependency would add to FastAPI's; as
-            # there, it is not merged into the answer.
-            info = await self._asker(request, Response())
+            # No sub-response: the FastAPI route did not merge the dependency's into its answer.
+            info = await self._asker(request)
             body = parse_body(await _read_body(receive), CheckBody)
             store_id = store_id_of(scope["path_params"]["store_id"])
             result = await self._decide(

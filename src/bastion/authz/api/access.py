@@ -32,8 +32,9 @@ from bastion.identity.sessions.auth import Principal
 __all__ = ["ApiAccess", "Permission"]
 
 AdminCheck = Callable[[str], Awaitable[bool]]
-#: The authenticated caller of a request (``IdentityServices.resolve_principal``).
-Resolver = Callable[[Request, Response], Awaitable[Principal]]
+#: The authenticated caller of a request (``IdentityServices.resolve_principal``); the
+#: response, when given, receives the per-user RateLimit fields.
+Resolver = Callable[[Request, Response | None], Awaitable[Principal]]
 
 
 class Permission(enum.StrEnum):
@@ -94,6 +95,27 @@ class ApiAccess:
             return RequestInfo(scope=request.scope, actor=who.subject)
 
         return authorized
+
+    def decision_caller(
+        self, permission: Permission
+    ) -> Callable[[Request], Awaitable[RequestInfo]]:
+        """:meth:`requires_info` for the check and explain routes, which answer without the
+        dependency's sub-response (as their FastAPI routes did: an endpoint returning a
+        ``Response`` drops it): the caller is resolved without one, so the per-user budget is
+        still taken (429 when spent) but its RateLimit fields, which no answer would carry,
+        are not built. A caller named in ``query_users`` is admitted without a further
+        await."""
+
+        resolve = self._principal
+        query_users = self._query_users if permission is Permission.QUERY else frozenset()
+
+        async def caller(request: Request) -> RequestInfo:
+            who = await resolve(request, None)
+            if who.user_id not in query_users:
+                await self._authorize(request, who, permission)
+            return RequestInfo(scope=request.scope, actor=who.subject)
+
+        return caller
 
     async def _authorize(self, request: Request, who: Principal, permission: Permission) -> None:
         if await self.allowed(who, permission):

@@ -155,7 +155,13 @@ def include(app: FastAPI, authz: AuthzService, access: ApiAccess) -> None:
     changer = access.requires_info(Permission.ADMINISTER)
     query = access.requires(Permission.QUERY)
     # The queries first: routes are matched in order, and checks are the hot path.
-    _query_routes(router, authz, query, access.requires_info(Permission.QUERY))
+    _query_routes(
+        router,
+        authz,
+        query,
+        access.requires_info(Permission.QUERY),
+        access.decision_caller(Permission.QUERY),
+    )
 
     # ------------------------------------------------------------------ stores
     @router.post("/stores")
@@ -301,13 +307,14 @@ def _query_routes(
     router: _Routes,
     authz: AuthzService,
     query: Callable[..., Awaitable[Principal]],
-    asker: Asker,
+    asker: Callable[..., Awaitable[RequestInfo]],
+    decider: Asker,
 ) -> None:
     # ------------------------------------------------------------------ queries
     # Check and explain are plain Starlette routes tried before every other route (see
     # ``_decision``): the hot path skips FastAPI's per-request machinery and the route walk.
-    router.first(DecisionRoute("explain", asker, authz.explain, _explained))
-    router.first(DecisionRoute("check", asker, authz.check, _checked))
+    router.first(DecisionRoute("explain", decider, authz.explain, _explained))
+    router.first(DecisionRoute("check", decider, authz.check, _checked))
 
     @router.post("/stores/{store_id}/batch-check")
     async def batch_check(

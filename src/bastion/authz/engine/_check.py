@@ -285,12 +285,7 @@ def _direct(  # noqa: PLR0915 - the hot path is inlined on purpose (no helper ca
                         error = e
         if userset_conditions:
             result, failure = _through(
-                source.usersets(obj, name),
-                cache,
-                userset_entry,
-                conditions=conditions,
-                req=req,
-                depth=depth,
+                source.usersets(obj, name), cache, userset_entry, conditions, req, depth
             )
             if result:
                 return True
@@ -339,9 +334,7 @@ def _tuple_to_userset(
 
     def tuple_to_userset(obj: str, req: Request, depth: int) -> Result:
         tuples = req.source.by_object(obj, tupleset_name)
-        result, error = _through(
-            tuples, cache, parent_entry, conditions=conditions, req=req, depth=depth
-        )
+        result, error = _through(tuples, cache, parent_entry, conditions, req, depth)
         if result or error is None:
             return result
         raise error
@@ -349,11 +342,10 @@ def _tuple_to_userset(
     return tuple_to_userset
 
 
-def _through(
+def _through(  # noqa: PLR0917 - positional on the hot path (keywords cost per call)
     tuples: Iterable[Tuple],
     cache: dict[str, _Entry],
     make_entry: Callable[[str], _Entry],
-    *,
     conditions: Mapping[str, CompiledCondition],
     req: Request,
     depth: int,

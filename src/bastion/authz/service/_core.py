@@ -290,8 +290,33 @@ class AuthzService:
         self, store_id: str, model_id: str | None, consistency: Consistency
     ) -> tuple[ModelRecord, Engine, TupleSource]:
         """The model version and the tuples an evaluation runs on."""
+        ready = self._ready(store_id, model_id, consistency)
+        if ready is not None:
+            return ready
         record, engine = await self.engine(store_id, model_id, consistency)
         return record, engine, await self.source(store_id, consistency)
+
+    def _ready(
+        self, store_id: str, model_id: str | None, consistency: Consistency
+    ) -> tuple[ModelRecord, Engine, TupleSource] | None:
+        """What :meth:`_prepared` answers when nothing needs the database (the latest model id
+        known and fresh, the compiled model cached, the index loaded and within its staleness
+        bound; never for ``HIGHER_CONSISTENCY``), with the same cache updates, without its
+        awaits; otherwise None."""
+        if consistency is Consistency.HIGHER_CONSISTENCY:
+            return None
+        if not model_id:
+            model_id = self._fresh_latest(store_id)
+            if model_id is None:
+                return None
+        cached = self._engines.get(model_id)
+        if cached is None or cached[0].store_id != store_id:
+            return None
+        tuples = self.index.ready(store_id)
+        if tuples is None:
+            return None
+        self._engines.move_to_end(model_id)
+        return cached[0], cached[1], tuples
 
     async def check(
         self,
@@ -305,7 +330,10 @@ class AuthzService:
         """Evaluate one check and record the decision. Raises the engine's errors (after
         recording them as a denied decision)."""
         started = time.perf_counter()
-        record, engine, tuples = await self._prepared(store_id, model_id, consistency)
+        ready = self._ready(store_id, model_id, consistency)
+        if ready is None:
+            ready = await self._prepared(store_id, model_id, consistency)
+        record, engine, tuples = ready
         return self._evaluate(
             store_id, record, engine, tuples, request=request, info=info, started=started
         )

@@ -125,6 +125,16 @@ class IndexCache:
                 await self._catch_up(store_id, entry)
         return entry.index
 
+    def ready(self, store_id: str) -> MemoryTupleIndex | None:
+        """What :meth:`get` answers without waiting, for a consistency other than
+        ``HIGHER_CONSISTENCY``: the store's index when it is loaded and fresh (and then the
+        most recently used), else None."""
+        entry = self._indexes.get(store_id)
+        if entry is None or not self._usable(entry, Consistency.MINIMIZE_LATENCY):
+            return None
+        self._indexes.move_to_end(store_id)
+        return entry.index
+
     def _usable(self, entry: _StoreIndex, consistency: Consistency) -> bool:
         fresh = self._monotonic() - entry.synced_at <= self._staleness
         return consistency is not Consistency.HIGHER_CONSISTENCY and entry.loaded and fresh

@@ -55,7 +55,8 @@ __all__ = [
 
 PrincipalDependency = Callable[..., Awaitable[Principal]]
 #: The caller of a request, authenticated and admitted by the enrollment policy (or an error).
-PrincipalResolver = Callable[[Request, Response], Awaitable[Principal]]
+#: The response, when given, receives the per-user RateLimit fields.
+PrincipalResolver = Callable[[Request, Response | None], Awaitable[Principal]]
 
 STEP_UP_ENDPOINT = "/v1/sessions/current/step-up"
 #: Attribute set on step-up dependencies; its value is the route's minimum level.
@@ -163,7 +164,7 @@ def principal_resolver(authenticator: Authenticator, policy: EnrollmentPolicy) -
     definition of "the caller" that :func:`enforcing_principal` and routes declaring a single
     dependency of their own (the OpenFGA-compatible API) both call."""
 
-    async def resolve(request: Request, response: Response) -> Principal:
+    async def resolve(request: Request, response: Response | None) -> Principal:
         who = await authenticator.authenticate(request, response)
         await policy.admit(request, who)
         return who

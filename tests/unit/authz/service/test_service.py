@@ -179,6 +179,41 @@ async def test_minimize_latency_catches_up_once_the_staleness_bound_has_passed(
     assert await _allowed(reader, store_id, LATENCY)  # beyond it: caught up
 
 
+async def test_warm_checks_query_nothing_until_the_staleness_bound_passes(
+    make_service: ServiceFactory, monotonic: Monotonic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Within the bound a check is answered from the caches alone (latest model id, compiled
+    model, index); once past it, the first check asks the database again for both, and a
+    model version another process wrote meanwhile is used from then on."""
+    reader, writer = make_service(staleness=5.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)  # warms every cache
+    queries: list[str] = []
+    for name in ("latest_model_id", "changes_after", "read_model"):
+        original = getattr(reader.store, name)
+
+        async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
+            queries.append(_name)
+            return await _original(*args)
+
+        monkeypatch.setattr(reader.store, name, counted)
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    newer = await writer.write_model(store_id, MODEL, INFO)
+    for _ in range(3):
+        outcome = await reader.check(
+            store_id, CheckRequest("document:1", "viewer", "user:anne"), info=INFO
+        )
+        assert not outcome.allowed
+    assert queries == []
+    monotonic.now += 6.0
+    outcome = await reader.check(
+        store_id, CheckRequest("document:1", "viewer", "user:anne"), info=INFO
+    )
+    assert outcome.allowed
+    assert outcome.model_id == newer.id
+    assert sorted(set(queries)) == ["changes_after", "latest_model_id", "read_model"]
+
+
 async def test_a_process_reads_its_own_writes(make_service: ServiceFactory) -> None:
     service = make_service(staleness=60.0)
     store_id = await _store_with_model(service)
