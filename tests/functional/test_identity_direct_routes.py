@@ -34,8 +34,8 @@ FRESH = frozenset({"access_token", "refresh_token", "csrf_token", "request_id"})
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return identity_settings(tmp_path)
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return identity_settings(tmp_path, database_url=database_url)
 
 
 @pytest.fixture
