@@ -100,17 +100,22 @@ async def test_account_answers_are_the_fastapi_routes(app: FastAPI, settings: Se
         session = await _session(settings, client)
         bearer = {"authorization": f"Bearer {session.access_token}"}
         status, body, _ = await _same(app, lambda: client.get("/v1/account", headers=bearer))
-        assert status == 200 and body["email_verified"] is True
+        assert status == 200
+        assert body["email_verified"] is True
         for headers in ({}, {"authorization": "Bearer a.b.c"}, {"authorization": "Basic x"}):
             status, _, _ = await _same(app, lambda h=headers: client.get("/v1/account", headers=h))
             assert status == 401
-        status, _, answer_headers = await _same(app, lambda: client.head("/v1/account", headers=bearer))
-        assert status == 405 and ("allow", "GET") in answer_headers
+        status, _, answer_headers = await _same(
+            app, lambda: client.head("/v1/account", headers=bearer)
+        )
+        assert status == 405
+        assert ("allow", "GET") in answer_headers
         rename = {"display_name": "Renamed"}
         status, body, _ = await _same(
             app, lambda: client.patch("/v1/account", headers=bearer, json=rename)
         )
-        assert status == 200 and body["display_name"] == "Renamed"
+        assert status == 200
+        assert body["display_name"] == "Renamed"
 
 
 BODIES = [
@@ -136,9 +141,7 @@ async def test_refresh_refusals_are_the_fastapi_routes(app: FastAPI, body: bytes
         assert status in {400, 401, 422}
 
 
-async def test_refresh_rotations_are_the_fastapi_routes(
-    app: FastAPI, settings: Settings
-) -> None:
+async def test_refresh_rotations_are_the_fastapi_routes(app: FastAPI, settings: Settings) -> None:
     async with client_for(app) as client:
         session = await _session(settings, client)
         tokens = [session.refresh_token]
@@ -153,7 +156,8 @@ async def test_refresh_rotations_are_the_fastapi_routes(
             return response
 
         status, body, _ = await _same(app, rotate)
-        assert status == 200 and set(body) == {
+        assert status == 200
+        assert set(body) == {
             "access_token",
             "token_type",
             "expires_in",
@@ -164,7 +168,8 @@ async def test_refresh_rotations_are_the_fastapi_routes(
         status, body, _ = await _same(
             app, lambda: client.post("/v1/sessions/refresh", json={"refresh_token": tokens[0]})
         )
-        assert status == 401 and body["code"] == "invalid_token"
+        assert status == 401
+        assert body["code"] == "invalid_token"
 
 
 async def test_both_routes_stay_in_the_openapi_document(app: FastAPI) -> None:

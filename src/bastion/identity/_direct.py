@@ -48,7 +48,7 @@ _JSON = "application/json"
 def api_route(router: APIRouter, path: str, method: str) -> APIRoute:
     """The FastAPI route ``method path`` of ``router``."""
     for route in router.routes:
-        if isinstance(route, APIRoute) and route.path == path and method in route.methods:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
             return route
     raise LookupError(f"{method} {path}")
 
@@ -72,12 +72,8 @@ async def json_body(request: Request) -> Any:
     cannot be read."""
     try:
         raw = await request.body()
-        if not raw:
-            return Undefined
         content_type = request.headers.get("content-type")
-        if content_type and _is_json(content_type):
-            return json.loads(raw)
-        return raw
+        value = json.loads(raw) if raw and content_type and _is_json(content_type) else raw
     except json.JSONDecodeError as exc:
         invalid = {
             "type": "json_invalid",
@@ -93,6 +89,7 @@ async def json_body(request: Request) -> Any:
         if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (error := get_body_limit_error(exc)):
             raise error from exc
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+    return value if raw else Undefined
 
 
 def _sub_response() -> Response:
@@ -149,7 +146,10 @@ class DirectRoute(Route):
     before. Left out of the OpenAPI document: the FastAPI route documents it."""
 
     def __init__(self, route: APIRoute, handler: Handler) -> None:
-        (self._method,) = route.methods
+        methods = sorted(route.methods or ())
+        if len(methods) != 1:
+            raise ValueError(f"{route.path}: one method expected, got {methods}")
+        self._method = methods[0]
         super().__init__(
             route.path,
             _Endpoint(route, handler),

@@ -24,11 +24,12 @@ from __future__ import annotations
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 __all__ = ["PreparedStatement"]
@@ -40,11 +41,11 @@ class _Form:
     """One statement compiled for one dialect."""
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+        compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
         if (
-            compiled.insert_prefetch  # type: ignore[attr-defined]
-            or compiled.update_prefetch  # type: ignore[attr-defined]
-            or compiled.literal_execute_params  # type: ignore[attr-defined]
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.literal_execute_params
             or any(bind.expanding for bind in compiled.binds.values())
         ):
             raise ValueError("the statement needs SQLAlchemy's execution-time processing")
@@ -61,7 +62,8 @@ class _Form:
         self.positional = order is not None
         returned = list(getattr(statement, "exported_columns", ()))
         self.returns = bool(returned)
-        self.row = namedtuple("Row", [column.key for column in returned])  # type: ignore[misc]  # noqa: PYI024
+        row_type: Any = namedtuple("Row", [column.key for column in returned])  # type: ignore[misc]
+        self.row: Any = row_type
         self._types = [column.type.dialect_impl(dialect) for column in returned]
         self._dialect = dialect
         self._result: list[Processor | None] | None = None
@@ -69,7 +71,7 @@ class _Form:
     def parameters(self, values: Mapping[str, Any]) -> Any:
         out = []
         for name, process, default in self.binds:
-            value = values[name] if name in values else default
+            value = values.get(name, default)
             out.append(process(value) if process is not None else value)
         if self.positional:
             return tuple(out)

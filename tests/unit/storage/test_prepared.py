@@ -82,14 +82,17 @@ async def test_rows_are_sqlalchemys_with_every_column_type(database: Database) -
     user = await _user(database)
     await _session(database, user.id)
     mine, theirs = await database.read(_both(USER_BY_ID, {"uid": user.id}))
-    assert mine == theirs and len(mine) == 1
+    assert mine == theirs
+    assert len(mine) == 1
     assert await database.read(lambda c: read_user(c, user.id)) == user
     mine, theirs = await database.read(_both(SESSION_BY_ID, {"sid": "s-1"}))
-    assert mine == theirs and len(mine) == 1
+    assert mine == theirs
+    assert len(mine) == 1
     prepared = PreparedStatement(SESSION_BY_ID)
     (row,) = await database.read(lambda c: prepared.execute(c, {"sid": "s-1"}))
     assert row.amr == ["pwd", "otp"]
-    assert row.created_at == NOW and row.created_at.tzinfo is UTC
+    assert row.created_at == NOW
+    assert row.created_at.tzinfo is UTC
     assert await database.read(lambda c: read_user(c, "nobody")) is None
 
 
@@ -107,7 +110,8 @@ async def test_a_write_joins_the_transaction(database: Database) -> None:
     assert (await database.read(lambda c: read_user(c, user.id))) == user  # rolled back
     await database.transaction(lambda c: rename.execute(c, {"uid": user.id, "name": "Grace"}))
     renamed = await database.read(lambda c: read_user(c, user.id))
-    assert renamed is not None and renamed.display_name == "Grace"
+    assert renamed is not None
+    assert renamed.display_name == "Grace"
 
 
 async def test_errors_are_sqlalchemys_with_parameters_hidden(database: Database) -> None:
@@ -137,7 +141,7 @@ def test_statements_needing_execution_time_work_are_refused() -> None:
 
     dialect = sqlite.dialect()
     with pytest.raises(ValueError, match="execution-time"):
-        PreparedStatement(insert(table).values(id=bindparam("i")))._form(dialect)  # noqa: SLF001
+        PreparedStatement(insert(table).values(id=bindparam("i")))._form(dialect)
     expanding = select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="execution-time"):
-        PreparedStatement(expanding)._form(dialect)  # noqa: SLF001
+        PreparedStatement(expanding)._form(dialect)

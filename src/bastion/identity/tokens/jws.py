@@ -22,9 +22,9 @@ import re
 from typing import Any, NamedTuple
 
 from joserfc import jws as _jws
-from joserfc.jwk import guess_key
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
 from joserfc.jwa import JWSAlgModel
+from joserfc.jwk import guess_key
 from joserfc.jws import CompactSignature, JWSRegistry
 from joserfc.util import json_b64encode, urlsafe_b64encode
 

@@ -46,7 +46,9 @@ def test_a_new_key_object_under_the_same_kid_is_prepared_again() -> None:
     first, second = _key(), _key()
     header = {"alg": first.algorithm.value, "kid": first.kid, "typ": "at+jwt"}
     sign_compact(header, b"{}", first)
-    impostor = SigningKey(first.kid, second.algorithm, second.created_at, second.not_after, second.key)
+    impostor = SigningKey(
+        first.kid, second.algorithm, second.created_at, second.not_after, second.key
+    )
     token = sign_compact(header, b"{}", impostor)
     assert verify_compact(token, impostor) == b"{}"
     with pytest.raises(InvalidToken):
