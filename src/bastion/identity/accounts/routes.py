@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from bastion.http.responses import problems
+from bastion.identity._direct import DirectRoute, api_route
 from bastion.identity.accounts.events import list_events
 from bastion.identity.accounts.users import User
 from bastion.identity.fields import DisplayName, Email, OpaqueToken, Password
@@ -197,6 +198,13 @@ def include(
     async def profile(who: Principal = Depends(principal)) -> ProfileOut:
         return ProfileOut.of(await accounts.get(who.user_id))
 
+    async def profile_direct(request: Request, response: Response, _: None) -> ProfileOut:
+        # The same as ``profile``, with its one dependency called by hand (see ``_direct``).
+        who = await identity.resolve_principal(request, response)
+        return ProfileOut.of(await accounts.get(who.user_id))
+
+    hot = DirectRoute(api_route(router, "/v1/account", "GET"), profile_direct)
+
     @router.patch(
         "/v1/account",
         response_model=ProfileOut,
@@ -274,3 +282,5 @@ def include(
         )
 
     app.include_router(router)
+    # Tried before every other route: the most frequent authenticated read.
+    app.router.routes.insert(0, hot)

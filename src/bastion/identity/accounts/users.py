@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.accounts.models import users
+from bastion.storage.prepared import PreparedStatement
 
 __all__ = [
     "USER_BY_ID",
@@ -26,6 +27,8 @@ __all__ = [
 #: Built once (every authenticated profile read runs it): building the expression and its cache
 #: key on each call cost more than SQLite's lookup.
 USER_BY_ID = select(users).where(users.c.id == bindparam("uid"))
+#: The same, run on the driver's cursor (see :mod:`bastion.storage.prepared`).
+_READ_USER = PreparedStatement(USER_BY_ID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,8 @@ async def get_user(connection: AsyncConnection, user_id: str) -> User | None:
 
 def read_user(connection: Connection, user_id: str) -> User | None:
     """:func:`get_user` on a synchronous connection (:meth:`Database.read`)."""
-    row = connection.execute(USER_BY_ID, {"uid": user_id}).first()
-    return User.of(row) if row is not None else None
+    rows = _READ_USER.execute(connection, {"uid": user_id})
+    return User.of(rows[0]) if rows else None
 
 
 async def find_by_email(connection: AsyncConnection, email_normalized: str) -> User | None:

@@ -2,7 +2,9 @@
 built once with bound parameters: these are the hottest write paths, and building and
 cache-keying a statement on every request costs more than SQLite takes to run it.
 
-Parameter names cannot be column names (SQLAlchemy reserves those in INSERT and UPDATE).
+Parameter names cannot be column names (SQLAlchemy reserves those in INSERT and UPDATE). A
+rotation's three statements run as :class:`~bastion.storage.prepared.PreparedStatement` s (on
+the driver's cursor, past SQLAlchemy's per-execution machinery): ``ROTATE_*``.
 """
 
 from __future__ import annotations
@@ -11,8 +13,19 @@ from sqlalchemy import Integer, Text, and_, bindparam, case, exists, insert, or_
 
 from bastion.identity.accounts.models import users
 from bastion.identity.sessions.models import refresh_tokens, sessions
+from bastion.storage.prepared import PreparedStatement
 
-__all__ = ["ADD_TOKEN", "CONSUME", "EVICT_BEYOND_LIMIT", "FIRST_TOKEN", "NEW_SESSION", "RENEW"]
+__all__ = [
+    "ADD_TOKEN",
+    "CONSUME",
+    "EVICT_BEYOND_LIMIT",
+    "FIRST_TOKEN",
+    "NEW_SESSION",
+    "RENEW",
+    "ROTATE_ADD_TOKEN",
+    "ROTATE_CONSUME",
+    "ROTATE_RENEW",
+]
 
 _t, _s = refresh_tokens.c, sessions.c
 _own = refresh_tokens.alias("own")
@@ -58,6 +71,9 @@ ADD_TOKEN = insert(refresh_tokens).values(
     parent_hash=bindparam("hash"),
     created_at=bindparam("now"),
 )
+ROTATE_CONSUME = PreparedStatement(CONSUME)
+ROTATE_RENEW = PreparedStatement(RENEW)
+ROTATE_ADD_TOKEN = PreparedStatement(ADD_TOKEN)
 #: Starts a session only while its user may log in: the row is inserted from the user's row,
 #: read under a share lock (PostgreSQL; SQLite runs one writer at a time), so a session cannot
 #: outlive a concurrent disable or erasure (both change the user's row first, then end its

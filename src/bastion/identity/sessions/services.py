@@ -40,12 +40,12 @@ from bastion.identity.accounts.models import users
 from bastion.identity.errors import InvalidCredentials
 from bastion.identity.fields import is_plain_id
 from bastion.identity.sessions._statements import (
-    ADD_TOKEN,
-    CONSUME,
     EVICT_BEYOND_LIMIT,
     FIRST_TOKEN,
     NEW_SESSION,
-    RENEW,
+    ROTATE_ADD_TOKEN,
+    ROTATE_CONSUME,
+    ROTATE_RENEW,
 )
 from bastion.identity.sessions.models import (
     MAX_IP_CHARS,
@@ -302,20 +302,21 @@ class SessionService:
         """Consume an unused token, renew its session and store the successor, in three
         statements; None if the token was already used (or is unknown)."""
         params = {"hash": token_hash, "now": now, "sealed": sealed}
-        rows = connection.execute(CONSUME, params)
+        rows = ROTATE_CONSUME.execute(connection, params)
         rotated = next((row for row in rows if row.token_hash == token_hash), None)
         if rotated is None:
             return None
         session_id = rotated.session_id
         renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
-        session = connection.execute(RENEW, renew).first()
-        if session is None:
+        renewed = ROTATE_RENEW.execute(connection, renew)
+        if not renewed:
             # Raises the precise reason (revoked or expired); the transaction rolls back and
             # the token stays unused.
             self._live_session(connection, session_id, now)
             raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
         add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
-        connection.execute(ADD_TOKEN, add)
+        ROTATE_ADD_TOKEN.execute(connection, add)
+        session = renewed[0]
         return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
 
     def _session_of(self, connection: Connection, token_hash: str) -> str:

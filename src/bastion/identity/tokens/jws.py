@@ -19,12 +19,14 @@ import binascii
 import functools
 import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from joserfc import jws as _jws
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
 from joserfc.jwa import JWSAlgModel
-from joserfc.jws import JWSRegistry
+from joserfc.jwk import guess_key
+from joserfc.jws import CompactSignature, JWSRegistry
+from joserfc.util import json_b64encode, urlsafe_b64encode
 
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
 from bastion.identity.tokens.keys import PublicKey, SigningAlgorithm, SigningKey
@@ -112,11 +114,55 @@ def read_header(token: str) -> dict[str, Any]:
     return header
 
 
+class _Signer(NamedTuple):
+    """What joserfc's ``serialize_compact`` works out from a header and a key before it signs:
+    the checked header's encoded segment, the algorithm and the key it signs with."""
+
+    source: Any  # the SigningKey's joserfc key this was prepared from
+    header_segment: bytes
+    algorithm: JWSAlgModel
+    key: Any
+
+
+#: Prepared signers by (kid, header): an access token's header is the same for every token a
+#: key signs, so its checks and encoding are done once per key, not per token.
+_SIGNERS: dict[tuple[str, tuple[tuple[str, str], ...]], _Signer] = {}
+_SIGNERS_MAX = 64
+
+
+def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
+    """The prepared signer of ``header`` and ``key``; None when the header is not a plain
+    string map (joserfc then does everything, per call)."""
+    if "b64" in header or not all(type(value) is str for value in header.values()):
+        return None
+    cache_key = (key.kid, tuple(sorted(header.items())))
+    signer = _SIGNERS.get(cache_key)
+    if signer is not None and signer.source is key.key:
+        return signer
+    # The same checks, in the same order, as joserfc's serialize_compact.
+    registry = _registry(key.algorithm)
+    registry.check_header(header)
+    algorithm = registry.get_alg(header["alg"])
+    jose_key = guess_key(key.key, CompactSignature(header, b""), True, use="sig")
+    algorithm.check_key(jose_key)
+    if len(_SIGNERS) >= _SIGNERS_MAX:
+        _SIGNERS.clear()
+    signer = _SIGNERS[cache_key] = _Signer(key.key, json_b64encode(header), algorithm, jose_key)
+    return signer
+
+
 def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str:
-    """Sign ``payload`` with ``key``; ``header["alg"]`` must be the key's algorithm."""
+    """Sign ``payload`` with ``key``; ``header["alg"]`` must be the key's algorithm. The same
+    token as joserfc's ``serialize_compact``, whose header checks and encoding run once per key
+    and header (the signature is joserfc's algorithm's, per token)."""
     if header.get("alg") != key.algorithm.value:
         raise SigningKeyError("The header algorithm must be the signing key's algorithm.")
-    return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
+    signer = _signer(header, key)
+    if signer is None:
+        return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
+    signing_input = signer.header_segment + b"." + urlsafe_b64encode(payload)
+    signature = urlsafe_b64encode(signer.algorithm.sign(signing_input, signer.key))
+    return (signing_input + b"." + signature).decode("ascii")
 
 
 def verify_compact(token: str, key: SigningKey | PublicKey) -> bytes:

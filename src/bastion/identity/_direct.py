@@ -1,0 +1,168 @@
+"""The identity API's hottest routes served below FastAPI: ``GET /v1/account`` and
+``POST /v1/sessions/refresh``.
+
+Through a FastAPI route, these paid more for FastAPI's per-request machinery (the walk past
+every earlier route, dependency resolution with its cache keys and parameter extraction, the
+endpoint context) than for their own work. A :class:`DirectRoute` is a plain Starlette route
+tried before every other route; it does by hand what the FastAPI route did, in the same order,
+reusing that route's own body and response fields so that validation and serialization cannot
+drift from it:
+
+1. the JSON body as FastAPI reads it (:func:`json_body`: the content type decides whether it
+   is parsed, invalid JSON is a ``json_invalid`` validation error, a read failure a 400);
+2. the endpoint's own work, given a sub-response as FastAPI's dependencies get one;
+3. the answer validated and serialized by the route's response field (``exclude_none`` as
+   declared), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
+   the sub-response collected (per-user ``RateLimit`` fields, session cookies).
+
+Errors propagate to the app's exception handlers (problem+json), as from the FastAPI route. The
+FastAPI route stays registered for every other method and for the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import email.message
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi._body_limit import get_body_limit_error
+from fastapi._compat import ModelField, Undefined
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["DirectRoute", "api_route", "json_body"]
+
+#: The endpoint's work: the request, its sub-response, the validated body (None when the route
+#: has none or it was absent); returns the answer's content before response validation.
+Handler = Callable[[Request, Response, Any], Awaitable[Any]]
+_JSON = "application/json"
+
+
+def api_route(router: APIRouter, path: str, method: str) -> APIRoute:
+    """The FastAPI route ``method path`` of ``router``."""
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
+            return route
+    raise LookupError(f"{method} {path}")
+
+
+def _is_json(content_type: str) -> bool:
+    if content_type == _JSON:  # the common case, without the parse below
+        return True
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+async def json_body(request: Request) -> Any:
+    """The body as FastAPI reads it for a JSON body parameter: ``Undefined`` when empty, the
+    parsed JSON for a JSON content type, the raw bytes otherwise (the validation refuses them;
+    FastAPI's strict content type: no content type is not JSON). Raises
+    ``RequestValidationError`` for invalid JSON and ``HTTPException(400)`` when the body
+    cannot be read."""
+    try:
+        raw = await request.body()
+        content_type = request.headers.get("content-type")
+        value = json.loads(raw) if raw and content_type and _is_json(content_type) else raw
+    except json.JSONDecodeError as exc:
+        invalid = {
+            "type": "json_invalid",
+            "loc": ("body", exc.pos),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": exc.msg},
+        }
+        raise RequestValidationError([invalid], body=exc.doc) from exc
+    except HTTPException:
+        raise
+    except Exception as exc:
+        if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (error := get_body_limit_error(exc)):
+            raise error from exc
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+    return value if raw else Undefined
+
+
+def _sub_response() -> Response:
+    """What FastAPI hands dependencies and endpoints as ``response``."""
+    response = Response()
+    del response.headers["content-length"]
+    response.status_code = None  # type: ignore[assignment]
+    return response
+
+
+class _Endpoint:
+    """The ASGI app behind a :class:`DirectRoute` (see the module docstring)."""
+
+    def __init__(self, route: APIRoute, handler: Handler) -> None:
+        self._handler = handler
+        self._body: ModelField | None = route.body_field
+        response_field = route.response_field
+        if response_field is None:
+            raise ValueError(f"{route.path} declares no response model")
+        self._response: ModelField = response_field
+        self._exclude_none = route.response_model_exclude_none
+        self._status = route.status_code or 200
+
+    async def _validated_body(self, request: Request) -> Any:
+        if self._body is None:
+            return None
+        received = await json_body(request)
+        if received is Undefined:
+            # The parameter's default (FastAPI does not validate a default).
+            return self._body.get_default()
+        value, errors = self._body.validate(received, {}, loc=("body",))
+        if errors:
+            raise RequestValidationError(errors, body=received)
+        return value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        body = await self._validated_body(request)
+        sub = _sub_response()
+        content = await self._handler(request, sub, body)
+        value, errors = self._response.validate(content, {}, loc=("response",))
+        if errors:  # pragma: no cover - the handler builds the response model itself
+            raise RequestValidationError(errors)
+        data = self._response.serialize_json(value, exclude_none=self._exclude_none)
+        status = sub.status_code or self._status
+        response = Response(content=data, media_type=_JSON, status_code=status)
+        response.headers.raw.extend(sub.headers.raw)
+        await response(scope, receive, send)
+
+
+class DirectRoute(Route):
+    """``route``'s method and path, answered by ``handler`` (see the module docstring). Matches
+    that method only: any other goes on to the FastAPI routes (405 or another route), as
+    before. Left out of the OpenAPI document: the FastAPI route documents it."""
+
+    def __init__(self, route: APIRoute, handler: Handler) -> None:
+        methods = sorted(route.methods or ())
+        if len(methods) != 1:
+            raise ValueError(f"{route.path}: one method expected, got {methods}")
+        self._method = methods[0]
+        super().__init__(
+            route.path,
+            _Endpoint(route, handler),
+            methods=[self._method],
+            name=route.name,
+            include_in_schema=False,
+        )
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope["method"] != self._method:
+            return Match.NONE, {}
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            # As FastAPI's routes do: metrics and the rejection audit name the route template.
+            child_scope["route"] = self
+        return match, child_scope

@@ -1,0 +1,129 @@
+"""Statements compiled once per dialect and run on the connection's DBAPI cursor: the hottest
+statements' way past SQLAlchemy's per-execution machinery.
+
+SQLAlchemy Core builds, for every execution of even a cached statement, an execution context,
+its parameter dictionaries, a cursor result and its metadata, and a row object per row: about
+150,000 instructions for a point read on SQLite, twenty times SQLite's own work. A
+:class:`PreparedStatement` keeps the SQL that SQLAlchemy compiles for the statement (bound
+parameters only: no value is ever written into the SQL text) with each parameter's and each
+returned column's own type processing (the same ``UTCDateTime`` or JSON conversion SQLAlchemy
+applies), and runs it on the cursor of the SQLAlchemy connection's DBAPI connection: the same
+transaction, the same driver (``sqlite+inline``'s write gate and busy retries, asyncpg's
+prepared statements), the same errors (a DBAPI error goes through the connection's own handling:
+wrapped as SQLAlchemy's ``DBAPIError`` subclasses with parameters hidden, a disconnect
+invalidates the connection).
+
+Only statements whose compiled form needs nothing at execution time qualify (checked when
+compiled): no Python-side column defaults to compute, no expanding ``IN`` parameters, no
+literal-rendered parameters. Engine ``*_execute`` events do not see these statements (Bastion
+registers none).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+__all__ = ["PreparedStatement"]
+
+Processor = Callable[[Any], Any]
+
+
+class _Form:
+    """One statement compiled for one dialect."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = cast("SQLCompiler", statement.compile(dialect=dialect))
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.literal_execute_params
+            or any(bind.expanding for bind in compiled.binds.values())
+        ):
+            raise ValueError("the statement needs SQLAlchemy's execution-time processing")
+        self.sql = compiled.string
+        binds = compiled.binds
+        processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in binds.items()
+        }
+        defaults = {name: bind.effective_value for name, bind in binds.items()}
+        order = compiled.positiontup if compiled.positional else None
+        #: (name, processor, default) of each parameter in the driver's order (named: any).
+        self.binds = [(name, processors[name], defaults[name]) for name in order or binds]
+        self.positional = order is not None
+        returned = list(getattr(statement, "exported_columns", ()))
+        self.returns = bool(returned)
+        row_type: Any = namedtuple("Row", [column.key for column in returned])  # type: ignore[misc]
+        self.row: Any = row_type
+        self._types = [column.type.dialect_impl(dialect) for column in returned]
+        self._dialect = dialect
+        self._result: list[Processor | None] | None = None
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        out = []
+        for name, process, default in self.binds:
+            value = values.get(name, default)
+            out.append(process(value) if process is not None else value)
+        if self.positional:
+            return tuple(out)
+        return dict(zip((name for name, _, _ in self.binds), out, strict=True))
+
+    def rows(self, raw: Sequence[Sequence[Any]], description: Any) -> list[Any]:
+        processors = self._result
+        if processors is None:
+            # As SQLAlchemy does: each column's processor given the driver's type code.
+            processors = self._result = [
+                kind.result_processor(self._dialect, column[1])
+                for kind, column in zip(self._types, description, strict=True)
+            ]
+        make = self.row._make
+        if not any(processors):
+            return [make(row) for row in raw]
+        return [
+            make(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+            for row in raw
+        ]
+
+
+class PreparedStatement:
+    """``statement`` (an ``insert``, ``update``, ``delete`` or ``select`` of Core, built with
+    named ``bindparam`` s), compiled once per dialect; :meth:`execute` runs it on a connection."""
+
+    def __init__(self, statement: Executable) -> None:
+        if not isinstance(statement, ClauseElement):
+            raise TypeError("a Core statement is required")
+        self.statement = statement
+        self._forms: weakref.WeakKeyDictionary[Dialect, _Form] = weakref.WeakKeyDictionary()
+
+    def _form(self, dialect: Dialect) -> _Form:
+        form = self._forms.get(dialect)
+        if form is None:
+            form = self._forms[dialect] = _Form(self.statement, dialect)
+        return form
+
+    def execute(self, connection: Connection, values: Mapping[str, Any]) -> list[Any]:
+        """Run the statement with ``values`` (by parameter name) in ``connection``'s
+        transaction; its rows (named tuples of the returned columns, processed by their types;
+        empty when it returns none). Raises SQLAlchemy's ``DBAPIError`` subclasses, as
+        ``connection.execute`` does."""
+        form = self._form(connection.dialect)
+        parameters = form.parameters(values)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(form.sql, parameters)
+            raw = cursor.fetchall() if form.returns else ()
+            description = cursor.description
+        except Exception as exc:  # noqa: BLE001 - handed to SQLAlchemy's own error handling
+            connection._handle_dbapi_exception(exc, form.sql, parameters, cursor, None)  # noqa: SLF001
+        finally:
+            cursor.close()
+        return form.rows(raw, description) if raw else []

@@ -1,0 +1,147 @@
+"""PreparedStatement: the rows, transaction and errors of ``connection.execute``, on the
+driver's cursor (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from bastion.identity.accounts.models import users
+from bastion.identity.accounts.users import USER_BY_ID, User, insert_user, read_user
+from bastion.identity.sessions.models import sessions
+from bastion.storage import Database
+from bastion.storage.prepared import PreparedStatement
+
+NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
+SESSION_BY_ID = select(sessions).where(sessions.c.id == bindparam("sid"))
+RENAME = (
+    update(users)
+    .where(users.c.id == bindparam("uid"))
+    .values(display_name=bindparam("name"))
+    .returning(users.c.id, users.c.display_name, users.c.updated_at)
+)
+
+
+async def _user(database: Database, email: str = "ada@example.com") -> User:
+    async with database.engine.begin() as connection:
+        return await insert_user(
+            connection,
+            email=email,
+            email_normalized=email,
+            display_name="Ada",
+            password_hash=None,
+            now=NOW,
+            email_verified=True,
+        )
+
+
+async def _session(database: Database, user_id: str) -> None:
+    row = {
+        "id": "s-1",
+        "user_id": user_id,
+        "created_at": NOW,
+        "last_seen_at": NOW,
+        "absolute_expires_at": NOW + timedelta(days=1),
+        "ip": None,
+        "user_agent": "agent",
+        "amr": ["pwd", "otp"],
+        "acr": "aal2",
+        "transport": "bearer",
+    }
+    async with database.engine.begin() as connection:
+        await connection.execute(insert(sessions).values(**row))
+
+
+def _both(statement: Any, values: dict[str, Any]) -> Any:
+    prepared = PreparedStatement(statement)
+
+    def work(connection: Connection) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        mine = [tuple(row) for row in prepared.execute(connection, values)]
+        theirs = [tuple(row) for row in connection.execute(statement, values)]
+        return mine, theirs
+
+    return work
+
+
+async def test_rows_are_sqlalchemys_with_every_column_type(database: Database) -> None:
+    user = await _user(database)
+    await _session(database, user.id)
+    mine, theirs = await database.read(_both(USER_BY_ID, {"uid": user.id}))
+    assert mine == theirs
+    assert len(mine) == 1
+    assert await database.read(lambda c: read_user(c, user.id)) == user
+    mine, theirs = await database.read(_both(SESSION_BY_ID, {"sid": "s-1"}))
+    assert mine == theirs
+    assert len(mine) == 1
+    prepared = PreparedStatement(SESSION_BY_ID)
+    (row,) = await database.read(lambda c: prepared.execute(c, {"sid": "s-1"}))
+    assert row.amr == ["pwd", "otp"]
+    assert row.created_at == NOW
+    assert row.created_at.tzinfo is UTC
+    assert await database.read(lambda c: read_user(c, "nobody")) is None
+
+
+async def test_a_write_joins_the_transaction(database: Database) -> None:
+    user = await _user(database)
+    rename = PreparedStatement(RENAME)
+
+    def rename_then_fail(connection: Connection) -> None:
+        (row,) = rename.execute(connection, {"uid": user.id, "name": "Grace"})
+        assert row.display_name == "Grace"
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        await database.transaction(rename_then_fail)
+    assert (await database.read(lambda c: read_user(c, user.id))) == user  # rolled back
+    await database.transaction(lambda c: rename.execute(c, {"uid": user.id, "name": "Grace"}))
+    renamed = await database.read(lambda c: read_user(c, user.id))
+    assert renamed is not None
+    assert renamed.display_name == "Grace"
+
+
+async def test_errors_are_sqlalchemys_with_parameters_hidden(database: Database) -> None:
+    first = await _user(database)
+    second = await _user(database, "grace@example.com")
+    clash = PreparedStatement(
+        update(users)
+        .where(users.c.id == bindparam("uid"))
+        .values(email_normalized=bindparam("taken"))
+    )
+    with pytest.raises(IntegrityError) as caught:
+        await database.transaction(
+            lambda c: clash.execute(c, {"uid": second.id, "taken": first.email_normalized})
+        )
+    assert first.email_normalized not in str(caught.value)
+    assert "hidden" in str(caught.value)
+
+
+def test_statements_needing_execution_time_work_are_refused() -> None:
+    table = Table(
+        "t",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("name", String(10), default="x"),
+    )
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    dialect = sqlite.dialect()
+    with pytest.raises(ValueError, match="execution-time"):
+        PreparedStatement(insert(table).values(id=bindparam("i")))._form(dialect)
+    expanding = select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="execution-time"):
+        PreparedStatement(expanding)._form(dialect)
