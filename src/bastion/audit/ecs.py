@@ -197,7 +197,7 @@ def ecs_members(event: AuditEvent) -> str:  # noqa: PLR0912 - one branch per opt
         stamp = time.isoformat().removesuffix("+00:00") + "Z"
     else:
         stamp = _timestamp(time)
-    outcome = event.outcome.value
+    outcome = event.outcome._value_  # the enum's value without the descriptor's cost
     out = [
         '"@timestamp": ',
         json_text(stamp),
@@ -208,8 +208,10 @@ def ecs_members(event: AuditEvent) -> str:  # noqa: PLR0912 - one branch per opt
     client_ip, user_agent, request_id = event.client_ip, event.user_agent, event.request_id
     if reason is not None:
         out += (', "event.reason": ', json_text(reason) if type(reason) is str else _value(reason))
+    user = ""
     if actor is not None:
-        out += (', "user.id": ', json_text(actor) if type(actor) is str else _value(actor))
+        user = json_text(actor) if type(actor) is str else _value(actor)
+        out += (', "user.id": ', user)
     target_user = None
     if subject is not None:
         target_user = _target_user(subject)
@@ -231,7 +233,12 @@ def ecs_members(event: AuditEvent) -> str:  # noqa: PLR0912 - one branch per opt
         out += (', "http.request.id": ', value)
     if client_ip:
         out += (', "related.ip": [', ip, "]")
-    if actor or target_user:
+    if actor and type(actor) is str:  # json_tree([actor, target_user]) without duplicates
+        if target_user and target_user != actor:
+            out += (', "related.user": [', user, ", ", json_text(target_user), "]")
+        else:
+            out += (', "related.user": [', user, "]")
+    elif actor or target_user:
         related_users = _related_users(actor, target_user)
         if related_users:
             out += (', "related.user": ', json_tree(related_users))
