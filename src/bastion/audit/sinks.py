@@ -131,7 +131,7 @@ _PROBES = (
 
 #: ``json.dumps``' encoder (default separators, ASCII only, integral floats kept) built once,
 #: for trees: scrubbed details hold no cycles and only JSON types (see ``scrub``).
-_JSON_COLUMN: Any = getattr(json.encoder, "c_make_encoder", None)
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
 
 
 def _json_column(details: Mapping[str, Any]) -> str:
@@ -146,8 +146,8 @@ def _not_json(value: Any) -> Any:
 
 _COLUMN_ENCODER: Any = (
     None
-    if _JSON_COLUMN is None
-    else _JSON_COLUMN(
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
         None, _not_json, encode_basestring_ascii, None, ": ", ", ", False, False, True
     )
 )
