@@ -97,17 +97,36 @@ class ChainKey:
 
     key_id: str
     key: bytes = field(repr=False)
-    #: HMAC-SHA256 keyed once: each link copies it (the key schedule is not redone per link).
-    _hmac: Any = field(init=False, repr=False, compare=False)
+    #: HMAC-SHA256's inner and outer hashes with the padded key already absorbed (RFC 2104):
+    #: each link copies them, so the key schedule is not redone per link, and the two copies
+    #: cost less than copying an ``hmac`` object (its Python wrapper and OpenSSL's context).
+    _pads: tuple[Any, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_hmac", hmac.new(self.key, digestmod=hashlib.sha256))
+        object.__setattr__(self, "_pads", _hmac_pads(self.key))
 
     def mac(self, message: bytes) -> str:
         """The hex HMAC-SHA256 of ``message`` under this key."""
-        keyed = self._hmac.copy()
-        keyed.update(message)
-        return str(keyed.hexdigest())
+        inner, outer = self._pads
+        inner = inner.copy()
+        inner.update(message)
+        outer = outer.copy()
+        outer.update(inner.digest())
+        return str(outer.hexdigest())
+
+
+_SHA256_BLOCK = 64
+
+
+def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after HMAC's ``key ^ ipad`` and ``key ^ opad`` blocks (RFC 2104 section 2:
+    a key longer than the block is hashed first, then every key is padded with zeros)."""
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_SHA256_BLOCK, b"\0")
+    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
+    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
+    return inner, outer
 
 
 class ChainKeys:

@@ -7,17 +7,16 @@ proxy and request-id middleware), never raw forwarding headers an attacker can w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.recorder import scrub
-from bastion.clock import Clock, SystemClock
+from bastion.clock import Clock
 
 #: Client-supplied text is cut to bounded sizes before it is stored (storage exhaustion).
 MAX_USER_AGENT_CHARS = 512
 MAX_REQUEST_ID_CHARS = 128
-
-_SYSTEM_CLOCK = SystemClock()
 
 
 def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
@@ -39,6 +38,10 @@ def _cut(value: Any, limit: int) -> str | None:
     return str(value)[:limit] if value else None
 
 
+#: ``type`` itself: event_from_scope's parameter of that name mirrors AuditEvent.type.
+_kind = type
+
+
 def event_from_scope(
     scope: Mapping[str, Any],
     type: EventType,  # noqa: A002 - mirrors AuditEvent.type
@@ -51,17 +54,29 @@ def event_from_scope(
     clock: Clock | None = None,
 ) -> AuditEvent:
     """An event stamped with the request's client IP, user agent and request id."""
+    # Runs on the request path: the common cases (text already within its bound, the system
+    # clock, a dict of details) without a call each; the result is that of the helpers above.
     state = scope.get("state") or {}
+    ip = state.get("client_ip")
+    client_ip = (ip if _kind(ip) is str else str(ip)) if ip else _client_ip(scope, state)
+    request_id = state.get("request_id")
+    if _kind(request_id) is not str or len(request_id) > MAX_REQUEST_ID_CHARS:
+        request_id = _cut(request_id, MAX_REQUEST_ID_CHARS)
+    elif not request_id:
+        request_id = None
+    user_agent = _header(scope, b"user-agent")
+    if user_agent is not None and len(user_agent) > MAX_USER_AGENT_CHARS:
+        user_agent = user_agent[:MAX_USER_AGENT_CHARS]
     return AuditEvent(
-        type=type,
-        outcome=outcome,
-        time=(clock or _SYSTEM_CLOCK).now(),
-        actor=actor,
-        subject=subject,
-        client_ip=_client_ip(scope, state),
-        user_agent=_cut(_header(scope, b"user-agent"), MAX_USER_AGENT_CHARS),
-        request_id=_cut(state.get("request_id"), MAX_REQUEST_ID_CHARS),
-        reason=reason,
+        type,
+        outcome,
+        datetime.now(UTC) if clock is None else clock.now(),  # as SystemClock
+        actor,
+        subject,
+        client_ip,
+        user_agent or None,
+        request_id,
+        reason,
         # A scrubbed read-only copy: the recorder queues this very event without copying again.
-        details=scrub(details or {}),
+        scrub(details or {}),
     )

@@ -100,7 +100,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
     kind = type(value)
     if kind is ScrubbedDetails:
         return value
-    if depth == 0 and isinstance(value, Mapping):
+    if depth == 0 and (kind is dict or isinstance(value, Mapping)):  # dict: no ABC check
         return ScrubbedDetails(_scrub_mapping(value, 0))
     return _scrub(value, kind, depth)
 
@@ -134,10 +134,13 @@ def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, member in value.items():
         name = key if type(key) is str else str(key)
+        bounded = name  # its own bounded form in the common case (see _bounded)
+        if len(name) > MAX_DETAIL_STRING_CHARS or not name.isascii() or "\x00" in name:
+            bounded = _bounded(name)
         if _sensitive(name):
-            out[_bounded(name)] = REDACTED
+            out[bounded] = REDACTED
         else:
-            out[_bounded(name)] = _scrub(member, type(member), depth + 1)
+            out[bounded] = _scrub(member, type(member), depth + 1)
     return out
 
 

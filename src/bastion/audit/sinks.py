@@ -17,10 +17,12 @@ appends are serialized, so concurrent writers still build one gap-free chain.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from sqlalchemy import String, bindparam, insert, select, update
@@ -127,6 +129,36 @@ _PROBES = (
 )
 
 
+#: ``json.dumps``' encoder (default separators, ASCII only, integral floats kept) built once,
+#: for trees: scrubbed details hold no cycles and only JSON types (see ``scrub``).
+_MAKE_ENCODER: Any = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _json_column(details: Mapping[str, Any]) -> str:
+    if _COLUMN_ENCODER is None:  # pragma: no cover - CPython always has the C encoder
+        return json.dumps(details)
+    return "".join(_COLUMN_ENCODER(details, 0))
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_COLUMN_ENCODER: Any = (
+    None
+    if _MAKE_ENCODER is None
+    else _MAKE_ENCODER(
+        None, _not_json, encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+)
+#: Details the JSON column's fast path is checked on (when the insert is built).
+_JSON_PROBES: tuple[dict[str, Any], ...] = (
+    {},
+    {"fields": ["display_name"], "n": 1, "f": 2.5, "big": 1e16, "t": True, "none": None},
+    {"é": 'ünï\u2028"\\\x00', "nested": {"x": [1, {"y": -0.5}], "z": []}, "b": "a"},
+)
+
+
 class _Insert:
     """The events insert for one dialect, compiled once: its SQL (bound parameters only, as
     SQLAlchemy renders the table's insert) and the column types' own bind processing, applied
@@ -149,7 +181,14 @@ class _Insert:
         self._time = processors["time"] or _same
         #: Whether the time parameter is the canonical stamp rearranged (SQLite's text form).
         self.stamped = all(self._time(probe) == _sqlite_time(utc_stamp(probe)) for probe in _PROBES)
-        self._details = processors["details"] or _same
+        self._details: Callable[[Any], Any] = processors["details"] or _same
+        # Only json.dumps (no serializer configured on the engine) is known to write these bytes.
+        serializer = dialect._json_serializer  # noqa: SLF001
+        if serializer is None and all(
+            self._details(probe) == _json_column(probe) for probe in _JSON_PROBES
+        ):
+            # json.dumps' own bytes for a tree, without building a C encoder per call.
+            self._details = _json_column
         self._texts = [(n, p) for n, name in enumerate(_TEXTS) if (p := processors[name])]
         self._chain = [(n, p) for n, name in enumerate(_INSERTED[-3:]) if (p := processors[name])]
         order = tuple(compiled.positiontup or ()) if compiled.positional else None

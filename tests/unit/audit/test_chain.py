@@ -150,3 +150,14 @@ def test_a_tampered_null_mac_is_encoded_as_the_encoder_does() -> None:
     row = event_row(GOLDEN_EVENTS[1])
     expected = reference(3, "kid", {**row}, None)  # type: ignore[arg-type]
     assert canonical(3, "kid", row, None) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+def test_chain_key_mac_is_hmac_sha256(length: int) -> None:
+    # The MAC is computed from precomputed RFC 2104 pad states, not the hmac module: it must be
+    # the very HMAC-SHA256 for every key length (shorter, equal to and longer than the block).
+    key = bytes(range(256))[:length]
+    chain_key = ChainKey("0a", key)
+    for message in (b"", b"m", bytes(range(256)) * 3):
+        assert chain_key.mac(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+        assert chain_key.mac(message) == chain_key.mac(message)  # the pads are not consumed

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from bastion.audit.context import MAX_USER_AGENT_CHARS, event_from_scope
 from bastion.audit.events import EventType, Outcome
@@ -60,3 +62,37 @@ def test_long_user_agents_are_cut() -> None:
     headers = [(b"User-Agent", b"A" * 10_000)]
     event = event_from_scope(scope(headers=headers), EventType.HTTP_REQUEST_FAILED, Outcome.FAILURE)
     assert event.user_agent == "A" * MAX_USER_AGENT_CHARS
+
+
+def _reference_cut(value: Any, limit: int) -> str | None:
+    return str(value)[:limit] if value else None
+
+
+@pytest.mark.parametrize("ip", ["203.0.113.7", "", None, 42])
+@pytest.mark.parametrize("request_id", ["req-1", "", None, "r" * 200, 12345])
+@pytest.mark.parametrize("user_agent", [b"curl/8.0", b"", None, b"u" * 600])
+def test_the_inlined_fields_are_those_of_the_helpers(
+    ip: Any, request_id: Any, user_agent: bytes | None
+) -> None:
+    # event_from_scope inlines its helpers' common cases: every edge gives what they gave.
+    headers = [] if user_agent is None else [(b"user-agent", user_agent)]
+    state = {"client_ip": ip, "request_id": request_id}
+    event = event_from_scope(
+        scope(state=state, headers=headers), EventType.HTTP_REQUEST_REJECTED, Outcome.FAILURE
+    )
+    assert event.client_ip == (str(ip) if ip else "10.0.0.1")
+    assert type(event.client_ip) is str
+    assert event.request_id == _reference_cut(request_id, 128)
+    agent = None if user_agent is None else user_agent.decode("latin-1")
+    assert event.user_agent == _reference_cut(agent, MAX_USER_AGENT_CHARS)
+    assert datetime.now(UTC) - event.time < timedelta(seconds=5)
+    assert event.time.tzinfo is UTC
+
+
+def test_a_long_sensitive_detail_key_is_still_redacted() -> None:
+    # The key is checked whole, then cut: the credential's name may lie past the cut.
+    key = "x" * 1100 + "_password"
+    event = event_from_scope(
+        scope(), EventType.HTTP_REQUEST_REJECTED, Outcome.FAILURE, details={key: "hunter2"}
+    )
+    assert list(event.details.values()) == ["[redacted]"]

@@ -127,3 +127,26 @@ def test_fields_lists_every_field_in_order() -> None:
     for event in _events():
         names = list(to_ecs(event))
         assert names == [name for name in FIELDS if name in names]
+
+
+@pytest.mark.parametrize(
+    ("actor", "subject"),
+    [
+        ("7", "user:7"),
+        ("7", "user:8"),
+        ("7", "user:"),
+        ("", "user:7"),
+        (None, "user:7"),
+        ("7", None),
+    ],
+)
+def test_related_users_are_written_once_each(actor: str | None, subject: str | None) -> None:
+    # The line writes related.user itself: the actor and the target user, without a duplicate.
+    event = AuditEvent(
+        type=EventType.IDENTITY_PROFILE_UPDATED,
+        outcome=Outcome.SUCCESS,
+        time=datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC),
+        actor=actor,
+        subject=subject,
+    )
+    assert "{" + ecs_members(event) + "}" == json.dumps(to_ecs(event))

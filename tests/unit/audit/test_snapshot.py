@@ -115,3 +115,39 @@ def test_the_chain_mac_does_not_depend_on_who_scrubbed(details: dict[Any, Any]) 
     assert canonical(5, "kid", row_raw, "0" * 64) == canonical(5, "kid", row_scrubbed, "0" * 64)
     mac = event_mac(keys.current, 5, row_scrubbed, "0" * 64)
     assert mac == event_mac(keys.current, 5, row_raw, "0" * 64)
+
+
+def test_the_event_constructor_behaves_as_the_generated_one() -> None:
+    # AuditEvent's __init__ is written out (the slots' setters, for speed): it must accept and
+    # store exactly what the dataclass's generated __init__ did, and stay frozen.
+    reference = dataclasses.make_dataclass(
+        "Reference",
+        [(f.name, f.type, f) for f in dataclasses.fields(AuditEvent)],
+        frozen=True,
+        slots=True,
+    )
+    values = [EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS, T0, "a", "s", "ip", "ua"]
+    values += ["req", "why", {"k": 1}]
+    names = [f.name for f in dataclasses.fields(AuditEvent)]
+    for n in range(3, len(values) + 1):
+        built = [
+            AuditEvent(*values[:n]),
+            AuditEvent(**dict(zip(names[:n], values[:n], strict=True))),
+        ]
+        expected = reference(*values[:n])
+        for event in built:
+            assert [getattr(event, name) for name in names] == [
+                getattr(expected, name) for name in names
+            ]
+    explicit_none = AuditEvent(*values[:3], details=None)  # type: ignore[arg-type]
+    assert explicit_none.details is None  # as given, like the generated __init__
+    first, second = AuditEvent(*values[:3]), AuditEvent(*values[:3])
+    assert first.details == {}
+    assert first.details is not second.details  # a fresh default
+    assert first == second
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.actor = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        AuditEvent(*values[:2])  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        AuditEvent(*values[:3], colour="red")  # type: ignore[call-arg]
