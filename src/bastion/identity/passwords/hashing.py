@@ -168,15 +168,17 @@ class Argon2Hasher:
             return None
         m, t, p = self._cost
         out = ffi.new("uint8_t[]", length)
+        # Views of the caller's bytes, held until libargon2 returns (read only: no CLEAR flags).
+        pwd, salt_view = ffi.from_buffer("uint8_t[]", secret), ffi.from_buffer("uint8_t[]", salt)
         try:
             context = ffi.new(
                 "argon2_context *",
                 {
                     "out": out,
                     "outlen": length,
-                    "pwd": ffi.from_buffer("uint8_t[]", secret),
+                    "pwd": pwd,
                     "pwdlen": len(secret),
-                    "salt": ffi.from_buffer("uint8_t[]", salt),
+                    "salt": salt_view,
                     "saltlen": len(salt),
                     "t_cost": t,
                     "m_cost": m,
