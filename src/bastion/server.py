@@ -98,7 +98,9 @@ def exec_server(workers: int) -> None:
     # Keeping the buffer for the next hash instead (thresholds above it) removes the faults but
     # not reliably the memory: in an arena shared with the event loop's allocations it was cut
     # up and a second 19 MiB grew beside it in some runs, held for good (measured 2026-11-28,
-    # docs/benchmarks.md).
+    # docs/benchmarks.md). Since 2026-11-29 hashes at the configured parameters run in buffers
+    # of their own instead, mapped once and reused (identity/passwords/scratch.py): these
+    # settings still govern every other large block, and hashes outside that path.
     for name, value in _MALLOC_TUNING:
         os.environ.setdefault(name, value)
     # Our own interpreter and module, with a fixed argument list: no shell, no user input.

@@ -21,6 +21,7 @@ __all__ = [
     "insert_user",
     "new_user_id",
     "read_user",
+    "read_user_by_email",
     "set_password",
 ]
 
@@ -29,6 +30,8 @@ __all__ = [
 USER_BY_ID = select(users).where(users.c.id == bindparam("uid"))
 #: The same, run on the driver's cursor (see :mod:`bastion.storage.prepared`).
 _READ_USER = PreparedStatement(USER_BY_ID)
+#: Built once too: every password login looks its account up by address.
+_USER_BY_EMAIL = select(users).where(users.c.email_normalized == bindparam("email"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,13 @@ def read_user(connection: Connection, user_id: str) -> User | None:
 
 
 async def find_by_email(connection: AsyncConnection, email_normalized: str) -> User | None:
-    query = select(users).where(users.c.email_normalized == email_normalized)
-    row = (await connection.execute(query)).first()
+    row = (await connection.execute(_USER_BY_EMAIL, {"email": email_normalized})).first()
+    return User.of(row) if row is not None else None
+
+
+def read_user_by_email(connection: Connection, email_normalized: str) -> User | None:
+    """:func:`find_by_email` on a synchronous connection (:meth:`Database.read`)."""
+    row = connection.execute(_USER_BY_EMAIL, {"email": email_normalized}).first()
     return User.of(row) if row is not None else None
 
 

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.crypto import EnvelopeCipher, bind
@@ -72,9 +72,12 @@ def seal_secret(cipher: EnvelopeCipher, user_id: str, secret: str) -> str:
     return cipher.encrypt(secret.encode("ascii"), associated_data=_binding(user_id))
 
 
+#: Built once (every password login asks): the statement of :func:`totp_state`.
+_TOTP_ACTIVATED = select(mfa_totp.c.activated_at).where(mfa_totp.c.user_id == bindparam("uid"))
+
+
 async def totp_state(connection: AsyncConnection, user_id: str) -> TotpState:
-    query = select(mfa_totp.c.activated_at).where(mfa_totp.c.user_id == user_id)
-    row = (await connection.execute(query)).first()
+    row = (await connection.execute(_TOTP_ACTIVATED, {"uid": user_id})).first()
     if row is None:
         return TotpState.NONE
     return TotpState.ACTIVE if row.activated_at is not None else TotpState.PENDING

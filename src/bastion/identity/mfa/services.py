@@ -241,6 +241,12 @@ class MfaService:
     # -- login challenges -----------------------------------------------------------------------
     async def begin_login(self, user: User, *, transport: str, scope: Scope) -> Challenge | None:
         """After a correct password: a challenge if the account has a second factor."""
+        # Most accounts have none: asked on a plain connection first, so that their logins
+        # open no write transaction here. An account with a factor is asked again below, in
+        # the transaction that issues the challenge.
+        async with self.database.engine.connect() as connection:
+            if not await self._methods_in(connection, user.id):
+                return None
         async with self.database.engine.begin() as connection:
             methods = await self._methods_in(connection, user.id)
             if not methods:

@@ -7,7 +7,9 @@ checker) are chosen by settings and can be injected for tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 
 from bastion.identity.passwords.breach import HibpBreachChecker
 from bastion.identity.passwords.errors import BreachCheckUnavailable
@@ -29,7 +31,12 @@ from bastion.identity.passwords.policy import (
 from bastion.identity.passwords.pool import HashingPool
 from bastion.identity.passwords.settings import PasswordSettings
 
-__all__ = ["PasswordService"]
+__all__ = ["MEMORY_IDLE_SECONDS", "PasswordService"]
+
+#: Hashing idle this long, the hasher's reusable Argon2 memory is unmapped (see
+#: :mod:`~bastion.identity.passwords.scratch`): held while logins keep coming, not by an idle
+#: worker.
+MEMORY_IDLE_SECONDS = 2.0
 
 
 class PasswordService:
@@ -50,11 +57,37 @@ class PasswordService:
         if breach_checker is None and settings.breach_check:
             breach_checker = HibpBreachChecker.from_settings(settings)
         self.breach_checker = breach_checker
+        release: Callable[[], int] | None = getattr(self.hasher, "release_memory", None)
+        self._release_memory = release
+        self._last_hash = 0.0
+        self._release_timer: asyncio.TimerHandle | None = None
+
+    def _hashed(self) -> None:
+        """After each hash: arm the release of the hasher's memory once hashing goes idle."""
+        self._last_hash = time.monotonic()
+        if self._release_timer is None and self._release_memory is not None:
+            loop = asyncio.get_running_loop()  # once per idle period, not per hash
+            self._release_timer = loop.call_later(MEMORY_IDLE_SECONDS, self._release_if_idle)
+
+    def _release_if_idle(self) -> None:
+        self._release_timer = None
+        if self._release_memory is None:
+            return
+        idle_for = time.monotonic() - self._last_hash
+        if not self.pool.in_flight and idle_for >= MEMORY_IDLE_SECONDS:
+            self._release_memory()
+            return
+        wait = MEMORY_IDLE_SECONDS - idle_for if idle_for < MEMORY_IDLE_SECONDS else None
+        loop = asyncio.get_running_loop()
+        self._release_timer = loop.call_later(wait or MEMORY_IDLE_SECONDS, self._release_if_idle)
 
     async def hash(self, password: str) -> str:
         """Argon2id hash of ``password``. Raises ``PasswordTooLong``, ``HashingOverloaded``."""
         password_bytes(password)  # refuse oversized input before it takes a pool slot
-        return await self.pool.run(self.hasher.hash, password)
+        try:
+            return await self.pool.run(self.hasher.hash, password)
+        finally:
+            self._hashed()
 
     async def verify(self, encoded: str | None, password: str) -> VerifyResult:
         """Check a login. Pass ``encoded=None`` when the account does not exist (or has no
@@ -64,11 +97,15 @@ class PasswordService:
         Raises ``PasswordTooLong``, ``HashingOverloaded``, ``InvalidStoredHash``.
         """
         password_bytes(password)
-        if encoded is None:
-            await self.pool.run(self.hasher.dummy_verify, password)
-            return VerifyResult(ok=False, needs_rehash=False, scheme=HashScheme.ARGON2ID)
-        identify(encoded)  # a corrupt stored hash fails here, without taking a pool slot
-        return await self.pool.run(self.hasher.verify, encoded, password)
+        if encoded is not None:
+            identify(encoded)  # a corrupt stored hash fails here, without taking a pool slot
+        try:
+            if encoded is None:
+                await self.pool.run(self.hasher.dummy_verify, password)
+                return VerifyResult(ok=False, needs_rehash=False, scheme=HashScheme.ARGON2ID)
+            return await self.pool.run(self.hasher.verify, encoded, password)
+        finally:
+            self._hashed()
 
     async def check_new_password(
         self,
@@ -105,4 +142,9 @@ class PasswordService:
         close = getattr(self.breach_checker, "aclose", None)
         if close is not None:
             await close()
+        if self._release_timer is not None:
+            self._release_timer.cancel()
+            self._release_timer = None
         self.pool.shutdown(wait=False)
+        if self._release_memory is not None:
+            self._release_memory()  # buffers still in use stay with their hash

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import update
@@ -22,7 +23,7 @@ from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
 from bastion.identity.accounts.guard import CredentialGuard, client_ip_of
 from bastion.identity.accounts.models import users
-from bastion.identity.accounts.users import User, find_by_email
+from bastion.identity.accounts.users import User, read_user_by_email
 from bastion.identity.emails import normalize_email
 from bastion.identity.errors import InvalidCredentials
 from bastion.identity.passwords import PasswordService
@@ -104,8 +105,7 @@ class LoginService:
         """
         normalized = normalize_email(email)
         await self.guard.check(normalized, scope)
-        async with self.database.engine.connect() as connection:
-            user = await find_by_email(connection, normalized)
+        user = await self.database.read(partial(read_user_by_email, email_normalized=normalized))
         # Hash even for unknown users: the response time must not reveal which accounts exist
         # (user enumeration). verify(None, ...) runs a dummy verification of the same cost.
         encoded = user.password_hash if user is not None else None

@@ -177,20 +177,17 @@ class SessionService:
             "via": transport,
         }
         first_token = {"new_hash": hash_token(refresh_token), "sid": session_id, "now": now}
-        async with self.database.engine.begin() as connection:
-            if (await connection.execute(NEW_SESSION, session)).first() is None:
-                # Disabled or erased since the caller checked (a race): the same answer as a
-                # login to a disabled account, and nothing written.
-                raise InvalidCredentials
-            await connection.execute(FIRST_TOKEN, first_token)
-            # Beyond the limit, the oldest live sessions end (one statement, no SELECT first).
-            evict = {
-                "uid": user_id,
-                "now": now,
-                "keep": MAX_SESSIONS_PER_USER,
-                "reason": RevokeReason.SESSION_LIMIT,
-            }
-            evicted = [row.id for row in await connection.execute(EVICT_BEYOND_LIMIT, evict)]
+        # Beyond the limit, the oldest live sessions end (one statement, no SELECT first).
+        evict = {
+            "uid": user_id,
+            "now": now,
+            "keep": MAX_SESSIONS_PER_USER,
+            "reason": RevokeReason.SESSION_LIMIT,
+        }
+        # One transaction, run as one unit of work (one greenlet, see Database.transaction).
+        evicted = await self.database.transaction(
+            partial(_start_session, session=session, first_token=first_token, evict=evict)
+        )
         self.revocations.add(evicted)
         return await self._tokens(user_id, session_id, amr, acr, refresh_token)
 
@@ -508,6 +505,23 @@ class SessionService:
                 clock=self._clock,
             )
         )
+
+
+def _start_session(
+    connection: Connection,
+    *,
+    session: Mapping[str, Any],
+    first_token: Mapping[str, Any],
+    evict: Mapping[str, Any],
+) -> list[str]:
+    """Inside a login's transaction: the session, its first refresh token, and the eviction of
+    the user's oldest live sessions beyond the limit (their ids are returned)."""
+    if connection.execute(NEW_SESSION, session).first() is None:
+        # Disabled or erased since the caller checked (a race): the same answer as a login to
+        # a disabled account, and nothing written (the transaction rolls back).
+        raise InvalidCredentials
+    connection.execute(FIRST_TOKEN, first_token)
+    return [row.id for row in connection.execute(EVICT_BEYOND_LIMIT, evict)]
 
 
 def _info(row: Row[Any]) -> SessionInfo:

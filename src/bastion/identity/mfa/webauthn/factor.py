@@ -4,7 +4,7 @@ challenge and an administrator's MFA reset see them."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.mfa.webauthn.credentials import CredentialStore
@@ -12,6 +12,10 @@ from bastion.identity.mfa.webauthn.models import webauthn_credentials
 from bastion.identity.tokens.claims import AuthMethod
 
 __all__ = ["PasskeyFactor"]
+
+_c = webauthn_credentials.c
+#: Built once (every password login asks): whether the user holds a passkey.
+_ANY_PASSKEY = select(_c.id).where(_c.user_id == bindparam("uid")).limit(1)
 
 
 class PasskeyFactor:
@@ -24,9 +28,7 @@ class PasskeyFactor:
         self.credentials = credentials
 
     async def is_enrolled(self, connection: AsyncConnection, user_id: str) -> bool:
-        c = webauthn_credentials.c
-        query = select(c.id).where(c.user_id == user_id).limit(1)
-        return (await connection.execute(query)).first() is not None
+        return (await connection.execute(_ANY_PASSKEY, {"uid": user_id})).first() is not None
 
     async def remove_all(self, connection: AsyncConnection, user_id: str) -> int:
         return await self.credentials.delete_all(connection, user_id)
