@@ -52,6 +52,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
         # RateLimiter.applicable, one call less: the policy table's match itself.
         self._applicable = limiter.table.match
+        self._admit = limiter.admit
         self.emit_headers = emit_headers
         self.cap = (
             None
@@ -81,6 +82,19 @@ class RateLimitMiddleware:
             applied = self._applicable(scope["method"], scope["path"])
             if not applied:
                 await inner(scope, receive, send)
+                return
+            # The common case first: one policy, the in-process store, allowed (no verdict).
+            admitted = self._admit(scope, applied)
+            if admitted is not None:
+                if not self.emit_headers:
+                    await inner(scope, receive, send)
+                    return
+                handed = state.get(RESPONSE_HEADERS)
+                if handed is not None:
+                    handed += admitted
+                    await inner(scope, receive, send)
+                    return
+                await inner(scope, receive, _with_headers(send, list(admitted)))
                 return
             try:
                 # Decided without a coroutine when the in-process store allows the request.
