@@ -46,3 +46,43 @@ def test_framing_headers_stay_the_servers(name: bytes) -> None:
 
 def test_tab_is_allowed_in_values_as_uvicorn_allows() -> None:
     assert HeaderBlock.of([(b"x-a", b"a\tb")]) == b"x-a: a\tb\r\n"
+
+
+def test_after_leads_the_block_with_the_headers() -> None:
+    block = HeaderBlock.of([(b"cache-control", b"no-store")])
+    led = block.after([(b"x-request-id", b"abc"), (b"ratelimit", b'"api";r=9;t=1')])
+    assert type(led) is HeaderBlock
+    assert led == b'x-request-id: abc\r\nratelimit: "api";r=9;t=1\r\ncache-control: no-store\r\n'
+    assert led.headers == (
+        (b"x-request-id", b"abc"),
+        (b"ratelimit", b'"api";r=9;t=1'),
+        (b"cache-control", b"no-store"),
+    )
+    assert block.after([]) == block
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"no-store\r\nset-cookie: session=evil", b"a\nb", b"a\rb", b"nul\x00", b"del\x7f"],
+)
+def test_after_refuses_a_value_that_could_inject_a_header(value: bytes) -> None:
+    # Header injection (response splitting) through a value made per response, in any position.
+    block = HeaderBlock.of([])
+    for headers in ([(b"x-a", value)], [(b"x-a", b"ok"), (b"x-b", value), (b"x-c", b"ok")]):
+        with pytest.raises(InvalidHeader, match="invalid value"):
+            block.after(headers)
+
+
+@pytest.mark.parametrize("name", [b"", b"X-A", b"x a", b"x:y", b"x\r\ny"])
+def test_after_refuses_an_invalid_name_every_time(name: bytes) -> None:
+    # A refused name is never remembered as checked: the second attempt is refused too.
+    for _ in range(2):
+        with pytest.raises(InvalidHeader, match="invalid header name"):
+            HeaderBlock.of([]).after([(b"x-ok", b"v"), (name, b"v")])
+
+
+@pytest.mark.parametrize("name", [b"content-length", b"transfer-encoding", b"connection"])
+def test_after_refuses_framing_headers(name: bytes) -> None:
+    for _ in range(2):
+        with pytest.raises(InvalidHeader, match="frames the message"):
+            HeaderBlock.of([]).after([(name, b"0")])
