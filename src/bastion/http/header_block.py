@@ -25,7 +25,7 @@ pass the response start on as a copy (``{**message, ...}``), never rebuild it fr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 __all__ = ["EXTENSION", "MESSAGE_KEY", "HeaderBlock", "InvalidHeader"]
 
@@ -42,20 +42,8 @@ _INVALID_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
 
 
-#: Header names that passed :func:`_check_name` (bounded: names come from code, not clients).
-_CHECKED_NAMES: set[bytes] = set()
-_CHECKED_NAMES_MAX = 256
-
-
 class InvalidHeader(ValueError):
-    """A header that may not be part of a block (for a constant block: raised at start-up)."""
-
-
-def _check_name(name: bytes) -> None:
-    if not name or _INVALID_NAME.search(name):
-        raise InvalidHeader(f"invalid header name {name!r}")
-    if name in _FRAMING:
-        raise InvalidHeader(f"{name!r} frames the message: the server sets it")
+    """A header that may not be part of a block (raised at start-up, never per request)."""
 
 
 class HeaderBlock(bytes):
@@ -71,28 +59,12 @@ class HeaderBlock(bytes):
     def of(cls, headers: Iterable[tuple[bytes, bytes]]) -> HeaderBlock:
         pairs = tuple(headers)
         for name, value in pairs:
-            _check_name(name)
+            if not name or _INVALID_NAME.search(name):
+                raise InvalidHeader(f"invalid header name {name!r}")
             if _INVALID_VALUE.search(value):
                 raise InvalidHeader(f"invalid value for header {name!r}")
+            if name in _FRAMING:
+                raise InvalidHeader(f"{name!r} frames the message: the server sets it")
         block = super().__new__(cls, b"".join(b"%b: %b\r\n" % pair for pair in pairs))
         block.headers = pairs
-        return block
-
-    def after(self, headers: Sequence[tuple[bytes, bytes]]) -> HeaderBlock:
-        """``headers`` then this block, as one block, ``headers`` checked as :meth:`of` checks
-        them: for a few headers made per response (the request id, the rate limit fields),
-        whose names repeat. A name is checked once and remembered; the values are checked in
-        one pass over all of them (a value with a forbidden byte makes their concatenation
-        have one, and only then). Raises :class:`InvalidHeader`."""
-        for name, _ in headers:
-            if name not in _CHECKED_NAMES:
-                _check_name(name)
-                if len(_CHECKED_NAMES) < _CHECKED_NAMES_MAX:
-                    _CHECKED_NAMES.add(name)
-        if _INVALID_VALUE.search(b"".join([value for _, value in headers])):
-            bad = next(name for name, value in headers if _INVALID_VALUE.search(value))
-            raise InvalidHeader(f"invalid value for header {bad!r}")
-        lines = b"".join([b"%b: %b\r\n" % pair for pair in headers])
-        block = bytes.__new__(HeaderBlock, lines + self)
-        block.headers = (*headers, *self.headers)
         return block

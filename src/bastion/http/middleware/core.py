@@ -223,10 +223,10 @@ class _Answer:
             handed = self.handed
             extra = (*handed, self.id_header) if handed else (self.id_header,)
             if self.blocks:
-                # The request id and the handed headers lead the constant block: checked in
-                # one pass there, not one by one by the server (same bytes, same order).
-                headers, block = core.security.apply_with_block(scope, message.get("headers", ()))
-                message = {**message, "headers": headers, HEADER_BLOCK_KEY: block.after(extra)}
+                headers, block = core.security.apply_with_block(
+                    scope, message.get("headers", ()), extra
+                )
+                message = {**message, "headers": headers, HEADER_BLOCK_KEY: block}
             else:
                 headers = core.security.apply(scope, message.get("headers", ()), extra)
                 message = {**message, "headers": headers}
