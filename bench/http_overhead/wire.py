@@ -37,7 +37,7 @@ class _Transport(asyncio.Transport):
             name, default
         )
 
-    def write(self, data: Any) -> None:
+    def write(self, data: Any) -> None:  # noqa: ARG002 - only counted
         self.writes += 1
 
     def is_closing(self) -> bool:
@@ -83,8 +83,9 @@ class Wire:
         for _ in range(n):
             before = transport.writes
             protocol.data_received(REQUEST)
-            while transport.writes == before or protocol.cycle is not None and (
-                not protocol.cycle.response_complete
+            # One turn of the loop per poll, as a socket's next readiness would give.
+            while transport.writes == before or (  # noqa: ASYNC110 - loop turns, not a wait
+                protocol.cycle is not None and not protocol.cycle.response_complete
             ):
                 await asyncio.sleep(0)
         if transport.closing:

@@ -61,11 +61,15 @@ def _checked_name(header: Any, name: bytes, value: bytes) -> bytes:
     if _HEADER_VALUE_RE.search(value):
         raise RuntimeError("Invalid HTTP header value.")
     lowered = name.lower()
-    if type(header) is tuple and type(name) is bytes and type(value) is bytes:
-        if len(value) <= CHECKED_MAX_VALUE:
-            if len(_CHECKED) >= CHECKED_SIZE:
-                _CHECKED.clear()
-            _CHECKED[header] = lowered
+    if (
+        type(header) is tuple
+        and type(name) is bytes
+        and type(value) is bytes
+        and len(value) <= CHECKED_MAX_VALUE
+    ):
+        if len(_CHECKED) >= CHECKED_SIZE:
+            _CHECKED.clear()
+        _CHECKED[header] = lowered
     return lowered
 
 

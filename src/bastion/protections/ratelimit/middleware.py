@@ -63,7 +63,7 @@ class RateLimitMiddleware:
         # straight through: when the HTTP core has marked one so, go past them directly.
         self._without_body: ASGIApp | None = getattr(app, "without_body", None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0911 - one fused hot path
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0911, PLR0912 - one fused hot path
         if scope["type"] != "http":
             await self._next(scope, receive, send)
             return
