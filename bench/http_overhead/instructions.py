@@ -9,7 +9,7 @@ built and warm, and counting is restricted to ``operator.call``, which drives th
 
 ``wire:APP`` (``fastapi``, ``bastion``, ``bastion_nolimit``) drives the app behind the
 protocol a served worker runs, through an in-memory transport (``wire.py``): the served path
-without the sockets, and as steady as the in-process targets.
+without the sockets or wrk's batching (see ``wire.py`` for what still varies).
 
 ``--served APP`` counts a uvicorn worker (server, event loop and app) under wrk load instead:
 what ``run.py`` measures, in instructions. Usage::
