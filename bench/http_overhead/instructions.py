@@ -7,11 +7,16 @@ trivial app), ``stack`` (every middleware around it), ``fastapi``, ``bastion``,
 ``bastion_nolimit``. Only the requests are counted: instrumentation starts after the app is
 built and warm, and counting is restricted to ``operator.call``, which drives them.
 
+``wire:APP`` (``fastapi``, ``bastion``, ``bastion_nolimit``) drives the app behind the
+protocol a served worker runs, through an in-memory transport (``wire.py``): the served path
+without the sockets or wrk's batching (see ``wire.py`` for what still varies).
+
 ``--served APP`` counts a uvicorn worker (server, event loop and app) under wrk load instead:
 what ``run.py`` measures, in instructions. Usage::
 
     .venv/bin/python -m bench.http_overhead.instructions stack RateLimitMiddleware fastapi
     .venv/bin/python -m bench.http_overhead.instructions --served fastapi --served bastion
+    .venv/bin/python -m bench.http_overhead.instructions wire:fastapi wire:bastion
 
 Needs ``valgrind`` (and ``wrk`` for ``--served``); each target takes about a minute.
 """
@@ -75,8 +80,30 @@ def _build(target: str) -> ASGIApp:
     raise SystemExit(f"unknown target: {target}")
 
 
+def _drive_wire(app_name: str, n: int, ready: Path) -> None:
+    """``_drive`` for ``wire:APP``: the app behind its protocol (``wire.py``), after startup."""
+    from bastion.storage import migrate  # noqa: PLC0415
+    from bench.http_overhead.wire import Wire  # noqa: PLC0415 - after BENCH_DATA_DIR
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(migrate.upgrade(f"sqlite+aiosqlite:///{ready.parent / 'bastion.db'}"))
+    wire = Wire(app_name)
+    loop.run_until_complete(wire.start())
+    loop.run_until_complete(wire.requests(_WARMUP))
+    ready.write_text(str(os.getpid()))
+    go = ready.with_suffix(".go")
+    while not go.exists():
+        time.sleep(0.05)
+    operator.call(loop.run_until_complete, wire.requests(n))
+    loop.run_until_complete(wire.lifespan.shutdown())
+
+
 def _drive(target: str, n: int, ready: Path) -> None:
     """Run inside valgrind: build and warm up, wait for instrumentation, drive ``n`` requests."""
+    if target.startswith("wire:"):
+        _drive_wire(target.removeprefix("wire:"), n, ready)
+        return
     app = _build(target)
     _run(app, _WARMUP)
     ready.write_text(str(os.getpid()))

@@ -7,8 +7,9 @@ differ:
 * each request's scope advertises :data:`~bastion.http.header_block.EXTENSION`;
 * a response start that carries a :class:`~bastion.http.header_block.HeaderBlock` under
   :data:`~bastion.http.header_block.MESSAGE_KEY` gets that block written after its ordinary
-  headers. The ordinary headers are validated exactly as uvicorn validates them; the block was
-  validated when it was made, once.
+  headers. The ordinary headers are validated exactly as uvicorn validates them (a pair that
+  passed once is remembered, in a bounded table: the checks depend on its bytes alone); the
+  block was validated when it was made.
 
 * the status line and headers of such a response are not written at once: they go out in the
   same ``write`` as the first piece of the body (one system call and, on the wire, usually one
@@ -44,6 +45,32 @@ _STATUS_LINE = httptools_impl.STATUS_LINE
 #: follows them in a second write (no copy of a large body just to save a system call).
 JOIN_LIMIT = 64 * 1024
 _uvicorn_send = httptools_impl.RequestResponseCycle.send
+#: Header pairs that passed uvicorn's checks, with their lowercase name; at most this many,
+#: values up to this long (headers that echo a client's input only empty it: memory stays
+#: bounded, and a pair is checked before it is remembered).
+CHECKED_SIZE = 512
+CHECKED_MAX_VALUE = 128
+_CHECKED: dict[tuple[bytes, bytes], bytes] = {}
+
+
+def _checked_name(header: Any, name: bytes, value: bytes) -> bytes:
+    """uvicorn's checks of one response header; its name in lowercase, as uvicorn writes it.
+    The pair is remembered in ``_CHECKED`` when it can be (a tuple of bytes, a short value)."""
+    if _HEADER_RE.search(name):
+        raise RuntimeError("Invalid HTTP header name.")
+    if _HEADER_VALUE_RE.search(value):
+        raise RuntimeError("Invalid HTTP header value.")
+    lowered = name.lower()
+    if (
+        type(header) is tuple
+        and type(name) is bytes
+        and type(value) is bytes
+        and len(value) <= CHECKED_MAX_VALUE
+    ):
+        if len(_CHECKED) >= CHECKED_SIZE:
+            _CHECKED.clear()
+        _CHECKED[header] = lowered
+    return lowered
 
 
 class _Cycle(httptools_impl.RequestResponseCycle):
@@ -98,13 +125,16 @@ class _Cycle(httptools_impl.RequestResponseCycle):
         content = [_STATUS_LINE[status_code]]
         has_connection_close = False
 
-        for name, value in headers:
-            if _HEADER_RE.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if _HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-
-            name = name.lower()  # noqa: PLW2901 - as uvicorn does
+        checked = _CHECKED
+        for header in headers:
+            name, value = header
+            # The checks are a function of the bytes alone: a pair that passed them once (the
+            # Date, Content-Type, Content-Length of most answers) is not checked again.
+            try:
+                lowered = checked.get(header)
+            except TypeError:  # a list, or a bytearray in the pair: checked every time
+                lowered = None
+            name = _checked_name(header, name, value) if lowered is None else lowered
             if name == b"content-length" and self.chunked_encoding is None:
                 self.expected_content_length = int(value.decode())
                 self.chunked_encoding = False

@@ -273,3 +273,39 @@ async def test_messages_without_a_block_go_to_uvicorns_send() -> None:
     await cycle.send({"type": "http.response.body", "body": b"x"})
     assert b"".join(cycle.transport.written).endswith(b"\r\n\r\nx")
     assert cycle.response_complete
+
+
+async def test_remembered_header_checks_write_the_same_bytes_and_refuse_the_same_headers() -> None:
+    # Response splitting: remembering the headers that passed must never let one that fails
+    # through, however often it is sent and whatever passed before it.
+    protocol._CHECKED.clear()
+    good = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"Content-Type", b"application/json"), [b"x-list", b"v"]],
+    }
+    body = {"type": "http.response.body", "body": b""}
+    first = await _answer(protocol._Cycle, [_ours(good), body])
+    assert protocol._CHECKED[b"Content-Type", b"application/json"] == b"content-type"
+    assert protocol._CHECKED[DATE[0]] == b"date"  # the server's own Date header too
+    again = await _answer(protocol._Cycle, [_ours(good), body])
+    assert again.transport.written == first.transport.written
+    assert b"content-type: application/json\r\n" in b"".join(first.transport.written)
+    bad = {"type": "http.response.start", "status": 200, "headers": [(b"x-bad", b"a\r\nb: c")]}
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
+            await _answer(protocol._Cycle, [_ours(bad)])
+    assert (b"x-bad", b"a\r\nb: c") not in protocol._CHECKED
+
+
+async def test_remembered_header_checks_stay_bounded() -> None:
+    # Headers that echo a client's input (a Location, an ETag) must not grow memory for ever.
+    protocol._CHECKED.clear()
+    for i in range(protocol.CHECKED_SIZE + 10):
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"etag", b"%d" % i)]}
+        await _answer(protocol._Cycle, [_ours(start), {"type": "http.response.body"}])
+    long_value = b"x" * (protocol.CHECKED_MAX_VALUE + 1)
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"x-long", long_value)]}
+    await _answer(protocol._Cycle, [_ours(start), {"type": "http.response.body"}])
+    assert len(protocol._CHECKED) <= protocol.CHECKED_SIZE
+    assert (b"x-long", long_value) not in protocol._CHECKED

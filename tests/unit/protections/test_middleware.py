@@ -4,6 +4,7 @@ when a fail-closed policy cannot be decided."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from bastion.clock import FrozenClock
 from bastion.protections.ratelimit.errors import StoreUnavailable
 from bastion.protections.ratelimit.failover import FailoverStore
 from bastion.protections.ratelimit.gcra import Decision
@@ -146,3 +148,43 @@ async def test_other_scopes_pass_through(kind: str) -> None:
     for _ in range(3):
         await middleware({"type": kind, "path": "/", "client": ("192.0.2.1", 1)}, None, None)  # type: ignore[arg-type]
     assert seen == [kind] * 3
+
+
+async def test_one_policy_fast_lane_answers_as_the_verdict_path(
+    clock: FrozenClock, ticker: Ticker
+) -> None:
+    # GET /x is counted by api-ip alone: the in-memory store decides it without a verdict
+    # (RateLimiter.admit). A flood must still be cut at the burst, with the same fields each
+    # time as a store decided through the verdict path, and a refusal must take nothing.
+    fast = build(MemoryStore(ticker=ticker), policies=[API])
+    slow_store = MemoryStore(ticker=ticker)
+    slow = build(_Awaited(slow_store), policies=[API])
+    async with client(fast) as first, client(slow) as second:
+
+        async def both() -> int:
+            a, b = await first.get("/x"), await second.get("/x")
+            assert a.status_code == b.status_code
+            for name in ("ratelimit-policy", "ratelimit", "retry-after"):
+                assert a.headers.get(name) == b.headers.get(name), name
+            return a.status_code
+
+        # A quarter second apart: windows that are not whole seconds (RateLimit's t rounds up).
+        statuses = []
+        for _ in range(12):
+            statuses.append(await both())
+            clock.advance(timedelta(milliseconds=250))
+        assert statuses == [200] * 10 + [429] * 2
+        clock.advance(timedelta(seconds=6))  # one unit back, the refusals took none
+        assert [await both(), await both()] == [200, 429]
+        refused = await first.get("/x")
+    assert refused.json()["violated-policies"] == ["api-ip"]
+
+
+class _Awaited:
+    """A memory store seen only through ``decide``: the limiter's path for other stores."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    async def decide(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
+        return await self.store.decide(checks)

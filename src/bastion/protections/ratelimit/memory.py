@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 from bastion.protections.ratelimit import backoff
 from bastion.protections.ratelimit.backoff import BackoffPolicy, BackoffState, BackoffStatus
-from bastion.protections.ratelimit.gcra import Decision, evaluate, untaken
+from bastion.protections.ratelimit.gcra import Decision, Rate, evaluate, untaken
 from bastion.protections.ratelimit.interfaces import Check, Ticker
 
 #: Entries per table; about 150 bytes each, so the default caps a table near 15 MB.
@@ -104,6 +104,24 @@ class MemoryStore:
 
     async def decide(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
         return self.decide_now(checks)
+
+    def take_one(self, key: str, rate: Rate) -> int | None:
+        """One unit from the bucket ``key`` at ``rate``, as :meth:`decide_now` takes it for one
+        check of cost 1; returns nanoseconds until the bucket is full again, or ``None`` when
+        the request is refused, with nothing taken and nothing touched (decide it with
+        :meth:`decide_now` to get the refusal). No object is made but the stored entry: the
+        limiter's path for an allowed request."""
+        now = self._now()
+        tats = self._tats
+        # BoundedTable.get and gcra.evaluate, inlined (same package): hot path.
+        entry = tats._data.get(key)  # noqa: SLF001
+        tat = entry[0] if entry is not None and entry[1] > now and entry[0] > now else now
+        new_tat = tat + rate.interval_ns
+        until_full = new_tat - now
+        if until_full > rate.tolerance_ns:  # gcra.evaluate's slack < 0
+            return None
+        tats.put(key, new_tat, new_tat, now)
+        return until_full
 
     def decide_now(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
         """The synchronous core of :meth:`decide` (same contract)."""

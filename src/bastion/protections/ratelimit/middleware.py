@@ -52,6 +52,7 @@ class RateLimitMiddleware:
         self.limiter = limiter
         # RateLimiter.applicable, one call less: the policy table's match itself.
         self._applicable = limiter.table.match
+        self._admit = limiter.admit
         self.emit_headers = emit_headers
         self.cap = (
             None
@@ -62,7 +63,7 @@ class RateLimitMiddleware:
         # straight through: when the HTTP core has marked one so, go past them directly.
         self._without_body: ASGIApp | None = getattr(app, "without_body", None)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0911 - one fused hot path
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: PLR0911, PLR0912 - one fused hot path
         if scope["type"] != "http":
             await self._next(scope, receive, send)
             return
@@ -81,6 +82,19 @@ class RateLimitMiddleware:
             applied = self._applicable(scope["method"], scope["path"])
             if not applied:
                 await inner(scope, receive, send)
+                return
+            # The common case first: one policy, the in-process store, allowed (no verdict).
+            admitted = self._admit(scope, applied)
+            if admitted is not None:
+                if not self.emit_headers:
+                    await inner(scope, receive, send)
+                    return
+                handed = state.get(RESPONSE_HEADERS)
+                if handed is not None:
+                    handed += admitted
+                    await inner(scope, receive, send)
+                    return
+                await inner(scope, receive, _with_headers(send, list(admitted)))
                 return
             try:
                 # Decided without a coroutine when the in-process store allows the request.

@@ -13,6 +13,7 @@ worker's memory, then in the shared store, so all workers together record one ev
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple
 
@@ -106,6 +107,15 @@ _NOTHING_APPLIES = Verdict()
 #: What :meth:`RateLimiter.check` needs per request: the caller, then the policies that count it
 #: and their checks, in the same order.
 _Plan = tuple[Identity, tuple[Policy, ...], tuple[Check, ...]]
+#: A raw ASGI header.
+_Header = tuple[bytes, bytes]
+#: ``RateLimit-Policy`` and ``RateLimit`` (see :meth:`RateLimiter.admit`).
+_Headers = tuple[_Header, _Header]
+#: What :meth:`RateLimiter.admit` needs: the one policy that counts the request, its store
+#: key and its ``RateLimit-Policy`` header (the same for every request).
+_Lane = tuple[Policy, str, _Header]
+#: A remembered plan: the ``applied`` it was made for, the plan, the lane if there is one.
+_Entry = tuple[Sequence[Applied], _Plan, _Lane | None]
 
 
 class RateLimiter:
@@ -131,7 +141,7 @@ class RateLimiter:
         self.ipv6_prefix = ipv6_prefix
         self._reported = MemoryStore(max_keys=REPORT_MEMORY_KEYS, ticker=ticker)
         self._keys: dict[tuple[str, str, Identity], str | None] = {}
-        self._plans: dict[tuple[int, object, object, object], tuple[object, _Plan]] = {}
+        self._plans: dict[tuple[int, object, object, object], _Entry] = {}
         self._per_user: dict[int, tuple[tuple[Applied, ...], tuple[Applied, ...]]] = {}
         self._exceeded = Counter(
             "bastion_ratelimit_exceeded",
@@ -171,6 +181,27 @@ class RateLimiter:
         if isinstance(verdict, Verdict):
             return verdict
         return await verdict
+
+    def admit(self, scope: Scope, applied: Sequence[Applied]) -> _Headers | None:
+        """The common case of :meth:`decide`, decided without building a verdict: one policy
+        counts the request, the store is the in-process one, and it allows the request. Takes
+        the unit and returns the request's ``RateLimit-Policy`` and ``RateLimit`` headers
+        (:meth:`Verdict.headers`); ``None`` (nothing taken) when the case is another one or
+        the request is refused: :meth:`decide` it then."""
+        lane = self._plan_entry(scope, applied)[2]
+        store = self.store
+        if lane is None or type(store) is not MemoryStore:
+            return None
+        policy, key, policy_header = lane
+        rate = policy.rate
+        until_full = store.take_one(key, rate)
+        if until_full is None:
+            return None
+        # headers.fields for one allowed decision: remaining units, seconds until full.
+        remaining = (rate.tolerance_ns - until_full) // rate.interval_ns
+        window = math.ceil(until_full / NS_PER_SECOND)
+        value = b"%b%d;t=%d" % (policy.limit_prefix, remaining, window)
+        return policy_header, (headers.RATELIMIT, value)
 
     def decide(self, scope: Scope, applied: Sequence[Applied]) -> Verdict | Awaitable[Verdict]:
         """:meth:`check`, answered without awaiting when it can be: a :class:`Verdict` when
@@ -222,13 +253,16 @@ class RateLimiter:
         return verdict
 
     def _plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
-        """Who the request is counted as, and the policies and checks that apply to it.
+        """Who the request is counted as, and the policies and checks that apply to it."""
+        return self._plan_entry(scope, applied)[1]
 
-        Remembered per (``applied``, client IP, user, OAuth client): a caller repeats its
-        routes, and each key costs a hash. ``applied`` is matched by identity (the policy table
-        hands out one tuple per path, the dependency keeps its own) and is held by the entry,
-        so its id cannot be reused while the entry lives. Only plain strings are remembered:
-        they are what :func:`identity_of` makes of them, and nothing else equals a string.
+    def _plan_entry(self, scope: Scope, applied: Sequence[Applied]) -> _Entry:
+        """``applied``, the plan and the lane of :meth:`admit`, remembered per (``applied``,
+        client IP, user, OAuth client): a caller repeats its routes, and each key costs a hash.
+        ``applied`` is matched by identity (the policy table hands out one tuple per path, the
+        dependency keeps its own) and is held by the entry, so its id cannot be reused while
+        the entry lives. Only plain strings are remembered: they are what :func:`identity_of`
+        makes of them, and nothing else equals a string.
         """
         state = scope.get("state") or {}
         ip = state.get(STATE_CLIENT_IP)
@@ -241,10 +275,10 @@ class RateLimiter:
         try:
             entry = self._plans.get(memo)
         except TypeError:  # an unhashable id in the state: decided without the cache
-            return self._build_plan(scope, applied)
+            return self._entry(scope, applied)
         if entry is not None and entry[0] is applied:
-            return entry[1]
-        plan = self._build_plan(scope, applied)
+            return entry
+        entry = self._entry(scope, applied)
         if (
             type(applied) is tuple
             and type(ip) is str
@@ -254,8 +288,17 @@ class RateLimiter:
         ):
             if len(self._plans) >= KEY_CACHE_SIZE:
                 self._plans.clear()
-            self._plans[memo] = (applied, plan)
-        return plan
+            self._plans[memo] = entry
+        return entry
+
+    def _entry(self, scope: Scope, applied: Sequence[Applied]) -> _Entry:
+        plan = self._build_plan(scope, applied)
+        _, policies, checks = plan
+        lane: _Lane | None = None
+        if len(checks) == 1 and type(self.store) is MemoryStore:
+            policy = policies[0]
+            lane = (policy, checks[0].key, (headers.RATELIMIT_POLICY, policy.field_bytes))
+        return applied, plan, lane
 
     def _build_plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
         identity = identity_of(scope, ipv6_prefix=self.ipv6_prefix)
