@@ -65,6 +65,7 @@ class Services:
         # Identity first (pending jobs queue mails and events), then flush audit events before
         # the database goes away: nothing recorded is lost on shutdown.
         await self.monitoring.aclose()
+        await self.authz.aclose()  # background refreshes of the tuple index and model ids
         await self.audit_log.aclose()
         await self.identity.aclose()
         await self.audit.aclose()

@@ -127,7 +127,15 @@ class MemoryTupleIndex:
     consistent state between two writes (the engine is synchronous).
     """
 
-    __slots__ = ("_by_object", "_by_user", "_count", "_objects", "_usersets")
+    __slots__ = (
+        "_by_object",
+        "_by_user",
+        "_count",
+        "_heights",
+        "_objects",
+        "_userset_changes",
+        "_usersets",
+    )
 
     def __init__(self, tuples: Iterable[Tuple] = ()) -> None:
         # object -> relation -> user -> tuple: nested dicts, so a lookup allocates no key.
@@ -139,6 +147,10 @@ class MemoryTupleIndex:
         # object type -> object -> number of tuples on it.
         self._objects: dict[str, dict[str, int]] = {}
         self._count = 0
+        # Userset tuples added or removed so far, and what ``nesting_heights`` derived from
+        # them: (object type, relation) -> (that count, the heights).
+        self._userset_changes = 0
+        self._heights: dict[tuple[str, str], tuple[int, dict[str, int] | None]] = {}
         for t in tuples:
             self.add(t)
 
@@ -153,6 +165,7 @@ class MemoryTupleIndex:
         users[t.user] = t
         if "#" in t.user:
             self._usersets.setdefault(t.object, {}).setdefault(t.relation, {})[t.user] = t
+            self._userset_changes += 1
         otype = t.object.partition(":")[0]
         self._by_user.setdefault((otype, t.relation, t.user), {})[t.object] = t
         if old is None:
@@ -172,6 +185,7 @@ class MemoryTupleIndex:
         if "#" in user:
             sets = self._usersets[object][relation]
             del sets[user]
+            self._userset_changes += 1
             _prune(self._usersets, object, relation, sets)
         otype = object.partition(":")[0]
         rkey = (otype, relation, user)
@@ -199,6 +213,7 @@ class MemoryTupleIndex:
         self._by_user.clear()
         self._objects.clear()
         self._count = 0
+        self._userset_changes += 1
 
     def overlay(self, contextual: Iterable[Tuple]) -> TupleSource:
         """Return this index seen with ``contextual`` tuples added, without copying it.
@@ -245,6 +260,19 @@ class MemoryTupleIndex:
         """Return every object of this type that has at least one tuple."""
         objects = self._objects.get(object_type)
         return tuple(objects) if objects else _EMPTY
+
+    def nesting_heights(self, object_type: str, relation: str) -> dict[str, int] | None:
+        """The graph of unconditioned tuples ``<type>:a#relation@<type>:b#relation`` (``a``
+        contains ``b``): for each object with such a tuple, the length of the longest chain
+        below it (objects absent: 0); None when the graph has a cycle or a wildcard. Derived
+        once per change of the userset tuples (a walk of the type's objects)."""
+        key = (object_type, relation)
+        known = self._heights.get(key)
+        if known is not None and known[0] == self._userset_changes:
+            return known[1]
+        heights = _heights(self, object_type, relation)
+        self._heights[key] = (self._userset_changes, heights)
+        return heights
 
     def relations_of(self, object: str) -> tuple[str, ...]:  # noqa: A002
         """Return the relations that have at least one tuple on ``object``."""
@@ -322,6 +350,46 @@ class OverlayTupleSource:
         seen = dict.fromkeys(self.extra.objects_of_type(object_type))
         seen.update(dict.fromkeys(self.base.objects_of_type(object_type)))
         return tuple(seen)
+
+
+def _heights(index: MemoryTupleIndex, object_type: str, relation: str) -> dict[str, int] | None:
+    """See :meth:`MemoryTupleIndex.nesting_heights` (an iterative depth-first walk)."""
+    suffix = "#" + relation
+    children: dict[str, list[str]] = {}
+    for obj in index.objects_of_type(object_type):
+        below = []
+        for t in index.usersets(obj, relation):
+            if t.condition is None and t.user.endswith(suffix):
+                child = t.user[: -len(suffix)]
+                if child.partition(":")[0] == object_type:
+                    if child.endswith(":*"):
+                        return None
+                    below.append(child)
+        if below:
+            children[obj] = below
+    heights: dict[str, int] = {}
+    on_path: set[str] = set()
+    for root in children:
+        if root in heights:
+            continue
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_path.add(root)
+        while stack:
+            node, i = stack[-1]
+            below = children.get(node) or []
+            if i < len(below):
+                stack[-1] = (node, i + 1)
+                child = below[i]
+                if child in on_path:
+                    return None  # a cycle
+                if child not in heights and child in children:
+                    on_path.add(child)
+                    stack.append((child, 0))
+                continue
+            stack.pop()
+            on_path.discard(node)
+            heights[node] = 1 + max(heights.get(c, 0) for c in below)
+    return heights
 
 
 def _prune(

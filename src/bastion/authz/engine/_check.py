@@ -35,9 +35,9 @@ from bastion.authz.engine._rewrites import (
 )
 from bastion.authz.engine._typesystem import Relation, TypeSystem
 from bastion.authz.errors import AuthzError, ResolutionTooComplex
-from bastion.authz.tuples import Tuple, TupleSource
+from bastion.authz.tuples import MemoryTupleIndex, Tuple, TupleSource
 
-__all__ = ["MAX_RESOLUTION_DEPTH", "Request", "Resolver", "compile_resolvers"]
+__all__ = ["MAX_RESOLUTION_DEPTH", "Request", "Resolver", "compile_resolvers", "resolve_request"]
 
 #: OpenFGA's default ``maxResolutionDepth``.
 MAX_RESOLUTION_DEPTH = 25
@@ -64,6 +64,7 @@ class Request:
     """The per-check state: the tuples, the parsed user, the request context, the path."""
 
     __slots__ = (
+        "closures",
         "context",
         "kind",
         "memo",
@@ -88,6 +89,9 @@ class Request:
         self.source = source
         self.context = context
         self.visited: set[tuple[str, str]] | None = None
+        #: per nesting relation (see ``_nested``): the objects the user is in, at any depth;
+        #: None turns that shortcut off (a memo shared with other requests, or a restart)
+        self.closures: dict[str, set[str]] | None = {} if memo is None else None
         #: definite answers of sub-problems, shared by every check with the same user, tuples
         #: and context (ListObjects passes one to all its candidate checks)
         self.memo: dict[tuple[str, str], bool] | None = memo
@@ -113,8 +117,97 @@ def compile_resolvers(ts: TypeSystem) -> dict[str, dict[str, Resolver]]:
     for t, relations in ts.types.items():
         for name, relation in relations.items():
             body = _compile(relation.rewrite, relation, ts, resolvers)
-            resolvers[t][name] = _entry(relation, body, memoize=_memoize(ts, relation))
+            resolver = _entry(relation, body, memoize=_memoize(ts, relation))
+            if _is_nesting(relation):
+                resolver = _nested(relation, resolver)
+            resolvers[t][name] = resolver
     return resolvers
+
+
+class _Restart(Exception):
+    """A nesting relation's shortcut cannot answer where it answered before in the request."""
+
+
+def resolve_request(resolve: Resolver, obj: str, req: Request) -> Result:
+    """``resolve(obj, req, 0)``; evaluated again without the nesting shortcut when it cannot
+    stay exact for the whole request (see :func:`_nested`)."""
+    try:
+        return resolve(obj, req, 0)
+    except _Restart:
+        req.closures = None
+        req.memo = None
+        req.visited = None
+        return resolve(obj, req, 0)
+
+
+def _is_nesting(relation: Relation) -> bool:
+    """The self-nesting shape ``define member: [user, team#member]`` (directly assigned
+    objects and the relation itself on the same type, nothing else, no conditions)."""
+    none = frozenset({None})
+    return (
+        isinstance(relation.rewrite, This)
+        and relation.userset_conditions == {(relation.type, relation.name): none}
+        and not relation.wildcard_conditions
+        and bool(relation.object_conditions)
+        and all(allowed == none for allowed in relation.object_conditions.values())
+    )
+
+
+def _nested(relation: Relation, downward: Resolver) -> Resolver:
+    """A nesting relation (see :func:`_is_nesting`) answered from the user's side, as
+    OpenFGA's recursive fast path does: the objects the user is in at any depth, found
+    upwards from the user's own tuples once per request, instead of a walk down every
+    object nested below ``obj`` (a denied check walks all of them).
+
+    Exact only where the downward walk could meet neither a cycle (``None``) nor the depth
+    limit (2002): the nesting graph below ``obj`` is acyclic and its longest chain ends within
+    the limit (the index's :meth:`~MemoryTupleIndex.nesting_heights`). Otherwise, for users
+    that are usersets or wildcards, user types not assigned directly, and contextual tuples
+    (another source), the downward walk answers. That walk's memo (definite answers of the
+    objects it went through) can spare a later, deeper walk the depth limit; the shortcut
+    leaves no such memo, so a walk needed after a shortcut's answer restarts the whole request
+    without the shortcut (:func:`resolve_request`), and requests sharing a memo
+    (ListObjects) never take it."""
+    name = relation.name
+    otype = relation.type
+    direct_types = relation.object_conditions
+    userset_suffix = "#" + name
+    key = otype + userset_suffix
+
+    def closure(source: MemoryTupleIndex, user: str) -> set[str]:
+        found: set[str] = set()
+        frontier = [user]
+        while frontier:
+            current = frontier.pop()
+            for t in source.by_user(otype, name, current):
+                if t.condition is None and t.object not in found:
+                    found.add(t.object)
+                    frontier.append(t.object + userset_suffix)
+        return found
+
+    def nested(obj: str, req: Request, depth: int) -> Result:
+        source = req.source
+        closures = req.closures
+        if (
+            closures is not None
+            and type(source) is MemoryTupleIndex
+            and not req.user_relation
+            and not req.wild
+            and req.user_type in direct_types
+        ):
+            if depth >= MAX_RESOLUTION_DEPTH:
+                raise ResolutionTooComplex
+            heights = source.nesting_heights(otype, name)
+            if heights is not None and depth + heights.get(obj, 0) < MAX_RESOLUTION_DEPTH:
+                found = closures.get(key)
+                if found is None:
+                    found = closures[key] = closure(source, req.user)
+                return obj in found
+            if closures:
+                raise _Restart
+        return downward(obj, req, depth)
+
+    return nested
 
 
 def _is_leaf(relation: Relation) -> bool:

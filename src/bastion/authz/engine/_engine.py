@@ -20,6 +20,7 @@ from bastion.authz.engine._check import (
     Resolver,
     compile_resolvers,
     parse_user,
+    resolve_request,
 )
 from bastion.authz.engine._explain import Explanation, expand_tree, explain
 from bastion.authz.engine._listing import ReverseGraph, forward_candidates
@@ -152,7 +153,7 @@ class Engine:
             resolve, parsed = self._check_request(object, relation, user)
         if contextual_tuples:
             tuples = self._with_contextual(tuples, contextual_tuples)
-        result = resolve(object, Request(tuples, user, context, parsed), 0)
+        result = resolve_request(resolve, object, Request(tuples, user, context, parsed))
         return _ALLOWED if result else (_CYCLE if result is None else _DENIED)
 
     def _check_request(self, obj: str, relation: str, user: str) -> tuple[Resolver, ParsedUser]:
@@ -284,7 +285,7 @@ class Engine:
         resolve = self._resolvers[object_type][relation]
 
         def allowed(user: str) -> bool:
-            return bool(resolve(object, Request(source, user, context), 0))
+            return bool(resolve_request(resolve, object, Request(source, user, context)))
 
         return _page(found, allowed, max_results, continuation_token)
 

@@ -38,9 +38,11 @@ from bastion.authz.store import (
 )
 from bastion.authz.tuples import Tuple, TupleSource
 from bastion.clock import Clock
+from bastion.logging import get_logger
 
 __all__ = ["AuthzService", "CheckOutcome", "CheckRequest", "RequestInfo"]
 
+logger = get_logger("bastion.authz")
 _R = TypeVar("_R")
 #: Compiled model versions kept per process (a version never changes, so this is a pure cache).
 MAX_ENGINES = 128
@@ -75,6 +77,16 @@ class AuthzService:
         self._engines: OrderedDict[str, tuple[ModelRecord, Engine]] = OrderedDict()
         self._latest: dict[str, tuple[str, float]] = {}
         self._latest_lock = asyncio.Lock()
+        #: Background reads of latest model ids, ahead of the bound (see ``_fresh_latest``).
+        self._latest_refreshes: dict[str, asyncio.Task[None]] = {}
+
+    async def aclose(self) -> None:
+        """Cancel the background refreshes in flight (shutdown)."""
+        tasks = list(self._latest_refreshes.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.index.aclose()
 
     # ------------------------------------------------------------------ audit
     def _event(
@@ -165,9 +177,7 @@ class AuthzService:
             return cached
         record = await self.store.read_model(store_id, model_id)
         compiled = (record, compile_model(record.model))
-        self._engines[record.id] = compiled
-        while len(self._engines) > MAX_ENGINES:
-            self._engines.popitem(last=False)
+        self._keep_engine(compiled)
         return compiled
 
     async def _latest_model_id(self, store_id: str, consistency: Consistency) -> str:
@@ -183,10 +193,44 @@ class AuthzService:
             return known if known is not None else await self._read_latest(store_id)
 
     def _fresh_latest(self, store_id: str) -> str | None:
+        """The store's latest model id when read at most the staleness bound ago, else None.
+        Past half the bound, this starts reading it again in the background (one at a time)."""
         known = self._latest.get(store_id)
-        if known is not None and self._monotonic() - known[1] <= self._staleness:
-            return known[0]
-        return None
+        if known is None:
+            return None
+        age = self._monotonic() - known[1]
+        if age > self._staleness:
+            return None
+        if age > self._staleness / 2 and store_id not in self._latest_refreshes:
+            task = asyncio.get_running_loop().create_task(self._refresh_latest(store_id, known))
+            self._latest_refreshes[store_id] = task
+        return known[0]
+
+    async def _refresh_latest(self, store_id: str, known: tuple[str, float]) -> None:
+        """Read the latest model id (and compile that version when not cached), then keep both
+        in one step, unless ``known`` was replaced meanwhile (a model written through this
+        process, or a request's own read). On failure nothing changes, and the first request
+        past the bound reads it itself (and answers the error)."""
+        try:
+            started = self._monotonic()
+            model_id = await self.store.latest_model_id(store_id)
+            cached = self._engines.get(model_id)
+            if cached is None or cached[0].store_id != store_id:
+                record = await self.store.read_model(store_id, model_id)
+                cached = (record, compile_model(record.model))
+            if self._latest.get(store_id) is known:
+                self._keep_engine(cached)
+                self._latest[store_id] = (model_id, started)
+        except Exception as exc:  # noqa: BLE001 - a background task: logged, never raised
+            logger.warning("authz model refresh failed", store=store_id, error=type(exc).__name__)
+        finally:
+            self._latest_refreshes.pop(store_id, None)
+
+    def _keep_engine(self, compiled: tuple[ModelRecord, Engine]) -> None:
+        self._engines[compiled[0].id] = compiled
+        self._engines.move_to_end(compiled[0].id)
+        while len(self._engines) > MAX_ENGINES:
+            self._engines.popitem(last=False)
 
     async def _read_latest(self, store_id: str) -> str:
         now = self._monotonic()

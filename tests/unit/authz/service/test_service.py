@@ -523,3 +523,169 @@ def test_the_index_build_pauses_the_collector_and_restores_its_state(
         else:
             gc.disable()
     assert during == [False, False]
+
+
+# -- refresh ahead of the staleness bound ------------------------------------------------------
+class Gate:
+    """Holds the named store queries of one service until opened: a slow or blocked database.
+    With ``after``, a query runs first and is held before it answers (it read the database
+    before whatever happens while it is held)."""
+
+    def __init__(self, service: AuthzService, *names: str, after: bool = False) -> None:
+        self.opened = asyncio.Event()
+        self.held = 0
+        for name in names:
+            original = getattr(service.store, name)
+
+            async def gated(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                self.held += 1
+                if after:
+                    result = await _original(*args, **kwargs)
+                    await self.opened.wait()
+                    return result
+                await self.opened.wait()
+                return await _original(*args, **kwargs)
+
+            setattr(service.store, name, gated)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached within 5 s")
+
+
+def _refreshing(service: AuthzService) -> bool:
+    return bool(service._latest_refreshes or service.index._refreshes)
+
+
+async def test_past_half_the_bound_a_refresh_runs_in_the_background_and_no_check_waits(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    reader, writer = make_service(staleness=10.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)  # loaded at t
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    newer = await writer.write_model(store_id, MODEL, INFO)
+    monotonic.now += 6.0  # past half the bound
+    gate = Gate(reader, "changes_after", "latest_model_id")
+    # Answered at once from the index as it is, while the database holds the refresh...
+    assert not await asyncio.wait_for(_allowed(reader, store_id, LATENCY), 1)
+    await _until(lambda: gate.held == 2)  # the changes and the latest model id, in the background
+    # ...and so is a check while the refresh is in flight (which it does not start again).
+    assert not await asyncio.wait_for(_allowed(reader, store_id, LATENCY), 1)
+    assert gate.held == 2
+    gate.opened.set()
+    await _until(lambda: not _refreshing(reader))
+    monotonic.now += 5.0  # past the bound of the first load, not of the refresh
+    blocked = Gate(reader, "changes_after", "latest_model_id", "read_model", "snapshot")
+    outcome = await asyncio.wait_for(
+        reader.check(store_id, CheckRequest("document:1", "viewer", "user:anne"), info=INFO), 1
+    )
+    assert outcome.allowed  # the refresh's changes, applied
+    assert outcome.model_id == newer.id  # and its model version, compiled in the background
+    assert blocked.held == 0
+
+
+async def test_once_the_bound_has_passed_a_check_waits_for_the_refresh_in_flight(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    reader, writer = make_service(staleness=10.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)
+    await writer.write(store_id, writes=[ANNE], info=INFO)
+    monotonic.now += 6.0
+    gate = Gate(reader, "changes_after", "latest_model_id")
+    assert not await asyncio.wait_for(_allowed(reader, store_id, LATENCY), 1)
+    await _until(lambda: gate.held == 2)
+    monotonic.now += 5.0  # the index in use is now older than the bound
+    late = asyncio.create_task(_allowed(reader, store_id, LATENCY))
+    await asyncio.sleep(0.05)
+    assert not late.done()  # never answered from an index older than the bound
+    gate.opened.set()
+    assert await asyncio.wait_for(late, 5)  # and it sees the refresh's changes
+
+
+async def test_a_catch_up_applies_a_transaction_spanning_pages_in_one_step(
+    make_service: ServiceFactory,
+) -> None:
+    reader, writer = make_service(staleness=60.0), make_service()
+    store_id = await _store_with_model(writer)
+    assert not await _allowed(reader, store_id, LATENCY)
+    bob = Tuple("document:1", "viewer", "user:bob")
+    await writer.write(store_id, writes=[ANNE, bob], info=INFO)  # one transaction
+    original = reader.store.changes_after
+    release = asyncio.Event()
+    pages = [0]
+
+    async def one_per_page(store: str, after: int, **_: Any) -> Any:
+        pages[0] += 1
+        if pages[0] == 2:
+            await release.wait()  # the second page, while checks run
+        return await original(store, after, limit=1)
+
+    reader.store.changes_after = one_per_page  # type: ignore[method-assign]
+    higher = asyncio.create_task(_allowed(reader, store_id, HIGHER))
+    await _until(lambda: pages[0] == 2)
+    # MINIMIZE_LATENCY answers from the index meanwhile: neither change, not one of the two.
+    assert not await _allowed(reader, store_id, LATENCY, "user:anne")
+    assert not await _allowed(reader, store_id, LATENCY, "user:bob")
+    release.set()
+    assert await higher
+    assert await _allowed(reader, store_id, LATENCY, "user:bob")
+
+
+async def test_a_write_during_a_catch_up_is_still_read_by_its_writer(
+    make_service: ServiceFactory,
+) -> None:
+    service = make_service(staleness=60.0)
+    store_id = await _store_with_model(service)
+    assert not await _allowed(service, store_id, LATENCY)
+    gate = Gate(service, "changes_after", after=True)
+    higher = asyncio.create_task(_allowed(service, store_id, HIGHER))
+    await _until(lambda: gate.held == 1)  # it read the changelog: nothing new
+    await service.write(store_id, writes=[ANNE], info=INFO)
+    gate.opened.set()
+    assert not await higher  # it asked before the write
+    # The catch-up began before the write, so it does not count as fresh for the writer.
+    assert await _allowed(service, store_id, LATENCY)
+
+
+async def test_a_model_written_during_a_background_refresh_is_not_replaced_by_its_answer(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    service = make_service(staleness=10.0)
+    store_id = await _store_with_model(service)
+    first = await service.check(
+        store_id, CheckRequest("document:1", "viewer", "user:anne"), info=INFO
+    )
+    monotonic.now += 6.0
+    gate = Gate(service, "latest_model_id", after=True)
+    await _allowed(service, store_id, LATENCY)  # starts the refresh; it reads the old id
+    await _until(lambda: gate.held == 1)
+    newer = await service.write_model(store_id, MODEL, INFO)
+    gate.opened.set()
+    await _until(lambda: not _refreshing(service))
+    outcome = await service.check(
+        store_id, CheckRequest("document:1", "viewer", "user:anne"), info=INFO
+    )
+    assert outcome.model_id == newer.id != first.model_id
+
+
+async def test_closing_the_service_cancels_the_refreshes_in_flight(
+    make_service: ServiceFactory, monotonic: Monotonic
+) -> None:
+    service = make_service(staleness=10.0)
+    store_id = await _store_with_model(service)
+    assert not await _allowed(service, store_id, LATENCY)
+    monotonic.now += 6.0
+    gate = Gate(service, "changes_after", "latest_model_id")
+    assert not await _allowed(service, store_id, LATENCY)
+    await _until(lambda: gate.held == 2)
+    tasks = [*service._latest_refreshes.values(), *service.index._refreshes]
+    assert len(tasks) == 2
+    await service.aclose()
+    assert all(task.cancelled() for task in tasks)
+    assert not _refreshing(service)
