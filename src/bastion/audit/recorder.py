@@ -174,6 +174,21 @@ def with_details(event: AuditEvent, details: Mapping[str, Any]) -> AuditEvent:
     return AuditEvent(*_OTHER_FIELDS(event), details)  # type: ignore[call-arg]
 
 
+class Batch(list[AuditEvent]):
+    """A batch as the recorder hands it to every sink, with room for what more than one sink
+    formats per event: the first sink that formats the event's UTC stamp (``stamps``) or its
+    scrubbed details' JSON text (``details_json``, ``json.dumps``' bytes) stores it at the event's
+    index, and the others reuse it (see :mod:`bastion.audit.sinks`). Sinks must not change it.
+    """
+
+    __slots__ = ("details_json", "stamps")
+
+    def __init__(self, events: Sequence[AuditEvent]) -> None:
+        super().__init__(events)
+        self.stamps: list[str | None] = [None] * len(self)
+        self.details_json: list[str | None] = [None] * len(self)
+
+
 def _release(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -359,7 +374,8 @@ class QueueAuditRecorder:
         )
 
     async def _write(self, events: list[AuditEvent]) -> None:
-        results = await asyncio.gather(*(self._write_to(sink, events) for sink in self._sinks))
+        batch = Batch(events)
+        results = await asyncio.gather(*(self._write_to(sink, batch) for sink in self._sinks))
         if all(results):
             self._written += len(events)
         else:
