@@ -185,7 +185,7 @@ def _head(event_type: EventType, outcome: str) -> str:
     return f'{_type_members(event_type)}, "event.outcome": {json_text(outcome)}'
 
 
-def ecs_members(  # noqa: PLR0912 - one branch per optional field
+def ecs_members(  # noqa: PLR0912, PLR0915 - one branch per optional field
     event: AuditEvent, utc_stamp: str | None = None, details_json: str | None = None
 ) -> str:
     """The members of ``json_value(to_ecs(event))``, byte for byte, without the braces.

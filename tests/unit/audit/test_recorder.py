@@ -14,7 +14,12 @@ from structlog.testing import capture_logs
 from bastion.audit.errors import AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
-from bastion.audit.recorder import MAX_DETAIL_STRING_CHARS, TRUNCATED, QueueAuditRecorder
+from bastion.audit.recorder import (
+    MAX_DETAIL_STRING_CHARS,
+    TRUNCATED,
+    Batch,
+    QueueAuditRecorder,
+)
 from bastion.audit.sinks import InMemorySink
 from bastion.clock import FrozenClock
 
@@ -345,3 +350,22 @@ async def test_a_partial_batch_is_written_after_the_flush_delay() -> None:
 def test_a_negative_flush_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="flush_delay"):
         recorder(InMemorySink(), flush_delay=-1)
+
+
+async def test_every_sink_gets_the_same_batch_to_share_formatting() -> None:
+    # The sinks reuse what another formatted (UTC stamp, details' JSON) through one Batch.
+    seen: list[Sequence[AuditEvent]] = []
+
+    class Keeper:
+        async def write(self, events: Sequence[AuditEvent]) -> None:
+            seen.append(events)
+
+    rec = recorder(Keeper(), Keeper())
+    rec.record(make_event(1))
+    rec.record(make_event(2))
+    await rec.aclose()
+    assert len(seen) == 2
+    assert seen[0] is seen[1]
+    assert type(seen[0]) is Batch
+    assert ids(seen[0]) == ["req-1", "req-2"]
+    assert seen[0].stamps == seen[0].details_json == [None, None]
