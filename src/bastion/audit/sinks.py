@@ -257,16 +257,16 @@ def _link(insert_: _Insert, event: AuditEvent, batch: Batch | None = None, n: in
         stamp = utc_stamp(event.time)  # formatted once, for the tail and (SQLite) the column
         content = insert_.content(event.time, texts, details, stamp)
         return content, canonical_tail(stamp, texts, details)
-    stamp = batch.stamps[n]
-    if stamp is None:
-        stamp = batch.stamps[n] = utc_stamp(event.time)
+    shared = batch.stamps[n]
+    if shared is None:
+        shared = batch.stamps[n] = utc_stamp(event.time)
     column = None
     if insert_.json_column and type(details) is ScrubbedDetails:
         column = batch.details_json[n]
         if column is None:
             column = batch.details_json[n] = _json_column(details)
-    content = insert_.content(event.time, texts, details, stamp, column)
-    return content, canonical_tail(stamp, texts, details)
+    content = insert_.content(event.time, texts, details, shared, column)
+    return content, canonical_tail(shared, texts, details)
 
 
 def _ecs_members(event: AuditEvent, batch: Batch | None, n: int) -> str:
