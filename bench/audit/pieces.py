@@ -3,7 +3,10 @@
 :mod:`bench.audit.instructions` gives the whole cost of one event; this splits it: the event
 built on the request path (``event_from_scope``, the bench's handler's call), the recorder's
 ``record()``, the ECS log line (``LogSink``'s members and line), and the database sink's work
-per event (the row's parameters and canonical tail, the JSON column, the link's HMAC). Each
+per event (the row's parameters and canonical tail, the JSON column, the link's HMAC), and the
+subscribers' ``StoredEvent``. The ``_shared`` pieces are the sinks' work on a recorder
+:class:`~bastion.audit.recorder.Batch` (the database sink formats the UTC stamp and the
+details' JSON text, the log sink reuses them). Each
 piece runs ``--calls`` times in a loop (the loop's own overhead, about 100 instructions per
 call, included) on the bench's event.
 
@@ -77,6 +80,25 @@ def _ecs_line() -> Callable[[], Any]:
     return lambda: "{" + head + ecs.ecs_members(event) + tail
 
 
+def _ecs_line_shared() -> Callable[[], Any]:
+    from bastion.audit import sinks  # noqa: PLC0415
+    from bastion.audit.recorder import Batch  # noqa: PLC0415
+
+    event = _event()
+    batch = Batch([event])  # the database sink wrote first: the stamp and JSON text are shared
+    sinks._link(sinks._insert_for(_sqlite_dialect()), event, batch, 0)  # noqa: SLF001
+    head = sinks._LINE_HEAD  # noqa: SLF001 - the sink's own line
+    tail = ', "level": "info", "message": "audit_event"}'
+    return lambda: "{" + head + sinks._ecs_members(event, batch, 0) + tail  # noqa: SLF001
+
+
+def _stored() -> Callable[[], Any]:
+    from bastion.audit.interfaces import StoredEvent  # noqa: PLC0415
+
+    event = _event()
+    return lambda: StoredEvent(123456, event)
+
+
 def _sqlite_dialect() -> Any:
     from sqlalchemy.ext.asyncio import create_async_engine  # noqa: PLC0415
 
@@ -91,6 +113,22 @@ def _row() -> Callable[[], Any]:
     insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
     event = _event()
     return lambda: sinks._link(insert_, event)  # noqa: SLF001
+
+
+def _row_shared() -> Callable[[], Any]:
+    from bastion.audit import sinks  # noqa: PLC0415
+    from bastion.audit.recorder import Batch  # noqa: PLC0415
+
+    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    event = _event()
+    batch = Batch([event])
+
+    def link() -> Any:
+        # The database sink first (as the recorder's sinks are ordered): it fills the batch.
+        batch.stamps[0] = batch.details_json[0] = None
+        return sinks._link(insert_, event, batch, 0)  # noqa: SLF001
+
+    return link
 
 
 def _canonical_tail() -> Callable[[], Any]:
@@ -128,11 +166,14 @@ PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "from_scope": _from_scope,
     "record": _record,
     "ecs_line": _ecs_line,
+    "ecs_line_shared": _ecs_line_shared,
     "row": _row,
+    "row_shared": _row_shared,
     "canonical_tail": _canonical_tail,
     "json_column": _json_column,
     "mac": _mac,
     "now": _now,
+    "stored": _stored,
 }
 
 

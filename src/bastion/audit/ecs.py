@@ -185,15 +185,25 @@ def _head(event_type: EventType, outcome: str) -> str:
     return f'{_type_members(event_type)}, "event.outcome": {json_text(outcome)}'
 
 
-def ecs_members(event: AuditEvent) -> str:  # noqa: PLR0912 - one branch per optional field
+def ecs_members(  # noqa: PLR0912, PLR0915 - one branch per optional field
+    event: AuditEvent, utc_stamp: str | None = None, details_json: str | None = None
+) -> str:
     """The members of ``json_value(to_ecs(event))``, byte for byte, without the braces.
 
     ``event.details`` must be a tree (no cycles), as scrubbed details are. One pass over the
     fields with the members that depend only on the event's type and outcome cached, and each
     text value written by ``json_text`` directly (what :func:`_value` does for text).
+
+    A caller that has them passes ``utc_stamp``, the chain's
+    :func:`bastion.audit.chain.utc_stamp` of ``event.time``, and ``details_json``,
+    ``json.dumps(event.details)``: what the ECS line writes is derived from them.
     """
     time = event.time
-    if time.tzinfo is UTC:
+    if utc_stamp is not None and utc_stamp[4] == "-":
+        # The chain's stamp (four-digit year) is isoformat's in UTC, but for the fraction
+        # isoformat leaves out when it is zero.
+        stamp = utc_stamp if time.microsecond else utc_stamp[:19] + "Z"
+    elif time.tzinfo is UTC:
         stamp = time.isoformat().removesuffix("+00:00") + "Z"
     else:
         stamp = _timestamp(time)
@@ -244,8 +254,10 @@ def ecs_members(event: AuditEvent) -> str:  # noqa: PLR0912 - one branch per opt
             out += (', "related.user": ', json_tree(related_users))
     details = event.details
     if details:
-        document = details if isinstance(details, dict) else dict(details)
-        out += (', "bastion.details": ', json_tree(document))
+        if details_json is None:
+            document = details if isinstance(details, dict) else dict(details)
+            details_json = json_tree(document)
+        out += (', "bastion.details": ', details_json)
     return "".join(out)
 
 

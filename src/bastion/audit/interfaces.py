@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 from bastion.audit.events import AuditEvent
@@ -33,13 +33,22 @@ class AuditSink(Protocol):
     async def write(self, events: Sequence[AuditEvent]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class StoredEvent:
     """An event as committed to the chain: ``seq`` is its position, unique and stable (the id
     to cite as evidence; ``bastion audit verify`` and the query API name events by it)."""
 
     seq: int
     event: AuditEvent
+
+    def __init__(self, seq: int, event: AuditEvent) -> None:
+        # The generated __init__ of a frozen dataclass, through the slots' own setters (one
+        # StoredEvent per stored event, for the subscribers: see AuditEvent.__init__).
+        _SET_SEQ(self, seq)
+        _SET_EVENT(self, event)
+
+
+_SET_SEQ, _SET_EVENT = (vars(StoredEvent)[item.name].__set__ for item in fields(StoredEvent))
 
 
 class AuditSubscriber(Protocol):

@@ -43,7 +43,7 @@ from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
-from bastion.audit.recorder import ScrubbedDetails, clean_text, scrub, with_details
+from bastion.audit.recorder import Batch, ScrubbedDetails, clean_text, scrub, with_details
 from bastion.logging import direct_lines, get_logger
 from bastion.storage import Database
 
@@ -189,6 +189,9 @@ class _Insert:
         ):
             # json.dumps' own bytes for a tree, without building a C encoder per call.
             self._details = _json_column
+        #: Whether the details parameter is ``json.dumps``' text (the fast path above): a
+        #: scrubbed tree's text made by another sink (:class:`Batch`) can be passed as it is.
+        self.json_column = self._details is _json_column
         self._texts = [(n, p) for n, name in enumerate(_TEXTS) if (p := processors[name])]
         self._chain = [(n, p) for n, name in enumerate(_INSERTED[-3:]) if (p := processors[name])]
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
@@ -202,9 +205,11 @@ class _Insert:
         texts: tuple[str | None, ...],
         details: Mapping[str, Any],
         stamp: str | None = None,
+        column: str | None = None,
     ) -> tuple[Any, ...]:
         """The parameters of the content columns (:data:`CONTENT_COLUMNS`' order); ``stamp``
-        is ``utc_stamp(time)`` when the caller has it."""
+        is ``utc_stamp(time)`` when the caller has it, ``column`` the details' JSON text
+        (``_json_column(details)``, only when :attr:`json_column`)."""
         if self._texts:  # pragma: no cover - no supported dialect processes text
             values = list(texts)
             for n, process in self._texts:
@@ -212,8 +217,10 @@ class _Insert:
             texts = tuple(values)
         if stamp is not None and self.stamped and time.tzinfo is not None and stamp[4] == "-":
             # The same text SQLAlchemy's processor formats (checked on probes when built).
-            return (_sqlite_time(stamp), *texts, self._details(details))
-        return (self._time(time), *texts, self._details(details))
+            time_ = _sqlite_time(stamp)
+        else:
+            time_ = self._time(time)
+        return (time_, *texts, self._details(details) if column is None else column)
 
     def params(self, content: tuple[Any, ...], seq: int, mac: str, key_id: str) -> Any:
         """A row's parameters for the driver, when not :attr:`plain`."""
@@ -241,11 +248,42 @@ def _insert_for(dialect: Dialect) -> _Insert:
 _Link = tuple[tuple[Any, ...], str]
 
 
-def _link(insert_: _Insert, event: AuditEvent) -> _Link:
+def _link(insert_: _Insert, event: AuditEvent, batch: Batch | None = None, n: int = 0) -> _Link:
+    """``event``'s link; with the recorder's ``batch`` (``event`` at index ``n``), the UTC stamp
+    and details' JSON text another sink formatted are reused, and those made here are shared."""
     texts = _texts(event)
     details = _details(event)
-    stamp = utc_stamp(event.time)  # formatted once, for the tail and (SQLite) the column
-    return insert_.content(event.time, texts, details, stamp), canonical_tail(stamp, texts, details)
+    if batch is None:
+        stamp = utc_stamp(event.time)  # formatted once, for the tail and (SQLite) the column
+        content = insert_.content(event.time, texts, details, stamp)
+        return content, canonical_tail(stamp, texts, details)
+    shared = batch.stamps[n]
+    if shared is None:
+        shared = batch.stamps[n] = utc_stamp(event.time)
+    column = None
+    if insert_.json_column and type(details) is ScrubbedDetails:
+        column = batch.details_json[n]
+        if column is None:
+            column = batch.details_json[n] = _json_column(details)
+    content = insert_.content(event.time, texts, details, shared, column)
+    return content, canonical_tail(shared, texts, details)
+
+
+def _ecs_members(event: AuditEvent, batch: Batch | None, n: int) -> str:
+    """``ecs.ecs_members(event)``; with the recorder's ``batch``, from (or sharing) the UTC stamp
+    and the details' JSON text of the event at index ``n`` (see :func:`_link`)."""
+    if batch is None:
+        return ecs.ecs_members(event)
+    stamp = batch.stamps[n]
+    if stamp is None:
+        stamp = batch.stamps[n] = utc_stamp(event.time)
+    details = event.details
+    text = None
+    if details and type(details) is ScrubbedDetails:
+        text = batch.details_json[n]
+        if text is None:
+            text = batch.details_json[n] = _json_column(details)
+    return ecs.ecs_members(event, stamp, text)
 
 
 logger = get_logger("bastion.audit.sinks")
@@ -276,11 +314,13 @@ class DatabaseSink:
         # Prepared before the transaction, in chunks with the event loop running between two:
         # the head lock is held only for the MACs and the inserts.
         links: list[_Link] = []
+        batch = events if type(events) is Batch else None
         try:
             for start in range(0, len(events), INSERT_CHUNK):
                 if start:
                     await asyncio.sleep(0)
-                links += [_link(insert_, event) for event in events[start : start + INSERT_CHUNK]]
+                chunk = events[start : start + INSERT_CHUNK]
+                links += [_link(insert_, e, batch, n) for n, e in enumerate(chunk, start)]
         except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
             raise AuditWriteFailed from exc
         try:
@@ -411,12 +451,17 @@ class LogSink:
         if enabled is not None and not enabled(logging.INFO):
             return
         direct = direct_lines(AUDIT_LOG_EVENT, logging.INFO, _LINE_FIELDS)
+        batch = events if type(events) is Batch else None
         for start in range(0, len(events), LOG_CHUNK):
             if start:
                 await asyncio.sleep(0)
             chunk = [_scrubbed(event) for event in events[start : start + LOG_CHUNK]]
             if direct is not None:
-                direct.write([direct.line(_LINE_HEAD + ecs.ecs_members(e)) for e in chunk])
+                lines = [
+                    direct.line(_LINE_HEAD + _ecs_members(e, batch, n))
+                    for n, e in enumerate(chunk, start)
+                ]
+                direct.write(lines)
                 continue
             for event in chunk:
                 log.info(AUDIT_LOG_EVENT, **{"log.logger": AUDIT_LOGGER, **ecs.to_ecs(event)})

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from bastion.audit.chain import utc_stamp
 from bastion.audit.ecs import FIELDS, category, ecs_members, to_ecs
 from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.recorder import scrub, with_details
 
 #: ECS 8.x allowed values of event.category and event.type.
 ECS_CATEGORIES = {
@@ -150,3 +153,25 @@ def test_related_users_are_written_once_each(actor: str | None, subject: str | N
         subject=subject,
     )
     assert "{" + ecs_members(event) + "}" == json.dumps(to_ecs(event))
+
+
+_TIMES = (
+    datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC),
+    datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
+    datetime(2026, 3, 1, 1, 0, 0, 7, tzinfo=timezone(timedelta(hours=5))),
+    datetime(2026, 3, 1, 1, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
+    datetime(999, 12, 31, 23, 0, 0, 1, tzinfo=UTC),
+    datetime(1000, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+)
+
+
+@pytest.mark.parametrize("time", _TIMES, ids=str)
+@pytest.mark.parametrize("event", _events()[:6], ids=lambda e: e.type.value)
+def test_ecs_members_from_the_chain_stamp_and_the_column_json(
+    event: AuditEvent, time: datetime
+) -> None:
+    # The log sink passes the chain's UTC stamp and the JSON column's text (json.dumps of the
+    # scrubbed details) when the database sink made them: the line must not change.
+    event = with_details(replace(event, time=time), scrub(event.details))
+    line = ecs_members(event, utc_stamp(time), json.dumps(event.details))
+    assert "{" + line + "}" == json.dumps(to_ecs(event))

@@ -14,7 +14,13 @@ from structlog.testing import capture_logs
 from bastion.audit.errors import AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
-from bastion.audit.recorder import MAX_DETAIL_STRING_CHARS, TRUNCATED, QueueAuditRecorder
+from bastion.audit.recorder import (
+    MAX_DETAIL_STRING_CHARS,
+    TRUNCATED,
+    Batch,
+    QueueAuditRecorder,
+    _EventQueue,
+)
 from bastion.audit.sinks import InMemorySink
 from bastion.clock import FrozenClock
 
@@ -345,3 +351,52 @@ async def test_a_partial_batch_is_written_after_the_flush_delay() -> None:
 def test_a_negative_flush_delay_is_refused() -> None:
     with pytest.raises(ValueError, match="flush_delay"):
         recorder(InMemorySink(), flush_delay=-1)
+
+
+async def test_every_sink_gets_the_same_batch_to_share_formatting() -> None:
+    # The sinks reuse what another formatted (UTC stamp, details' JSON) through one Batch.
+    seen: list[Sequence[AuditEvent]] = []
+
+    class Keeper:
+        async def write(self, events: Sequence[AuditEvent]) -> None:
+            seen.append(events)
+
+    rec = recorder(Keeper(), Keeper())
+    rec.record(make_event(1))
+    rec.record(make_event(2))
+    await rec.aclose()
+    assert len(seen) == 2
+    assert seen[0] is seen[1]
+    assert type(seen[0]) is Batch
+    assert ids(seen[0]) == ["req-1", "req-2"]
+    assert seen[0].stamps == seen[0].details_json == [None, None]
+
+
+async def test_the_writer_s_bulk_take_and_done_are_get_nowait_and_task_done_repeated() -> None:
+    # The writer takes and finishes a batch in one call each; the queue must end in the same
+    # state as with asyncio's one-by-one calls (order, size, join, putters woken).
+    bulk, single = _EventQueue(maxsize=3), asyncio.Queue[AuditEvent](maxsize=3)
+    events = [make_event(n) for n in range(5)]
+    putters = []
+    for queue in (bulk, single):
+        for item in events[:3]:
+            queue.put_nowait(item)
+        putters.append(asyncio.create_task(queue.put(events[3])))  # waits: the queue is full
+    await asyncio.sleep(0)
+    taken = bulk.take(2)
+    got = [single.get_nowait() for _ in range(2)]
+    assert taken == got == events[:2]
+    assert bulk.qsize() == single.qsize() == 1
+    await asyncio.sleep(0)
+    assert all(putter.done() for putter in putters)  # a slot freed: the waiting put went in
+    assert bulk.qsize() == single.qsize() == 2
+    assert bulk.take(10) == [single.get_nowait() for _ in range(2)] == [events[2], events[3]]
+    assert bulk.take(10) == []
+    joined = asyncio.create_task(bulk.join())
+    bulk.done(3)
+    await asyncio.sleep(0)
+    assert not joined.done()  # one event still unfinished
+    bulk.done(1)
+    await asyncio.wait_for(joined, timeout=10)
+    with pytest.raises(ValueError, match="too many"):
+        bulk.done(1)

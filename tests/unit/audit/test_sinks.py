@@ -17,7 +17,7 @@ from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.models import audit_events
-from bastion.audit.recorder import QueueAuditRecorder, scrub, with_details
+from bastion.audit.recorder import Batch, QueueAuditRecorder, scrub, with_details
 from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
 from bastion.audit.verify import verify_chain
 from bastion.crypto import Keyring
@@ -243,3 +243,63 @@ async def test_database_sink_refuses_a_naive_time(database: Database) -> None:
     with pytest.raises(AuditWriteFailed):
         await DatabaseSink(database, KEYS).write([event(1, time=datetime(2026, 1, 1))])  # noqa: DTZ001
     assert await rows(database) == []
+
+
+def _shared_events() -> list[AuditEvent]:
+    # Scrubbed details (as the recorder queues them) and raw ones (its overflow event); times
+    # with and without a fraction, another offset, a year before 1000.
+    return [
+        event(1, actor="42", subject="user:7", details=scrub({"b": 1, "a": [2.0, "é"]})),
+        event(2, time=datetime(2026, 1, 1, 12, 0, tzinfo=UTC), details=scrub({})),
+        event(3, time=datetime(2026, 1, 1, 1, 0, 0, 7, tzinfo=timezone(timedelta(hours=5)))),
+        event(4, details={"dropped": 3, "password": "p"}),
+        event(5, time=datetime(999, 12, 31, 23, 0, 0, 1, tzinfo=UTC), details=scrub({"x": 1})),
+    ]
+
+
+async def _lines(events: list[AuditEvent]) -> str:
+    out = io.StringIO()
+    bastion_logging.configure("info", json=True, stream=out)
+    try:
+        await LogSink().write(events)
+    finally:
+        structlog.reset_defaults()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("log_first", [False, True], ids=["database-first", "log-first"])
+async def test_a_recorder_batch_stores_and_logs_the_same_bytes(
+    database: Database, log_first: bool
+) -> None:
+    # The recorder hands both sinks one Batch: the UTC stamp and the details' JSON text one
+    # sink made are reused by the other, whichever writes first. Rows, MACs and lines must be
+    # those of sinks writing plain lists.
+    events = _shared_events()
+    plain_lines = await _lines(events)
+    await DatabaseSink(database, KEYS).write(events)
+    batch = Batch(events)
+    if log_first:
+        assert await _lines(batch) == plain_lines
+        await DatabaseSink(database, KEYS).write(batch)
+    else:
+        await DatabaseSink(database, KEYS).write(batch)
+        assert await _lines(batch) == plain_lines
+    assert None not in batch.stamps
+    assert batch.details_json[0] == json.dumps(events[0].details)
+    assert (await verify_chain(database, KEYS)).intact
+    async with database.engine.begin() as connection:
+        raw = await connection.exec_driver_sql(
+            "SELECT CAST(time AS TEXT), type, outcome, actor, subject, client_ip, user_agent, "
+            "request_id, reason, CAST(details AS TEXT) FROM audit_events ORDER BY seq"
+        )
+        stored = raw.all()
+    assert stored[:5] == stored[5:]  # byte for byte, as the database holds them
+
+
+async def test_the_log_sink_writes_a_batch_s_shared_texts() -> None:
+    # What another sink already formatted is not formatted again (it is written as given).
+    events = [event(1, details=scrub({"a": 1}))]
+    batch = Batch(events)
+    batch.details_json[0] = '{"a": 1, "shared": true}'
+    lines = await _lines(batch)
+    assert json.loads(lines)["bastion.details"] == {"a": 1, "shared": True}
