@@ -96,7 +96,7 @@ def _drive_wire(app_name: str, n: int, ready: Path) -> None:
     while not go.exists():
         time.sleep(0.05)
     operator.call(loop.run_until_complete, wire.requests(n))
-    loop.run_until_complete(wire.lifespan.shutdown())
+    loop.run_until_complete(wire.stop())
 
 
 def _drive(target: str, n: int, ready: Path) -> None:
