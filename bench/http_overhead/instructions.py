@@ -122,6 +122,8 @@ def _summary(out: Path) -> int:
 
 def in_process(target: str, n: int, tmp: Path) -> float:
     ready, out = tmp / f"{target}.ready", tmp / f"{target}.out"
+    for stale in (ready, ready.with_suffix(".go")):  # a target named twice: its earlier run's
+        stale.unlink(missing_ok=True)
     valgrind = [
         "valgrind",
         "--tool=callgrind",
