@@ -96,7 +96,7 @@ def _drive_wire(app_name: str, n: int, ready: Path) -> None:
     while not go.exists():
         time.sleep(0.05)
     operator.call(loop.run_until_complete, wire.requests(n))
-    loop.run_until_complete(wire.lifespan.shutdown())
+    loop.run_until_complete(wire.stop())
 
 
 def _drive(target: str, n: int, ready: Path) -> None:
@@ -122,6 +122,8 @@ def _summary(out: Path) -> int:
 
 def in_process(target: str, n: int, tmp: Path) -> float:
     ready, out = tmp / f"{target}.ready", tmp / f"{target}.out"
+    for stale in (ready, ready.with_suffix(".go")):  # a target named twice: its earlier run's
+        stale.unlink(missing_ok=True)
     valgrind = [
         "valgrind",
         "--tool=callgrind",

@@ -7,9 +7,11 @@ Bastion's apps, stock httptools for the bare ones, as ``bench.serve`` picks), th
 configuration and the app after its lifespan startup, on a real event loop, but through an
 in-memory transport: one keep-alive connection, one request at a time, each answer awaited.
 Parsing, the app, the response start (header validation included) and the writes are all
-there; only the sockets and the kernel are not. The app's background tasks still run on the
-wall clock, so a slower valgrind run gives them a larger share per request: compare variants
-measured side by side. uvicorn's ``Date`` header is absent (the server's tick sets it).
+there; only the sockets and the kernel are not. The event loop's clock is the driver's: it
+advances by :data:`STEP` per request, so timers (the app's background jobs, uvicorn's keep-alive
+timeout) fire as they would at that rate, whatever the speed of the run (on the wall clock, a
+slower valgrind run gave them a larger share per request, +-20,000 instructions). uvicorn's
+``Date`` header is absent (the server's tick sets it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from uvicorn.server import ServerState
 
 from bench.serve import protocol_for
 
+#: Loop time per request, in seconds: about the rate a served worker reaches.
+STEP = 1 / 8000
 REQUEST = b"GET /bench HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 
 
@@ -70,9 +74,17 @@ class Wire:
         self.lifespan = LifespanOn(self.config)
         self.transport = _Transport()
         self.protocol: Any = None
+        self.now = 0.0
+
+    def _time(self) -> float:
+        return self.now
 
     async def start(self) -> None:
         await self.lifespan.startup()
+        # The driver's clock from here to stop() (start-up and shutdown may wait on timers).
+        loop = asyncio.get_running_loop()
+        self.now = loop.time()
+        loop.time = self._time  # type: ignore[method-assign]
         self.protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
             config=self.config,
             server_state=ServerState(),
@@ -84,6 +96,7 @@ class Wire:
         transport, protocol = self.transport, self.protocol
         for _ in range(n):
             before = transport.writes
+            self.now += STEP
             protocol.data_received(REQUEST)
             # One turn of the loop per poll, as a socket's next readiness would give.
             while transport.writes == before or (  # noqa: ASYNC110 - loop turns, not a wait
@@ -92,3 +105,7 @@ class Wire:
                 await asyncio.sleep(0)
         if transport.closing:
             raise RuntimeError("the connection was closed")
+
+    async def stop(self) -> None:
+        del asyncio.get_running_loop().time  # the loop's own clock again
+        await self.lifespan.shutdown()

@@ -14,7 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi._body_limit import AppBodyLimitMiddleware
+from fastapi.telemetry import TelemetryConfig
+from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
 from starlette.middleware import Middleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bastion import __version__
 from bastion.audit import routes as audit_routes
@@ -69,6 +74,67 @@ def _middleware(settings: Settings, services: Services) -> list[Middleware]:
     ]
 
 
+#: FastAPI's native OpenTelemetry instrumentation, switched off (``Settings.otel_enabled``).
+_NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "auto_configure": False,
+}
+
+
+class _Bastion(FastAPI):
+    """FastAPI, without the layers that Bastion's HTTP core makes idle.
+
+    FastAPI puts three layers outside the app's own middleware: Starlette's
+    ``ServerErrorMiddleware`` (an exception that reaches it gets a plain-text 500, then is
+    raised again), FastAPI's ``ExceptionTelemetryMiddleware`` (records an exception passing
+    through it, then raises it again) and ``AppBodyLimitMiddleware`` (acts only for a parent
+    app's ``max_body_size``: a 413 for the parent's body-limit exception). Bastion's HTTP core
+    is the outermost of the app's middleware and answers every ``Exception`` itself (500
+    problem+json, logged with its traceback; a parent's body-limit error included): no
+    exception reaches those layers, and each costs a coroutine per request (three: a twentieth
+    of a trivial request). They are left out of the stack when they stand, exactly so, in front
+    of the core; anything else keeps FastAPI's stack as built. An exception raised by the core
+    itself (a bug) then goes to the server, which answers 500 and logs it, as it does for any
+    app.
+
+    With FastAPI's telemetry off (the default, see ``Settings.otel_enabled``), an HTTP request
+    goes to the stack directly: ``FastAPI.__call__`` would look the three OpenTelemetry
+    providers up on every request (an environment look-up and a ``KeyError`` each, a tenth of a
+    trivial request) only to find that nothing is to be recorded.
+    """
+
+    def __init__(self, *, otel_enabled: bool, **options: Any) -> None:
+        super().__init__(telemetry=None if otel_enabled else _NO_TELEMETRY, **options)
+        self._telemetry_off = not otel_enabled
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        app = stack
+        if type(app) is ServerErrorMiddleware and app.handler is None and not app.debug:
+            app = app.app
+            if type(app) is ExceptionTelemetryMiddleware:
+                app = app.app
+                if type(app) is AppBodyLimitMiddleware and type(app.app) is HttpCoreMiddleware:
+                    return app.app  # max_body_size None: no body-limit layer of its own inside
+        return stack
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._telemetry_off and scope["type"] == "http":
+            # FastAPI.__call__ and Starlette.__call__ for an HTTP request without telemetry.
+            if self.root_path:
+                scope["root_path"] = self.root_path
+            scope["app"] = self
+            stack = self.middleware_stack
+            if stack is None:
+                stack = self.middleware_stack = self.build_middleware_stack()
+            await stack(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _freeze_young_and_loaded() -> None:
     """After a large long-lived structure was built (a store's tuple index, millions of
     objects): freeze what is alive, so that full collections no longer walk it (a pause of
@@ -111,7 +177,7 @@ def create_app(
             await services.aclose()
 
     docs = settings.docs_enabled
-    app = FastAPI(
+    app = _Bastion(
         title="Bastion",
         version=__version__,
         description="Secure-by-default backend core: identity, authorization, protections, audit.",
@@ -121,6 +187,7 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         lifespan=lifespan,
         middleware=_middleware(settings, services),
+        otel_enabled=settings.otel_enabled,
     )
     app.state.services = services
     handlers.include(app)

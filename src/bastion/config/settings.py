@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="Serve /metrics to any client; otherwise loopback and metrics_allow only.",
     )
     metrics_allow: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    otel_enabled: bool = Field(
+        default=False,
+        description=(
+            "FastAPI's native OpenTelemetry spans, metrics and logs (they export the raw "
+            "query string to whatever provider the process configures)."
+        ),
+    )
 
     # -- TLS (served directly by `bastion serve`) ----------------------------------------------
     tls_certfile: Path | None = None
