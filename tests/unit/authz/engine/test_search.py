@@ -104,6 +104,21 @@ def test_a_chain_past_the_depth_limit_is_still_an_error() -> None:
         engine.check(index, "document:1", "viewer", "user:far")
 
 
+def test_nested_teams_below_a_chain_count_towards_the_depth_limit() -> None:
+    engine = _engine()
+    teams = [Tuple(f"team:{i}", "member", f"team:{i + 1}#member") for i in range(12)]
+    index = MemoryTupleIndex(
+        [*_chain(12), *teams, Tuple("document:1", "parent", "folder:0")]
+        + [Tuple("folder:12", "viewer", "team:0#member")]
+    )
+    # The walk goes 14 folders deep, then 13 teams: 2002 although no path is 25 folders long.
+    assert _searched(engine, index, "document:1", "viewer", "user:nobody") == UNSURE
+    with pytest.raises(ResolutionTooComplex):
+        engine.check(index, "document:1", "viewer", "user:nobody")
+    assert not engine.check(index, "folder:10", "viewer", "user:nobody").allowed
+    assert _searched(engine, index, "folder:10", "viewer", "user:nobody") == 0
+
+
 def test_conditioned_tuples_the_model_does_not_allow_never_grant() -> None:
     engine = _engine()
     index = MemoryTupleIndex(
@@ -132,6 +147,9 @@ def _random_tuples(rng: random.Random) -> set[Tuple]:  # noqa: PLR0912 - test da
     if rng.random() < 0.3:
         tuples.update(Tuple(f"folder:{100 + i}", "parent", f"folder:{101 + i}") for i in range(30))
         tuples.add(Tuple(f"folder:{rng.randrange(folders)}", "parent", "folder:100"))
+    if rng.random() < 0.3:
+        depth = rng.randrange(5, 15)
+        tuples.update(Tuple(f"team:{a}", "member", f"team:{a + 1}#member") for a in range(depth))
     for a in range(teams):
         if rng.random() < 0.5:
             b = rng.randrange(teams)
