@@ -60,7 +60,7 @@ def _downward(index: MemoryTupleIndex) -> OverlayTupleSource:
 
 def _searched(engine: Engine, index: MemoryTupleIndex, obj: str, relation: str, user: str) -> int:
     otype, user_type = obj.partition(":")[0], user.partition(":")[0]
-    plan = engine._plans[otype][relation]  # noqa: SLF001 - the search itself is under test
+    plan = engine._plans[otype][relation]
     return search(plan, obj, user, user_type, user_type + ":*", index, {})
 
 
@@ -70,7 +70,7 @@ def _chain(length: int) -> list[Tuple]:
 
 def test_the_search_answers_a_folder_chain_and_leaves_the_rest_to_the_walk() -> None:
     engine = _engine()
-    assert "open" not in engine._plans["document"]  # noqa: SLF001 - a difference: walk only
+    assert "open" not in engine._plans["document"]  # a difference: the walk only
     index = MemoryTupleIndex(
         [
             *_chain(5),
@@ -108,8 +108,12 @@ def test_nested_teams_below_a_chain_count_towards_the_depth_limit() -> None:
     engine = _engine()
     teams = [Tuple(f"team:{i}", "member", f"team:{i + 1}#member") for i in range(12)]
     index = MemoryTupleIndex(
-        [*_chain(12), *teams, Tuple("document:1", "parent", "folder:0")]
-        + [Tuple("folder:12", "viewer", "team:0#member")]
+        [
+            *_chain(12),
+            *teams,
+            Tuple("document:1", "parent", "folder:0"),
+            Tuple("folder:12", "viewer", "team:0#member"),
+        ]
     )
     # The walk goes 14 folders deep, then 13 teams: 2002 although no path is 25 folders long.
     assert _searched(engine, index, "document:1", "viewer", "user:nobody") == UNSURE
