@@ -33,11 +33,19 @@ from bastion.authz.engine._rewrites import (
     TupleToUserset,
     Union,
 )
+from bastion.authz.engine._search import UNSURE, Plan, closure, compile_plans, search
 from bastion.authz.engine._typesystem import Relation, TypeSystem
 from bastion.authz.errors import AuthzError, ResolutionTooComplex
 from bastion.authz.tuples import MemoryTupleIndex, Tuple, TupleSource
 
-__all__ = ["MAX_RESOLUTION_DEPTH", "Request", "Resolver", "compile_resolvers", "resolve_request"]
+__all__ = [
+    "MAX_RESOLUTION_DEPTH",
+    "Request",
+    "Resolver",
+    "compile_resolvers",
+    "compile_search_plans",
+    "resolve_request",
+]
 
 #: OpenFGA's default ``maxResolutionDepth``.
 MAX_RESOLUTION_DEPTH = 25
@@ -128,9 +136,30 @@ class _Restart(Exception):
     """A nesting relation's shortcut cannot answer where it answered before in the request."""
 
 
-def resolve_request(resolve: Resolver, obj: str, req: Request) -> Result:
+def compile_search_plans(ts: TypeSystem) -> dict[str, dict[str, Plan]]:
+    """The relations a whole check of can be answered by :func:`search` (see ``_search``)."""
+    nesting = {
+        (t, r) for t, rels in ts.types.items() for r, rel in rels.items() if _is_nesting(rel)
+    }
+    return compile_plans(ts, nesting)
+
+
+def resolve_request(resolve: Resolver, obj: str, req: Request, plan: Plan | None = None) -> Result:
     """``resolve(obj, req, 0)``; evaluated again without the nesting shortcut when it cannot
-    stay exact for the whole request (see :func:`_nested`)."""
+    stay exact for the whole request (see :func:`_nested`). With a ``plan``, a plain user and
+    the in-memory index, :func:`search` answers first where it can tell."""
+    closures = req.closures
+    source = req.source
+    if (
+        plan is not None
+        and closures is not None
+        and type(source) is MemoryTupleIndex
+        and not req.user_relation
+        and not req.wild
+    ):
+        found = search(plan, obj, req.user, req.user_type, req.wildcard, source, closures)
+        if found != UNSURE:
+            return found == 1
     try:
         return resolve(obj, req, 0)
     except _Restart:
@@ -171,19 +200,7 @@ def _nested(relation: Relation, downward: Resolver) -> Resolver:
     name = relation.name
     otype = relation.type
     direct_types = relation.object_conditions
-    userset_suffix = "#" + name
-    key = otype + userset_suffix
-
-    def closure(source: MemoryTupleIndex, user: str) -> set[str]:
-        found: set[str] = set()
-        frontier = [user]
-        while frontier:
-            current = frontier.pop()
-            for t in source.by_user(otype, name, current):
-                if t.condition is None and t.object not in found:
-                    found.add(t.object)
-                    frontier.append(t.object + userset_suffix)
-        return found
+    key = otype + "#" + name
 
     def nested(obj: str, req: Request, depth: int) -> Result:
         source = req.source
@@ -201,7 +218,7 @@ def _nested(relation: Relation, downward: Resolver) -> Resolver:
             if heights is not None and depth + heights.get(obj, 0) < MAX_RESOLUTION_DEPTH:
                 found = closures.get(key)
                 if found is None:
-                    found = closures[key] = closure(source, req.user)
+                    found = closures[key] = closure(source, otype, name, req.user)
                 return obj in found
             if closures:
                 raise _Restart

@@ -19,6 +19,7 @@ from bastion.authz.engine._check import (
     Request,
     Resolver,
     compile_resolvers,
+    compile_search_plans,
     parse_user,
     resolve_request,
 )
@@ -97,6 +98,7 @@ class Engine:
     def __init__(self, model: Mapping[str, Any]) -> None:
         self.typesystem = TypeSystem(model)
         self._resolvers: dict[str, dict[str, Resolver]] = compile_resolvers(self.typesystem)
+        self._plans = compile_search_plans(self.typesystem)
         self._reverse = ReverseGraph.build(self.typesystem)
         self._valid_objects: dict[str, None] = {}
         self._valid_users: dict[str, ParsedUser] = {}
@@ -153,7 +155,8 @@ class Engine:
             resolve, parsed = self._check_request(object, relation, user)
         if contextual_tuples:
             tuples = self._with_contextual(tuples, contextual_tuples)
-        result = resolve_request(resolve, object, Request(tuples, user, context, parsed))
+        plan = self._plans[object.partition(":")[0]].get(relation)
+        result = resolve_request(resolve, object, Request(tuples, user, context, parsed), plan)
         return _ALLOWED if result else (_CYCLE if result is None else _DENIED)
 
     def _check_request(self, obj: str, relation: str, user: str) -> tuple[Resolver, ParsedUser]:
