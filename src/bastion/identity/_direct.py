@@ -43,6 +43,7 @@ __all__ = ["DirectRoute", "api_route", "json_body"]
 #: has none or it was absent); returns the answer's content before response validation.
 Handler = Callable[[Request, Response, Any], Awaitable[Any]]
 _JSON = "application/json"
+_JSON_BYTES = _JSON.encode("latin-1")
 
 
 def api_route(router: APIRouter, path: str, method: str) -> APIRoute:
@@ -135,9 +136,20 @@ class _Endpoint:
             raise RequestValidationError(errors)
         data = self._response.serialize_json(value, exclude_none=self._exclude_none)
         status = sub.status_code or self._status
-        response = Response(content=data, media_type=_JSON, status_code=status)
-        response.headers.raw.extend(sub.headers.raw)
-        await response(scope, receive, send)
+        if scope["type"] != "http" or status < 200 or status in (204, 304):  # pragma: no cover
+            response = Response(content=data, media_type=_JSON, status_code=status)
+            response.headers.raw.extend(sub.headers.raw)
+            await response(scope, receive, send)
+            return
+        # What Response(content=data, media_type=_JSON) sends, without building one: its
+        # content-length and content-type, then the sub-response's headers.
+        headers = [
+            (b"content-length", str(len(data)).encode("latin-1")),
+            (b"content-type", _JSON_BYTES),
+            *sub.headers.raw,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
 
 
 class DirectRoute(Route):

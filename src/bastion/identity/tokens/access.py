@@ -49,6 +49,8 @@ Reason = InvalidTokenReason
 _E = TypeVar("_E", AuthMethod, AssuranceLevel)
 #: Finds the key that verifies tokens with this kid; None when there is none.
 KeyLookup = Callable[[str], Awaitable[SigningKey | PublicKey | None]]
+#: ``json.dumps(claims, separators=(",", ":"), ensure_ascii=False)``'s encoder, built once.
+_CLAIMS_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 async def issue_access_token(
@@ -62,11 +64,13 @@ async def issue_access_token(
     audience: str | None = None,
     ttl: timedelta | None = None,
     clock: Clock = _SYSTEM_CLOCK,
+    key: SigningKey | None = None,
 ) -> str:
     """Sign an access token for ``subject`` in session ``session_id``.
 
     ``ttl`` defaults to (and may not exceed) ``settings.ttl_seconds``: the key store keeps
-    retired keys only that long. Raises ``SigningKeyError`` without an active key of the
+    retired keys only that long. ``key`` is the active key when the caller has just read it
+    from ``keys`` (default: read here). Raises ``SigningKeyError`` without an active key of the
     configured algorithm.
     """
     for name, value in (("subject", subject), ("session_id", session_id)):
@@ -77,7 +81,8 @@ async def issue_access_token(
     lifetime = settings.ttl if ttl is None else ttl
     if not timedelta(0) < lifetime <= settings.ttl:
         raise ValueError("ttl must be positive and at most settings.ttl_seconds")
-    key = await keys.active_key()
+    if key is None:
+        key = await keys.active_key()
     if key.algorithm is not settings.algorithm:
         raise SigningKeyError("The active signing key does not use the configured algorithm.")
     now = int(clock.now().timestamp())
@@ -94,7 +99,7 @@ async def issue_access_token(
         "acr": AssuranceLevel(acr).value,
     }
     header = {"alg": key.algorithm.value, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
-    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    payload = _CLAIMS_ENCODER.encode(claims).encode("utf-8")
     return sign_compact(header, payload, key)
 
 
