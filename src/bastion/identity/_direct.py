@@ -93,12 +93,21 @@ async def json_body(request: Request) -> Any:
     return value if raw else Undefined
 
 
+class _SubResponse(Response):
+    """What FastAPI hands dependencies and endpoints as ``response``: FastAPI builds a
+    ``Response()`` and deletes its ``content-length``, which leaves no header, an empty body
+    and no status; this one is built that way directly."""
+
+    def __init__(self) -> None:  # noqa: D107 - Response's attributes, without render/headers
+        self.status_code = None  # type: ignore[assignment]
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
+
+
 def _sub_response() -> Response:
     """What FastAPI hands dependencies and endpoints as ``response``."""
-    response = Response()
-    del response.headers["content-length"]
-    response.status_code = None  # type: ignore[assignment]
-    return response
+    return _SubResponse()
 
 
 class _Endpoint:

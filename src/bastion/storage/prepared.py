@@ -53,9 +53,20 @@ def _utc_text(value: datetime | None) -> str | None:
     ``isoformat``'s), the same ``ValueError`` for a naive datetime."""
     if value is None:
         return None
+    last = _LAST_UTC_TEXT[0]
+    if value is last[0]:  # a transaction binds its "now" several times
+        return last[1]
     if value.tzinfo is None:
         raise ValueError("naive datetime: Bastion stores aware UTC timestamps only")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    # In UTC, isoformat ends with the offset "+00:00": the naive value's text without it.
+    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+    _LAST_UTC_TEXT[0] = (value, text)
+    return text
+
+
+#: The last (value, text) of :func:`_utc_text`: datetimes are immutable, and the pair is
+#: replaced whole, so a reader sees a matching one.
+_LAST_UTC_TEXT: list[tuple[datetime | None, str]] = [(None, "")]
 
 
 def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:

@@ -184,3 +184,20 @@ def test_sqlite_utc_datetime_binds_refuse_naive_values() -> None:
     assert fast is not None
     with pytest.raises(ValueError, match="naive"):
         fast(datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_sqlite_utc_datetime_binds_repeat_the_same_value() -> None:
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    from bastion.storage.columns import UTCDateTime  # noqa: PLC0415
+    from bastion.storage.prepared import _bind_processor  # noqa: PLC0415
+
+    fast = _bind_processor(UTCDateTime(), sqlite.dialect())
+    assert fast is not None
+    later = NOW + timedelta(microseconds=1)
+    assert [fast(NOW), fast(NOW), fast(later), fast(NOW)] == [
+        "2026-11-29 01:02:03.456789",
+        "2026-11-29 01:02:03.456789",
+        "2026-11-29 01:02:03.456790",
+        "2026-11-29 01:02:03.456789",
+    ]
