@@ -78,8 +78,13 @@ async def issue_access_token(
             raise ValueError(f"{name} must be a non-empty string of at most 255 characters")
     if not amr:
         raise ValueError("amr must name at least one authentication method (RFC 8176)")
-    lifetime = settings.ttl if ttl is None else ttl
-    if not timedelta(0) < lifetime <= settings.ttl:
+    if ttl is None:  # the common case: settings.ttl, in whole seconds
+        seconds = settings.ttl_seconds
+        if seconds <= 0:
+            raise ValueError("ttl must be positive and at most settings.ttl_seconds")
+    elif timedelta(0) < ttl <= settings.ttl:
+        seconds = int(ttl.total_seconds())
+    else:
         raise ValueError("ttl must be positive and at most settings.ttl_seconds")
     if key is None:
         key = await keys.active_key()
@@ -90,7 +95,7 @@ async def issue_access_token(
         "iss": settings.issuer,
         "sub": subject,
         "aud": audience or settings.audience,
-        "exp": now + int(lifetime.total_seconds()),
+        "exp": now + seconds,
         "iat": now,
         "nbf": now,
         "jti": secrets.token_urlsafe(JTI_BYTES),
