@@ -98,7 +98,7 @@ class _SubResponse(Response):
     ``Response()`` and deletes its ``content-length``, which leaves no header, an empty body
     and no status; this one is built that way directly."""
 
-    def __init__(self) -> None:  # noqa: D107 - Response's attributes, without render/headers
+    def __init__(self) -> None:
         self.status_code = None  # type: ignore[assignment]
         self.background = None
         self.body = b""

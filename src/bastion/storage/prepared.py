@@ -72,14 +72,12 @@ _LAST_UTC_TEXT: list[tuple[datetime | None, str]] = [(None, "")]
 def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
     """The type's bind processing for ``dialect``, as SQLAlchemy applies it; on SQLite, an
     equivalent one-step processor for :class:`UTCDateTime` stored in the default format."""
-    if (
-        type(kind) is UTCDateTime
-        and dialect.name == "sqlite"
-        and (impl := kind.dialect_impl(dialect).impl_instance) is not None
-        and isinstance(impl, SQLITE_DATETIME)
-        and impl._storage_format == _SQLITE_DATETIME_FORMAT  # noqa: SLF001
-    ):
-        return _utc_text
+    if type(kind) is UTCDateTime and dialect.name == "sqlite":
+        impl = cast("UTCDateTime", kind.dialect_impl(dialect)).impl_instance
+        if (
+            isinstance(impl, SQLITE_DATETIME) and impl._storage_format == _SQLITE_DATETIME_FORMAT  # noqa: SLF001
+        ):
+            return _utc_text
     return kind.dialect_impl(dialect).bind_processor(dialect)
 
 
