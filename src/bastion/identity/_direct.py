@@ -43,6 +43,7 @@ __all__ = ["DirectRoute", "api_route", "json_body"]
 #: has none or it was absent); returns the answer's content before response validation.
 Handler = Callable[[Request, Response, Any], Awaitable[Any]]
 _JSON = "application/json"
+_JSON_BYTES = _JSON.encode("latin-1")
 
 
 def api_route(router: APIRouter, path: str, method: str) -> APIRoute:
@@ -92,12 +93,21 @@ async def json_body(request: Request) -> Any:
     return value if raw else Undefined
 
 
+class _SubResponse(Response):
+    """What FastAPI hands dependencies and endpoints as ``response``: FastAPI builds a
+    ``Response()`` and deletes its ``content-length``, which leaves no header, an empty body
+    and no status; this one is built that way directly."""
+
+    def __init__(self) -> None:
+        self.status_code = None  # type: ignore[assignment]
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
+
+
 def _sub_response() -> Response:
     """What FastAPI hands dependencies and endpoints as ``response``."""
-    response = Response()
-    del response.headers["content-length"]
-    response.status_code = None  # type: ignore[assignment]
-    return response
+    return _SubResponse()
 
 
 class _Endpoint:
@@ -135,9 +145,20 @@ class _Endpoint:
             raise RequestValidationError(errors)
         data = self._response.serialize_json(value, exclude_none=self._exclude_none)
         status = sub.status_code or self._status
-        response = Response(content=data, media_type=_JSON, status_code=status)
-        response.headers.raw.extend(sub.headers.raw)
-        await response(scope, receive, send)
+        if scope["type"] != "http" or status < 200 or status in (204, 304):  # pragma: no cover
+            response = Response(content=data, media_type=_JSON, status_code=status)
+            response.headers.raw.extend(sub.headers.raw)
+            await response(scope, receive, send)
+            return
+        # What Response(content=data, media_type=_JSON) sends, without building one: its
+        # content-length and content-type, then the sub-response's headers.
+        headers = [
+            (b"content-length", str(len(data)).encode("latin-1")),
+            (b"content-type", _JSON_BYTES),
+            *sub.headers.raw,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
 
 
 class DirectRoute(Route):

@@ -24,17 +24,61 @@ from __future__ import annotations
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
+
+from bastion.storage.columns import UTCDateTime
 
 __all__ = ["PreparedStatement"]
 
 Processor = Callable[[Any], Any]
+#: SQLite's DATETIME text (SQLAlchemy's default storage format for it).
+_SQLITE_DATETIME_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
+)
+
+
+def _utc_text(value: datetime | None) -> str | None:
+    """:class:`UTCDateTime`'s bind processing on SQLite in one step: the aware value in UTC,
+    naive, as SQLite's DATETIME text. The same string as SQLAlchemy's chain
+    (``process_bind_param`` then ``storage_format % fields``, whose fields are exactly
+    ``isoformat``'s), the same ``ValueError`` for a naive datetime."""
+    if value is None:
+        return None
+    last = _LAST_UTC_TEXT[0]
+    if value is last[0]:  # a transaction binds its "now" several times
+        return last[1]
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: Bastion stores aware UTC timestamps only")
+    # In UTC, isoformat ends with the offset "+00:00": the naive value's text without it.
+    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+    _LAST_UTC_TEXT[0] = (value, text)
+    return text
+
+
+#: The last (value, text) of :func:`_utc_text`: datetimes are immutable, and the pair is
+#: replaced whole, so a reader sees a matching one.
+_LAST_UTC_TEXT: list[tuple[datetime | None, str]] = [(None, "")]
+
+
+def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    """The type's bind processing for ``dialect``, as SQLAlchemy applies it; on SQLite, an
+    equivalent one-step processor for :class:`UTCDateTime` stored in the default format."""
+    if type(kind) is UTCDateTime and dialect.name == "sqlite":
+        impl = cast("UTCDateTime", kind.dialect_impl(dialect)).impl_instance
+        if (
+            isinstance(impl, SQLITE_DATETIME) and impl._storage_format == _SQLITE_DATETIME_FORMAT  # noqa: SLF001
+        ):
+            return _utc_text
+    return kind.dialect_impl(dialect).bind_processor(dialect)
 
 
 class _Form:
@@ -51,10 +95,7 @@ class _Form:
             raise ValueError("the statement needs SQLAlchemy's execution-time processing")
         self.sql = compiled.string
         binds = compiled.binds
-        processors = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in binds.items()
-        }
+        processors = {name: _bind_processor(bind.type, dialect) for name, bind in binds.items()}
         defaults = {name: bind.effective_value for name, bind in binds.items()}
         order = compiled.positiontup if compiled.positional else None
         #: (name, processor, default) of each parameter in the driver's order (named: any).

@@ -3,7 +3,7 @@ driver's cursor (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -145,3 +145,59 @@ def test_statements_needing_execution_time_work_are_refused() -> None:
     expanding = select(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(ValueError, match="execution-time"):
         PreparedStatement(expanding)._form(dialect)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        NOW,
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # a three-digit year
+        datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+        datetime(9999, 12, 31, 18, 0, tzinfo=timezone(timedelta(hours=-5))),
+        None,
+    ],
+)
+def test_sqlite_utc_datetime_binds_are_sqlalchemys(value: datetime | None) -> None:
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    from bastion.storage.columns import UTCDateTime  # noqa: PLC0415
+    from bastion.storage.prepared import _bind_processor  # noqa: PLC0415
+
+    dialect = sqlite.dialect()
+    kind = UTCDateTime()
+    fast = _bind_processor(kind, dialect)
+    assert fast is not kind.dialect_impl(dialect).bind_processor(dialect)
+    reference = kind.dialect_impl(dialect).bind_processor(dialect)
+    assert fast is not None
+    assert reference is not None
+    assert fast(value) == reference(value)
+
+
+def test_sqlite_utc_datetime_binds_refuse_naive_values() -> None:
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    from bastion.storage.columns import UTCDateTime  # noqa: PLC0415
+    from bastion.storage.prepared import _bind_processor  # noqa: PLC0415
+
+    fast = _bind_processor(UTCDateTime(), sqlite.dialect())
+    assert fast is not None
+    with pytest.raises(ValueError, match="naive"):
+        fast(datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_sqlite_utc_datetime_binds_repeat_the_same_value() -> None:
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    from bastion.storage.columns import UTCDateTime  # noqa: PLC0415
+    from bastion.storage.prepared import _bind_processor  # noqa: PLC0415
+
+    fast = _bind_processor(UTCDateTime(), sqlite.dialect())
+    assert fast is not None
+    later = NOW + timedelta(microseconds=1)
+    assert [fast(NOW), fast(NOW), fast(later), fast(NOW)] == [
+        "2026-11-29 01:02:03.456789",
+        "2026-11-29 01:02:03.456789",
+        "2026-11-29 01:02:03.456790",
+        "2026-11-29 01:02:03.456789",
+    ]

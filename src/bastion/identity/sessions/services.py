@@ -199,12 +199,13 @@ class SessionService:
         acr: str,
         refresh_token: str,
     ) -> IssuedTokens:
-        await self.signing.ensure()
+        key = await self.signing.ensure()  # the active key (a new one if none signs now)
         access = await self.tokens.issue(
             subject=user_id,
             session_id=session_id,
             amr=[AuthMethod(m) for m in amr],
             acr=AssuranceLevel(acr),
+            key=key,
         )
         return IssuedTokens(
             user_id, session_id, access, self.tokens.settings.ttl_seconds, refresh_token

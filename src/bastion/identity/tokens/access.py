@@ -49,6 +49,8 @@ Reason = InvalidTokenReason
 _E = TypeVar("_E", AuthMethod, AssuranceLevel)
 #: Finds the key that verifies tokens with this kid; None when there is none.
 KeyLookup = Callable[[str], Awaitable[SigningKey | PublicKey | None]]
+#: ``json.dumps(claims, separators=(",", ":"), ensure_ascii=False)``'s encoder, built once.
+_CLAIMS_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 async def issue_access_token(
@@ -62,11 +64,13 @@ async def issue_access_token(
     audience: str | None = None,
     ttl: timedelta | None = None,
     clock: Clock = _SYSTEM_CLOCK,
+    key: SigningKey | None = None,
 ) -> str:
     """Sign an access token for ``subject`` in session ``session_id``.
 
     ``ttl`` defaults to (and may not exceed) ``settings.ttl_seconds``: the key store keeps
-    retired keys only that long. Raises ``SigningKeyError`` without an active key of the
+    retired keys only that long. ``key`` is the active key when the caller has just read it
+    from ``keys`` (default: read here). Raises ``SigningKeyError`` without an active key of the
     configured algorithm.
     """
     for name, value in (("subject", subject), ("session_id", session_id)):
@@ -74,10 +78,16 @@ async def issue_access_token(
             raise ValueError(f"{name} must be a non-empty string of at most 255 characters")
     if not amr:
         raise ValueError("amr must name at least one authentication method (RFC 8176)")
-    lifetime = settings.ttl if ttl is None else ttl
-    if not timedelta(0) < lifetime <= settings.ttl:
+    if ttl is None:  # the common case: settings.ttl, in whole seconds
+        seconds = settings.ttl_seconds
+        if seconds <= 0:
+            raise ValueError("ttl must be positive and at most settings.ttl_seconds")
+    elif timedelta(0) < ttl <= settings.ttl:
+        seconds = int(ttl.total_seconds())
+    else:
         raise ValueError("ttl must be positive and at most settings.ttl_seconds")
-    key = await keys.active_key()
+    if key is None:
+        key = await keys.active_key()
     if key.algorithm is not settings.algorithm:
         raise SigningKeyError("The active signing key does not use the configured algorithm.")
     now = int(clock.now().timestamp())
@@ -85,7 +95,7 @@ async def issue_access_token(
         "iss": settings.issuer,
         "sub": subject,
         "aud": audience or settings.audience,
-        "exp": now + int(lifetime.total_seconds()),
+        "exp": now + seconds,
         "iat": now,
         "nbf": now,
         "jti": secrets.token_urlsafe(JTI_BYTES),
@@ -94,7 +104,7 @@ async def issue_access_token(
         "acr": AssuranceLevel(acr).value,
     }
     header = {"alg": key.algorithm.value, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
-    payload = json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    payload = _CLAIMS_ENCODER.encode(claims).encode("utf-8")
     return sign_compact(header, payload, key)
 
 

@@ -19,8 +19,11 @@ import binascii
 import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jws as _jws
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
 from joserfc.jwa import JWSAlgModel
@@ -116,12 +119,29 @@ def read_header(token: str) -> dict[str, Any]:
 
 class _Signer(NamedTuple):
     """What joserfc's ``serialize_compact`` works out from a header and a key before it signs:
-    the checked header's encoded segment, the algorithm and the key it signs with."""
+    the checked header's encoded segment, and the signature function of the algorithm and key
+    (``signing input -> signature``)."""
 
     source: Any  # the SigningKey's joserfc key this was prepared from
     header_segment: bytes
-    algorithm: JWSAlgModel
-    key: Any
+    sign: Callable[[bytes], bytes]
+
+
+def _signature_function(algorithm: JWSAlgModel, key: Any) -> Callable[[bytes], bytes]:
+    """``algorithm.sign(·, key)``. For EdDSA, joserfc's ``sign`` is the key's checked
+    ``get_op_key("sign")`` (fixed for a key) then the native key's ``sign``: that native
+    ``sign`` is returned, the checks done here once. Other algorithms sign through joserfc."""
+    if algorithm.name == "EdDSA":
+        native = key.get_op_key("sign")
+        if isinstance(native, (Ed25519PrivateKey, Ed448PrivateKey)):
+            sign: Callable[[bytes], bytes] = native.sign
+            return sign
+    return functools.partial(_algorithm_sign, algorithm, key)
+
+
+def _algorithm_sign(algorithm: JWSAlgModel, key: Any, signing_input: bytes) -> bytes:
+    signature: bytes = algorithm.sign(signing_input, key)
+    return signature
 
 
 #: Prepared signers by (kid, header): an access token's header is the same for every token a
@@ -147,7 +167,8 @@ def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
     algorithm.check_key(jose_key)
     if len(_SIGNERS) >= _SIGNERS_MAX:
         _SIGNERS.clear()
-    signer = _SIGNERS[cache_key] = _Signer(key.key, json_b64encode(header), algorithm, jose_key)
+    sign = _signature_function(algorithm, jose_key)
+    signer = _SIGNERS[cache_key] = _Signer(key.key, json_b64encode(header), sign)
     return signer
 
 
@@ -161,7 +182,7 @@ def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str
     if signer is None:
         return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
     signing_input = signer.header_segment + b"." + urlsafe_b64encode(payload)
-    signature = urlsafe_b64encode(signer.algorithm.sign(signing_input, signer.key))
+    signature = urlsafe_b64encode(signer.sign(signing_input))
     return (signing_input + b"." + signature).decode("ascii")
 
 

@@ -36,6 +36,7 @@ class AccessTokenService:
         acr: AssuranceLevel,
         audience: str | None = None,
         ttl: timedelta | None = None,
+        key: SigningKey | None = None,
     ) -> str:
         """See :func:`~bastion.identity.tokens.access.issue_access_token`."""
         return await issue_access_token(
@@ -48,6 +49,7 @@ class AccessTokenService:
             audience=audience,
             ttl=ttl,
             clock=self.clock,
+            key=key,
         )
 
     async def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:

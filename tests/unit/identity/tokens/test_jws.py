@@ -74,3 +74,13 @@ def test_the_header_algorithm_must_be_the_keys() -> None:
     key = _key()
     with pytest.raises(SigningKeyError):
         sign_compact({"alg": "ES256", "kid": key.kid}, b"{}", key)
+
+
+def test_an_ed25519_signer_signs_with_the_native_key_and_es256_through_joserfc() -> None:
+    ed25519, es256 = _key(), _key(SigningAlgorithm.ES256)
+    for key in (ed25519, es256):
+        header = {"alg": key.algorithm.value, "kid": key.kid, "typ": "at+jwt"}
+        signer = _signer(header, key)
+        assert signer is not None
+        native = key.key.get_op_key("sign")
+        assert getattr(signer.sign, "__self__", None) is (native if key is ed25519 else None)
