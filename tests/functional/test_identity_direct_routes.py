@@ -49,7 +49,7 @@ def fastapi_only(app: FastAPI) -> Any:
     """The app without its direct routes, for the duration of the block."""
     routes = app.router.routes
     taken = [(n, r) for n, r in enumerate(routes) if isinstance(r, DirectRoute)]
-    assert len(taken) == 2, "both direct routes are mounted"
+    assert {"/v1/account", "/v1/sessions/refresh"} <= {r.path for _, r in taken}
     for n, _ in reversed(taken):
         del routes[n]
     try:
@@ -92,7 +92,7 @@ async def _session(settings: Settings, client: httpx.AsyncClient) -> Login:
 async def test_the_direct_routes_are_tried_first(app: FastAPI) -> None:
     first = app.router.routes[:4]
     paths = {route.path for route in first if isinstance(route, DirectRoute)}
-    assert paths == {"/v1/account", "/v1/sessions/refresh"}
+    assert {"/v1/account", "/v1/sessions/refresh"} <= paths
 
 
 async def test_account_answers_are_the_fastapi_routes(app: FastAPI, settings: Settings) -> None:

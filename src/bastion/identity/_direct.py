@@ -1,5 +1,5 @@
-"""The identity API's hottest routes served below FastAPI: ``GET /v1/account`` and
-``POST /v1/sessions/refresh``.
+"""The identity API's hottest routes served below FastAPI: ``GET /v1/account``,
+``POST /v1/sessions/refresh`` and ``POST /v1/sessions`` (password login).
 
 Through a FastAPI route, these paid more for FastAPI's per-request machinery (the walk past
 every earlier route, dependency resolution with its cache keys and parameter extraction, the
@@ -28,7 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi._body_limit import get_body_limit_error
-from fastapi._compat import ModelField, Undefined
+from fastapi._compat import ModelField, Undefined, get_missing_field_error
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
@@ -40,7 +40,8 @@ from starlette.types import Receive, Scope, Send
 __all__ = ["DirectRoute", "api_route", "json_body"]
 
 #: The endpoint's work: the request, its sub-response, the validated body (None when the route
-#: has none or it was absent); returns the answer's content before response validation.
+#: has none or it was absent); returns the answer's content before response validation, or a
+#: response of its own (sent as it is, without the sub-response's headers, as FastAPI does).
 Handler = Callable[[Request, Response, Any], Awaitable[Any]]
 _JSON = "application/json"
 _JSON_BYTES = _JSON.encode("latin-1")
@@ -128,6 +129,8 @@ class _Endpoint:
             return None
         received = await json_body(request)
         if received is Undefined:
+            if self._body.field_info.is_required():
+                raise RequestValidationError([get_missing_field_error(("body",))], body=None)
             # The parameter's default (FastAPI does not validate a default).
             return self._body.get_default()
         value, errors = self._body.validate(received, {}, loc=("body",))
@@ -140,6 +143,10 @@ class _Endpoint:
         body = await self._validated_body(request)
         sub = _sub_response()
         content = await self._handler(request, sub, body)
+        if isinstance(content, Response):
+            # As FastAPI does: a response of the handler's own is sent as it is.
+            await content(scope, receive, send)
+            return
         value, errors = self._response.validate(content, {}, loc=("response",))
         if errors:  # pragma: no cover - the handler builds the response model itself
             raise RequestValidationError(errors)

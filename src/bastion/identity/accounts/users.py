@@ -32,6 +32,7 @@ USER_BY_ID = select(users).where(users.c.id == bindparam("uid"))
 _READ_USER = PreparedStatement(USER_BY_ID)
 #: Built once too: every password login looks its account up by address.
 _USER_BY_EMAIL = select(users).where(users.c.email_normalized == bindparam("email"))
+_READ_USER_BY_EMAIL = PreparedStatement(_USER_BY_EMAIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +89,8 @@ async def find_by_email(connection: AsyncConnection, email_normalized: str) -> U
 
 def read_user_by_email(connection: Connection, email_normalized: str) -> User | None:
     """:func:`find_by_email` on a synchronous connection (:meth:`Database.read`)."""
-    row = connection.execute(_USER_BY_EMAIL, {"email": email_normalized}).first()
-    return User.of(row) if row is not None else None
+    rows = _READ_USER_BY_EMAIL.execute(connection, {"email": email_normalized})
+    return User.of(rows[0]) if rows else None
 
 
 async def insert_user(

@@ -12,13 +12,14 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.crypto import EnvelopeCipher, bind
 from bastion.crypto.errors import DecryptionFailed
 from bastion.identity.mfa import recovery, totp
 from bastion.identity.mfa.models import mfa_recovery_codes, mfa_totp
+from bastion.storage.prepared import PreparedStatement
 
 __all__ = [
     "Reason",
@@ -31,6 +32,7 @@ __all__ = [
     "remaining_recovery_codes",
     "replace_recovery_codes",
     "seal_secret",
+    "totp_active",
     "totp_state",
     "use_recovery_code",
     "verify_totp",
@@ -74,6 +76,8 @@ def seal_secret(cipher: EnvelopeCipher, user_id: str, secret: str) -> str:
 
 #: Built once (every password login asks): the statement of :func:`totp_state`.
 _TOTP_ACTIVATED = select(mfa_totp.c.activated_at).where(mfa_totp.c.user_id == bindparam("uid"))
+#: The same, run on the driver's cursor (see :mod:`bastion.storage.prepared`).
+_READ_TOTP_ACTIVATED = PreparedStatement(_TOTP_ACTIVATED)
 
 
 async def totp_state(connection: AsyncConnection, user_id: str) -> TotpState:
@@ -81,6 +85,13 @@ async def totp_state(connection: AsyncConnection, user_id: str) -> TotpState:
     if row is None:
         return TotpState.NONE
     return TotpState.ACTIVE if row.activated_at is not None else TotpState.PENDING
+
+
+def totp_active(connection: Connection, user_id: str) -> bool:
+    """Whether :func:`totp_state` is ``ACTIVE``, on a synchronous connection (a password
+    login asks it inside its session's transaction)."""
+    rows = _READ_TOTP_ACTIVATED.execute(connection, {"uid": user_id})
+    return bool(rows) and rows[0].activated_at is not None
 
 
 async def put_pending_totp(

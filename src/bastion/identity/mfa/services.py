@@ -6,11 +6,13 @@ per user and per address, audit of each failure).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.events import EventType, Outcome
@@ -41,7 +43,7 @@ from bastion.identity.mfa.errors import (
     SecondFactorRequired,
 )
 from bastion.identity.mfa.factors import TotpState, Verdict
-from bastion.identity.mfa.interfaces import FactorSource, FactorVerifier
+from bastion.identity.mfa.interfaces import FactorSource, FactorVerifier, SyncEnrollment
 from bastion.identity.mfa.session_auth import SessionAuth, mark_authenticated
 from bastion.identity.mfa.settings import MfaSettings
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason, SessionService
@@ -53,6 +55,18 @@ from bastion.storage import Database
 __all__ = ["CompletedLogin", "Method", "MfaService", "MfaStatus", "TotpEnrollment"]
 
 Scope = Mapping[str, Any]
+#: ``(connection, user_id) -> bool`` (see :meth:`MfaService.factor_check`).
+FactorCheck = Callable[[Connection, str], bool]
+
+
+def _holds_factor(
+    sources: tuple[Callable[[Connection, str], bool], ...], connection: Connection, user_id: str
+) -> bool:
+    """:meth:`MfaService._methods_in` is not empty: an active authenticator app, or a factor
+    of a registered source (recovery codes alone are no factor)."""
+    return factors.totp_active(connection, user_id) or any(
+        holds(connection, user_id) for holds in sources
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +125,23 @@ class MfaService:
         #: Records an audit event about a user (shared with the step-up module).
         self.record = self.attempts.record
         self.factor_sources: list[FactorSource] = []
+        #: See :meth:`factor_check`; None once a source without ``SyncEnrollment`` registers.
+        self._factor_check: FactorCheck | None = partial(_holds_factor, ())
 
     # -- factors known to the policy ----------------------------------------------------------
     def register_factor_source(self, source: FactorSource) -> None:
         """Make another kind of factor (passkeys) count for the policy, login and reset."""
         self.factor_sources.append(source)
+        checks = [s.holds_factor for s in self.factor_sources if isinstance(s, SyncEnrollment)]
+        synchronous = len(checks) == len(self.factor_sources)
+        self._factor_check = partial(_holds_factor, tuple(checks)) if synchronous else None
+
+    def factor_check(self) -> FactorCheck | None:
+        """``check(connection, user_id)``: whether the account has a second factor (what
+        :meth:`begin_login` asks first), on a synchronous connection: a password login asks it
+        inside the transaction that starts its session. None when a registered factor source
+        cannot be asked that way (the login then calls :meth:`require_second_factor` first)."""
+        return self._factor_check
 
     async def _methods_in(self, connection: AsyncConnection, user_id: str) -> list[str]:
         methods: list[str] = []

@@ -4,7 +4,8 @@ cache-keying a statement on every request costs more than SQLite takes to run it
 
 Parameter names cannot be column names (SQLAlchemy reserves those in INSERT and UPDATE). A
 rotation's three statements run as :class:`~bastion.storage.prepared.PreparedStatement` s (on
-the driver's cursor, past SQLAlchemy's per-execution machinery): ``ROTATE_*``.
+the driver's cursor, past SQLAlchemy's per-execution machinery): ``ROTATE_*``; so do a login's
+three: ``LOGIN_*``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ __all__ = [
     "CONSUME",
     "EVICT_BEYOND_LIMIT",
     "FIRST_TOKEN",
+    "LOGIN_EVICT",
+    "LOGIN_FIRST_TOKEN",
+    "LOGIN_NEW_SESSION",
     "NEW_SESSION",
     "RENEW",
     "ROTATE_ADD_TOKEN",
@@ -123,3 +127,6 @@ EVICT_BEYOND_LIMIT = (
     .values(revoked_at=bindparam("now"), revoke_reason=bindparam("reason"))
     .returning(_s.id)
 )
+LOGIN_NEW_SESSION = PreparedStatement(NEW_SESSION)
+LOGIN_FIRST_TOKEN = PreparedStatement(FIRST_TOKEN)
+LOGIN_EVICT = PreparedStatement(EVICT_BEYOND_LIMIT)

@@ -10,12 +10,12 @@ an outdated hash (legacy algorithm or parameters) is rehashed on the spot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
@@ -40,10 +40,27 @@ class SecondFactorGate(Protocol):
     """What a correct password leads to for an account with a second factor
     (:class:`bastion.identity.mfa.services.MfaService`)."""
 
+    def factor_check(self) -> Callable[[Connection, str], bool] | None:
+        """``check(connection, user_id)``: whether the account has a second factor, asked on
+        a synchronous connection inside the transaction that starts the session; None when the
+        gate cannot be asked that way."""
+        ...
+
     async def require_second_factor(self, user: User, *, transport: str, scope: Scope) -> None:
         """Returns when the account has no second factor; raises ``SecondFactorRequired``
         (carrying a login challenge) when it has one."""
         ...
+
+
+class _HasSecondFactor(Exception):
+    """Raised in the session's transaction (rolling it back) when the account has a factor."""
+
+
+def _refuse_with_factor(
+    check: Callable[[Connection, str], bool], user_id: str, connection: Connection
+) -> None:
+    if check(connection, user_id):
+        raise _HasSecondFactor
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,16 +136,7 @@ class LoginService:
         await self.guard.succeeded(normalized)
         if result.needs_rehash and encoded is not None:
             await self._rehash(user, encoded, password, scope)
-        if self.second_factor is not None:
-            await self.second_factor.require_second_factor(user, transport=transport, scope=scope)
-        tokens = await self.sessions.create(
-            user.id,
-            amr=[AuthMethod.PASSWORD],
-            acr=AssuranceLevel.AAL1,
-            transport=transport,
-            ip=client_ip_of(scope),
-            user_agent=_header(scope, b"user-agent"),
-        )
+        tokens = await self._start_session(user, transport, scope)
         self._record(
             scope,
             EventType.IDENTITY_LOGIN_SUCCEEDED,
@@ -136,6 +144,47 @@ class LoginService:
             details={"session_id": tokens.session_id, "transport": transport},
         )
         return LoginResult(user, tokens)
+
+    async def _start_session(self, user: User, transport: str, scope: Scope) -> IssuedTokens:
+        """The session of a correct password, unless the account has a second factor (then
+        ``SecondFactorRequired``, from the gate).
+
+        The gate is asked in the transaction that starts the session (one unit of work): an
+        account with a factor rolls it back, nothing written, and gets its challenge from the
+        gate, which asks again in the transaction that issues it."""
+        gate = self.second_factor
+        check = gate.factor_check() if gate is not None else None
+        if gate is None or check is None:
+            if gate is not None:
+                await gate.require_second_factor(user, transport=transport, scope=scope)
+            return await self._new_session(user, transport, scope)
+        try:
+            return await self._new_session(
+                user, transport, scope, precondition=partial(_refuse_with_factor, check, user.id)
+            )
+        except _HasSecondFactor:
+            pass
+        await gate.require_second_factor(user, transport=transport, scope=scope)
+        # The factor went in between (removed meanwhile): the gate found none, as it would
+        # have had it been asked first.
+        return await self._new_session(user, transport, scope)
+
+    async def _new_session(
+        self,
+        user: User,
+        transport: str,
+        scope: Scope,
+        precondition: Callable[[Connection], None] | None = None,
+    ) -> IssuedTokens:
+        return await self.sessions.create(
+            user.id,
+            amr=[AuthMethod.PASSWORD],
+            acr=AssuranceLevel.AAL1,
+            transport=transport,
+            ip=client_ip_of(scope),
+            user_agent=_header(scope, b"user-agent"),
+            precondition=precondition,
+        )
 
     async def _rehash(self, user: User, encoded: str, password: str, scope: Scope) -> None:
         new_hash = await self.passwords.hash(password)

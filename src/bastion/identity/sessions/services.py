@@ -21,7 +21,7 @@ refreshed for ``session_idle_seconds``, or ``session_absolute_seconds`` after th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,9 +40,9 @@ from bastion.identity.accounts.models import users
 from bastion.identity.errors import InvalidCredentials
 from bastion.identity.fields import is_plain_id
 from bastion.identity.sessions._statements import (
-    EVICT_BEYOND_LIMIT,
-    FIRST_TOKEN,
-    NEW_SESSION,
+    LOGIN_EVICT,
+    LOGIN_FIRST_TOKEN,
+    LOGIN_NEW_SESSION,
     ROTATE_ADD_TOKEN,
     ROTATE_CONSUME,
     ROTATE_RENEW,
@@ -160,8 +160,13 @@ class SessionService:
         transport: str,
         ip: str | None,
         user_agent: str | None,
+        precondition: Callable[[Connection], None] | None = None,
     ) -> IssuedTokens:
-        """Start a session for ``user_id`` and issue its first tokens."""
+        """Start a session for ``user_id`` and issue its first tokens.
+
+        ``precondition`` runs first in the session's transaction (synchronous: the transaction
+        is one unit of work, see :meth:`Database.transaction`); what it raises rolls the
+        transaction back, nothing written, and propagates."""
         now = self._clock.now()
         session_id = str(uuid.uuid4())
         refresh_token = new_token(TokenKind.REFRESH)
@@ -186,7 +191,13 @@ class SessionService:
         }
         # One transaction, run as one unit of work (one greenlet, see Database.transaction).
         evicted = await self.database.transaction(
-            partial(_start_session, session=session, first_token=first_token, evict=evict)
+            partial(
+                _start_session,
+                session=session,
+                first_token=first_token,
+                evict=evict,
+                precondition=precondition,
+            )
         )
         self.revocations.add(evicted)
         return await self._tokens(user_id, session_id, amr, acr, refresh_token)
@@ -514,15 +525,19 @@ def _start_session(
     session: Mapping[str, Any],
     first_token: Mapping[str, Any],
     evict: Mapping[str, Any],
+    precondition: Callable[[Connection], None] | None,
 ) -> list[str]:
-    """Inside a login's transaction: the session, its first refresh token, and the eviction of
-    the user's oldest live sessions beyond the limit (their ids are returned)."""
-    if connection.execute(NEW_SESSION, session).first() is None:
+    """Inside a login's transaction: the caller's precondition, the session, its first refresh
+    token, and the eviction of the user's oldest live sessions beyond the limit (their ids are
+    returned)."""
+    if precondition is not None:
+        precondition(connection)
+    if not LOGIN_NEW_SESSION.execute(connection, session):
         # Disabled or erased since the caller checked (a race): the same answer as a login to
         # a disabled account, and nothing written (the transaction rolls back).
         raise InvalidCredentials
-    connection.execute(FIRST_TOKEN, first_token)
-    return [row.id for row in connection.execute(EVICT_BEYOND_LIMIT, evict)]
+    LOGIN_FIRST_TOKEN.execute(connection, first_token)
+    return [row.id for row in LOGIN_EVICT.execute(connection, evict)]
 
 
 def _info(row: Row[Any]) -> SessionInfo:

@@ -51,6 +51,28 @@ async def test_totp_steps_only_move_forward(stack: SessionStack, cipher: Envelop
     assert not wrong.ok
 
 
+async def test_totp_active_is_totp_state_active(
+    stack: SessionStack, cipher: EnvelopeCipher
+) -> None:
+    """The synchronous check password logins ask: a pending enrollment is no factor."""
+    user = await stack.user()
+
+    async def both() -> tuple[TotpState, bool]:
+        async with stack.database.engine.connect() as connection:
+            state = await factors.totp_state(connection, user.id)
+            return state, await connection.run_sync(factors.totp_active, user.id)
+
+    assert await both() == (TotpState.NONE, False)
+    async with stack.database.engine.begin() as connection:
+        sealed = factors.seal_secret(cipher, user.id, totp.new_secret())
+        await factors.put_pending_totp(connection, user.id, sealed, stack.clock.now())
+    assert await both() == (TotpState.PENDING, False)
+    other = await stack.user("other@example.org")
+    await _active_totp(stack, cipher, other.id)
+    user = other
+    assert await both() == (TotpState.ACTIVE, True)
+
+
 async def test_concurrent_transactions_with_one_code_let_one_through(
     stack: SessionStack, cipher: EnvelopeCipher
 ) -> None:

@@ -572,6 +572,9 @@ async def test_passkeys_are_a_factor_the_mfa_policy_sees(passkeys: PasskeyStack)
         assert await factor.remove_all(connection, user.id) == 2  # an admin's MFA reset
         assert not await factor.is_enrolled(connection, user.id)
         assert await factor.is_enrolled(connection, other.id)
+        # The same answers synchronously (a password login asks inside its transaction).
+        assert not await connection.run_sync(factor.holds_factor, user.id)
+        assert await connection.run_sync(factor.holds_factor, other.id)
 
 
 async def test_expired_challenges_are_purged(passkeys: PasskeyStack) -> None:
