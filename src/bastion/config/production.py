@@ -85,16 +85,6 @@ def audit_core(settings: Settings) -> Iterator[Finding]:
             "/metrics is served to any client and reveals traffic and error rates.",
             "Set BASTION_METRICS_PUBLIC=false and list scrapers in BASTION_METRICS_ALLOW.",
         )
-    if settings.otel_enabled:
-        yield Finding(
-            "otel_exports_query_strings",
-            Severity.MEDIUM,
-            "FastAPI's OpenTelemetry instrumentation is on: its spans carry raw query strings "
-            "(the admin e-mail search `q=`, the audit log's `actor=` and `ip=` filters), so "
-            "personal data is exported to the tracing backend.",
-            "Set BASTION_OTEL_ENABLED=false, or send the telemetry only to a backend trusted "
-            "with personal data.",
-        )
     for net in settings.trusted_proxies:
         if net.prefixlen == 0:
             yield Finding(
@@ -110,6 +100,21 @@ def audit_core(settings: Settings) -> Iterator[Finding]:
             "Neither TLS files nor BASTION_PUBLIC_URL are set; HSTS is sent only when a request "
             "arrives over HTTPS.",
             "Serve TLS directly or set BASTION_PUBLIC_URL=https://... behind a TLS proxy.",
+        )
+
+
+@register
+def audit_telemetry(settings: Settings) -> Iterator[Finding]:
+    """Telemetry that exports personal data to a third party."""
+    if settings.otel_enabled:
+        yield Finding(
+            "otel_exports_query_strings",
+            Severity.MEDIUM,
+            "FastAPI's OpenTelemetry instrumentation is on: its spans carry raw query strings "
+            "(the admin e-mail search `q=`, the audit log's `actor=` and `ip=` filters), so "
+            "personal data is exported to the tracing backend.",
+            "Set BASTION_OTEL_ENABLED=false, or send the telemetry only to a backend trusted "
+            "with personal data.",
         )
 
 
