@@ -45,12 +45,19 @@ class LiveServer:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    *args: str,
+    scheme: str = "http",
+    startup_seconds: float | None = None,
+    **env: str,
+) -> LiveServer:
     """Start `bastion serve` and wait until its port accepts connections.
 
     The server leads a session and process group of its own, so its uvicorn workers can be
     stopped with it (:func:`kill_process_group`) even when the parent dies first or never
     answers: killing the parent alone left `--workers` processes running after the test.
+    ``startup_seconds`` (default :data:`STARTUP_SECONDS`) bounds the wait for the port.
     """
     port = free_port()
     stderr_path = data_dir / f"serve-{port}.err"
@@ -64,7 +71,8 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
             start_new_session=True,
         )
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_SECONDS
+    startup_seconds = STARTUP_SECONDS if startup_seconds is None else startup_seconds
+    deadline = time.monotonic() + startup_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             kill_process_group(process)  # anything it spawned before exiting
@@ -76,7 +84,7 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
             time.sleep(0.1)
     kill_process_group(process)  # reaped here, not left running into the next test
     raise RuntimeError(
-        f"bastion serve did not start within {STARTUP_SECONDS} s:\n{stderr_path.read_text()}"
+        f"bastion serve did not start within {startup_seconds} s:\n{stderr_path.read_text()}"
     )
 
 
