@@ -12,13 +12,14 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 from redis.asyncio import Redis
-from tests.common.server import start_server, stop_server
+from tests.common.server import LiveServer, start_server, stop_server
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -86,6 +87,16 @@ async def _fire(
     return answers
 
 
+def _start_two_workers(tmp_path: Path, ratelimit: Mapping[str, object]) -> LiveServer:
+    return start_server(
+        tmp_path,
+        "--workers",
+        "2",
+        startup_seconds=WORKERS_STARTUP_SECONDS,
+        BASTION_RATELIMIT=json.dumps(ratelimit),
+    )
+
+
 async def test_two_bastion_workers_hold_one_budget(tmp_path: Path, redis_url: str) -> None:
     prefix = f"bt-{uuid.uuid4().hex[:12]}:"
     ratelimit = {
@@ -94,13 +105,7 @@ async def test_two_bastion_workers_hold_one_budget(tmp_path: Path, redis_url: st
         "key_prefix": prefix,
         "policies": {"api-ip": {"limit": BUDGET, "window_seconds": NO_REFILL_WINDOW}},
     }
-    server = start_server(
-        tmp_path,
-        "--workers",
-        "2",
-        startup_seconds=WORKERS_STARTUP_SECONDS,
-        BASTION_RATELIMIT=json.dumps(ratelimit),
-    )
+    server = _start_two_workers(tmp_path, ratelimit)
     try:
         statuses = (await _fire(server.url)).statuses
     finally:
@@ -132,13 +137,7 @@ async def test_without_redis_each_worker_has_its_own_budget(tmp_path: Path) -> N
     however long this goes on.
     """
     ratelimit = {"policies": {"api-ip": {"limit": BUDGET, "window_seconds": NO_REFILL_WINDOW}}}
-    server = start_server(
-        tmp_path,
-        "--workers",
-        "2",
-        startup_seconds=WORKERS_STARTUP_SECONDS,
-        BASTION_RATELIMIT=json.dumps(ratelimit),
-    )
+    server = _start_two_workers(tmp_path, ratelimit)
     answers = Answers()
     try:
         deadline = time.monotonic() + SPEND_SECONDS
