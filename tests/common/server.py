@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +17,8 @@ BASTION = str(Path(sys.executable).with_name("bastion"))
 #: test workers, other servers starting) makes imports and migrations several times slower.
 #: A bound on startup, not a performance assertion.
 STARTUP_SECONDS = 120
+#: How long a stopped server (and each of its workers) may take to shut down gracefully.
+STOP_SECONDS = 10
 
 
 def free_port() -> int:
@@ -41,7 +45,20 @@ class LiveServer:
         return self.stderr_path.read_text(errors="replace")
 
 
-def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -> LiveServer:
+def start_server(
+    data_dir: Path,
+    *args: str,
+    scheme: str = "http",
+    startup_seconds: float | None = None,
+    **env: str,
+) -> LiveServer:
+    """Start `bastion serve` and wait until its port accepts connections.
+
+    The server leads a session and process group of its own, so its uvicorn workers can be
+    stopped with it (:func:`kill_process_group`) even when the parent dies first or never
+    answers: killing the parent alone left `--workers` processes running after the test.
+    ``startup_seconds`` (default :data:`STARTUP_SECONDS`) bounds the wait for the port.
+    """
     port = free_port()
     stderr_path = data_dir / f"serve-{port}.err"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,28 +68,62 @@ def start_server(data_dir: Path, *args: str, scheme: str = "http", **env: str) -
             env=bastion_env(data_dir, **env),
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            start_new_session=True,
         )
     url = f"{scheme}://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_SECONDS
+    startup_seconds = STARTUP_SECONDS if startup_seconds is None else startup_seconds
+    deadline = time.monotonic() + startup_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            kill_process_group(process)  # anything it spawned before exiting
             raise RuntimeError(f"bastion serve exited early:\n{stderr_path.read_text()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return LiveServer(url, process, stderr_path)
         except OSError:
             time.sleep(0.1)
-    process.kill()
-    process.wait()  # reaped here, not left running into the next test's warnings
+    kill_process_group(process)  # reaped here, not left running into the next test
     raise RuntimeError(
-        f"bastion serve did not start within {STARTUP_SECONDS} s:\n{stderr_path.read_text()}"
+        f"bastion serve did not start within {startup_seconds} s:\n{stderr_path.read_text()}"
     )
 
 
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
+def process_group_alive(pgid: int) -> bool:
+    """Whether any process (a zombie not yet reaped included) remains in the group."""
     try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _signal_group(pgid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited already
+        os.killpg(pgid, signum)
+
+
+def kill_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it spawned.
+
+    SIGTERM to the whole group (uvicorn's parent and workers shut down gracefully), then
+    SIGKILL to whatever is left after :data:`STOP_SECONDS`. The parent is reaped here; its
+    workers are reaped by the parent or, orphaned by its death, by init: wait for that, so
+    no process of the group outlives the call.
+    """
+    pgid = process.pid  # a session leader's process group id is its pid
+    _signal_group(pgid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_SECONDS)
+    # The group id cannot be reused while any member exists, so this reaches only stragglers.
+    _signal_group(pgid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + STOP_SECONDS
+    while process_group_alive(pgid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process group {pgid} still has members after SIGKILL")
+        _signal_group(pgid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def stop_server(server: LiveServer) -> None:
+    kill_process_group(server.process)

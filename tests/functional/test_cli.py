@@ -70,6 +70,20 @@ def test_check_reports_findings_and_exit_code(tmp_path: Path) -> None:
     assert codes["debug_on"]["fix"]
 
 
+def test_check_warns_when_opentelemetry_exports_query_strings(tmp_path: Path) -> None:
+    key = "k" * 48
+    default = run(["check", "--json"], bastion_env(tmp_path, BASTION_SECRET_KEY=key))
+    assert "otel_exports_query_strings" not in default.stdout
+    on = run(
+        ["check", "--json"],
+        bastion_env(tmp_path, BASTION_SECRET_KEY=key, BASTION_OTEL_ENABLED="true"),
+    )
+    assert on.returncode == 0, on.stdout
+    codes = {f["code"]: f for f in map(json.loads, on.stdout.splitlines())}
+    assert codes["otel_exports_query_strings"]["severity"] == "medium"
+    assert codes["otel_exports_query_strings"]["blocks_production"] is False
+
+
 def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
     result = run(["check"], bastion_env(tmp_path, BASTION_PORT="eighty"))
     assert result.returncode == 2

@@ -103,6 +103,21 @@ def audit_core(settings: Settings) -> Iterator[Finding]:
         )
 
 
+@register
+def audit_telemetry(settings: Settings) -> Iterator[Finding]:
+    """Telemetry that exports personal data to a third party."""
+    if settings.otel_enabled:
+        yield Finding(
+            "otel_exports_query_strings",
+            Severity.MEDIUM,
+            "FastAPI's OpenTelemetry instrumentation is on: its spans carry raw query strings "
+            "(the admin e-mail search `q=`, the audit log's `actor=` and `ip=` filters), so "
+            "personal data is exported to the tracing backend.",
+            "Set BASTION_OTEL_ENABLED=false, or send the telemetry only to a backend trusted "
+            "with personal data.",
+        )
+
+
 def enforce(settings: Settings) -> list[Finding]:
     """Raise :class:`InsecureConfigError` in production if any blocking finding is present.
 

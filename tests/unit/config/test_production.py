@@ -77,3 +77,21 @@ def test_findings_sorted_by_severity() -> None:
     assert severities == sorted(severities, reverse=True)
     assert Severity.HIGH in severities
     assert "trusted_proxies_any" in {f.code for f in findings}
+
+
+def test_opentelemetry_on_is_a_warning_because_spans_carry_query_strings() -> None:
+    (finding,) = [f for f in run_all(secure(otel_enabled=True)) if f.code.startswith("otel")]
+    assert finding.code == "otel_exports_query_strings"
+    assert finding.severity == Severity.MEDIUM
+    assert "query string" in finding.message
+    assert "BASTION_OTEL_ENABLED=false" in finding.fix
+    # A warning, not a refusal: a trusted tracing backend is a legitimate deployment.
+    assert not finding.blocks_production
+    enforce(secure(otel_enabled=True))
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_opentelemetry_off_by_default_is_not_reported(env: str) -> None:
+    settings = secure(env=env)
+    assert settings.otel_enabled is False
+    assert not [f for f in run_all(settings) if f.code.startswith("otel")]
