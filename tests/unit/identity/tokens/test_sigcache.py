@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from tests.unit.identity.conftest import SessionStack
 from tests.unit.identity.tokens import forge
+from tests.unit.identity.tokens.test_attacks import ATTACKS, Ctx
 
 from bastion.clock import FrozenClock
 from bastion.identity.sessions.auth import Authenticator
@@ -422,3 +423,22 @@ async def test_an_entry_stays_small(clock: FrozenClock) -> None:
         tracemalloc.stop()
     assert len(service.signature_cache or ()) == 300
     assert retained / 299 < 2048  # about 1.2 KB: a digest, a key reference, the claims
+
+
+async def test_every_attack_gets_the_same_answer_with_a_warm_cache_and_without(
+    service: AccessTokenService, clock: FrozenClock, token: str
+) -> None:
+    """The whole attack table of test_attacks.py, against a verifier whose cache holds the
+    valid token (twice verified) and one without a cache: the same reason every time."""
+    uncached = AccessTokenService(
+        service.settings.model_copy(update={"signature_cache": False}), service.keys, clock
+    )
+    ctx = Ctx(service, await service.keys.active_key(), clock, token)
+    await service.verify(token)
+    await service.verify(token)
+    for name, (reason, build) in ATTACKS.items():
+        attack = build(ctx)
+        warm = await _refused(service.verify(attack))
+        cold = await _refused(uncached.verify(attack))
+        assert warm is cold is reason, name
+    assert len(service.signature_cache or ()) == 1  # no refusal was remembered
