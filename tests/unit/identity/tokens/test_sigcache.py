@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import delete
 from starlette.requests import Request
 from tests.unit.identity.conftest import SessionStack
 from tests.unit.identity.tokens import forge
@@ -42,6 +43,7 @@ from bastion.identity.tokens import (
 )
 from bastion.identity.tokens.access import verify_access_token_with
 from bastion.identity.tokens.keys import PublicKey
+from bastion.identity.tokens.models import signing_keys
 from bastion.identity.tokens.sigcache import MAX_ENTRIES, SignatureCache, token_digest
 
 R = InvalidTokenReason
@@ -442,3 +444,22 @@ async def test_every_attack_gets_the_same_answer_with_a_warm_cache_and_without(
         cold = await _refused(uncached.verify(attack))
         assert warm is cold is reason, name
     assert len(service.signature_cache or ()) == 1  # no refusal was remembered
+
+
+async def test_the_database_key_store_keeps_hits_across_reloads_and_refuses_a_deleted_key(
+    stack: SessionStack, signature_checks: list[str]
+) -> None:
+    """The shared key store reloads its table every 10 s, keeping each key's object: cached
+    tokens stay hits. A key deleted from the table is gone after the next reload, and so are
+    its tokens, cached or not."""
+    await stack.tokens.ensure_active_key()
+    token = await _issue(stack.tokens)
+    await stack.tokens.verify(token)
+    stack.clock.advance(timedelta(seconds=11))  # past the store's refresh interval
+    await stack.tokens.verify(token)
+    assert signature_checks == [token]
+    async with stack.database.engine.begin() as connection:
+        await connection.execute(delete(signing_keys))
+    stack.clock.advance(timedelta(seconds=11))
+    assert await _refused(stack.tokens.verify(token)) is R.UNKNOWN_KID
+    assert signature_checks == [token]
