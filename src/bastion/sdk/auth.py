@@ -23,7 +23,9 @@ Offline verification: the token's signature against Bastion's JWK Set, with the 
 audience and algorithm pinned here (never taken from the token), ``exp``/``nbf``/``iat`` with a
 small leeway, and every claim required: the same checks as Bastion's own
 (:func:`bastion.identity.tokens.access.verify_access_token_with`). Every failure is one opaque
-401 ``invalid_token``.
+401 ``invalid_token``. A token seen before skips only its signature check while the key that
+verified it is still the JWK Set's (:mod:`bastion.identity.tokens.sigcache`;
+``signature_cache=False`` switches that off).
 
 The JWK Set is fetched over HTTPS, cached for ``cache_seconds``, and refetched early when a
 token names an unknown kid (a key rotation), at most once per ``refetch_interval_seconds``: a
@@ -57,6 +59,7 @@ from bastion.identity.tokens.errors import (
 )
 from bastion.identity.tokens.keys import PublicKey, SigningAlgorithm
 from bastion.identity.tokens.settings import AccessTokenSettings
+from bastion.identity.tokens.sigcache import DEFAULT_ENTRIES, SignatureCache
 
 if TYPE_CHECKING:  # imported where a client is made: the server itself never makes one
     import httpx
@@ -197,6 +200,8 @@ class BastionAuth:
         client: httpx.AsyncClient | None = None,
         allow_insecure_http: bool = False,
         clock: Clock | None = None,
+        signature_cache: bool = True,
+        signature_cache_entries: int = DEFAULT_ENTRIES,
     ) -> None:
         _require_https(jwks_url, allow_insecure_http)
         if status_url is not None:
@@ -206,8 +211,16 @@ class BastionAuth:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(follow_redirects=False)
         self.settings = AccessTokenSettings(
-            issuer=issuer, audience=audience, algorithm=algorithm, leeway_seconds=leeway_seconds
+            issuer=issuer,
+            audience=audience,
+            algorithm=algorithm,
+            leeway_seconds=leeway_seconds,
+            signature_cache=signature_cache,
+            signature_cache_entries=signature_cache_entries,
         )
+        #: Successful signature checks, bound to the JWK Set's key objects: a refetched set
+        #: holds new objects, so every token is verified in full again after a refresh.
+        self.signature_cache = SignatureCache(signature_cache_entries) if signature_cache else None
         self.jwks = JwksCache(
             jwks_url,
             client=self._client,
@@ -224,7 +237,7 @@ class BastionAuth:
     async def verify(self, token: str) -> AuthenticatedUser:
         """Offline verification. Raises ``InvalidToken`` or ``KeySetUnavailable``."""
         claims = await verify_access_token_with(
-            token, self.jwks.get, self.settings, clock=self._clock
+            token, self.jwks.get, self.settings, clock=self._clock, cache=self.signature_cache
         )
         return AuthenticatedUser(
             subject=claims.subject,

@@ -7,13 +7,17 @@ is injected (``leeway`` absorbs skew between servers).
 Verification order, cheapest and least trusting first: shape and header (no key involved),
 algorithm pinned to the configured one, ``typ``, ``kid`` known, then the signature, and only
 then the claims, which are never looked at before the signature checks out.
+
+With a :class:`~bastion.identity.tokens.sigcache.SignatureCache`, a token seen before whose
+signature was checked by the very key the lookup returns now skips the signature check only;
+every other check above runs on every use (see :mod:`bastion.identity.tokens.sigcache`).
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,6 +34,7 @@ from bastion.identity.tokens.interfaces import KeyStore
 from bastion.identity.tokens.jws import read_header, sign_compact, strict_json, verify_compact
 from bastion.identity.tokens.keys import PublicKey, SigningKey
 from bastion.identity.tokens.settings import AccessTokenSettings
+from bastion.identity.tokens.sigcache import SignatureCache, token_digest
 
 __all__ = [
     "JTI_BYTES",
@@ -115,14 +120,18 @@ async def verify_access_token(
     *,
     audience: str | None = None,
     clock: Clock = _SYSTEM_CLOCK,
+    cache: SignatureCache | None = None,
 ) -> AccessTokenClaims:
     """Return the claims of a valid access token for ``audience`` (default:
     ``settings.audience``).
 
     Raises :class:`InvalidToken` for every failure, with the same message; ``exc.reason`` says
-    which check failed, for the audit log.
+    which check failed, for the audit log. ``cache`` remembers successful signature checks
+    (see :mod:`bastion.identity.tokens.sigcache`).
     """
-    return await verify_access_token_with(token, keys.get, settings, audience=audience, clock=clock)
+    return await verify_access_token_with(
+        token, keys.get, settings, audience=audience, clock=clock, cache=cache
+    )
 
 
 async def verify_access_token_with(
@@ -132,6 +141,7 @@ async def verify_access_token_with(
     *,
     audience: str | None = None,
     clock: Clock = _SYSTEM_CLOCK,
+    cache: SignatureCache | None = None,
 ) -> AccessTokenClaims:
     """:func:`verify_access_token` with keys found by ``lookup(kid)`` (a JWK Set cache on a
     resource server, see :mod:`bastion.sdk.auth`); ``None`` means an unknown kid."""
@@ -148,18 +158,36 @@ async def verify_access_token_with(
         raise InvalidToken(Reason.UNKNOWN_KID)
     if key.algorithm is not settings.algorithm:
         raise InvalidToken(Reason.ALGORITHM_NOT_ALLOWED)
+    audience = audience or settings.audience
+    now = int(clock.now().timestamp())
+    if cache is None:
+        return _check_claims(_verified_payload(token, key), kid, settings, audience, now)
+    digest = token_digest(token)
+    # A hit needs this token (every byte: the digest), this key object, before exp + leeway.
+    cached = cache.get(digest, key.key, now)
+    if cached is not None:
+        return _check_claims(cached, kid, settings, audience, now)  # every claim test again
+    claims = _verified_payload(token, key)
+    verified = _check_claims(claims, kid, settings, audience, now)
+    # Only now, signature and claims both good: failures are never remembered.
+    cache.put(digest, key.key, claims, claims["exp"] + settings.leeway_seconds, now)
+    return verified
+
+
+def _verified_payload(token: str, key: SigningKey | PublicKey) -> dict[str, Any]:
+    """The claims object of ``token`` once its signature checks out with ``key``."""
     claims = strict_json(verify_compact(token, key))
     if not isinstance(claims, dict):
         raise InvalidToken(Reason.MALFORMED)
-    return _check_claims(claims, kid, settings, audience or settings.audience, clock)
+    return claims
 
 
 def _check_claims(
-    claims: dict[str, Any],
+    claims: Mapping[str, Any],
     kid: str,
     settings: AccessTokenSettings,
     audience: str,
-    clock: Clock,
+    now: int,
 ) -> AccessTokenClaims:
     if any(claims.get(name) is None for name in REQUIRED_CLAIMS):
         raise InvalidToken(Reason.MISSING_CLAIM)
@@ -169,7 +197,7 @@ def _check_claims(
     if audience not in audiences:
         raise InvalidToken(Reason.WRONG_AUDIENCE)
     exp, nbf, iat = (_numeric_date(claims[name]) for name in ("exp", "nbf", "iat"))
-    now, leeway = int(clock.now().timestamp()), settings.leeway_seconds
+    leeway = settings.leeway_seconds
     if exp <= now - leeway:
         raise InvalidToken(Reason.EXPIRED)
     if nbf > now + leeway:

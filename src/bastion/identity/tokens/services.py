@@ -13,6 +13,7 @@ from bastion.identity.tokens.errors import SigningKeyError
 from bastion.identity.tokens.interfaces import KeyStore
 from bastion.identity.tokens.keys import SigningKey, jwks
 from bastion.identity.tokens.settings import AccessTokenSettings
+from bastion.identity.tokens.sigcache import SignatureCache
 
 __all__ = ["AccessTokenService"]
 
@@ -26,6 +27,10 @@ class AccessTokenService:
         self.settings = settings
         self.keys = keys
         self.clock: Clock = clock or SystemClock()
+        #: Successful signature checks (None when ``settings.signature_cache`` is off).
+        self.signature_cache: SignatureCache | None = (
+            SignatureCache(settings.signature_cache_entries) if settings.signature_cache else None
+        )
 
     async def issue(
         self,
@@ -55,7 +60,12 @@ class AccessTokenService:
     async def verify(self, token: str, *, audience: str | None = None) -> AccessTokenClaims:
         """See :func:`~bastion.identity.tokens.access.verify_access_token`."""
         return await verify_access_token(
-            token, self.keys, self.settings, audience=audience, clock=self.clock
+            token,
+            self.keys,
+            self.settings,
+            audience=audience,
+            clock=self.clock,
+            cache=self.signature_cache,
         )
 
     async def ensure_active_key(self) -> SigningKey:

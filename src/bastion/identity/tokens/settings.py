@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from bastion.identity.tokens.keys import SigningAlgorithm
+from bastion.identity.tokens.sigcache import DEFAULT_ENTRIES, MAX_ENTRIES
 
 __all__ = ["AccessTokenSettings"]
 
@@ -32,6 +33,17 @@ class AccessTokenSettings(BaseModel):
     )
     key_lifetime_days: int = Field(
         default=90, ge=1, le=730, description="How long a signing key signs before rotation."
+    )
+    signature_cache: bool = Field(
+        default=True,
+        description="Remember successful signature checks per token (claims still checked on "
+        "every use); off verifies every signature every time.",
+    )
+    signature_cache_entries: int = Field(
+        default=DEFAULT_ENTRIES,
+        ge=1,
+        le=MAX_ENTRIES,
+        description="At most this many verified tokens remembered per process (oldest evicted).",
     )
 
     @property
