@@ -36,7 +36,7 @@ from bastion.audit.chain import (
     GENESIS_MAC,
     ChainKeys,
     canonical_tail,
-    link_mac,
+    link_macs,
     utc_stamp,
 )
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
@@ -413,14 +413,24 @@ async def _append(
     # One executemany of ready parameter tuples per chunk; each awaits the database, so
     # requests run between chunks.
     for start in range(0, len(links), INSERT_CHUNK):
-        params: list[Any] = []
-        for content, tail in links[start : start + INSERT_CHUNK]:
-            seq += 1
-            mac = link_mac(key, seq, mac, tail)
-            if insert_.plain:
-                params.append((*content, seq, mac, key_id))
-            else:
-                params.append(insert_.params(content, seq, mac, key_id))
+        chunk = links[start : start + INSERT_CHUNK]
+        macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
+        if insert_.plain:
+            params: list[Any] = [
+                (*content, n, link, key_id)
+                for n, (content, _), link in zip(
+                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
+                )
+            ]
+        else:
+            params = [
+                insert_.params(content, n, link, key_id)
+                for n, (content, _), link in zip(
+                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
+                )
+            ]
+        seq += len(chunk)
+        mac = macs[-1]
         await connection.exec_driver_sql(insert_.sql, params)
     await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
