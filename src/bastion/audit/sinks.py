@@ -40,7 +40,7 @@ from bastion.audit.chain import (
     utc_stamp,
 )
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
-from bastion.audit.events import AuditEvent
+from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
 from bastion.audit.recorder import Batch, ScrubbedDetails, clean_text, scrub, with_details
@@ -81,11 +81,23 @@ def _fit(name: str, value: str | None) -> str | None:
     return clean_text(value[: _LIMITS[name]])
 
 
+def _plain_values(enum: type[EventType | Outcome], column: str) -> bool:
+    return all(_fit(column, member._value_) == member._value_ for member in enum)
+
+
+#: Whether every event type and outcome fits its column as it is (checked once, here): then the
+#: type and outcome of an event that holds the enums' own members need no check per event.
+_PLAIN_ENUMS = _plain_values(EventType, "type") and _plain_values(Outcome, "outcome")
+#: The limits of the text columns after the type and outcome.
+_FREE_LIMITS = _TEXT_LIMITS[2:]
+
+
 def _texts(event: AuditEvent) -> tuple[str | None, ...]:
     """The event's text columns in :data:`_TEXTS`' order, cut to fit and cleaned."""
+    kind, outcome = event.type, event.outcome
     values = (
-        event.type._value_,  # the enum's value without the descriptor's cost
-        event.outcome._value_,
+        kind._value_,  # the enum's value without the descriptor's cost
+        outcome._value_,
         event.actor,
         event.subject,
         event.client_ip,
@@ -93,7 +105,11 @@ def _texts(event: AuditEvent) -> tuple[str | None, ...]:
         event.request_id,
         event.reason,
     )
-    for value, limit in zip(values, _TEXT_LIMITS, strict=True):
+    if _PLAIN_ENUMS and type(kind) is EventType and type(outcome) is Outcome:
+        checked, limits = values[2:], _FREE_LIMITS  # the enums' values fit (see _PLAIN_ENUMS)
+    else:
+        checked, limits = values, _TEXT_LIMITS
+    for value, limit in zip(checked, limits, strict=True):
         if value is not None and (len(value) > limit or not value.isascii() or "\x00" in value):
             return tuple(_fit(name, value) for name, value in zip(_TEXTS, values, strict=True))
     return values  # the common case: nothing to cut or clean
