@@ -318,9 +318,20 @@ class DatabaseSink:
         self._database = database
         self._keys = keys
         self._subscribers: list[AuditSubscriber] = []
+        #: The event types some subscriber declared (``event_types``); None: every type.
+        self._wanted: frozenset[EventType] | None = frozenset()
 
     def subscribe(self, subscriber: AuditSubscriber) -> None:
-        """Call ``subscriber.on_stored(events)`` after every committed batch."""
+        """Call ``subscriber.on_stored(events)`` after every committed batch.
+
+        A subscriber that declares ``event_types`` (a collection of :class:`EventType`) may be
+        handed only the events of the types some subscriber declared (it must still ignore
+        those it does not look at); events of no declared type are then not handed out at all.
+        One subscriber without ``event_types`` gets (and makes every one get) every event.
+        """
+        types = getattr(subscriber, "event_types", None)
+        wanted = self._wanted
+        self._wanted = None if types is None or wanted is None else wanted | frozenset(types)
         self._subscribers.append(subscriber)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
@@ -345,8 +356,18 @@ class DatabaseSink:
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
-            stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
-            self._notify(stored)
+            wanted = self._wanted
+            if wanted is None:
+                stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+            else:
+                stored = [
+                    StoredEvent(first + n, event)
+                    for n, event in enumerate(events)
+                    # A type outside the enum is handed out: no declaration can leave it out.
+                    if event.type in wanted or type(event.type) is not EventType
+                ]
+            if stored:
+                self._notify(stored)
 
     def _notify(self, stored: list[StoredEvent]) -> None:
         for subscriber in self._subscribers:
