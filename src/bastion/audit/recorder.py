@@ -194,9 +194,9 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
     """asyncio's bounded queue with the writer's bulk operations: :meth:`take` is
     ``get_nowait`` repeated and :meth:`done` ``task_done`` repeated, in one call each (the
     writer takes and finishes whole batches), and :meth:`put_now`, ``put_nowait`` inlined for
-    ``record()`` (``join`` and ``qsize`` are asyncio's own). They use the state asyncio.Queue keeps (the same attributes from Python
-    3.11 to 3.13; ``tests/unit/audit/test_recorder.py`` checks them against the one-by-one
-    calls)."""
+    ``record()`` (``join`` and ``qsize`` are asyncio's own). They use the state asyncio.Queue
+    keeps (the same attributes from Python 3.11 to 3.13; ``tests/unit/audit/test_recorder.py``
+    checks them against asyncio's own calls)."""
 
     _queue: collections.deque[AuditEvent]
     _maxsize: int

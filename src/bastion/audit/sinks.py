@@ -95,7 +95,7 @@ _FREE_LIMITS = _TEXT_LIMITS[2:]
 def _texts(event: AuditEvent) -> tuple[str | None, ...]:
     """The event's text columns in :data:`_TEXTS`' order, cut to fit and cleaned."""
     kind, outcome = event.type, event.outcome
-    values = (
+    values: tuple[str | None, ...] = (
         kind._value_,  # the enum's value without the descriptor's cost
         outcome._value_,
         event.actor,
@@ -105,6 +105,7 @@ def _texts(event: AuditEvent) -> tuple[str | None, ...]:
         event.request_id,
         event.reason,
     )
+    checked: tuple[str | None, ...]
     if _PLAIN_ENUMS and type(kind) is EventType and type(outcome) is Outcome:
         checked, limits = values[2:], _FREE_LIMITS  # the enums' values fit (see _PLAIN_ENUMS)
     else:

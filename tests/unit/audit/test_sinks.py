@@ -313,14 +313,14 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     # plain or foreign text) is still checked, as are the other columns.
     from bastion.audit import sinks  # noqa: PLC0415 - the sink's private helpers
 
-    assert sinks._PLAIN_ENUMS  # noqa: SLF001
+    assert sinks._PLAIN_ENUMS
 
     def general(e: AuditEvent) -> tuple[str | None, ...]:
-        values = [getattr(e, name) for name in sinks._TEXTS]  # noqa: SLF001
+        values = [getattr(e, name) for name in sinks._TEXTS]
         values[:2] = [values[0]._value_, values[1]._value_]
-        return tuple(sinks._fit(n, v) for n, v in zip(sinks._TEXTS, values, strict=True))  # noqa: SLF001
+        return tuple(sinks._fit(n, v) for n, v in zip(sinks._TEXTS, values, strict=True))
 
-    class Foreign(str):  # noqa: SLOT000 - a text that is not the enum's member
+    class Foreign(str):
         _value_ = "x" * 100 + "\x00"
 
     cases = [event(1, type=kind) for kind in EventType]
@@ -328,8 +328,8 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     cases.append(event(3, actor="a" * 300, subject="user:\udc80", client_ip="1" * 70))
     cases.append(event(4, type=Foreign("x"), reason="r\x00"))  # type: ignore[arg-type]
     for case in cases:
-        assert sinks._texts(case) == general(case)  # noqa: SLF001
-    assert sinks._texts(cases[-1])[0] == "x" * 64  # noqa: SLF001 - cut: it was checked
+        assert sinks._texts(case) == general(case)
+    assert sinks._texts(cases[-1])[0] == "x" * 64
 
 
 class _Seen:
