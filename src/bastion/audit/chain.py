@@ -42,6 +42,7 @@ __all__ = [
     "checkpoint_tag",
     "event_mac",
     "link_mac",
+    "link_macs",
     "row_tail",
     "utc_stamp",
 ]
@@ -101,9 +102,17 @@ class ChainKey:
     #: each link copies them, so the key schedule is not redone per link, and the two copies
     #: cost less than copying an ``hmac`` object (its Python wrapper and OpenSSL's context).
     _pads: tuple[Any, Any] = field(init=False, repr=False, compare=False)
+    #: The start of each link's encoding up to the previous MAC: ``_HEAD``, then (after the
+    #: sequence number) the key id as the encoder writes it (``,"<key id>",``).
+    _id_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_pads", _hmac_pads(self.key))
+        key_id = self.key_id
+        if type(key_id) is str:
+            object.__setattr__(self, "_id_json", "," + encode_basestring_ascii(key_id) + ",")
+        else:
+            object.__setattr__(self, "_id_json", "")
 
     def mac(self, message: bytes) -> str:
         """The hex HMAC-SHA256 of ``message`` under this key."""
@@ -234,6 +243,37 @@ def link_mac(key: ChainKey, seq: int, prev_mac: str, tail: str) -> str:
     """The hex MAC of the event whose :func:`canonical_tail` is ``tail``, at ``seq`` after
     ``prev_mac`` (the same as :func:`event_mac` of its row)."""
     return key.mac(_linked(seq, key.key_id, prev_mac, tail))
+
+
+def link_macs(key: ChainKey, seq: int, prev_mac: str, tails: Sequence[str]) -> list[str]:
+    """:func:`link_mac` of each tail in turn, at ``seq + 1``, ``seq + 2``, ... from ``prev_mac``
+    (each link after the previous one's MAC): the MACs of a run of appended events.
+
+    After the first link, the previous MAC is one this function wrote (``hexdigest``: hex
+    digits only), which the encoder writes between plain quotes: the encoding is built without
+    escaping it again (nor the key id, encoded once per key).
+    """
+    macs: list[str] = []
+    if not tails:
+        return macs
+    seq += 1
+    mac = link_mac(key, seq, prev_mac, tails[0])
+    macs.append(mac)
+    id_json = key._id_json  # noqa: SLF001 - this module's own precomputation
+    if type(seq) is not int or not id_json:  # pragma: no cover - never from the sinks
+        for tail in tails[1:]:
+            seq += 1
+            mac = link_mac(key, seq, mac, tail)
+            macs.append(mac)
+        return macs
+    keyed = key.mac
+    for tail in tails[1:]:
+        seq += 1
+        # _linked's bytes: _HEAD, seq, the key id, then the hex MAC between quotes (what
+        # encode_basestring_ascii writes for hex digits), then the tail.
+        mac = keyed((_HEAD + repr(seq) + id_json + '"' + mac + '"' + tail).encode())
+        macs.append(mac)
+    return macs
 
 
 def canonical(seq: int, key_id: str, row: Mapping[str, Any], prev_mac: str) -> bytes:

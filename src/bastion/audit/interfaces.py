@@ -57,7 +57,9 @@ class AuditSubscriber(Protocol):
     Register with ``DatabaseSink.subscribe`` (``services.audit_log.subscribe``). ``on_stored``
     runs in the recorder's writer task, in chain order, once per committed batch: it must return
     quickly (hand slow work to a task or queue of its own) and should not raise (an exception is
-    logged by class name and ignored; it never fails the trail).
+    logged by class name and ignored; it never fails the trail). A subscriber may declare
+    ``event_types`` (a collection of :class:`~bastion.audit.events.EventType`) when it looks at
+    no others: the sink then need not build or hand out the rest (see ``DatabaseSink.subscribe``).
     """
 
     def on_stored(self, events: Sequence[StoredEvent]) -> None: ...

@@ -193,16 +193,31 @@ class Batch(list[AuditEvent]):
 class _EventQueue(asyncio.Queue[AuditEvent]):
     """asyncio's bounded queue with the writer's bulk operations: :meth:`take` is
     ``get_nowait`` repeated and :meth:`done` ``task_done`` repeated, in one call each (the
-    writer takes and finishes whole batches; ``join``, ``qsize`` and ``put_nowait`` are
-    asyncio's own). They use the state asyncio.Queue keeps (the same attributes from Python
-    3.11 to 3.13; ``tests/unit/audit/test_recorder.py`` checks them against the one-by-one
-    calls)."""
+    writer takes and finishes whole batches), and :meth:`put_now`, ``put_nowait`` inlined for
+    ``record()`` (``join`` and ``qsize`` are asyncio's own). They use the state asyncio.Queue
+    keeps (the same attributes from Python 3.11 to 3.13; ``tests/unit/audit/test_recorder.py``
+    checks them against asyncio's own calls)."""
 
     _queue: collections.deque[AuditEvent]
+    _maxsize: int
+    _getters: collections.deque[asyncio.Future[None]]
     _putters: collections.deque[asyncio.Future[None]]
     _unfinished_tasks: int
     _finished: asyncio.Event
     _wakeup_next: Callable[[collections.deque[asyncio.Future[None]]], None]
+
+    def put_now(self, item: AuditEvent) -> int:
+        """``put_nowait(item)`` (raises QueueFull alike) without its method calls; returns the
+        queue's size after it. The queue must be bounded (the recorder's always is)."""
+        items = self._queue
+        if len(items) >= self._maxsize:
+            raise asyncio.QueueFull
+        items.append(item)
+        self._unfinished_tasks += 1
+        self._finished.clear()
+        if self._getters:
+            self._wakeup_next(self._getters)
+        return len(items)
 
     def take(self, limit: int) -> list[AuditEvent]:
         """Up to ``limit`` queued events, oldest first (none when the queue is empty)."""
@@ -302,8 +317,8 @@ class QueueAuditRecorder:
             if type(event.details) is not ScrubbedDetails:
                 # Empty details too: the caller's dict must not be shared with the queued event.
                 event = with_details(event, scrub(event.details))
-            self._queue.put_nowait(event)
-            if self._filling is not None and self._queue.qsize() >= self._batch_size - 1:
+            size = self._queue.put_now(event)
+            if self._filling is not None and size >= self._batch_size - 1:
                 _release(self._filling)  # the batch is full: no reason to wait
         except asyncio.QueueFull:
             self._drop("queue_full")

@@ -36,11 +36,11 @@ from bastion.audit.chain import (
     GENESIS_MAC,
     ChainKeys,
     canonical_tail,
-    link_mac,
+    link_macs,
     utc_stamp,
 )
 from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
-from bastion.audit.events import AuditEvent
+from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
 from bastion.audit.recorder import Batch, ScrubbedDetails, clean_text, scrub, with_details
@@ -81,11 +81,23 @@ def _fit(name: str, value: str | None) -> str | None:
     return clean_text(value[: _LIMITS[name]])
 
 
+def _plain_values(enum: type[EventType | Outcome], column: str) -> bool:
+    return all(_fit(column, member._value_) == member._value_ for member in enum)
+
+
+#: Whether every event type and outcome fits its column as it is (checked once, here): then the
+#: type and outcome of an event that holds the enums' own members need no check per event.
+_PLAIN_ENUMS = _plain_values(EventType, "type") and _plain_values(Outcome, "outcome")
+#: The limits of the text columns after the type and outcome.
+_FREE_LIMITS = _TEXT_LIMITS[2:]
+
+
 def _texts(event: AuditEvent) -> tuple[str | None, ...]:
     """The event's text columns in :data:`_TEXTS`' order, cut to fit and cleaned."""
-    values = (
-        event.type._value_,  # the enum's value without the descriptor's cost
-        event.outcome._value_,
+    kind, outcome = event.type, event.outcome
+    values: tuple[str | None, ...] = (
+        kind._value_,  # the enum's value without the descriptor's cost
+        outcome._value_,
         event.actor,
         event.subject,
         event.client_ip,
@@ -93,7 +105,12 @@ def _texts(event: AuditEvent) -> tuple[str | None, ...]:
         event.request_id,
         event.reason,
     )
-    for value, limit in zip(values, _TEXT_LIMITS, strict=True):
+    checked: tuple[str | None, ...]
+    if _PLAIN_ENUMS and type(kind) is EventType and type(outcome) is Outcome:
+        checked, limits = values[2:], _FREE_LIMITS  # the enums' values fit (see _PLAIN_ENUMS)
+    else:
+        checked, limits = values, _TEXT_LIMITS
+    for value, limit in zip(checked, limits, strict=True):
         if value is not None and (len(value) > limit or not value.isascii() or "\x00" in value):
             return tuple(_fit(name, value) for name, value in zip(_TEXTS, values, strict=True))
     return values  # the common case: nothing to cut or clean
@@ -302,9 +319,20 @@ class DatabaseSink:
         self._database = database
         self._keys = keys
         self._subscribers: list[AuditSubscriber] = []
+        #: The event types some subscriber declared (``event_types``); None: every type.
+        self._wanted: frozenset[EventType] | None = frozenset()
 
     def subscribe(self, subscriber: AuditSubscriber) -> None:
-        """Call ``subscriber.on_stored(events)`` after every committed batch."""
+        """Call ``subscriber.on_stored(events)`` after every committed batch.
+
+        A subscriber that declares ``event_types`` (a collection of :class:`EventType`) may be
+        handed only the events of the types some subscriber declared (it must still ignore
+        those it does not look at); events of no declared type are then not handed out at all.
+        One subscriber without ``event_types`` gets (and makes every one get) every event.
+        """
+        types = getattr(subscriber, "event_types", None)
+        wanted = self._wanted
+        self._wanted = None if types is None or wanted is None else wanted | frozenset(types)
         self._subscribers.append(subscriber)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
@@ -329,8 +357,18 @@ class DatabaseSink:
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
-            stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
-            self._notify(stored)
+            wanted = self._wanted
+            if wanted is None:
+                stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+            else:
+                stored = [
+                    StoredEvent(first + n, event)
+                    for n, event in enumerate(events)
+                    # A type outside the enum is handed out: no declaration can leave it out.
+                    if event.type in wanted or type(event.type) is not EventType
+                ]
+            if stored:
+                self._notify(stored)
 
     def _notify(self, stored: list[StoredEvent]) -> None:
         for subscriber in self._subscribers:
@@ -413,14 +451,24 @@ async def _append(
     # One executemany of ready parameter tuples per chunk; each awaits the database, so
     # requests run between chunks.
     for start in range(0, len(links), INSERT_CHUNK):
-        params: list[Any] = []
-        for content, tail in links[start : start + INSERT_CHUNK]:
-            seq += 1
-            mac = link_mac(key, seq, mac, tail)
-            if insert_.plain:
-                params.append((*content, seq, mac, key_id))
-            else:
-                params.append(insert_.params(content, seq, mac, key_id))
+        chunk = links[start : start + INSERT_CHUNK]
+        macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
+        if insert_.plain:
+            params: list[Any] = [
+                (*content, n, link, key_id)
+                for n, (content, _), link in zip(
+                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
+                )
+            ]
+        else:
+            params = [
+                insert_.params(content, n, link, key_id)
+                for n, (content, _), link in zip(
+                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
+                )
+            ]
+        seq += len(chunk)
+        mac = macs[-1]
         await connection.exec_driver_sql(insert_.sql, params)
     await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first

@@ -71,6 +71,9 @@ class SecurityMetrics(Collector):
         self.detector_dropped = 0
         self.detector_errors = 0
 
+    #: The events :meth:`on_stored` counts (the audit sink may leave the others out).
+    event_types = frozenset({*_SIMPLE, EventType.IDENTITY_LOGIN_FAILED})
+
     # -- inputs -----------------------------------------------------------------------------
     def on_stored(self, events: Sequence[StoredEvent]) -> None:
         for stored in events:

@@ -154,6 +154,9 @@ class DetectorEngine:
     ) -> None:
         self._detectors = tuple(detectors)
         self._by_type = _detectors_by_type(self._detectors)
+        #: The events some detector looks at (the audit sink may leave the others out;
+        #: on_stored skips them anyway).
+        self.event_types = frozenset(kind for kind, found in self._by_type.items() if found)
         self._store = store
         self._dispatcher = dispatcher
         self._metrics = metrics

@@ -21,6 +21,7 @@ from bastion.audit.chain import (
     canonical_tail,
     event_mac,
     link_mac,
+    link_macs,
     row_tail,
 )
 from bastion.audit.events import AuditEvent, EventType, Outcome
@@ -161,3 +162,19 @@ def test_chain_key_mac_is_hmac_sha256(length: int) -> None:
     for message in (b"", b"m", bytes(range(256)) * 3):
         assert chain_key.mac(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
         assert chain_key.mac(message) == chain_key.mac(message)  # the pads are not consumed
+
+
+@pytest.mark.parametrize("key_id", ["6210434e", "kid", 'a"b\\c\u00e9'])
+@pytest.mark.parametrize("prev", [GENESIS_MAC, "e" * 64, 'not"hex\\'])
+def test_link_macs_are_link_mac_in_turn(key_id: str, prev: str) -> None:
+    # The sink MACs a run of links at once: each must be link_mac after the previous one's MAC
+    # (the first after the head's MAC, whatever it holds: a tampered head is encoded as is).
+    key = ChainKey(key_id, b"x" * 32)
+    tails = [row_tail(event_row(event)) for event in GOLDEN_EVENTS * 2]
+    expected, mac = [], prev
+    for seq, tail in enumerate(tails, 41):
+        mac = link_mac(key, seq, mac, tail)
+        expected.append(mac)
+    assert link_macs(key, 40, prev, tails) == expected
+    assert link_macs(key, 40, prev, tails[:1]) == expected[:1]
+    assert link_macs(key, 40, prev, []) == []

@@ -400,3 +400,35 @@ async def test_the_writer_s_bulk_take_and_done_are_get_nowait_and_task_done_repe
     await asyncio.wait_for(joined, timeout=10)
     with pytest.raises(ValueError, match="too many"):
         bulk.done(1)
+
+
+async def test_put_now_is_put_nowait() -> None:
+    # record() queues through put_now: the queue must end as with asyncio's put_nowait (order,
+    # size, unfinished count, a waiting getter woken, QueueFull when full).
+    fast, plain = _EventQueue(maxsize=2), asyncio.Queue[AuditEvent](maxsize=2)
+    events = [make_event(n) for n in range(3)]
+    getters = [asyncio.create_task(queue.get()) for queue in (fast, plain)]
+    await asyncio.sleep(0)
+    assert fast.put_now(events[0]) == 1
+    plain.put_nowait(events[0])
+    await asyncio.sleep(0)
+    assert [getter.result() for getter in getters] == [events[0], events[0]]
+    assert fast.put_now(events[1]) == 1
+    plain.put_nowait(events[1])
+    assert fast.put_now(events[2]) == 2
+    plain.put_nowait(events[2])
+    with pytest.raises(asyncio.QueueFull):
+        fast.put_now(events[0])
+    with pytest.raises(asyncio.QueueFull):
+        plain.put_nowait(events[0])
+    assert fast.qsize() == plain.qsize() == 2
+    assert [fast.get_nowait() for _ in range(2)] == [plain.get_nowait() for _ in range(2)]
+    joined = [asyncio.create_task(queue.join()) for queue in (fast, plain)]
+    for queue in (fast, plain):
+        for _ in range(2):
+            queue.task_done()
+    await asyncio.sleep(0)
+    assert not any(join.done() for join in joined)  # the first event is still unfinished
+    for queue in (fast, plain):
+        queue.task_done()
+    await asyncio.wait_for(asyncio.gather(*joined), timeout=10)

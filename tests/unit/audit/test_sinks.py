@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -16,6 +17,7 @@ from bastion.audit.chain import ChainKeys
 from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
+from bastion.audit.interfaces import StoredEvent
 from bastion.audit.models import audit_events
 from bastion.audit.recorder import Batch, QueueAuditRecorder, scrub, with_details
 from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
@@ -303,3 +305,75 @@ async def test_the_log_sink_writes_a_batch_s_shared_texts() -> None:
     batch.details_json[0] = '{"a": 1, "shared": true}'
     lines = await _lines(batch)
     assert json.loads(lines)["bastion.details"] == {"a": 1, "shared": True}
+
+
+def test_texts_skip_only_the_enums_own_values() -> None:
+    # _texts checks the type and outcome once, at import, when they are the enums' members;
+    # every member must then give what the per-column check gives, and any other value (a
+    # plain or foreign text) is still checked, as are the other columns.
+    from bastion.audit import sinks  # noqa: PLC0415 - the sink's private helpers
+
+    assert sinks._PLAIN_ENUMS
+
+    def general(e: AuditEvent) -> tuple[str | None, ...]:
+        values = [getattr(e, name) for name in sinks._TEXTS]
+        values[:2] = [values[0]._value_, values[1]._value_]
+        return tuple(sinks._fit(n, v) for n, v in zip(sinks._TEXTS, values, strict=True))
+
+    class Foreign(str):
+        _value_ = "x" * 100 + "\x00"
+
+    cases = [event(1, type=kind) for kind in EventType]
+    cases += [event(2, outcome=outcome) for outcome in Outcome]
+    cases.append(event(3, actor="a" * 300, subject="user:\udc80", client_ip="1" * 70))
+    cases.append(event(4, type=Foreign("x"), reason="r\x00"))  # type: ignore[arg-type]
+    for case in cases:
+        assert sinks._texts(case) == general(case)
+    assert sinks._texts(cases[-1])[0] == "x" * 64
+
+
+class _Seen:
+    def __init__(self, types: frozenset[EventType] | None = None) -> None:
+        if types is not None:
+            self.event_types = types
+        self.batches: list[list[tuple[int, EventType]]] = []
+
+    def on_stored(self, events: Sequence[StoredEvent]) -> None:
+        self.batches.append([(stored.seq, stored.event.type) for stored in events])
+
+
+async def test_subscribers_with_event_types_get_at_least_their_types(database: Database) -> None:
+    # The sink builds StoredEvents only for the types some subscriber declared; a subscriber
+    # without a declaration gets every event (and so does every other one then).
+    kinds = [EventType.HTTP_REQUEST_REJECTED, EventType.AUTHZ_CHECK_DENIED]
+    kinds += [EventType.IDENTITY_PROFILE_UPDATED, EventType.AUTHZ_CHECK_DENIED]
+    batch = [event(n, type=kind) for n, kind in enumerate(kinds, 1)]
+    sink = DatabaseSink(database, KEYS)
+    denials = _Seen(frozenset({EventType.AUTHZ_CHECK_DENIED}))
+    rejections = _Seen(frozenset({EventType.HTTP_REQUEST_REJECTED}))
+    sink.subscribe(denials)
+    sink.subscribe(rejections)
+    await sink.write(batch)
+    await sink.write([event(9, type=EventType.IDENTITY_PROFILE_UPDATED)])  # nobody's: no call
+    expected = [[(1, kinds[0]), (2, kinds[1]), (4, kinds[3])]]
+    assert denials.batches == rejections.batches == expected
+    everything = _Seen()
+    sink.subscribe(everything)
+    await sink.write(batch)
+    expected = [[(n, kind) for n, kind in enumerate(kinds, 6)]]
+    assert everything.batches == expected
+    assert denials.batches[1:] == expected
+
+
+def test_the_metrics_declare_what_they_count() -> None:
+    # The metrics declare event_types: exactly the types they count (the sink may leave the
+    # others out; the detectors' engine: tests/unit/monitoring/test_engine_routing.py).
+    from bastion.monitoring.metrics import SecurityMetrics  # noqa: PLC0415
+
+    metrics = SecurityMetrics()
+    for kind in EventType:
+        before = list(metrics.collect())
+        stored = StoredEvent(1, event(1, type=kind, reason="wrong_password"))
+        metrics.on_stored([stored])
+        changed = [m.samples for m in metrics.collect()] != [m.samples for m in before]
+        assert changed == (kind in metrics.event_types), kind

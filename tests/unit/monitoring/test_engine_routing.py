@@ -75,3 +75,23 @@ def test_every_built_in_detector_declares_what_it_watches() -> None:
         types = getattr(detector, "event_types", None)
         assert types, type(detector).__name__
         assert all(isinstance(t, EventType) for t in types)
+
+
+def test_the_engine_declares_the_types_some_detector_watches() -> None:
+    # The audit sink may leave out events of types the engine does not declare: the declaration
+    # must hold every type some detector is handed (none for alerts, all for an undeclared one).
+    only = _engine(Spy(frozenset({EventType.IDENTITY_LOGIN_FAILED, EventType.ALERT_BRUTE_FORCE})))
+    assert only.event_types == {EventType.IDENTITY_LOGIN_FAILED}
+    everything = _engine(Spy())
+    assert everything.event_types == {t for t in EventType if t.source != "alert"}
+    metrics = SecurityMetrics()
+    real = DetectorEngine(
+        build_detectors(MonitoringSettings(), MemoryCounters(), b"p" * 32),
+        MemoryCounters(),
+        AlertDispatcher(ListRecorder(), metrics),
+        metrics,
+        cooldown_seconds=0,
+        queue_size=100,
+    )
+    for kind in EventType:
+        assert (kind in real.event_types) == bool(real._by_type[kind])
