@@ -165,27 +165,9 @@ class AuditEvent:
         reason: str | None = None,
         details: Mapping[str, Any] = _NO_DETAILS,
     ) -> None:
-        # What the generated __init__ of a frozen dataclass stores, without its per-field
-        # ``object.__setattr__`` (an event is built on the request path). An AuditEvent itself
-        # (not a subclass) is filled as a _Draft: the same slots without the frozen
-        # ``__setattr__``, so each store is a plain slot store; then it becomes an AuditEvent
-        # again (``__class__`` assignment between two classes of the same layout).
-        if _kind(self) is AuditEvent:
-            object.__setattr__(self, "__class__", _Draft)
-            draft: Any = self
-            draft.type = type
-            draft.outcome = outcome
-            draft.time = time
-            draft.actor = actor
-            draft.subject = subject
-            draft.client_ip = client_ip
-            draft.user_agent = user_agent
-            draft.request_id = request_id
-            draft.reason = reason
-            draft.details = {} if details is _NO_DETAILS else details
-            draft.__class__ = AuditEvent
-            return
-        # A subclass (another layout): through the slots' own setters.
+        # The generated __init__ of a frozen dataclass, through the slots' own setters: it
+        # fetches ``object.__setattr__`` and looks each name up per field (twice the cost; an
+        # event is built on the request path).
         _SET_TYPE(self, type)
         _SET_OUTCOME(self, outcome)
         _SET_TIME(self, time)
@@ -196,16 +178,6 @@ class AuditEvent:
         _SET_REQUEST_ID(self, request_id)
         _SET_REASON(self, reason)
         _SET_DETAILS(self, {} if details is _NO_DETAILS else details)
-
-
-#: ``type`` itself: AuditEvent.__init__'s parameter of that name mirrors the field.
-_kind = type
-
-
-class _Draft:
-    """AuditEvent's slots, mutable: an event under construction (see AuditEvent.__init__)."""
-
-    __slots__ = tuple(item.name for item in fields(AuditEvent))
 
 
 (

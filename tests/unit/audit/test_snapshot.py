@@ -151,26 +151,3 @@ def test_the_event_constructor_behaves_as_the_generated_one() -> None:
         AuditEvent(*values[:2])  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         AuditEvent(*values[:3], colour="red")  # type: ignore[call-arg]
-
-
-def test_the_event_constructor_leaves_an_audit_event_and_keeps_subclasses() -> None:
-    # AuditEvent.__init__ fills an AuditEvent as a mutable twin of the same slots, then turns
-    # it back: the result is an AuditEvent (frozen, equal by fields); a subclass is
-    # filled through the slots' setters and keeps its own class.
-    values = [EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS, T0, "a", "s", "ip", "ua"]
-    values += ["req", "why", {"k": 1}]
-    event = AuditEvent(*values)
-    assert type(event) is AuditEvent
-    assert dataclasses.replace(event) == event
-    assert AuditEvent(*values[:3]) == AuditEvent(*values[:3])
-
-    class Tagged(AuditEvent):
-        __slots__ = ("tag",)
-
-    tagged = Tagged(*values)
-    assert type(tagged) is Tagged
-    assert [getattr(tagged, f.name) for f in dataclasses.fields(AuditEvent)] == values
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        event.details = {}  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        tagged.actor = "x"  # type: ignore[misc]
