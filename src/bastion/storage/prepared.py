@@ -132,7 +132,9 @@ class _Form:
         if not any(processors):
             return [make(row) for row in raw]
         return [
-            make([value if p is None else p(value) for p, value in zip(processors, row)])
+            make(
+                [value if p is None else p(value) for p, value in zip(processors, row, strict=True)]
+            )
             for row in raw
         ]
 
@@ -160,21 +162,21 @@ class PreparedStatement:
         ``connection.execute`` does."""
         form = self._form(connection.dialect)
         parameters = form.parameters(values)
-        dbapi = connection.connection.dbapi_connection
-        if type(dbapi) is InlineConnection:
+        dbapi: Any = connection.connection.dbapi_connection
+        if isinstance(dbapi, InlineConnection):
             # The inline SQLite driver's own way: no cursor object per statement.
             try:
                 raw, description = dbapi.fetch(form.sql, parameters)
             except Exception as exc:  # noqa: BLE001 - handed to SQLAlchemy's own error handling
                 connection._handle_dbapi_exception(exc, form.sql, parameters, None, None)  # noqa: SLF001
             return form.rows(raw, description) if raw else []
-        cursor = dbapi.cursor()  # type: ignore[union-attr]
+        cursor = dbapi.cursor()
         try:
             cursor.execute(form.sql, parameters)
-            raw = cursor.fetchall() if form.returns else ()
+            rows = cursor.fetchall() if form.returns else ()
             description = cursor.description
         except Exception as exc:  # noqa: BLE001 - handed to SQLAlchemy's own error handling
             connection._handle_dbapi_exception(exc, form.sql, parameters, cursor, None)  # noqa: SLF001
         finally:
             cursor.close()
-        return form.rows(raw, description) if raw else []
+        return form.rows(rows, description) if rows else []

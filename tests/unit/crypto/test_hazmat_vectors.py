@@ -88,7 +88,7 @@ def test_aes_gcm_ciphers_kept_per_key_answer_as_fresh_ones() -> None:
     from bastion.crypto.hazmat import aead  # noqa: PLC0415
 
     nonce, aad = bytes(range(12)), b"bound"
-    for index in range(aead._CIPHERS_MAX + 3):  # noqa: SLF001 - the cache's own bound
+    for index in range(aead._CIPHERS_MAX + 3):
         key = index.to_bytes(32, "big")
         for _ in range(2):  # the second call meets the kept cipher
             sealed = aes256_gcm_encrypt(key, nonce, b"secret", aad)
@@ -98,10 +98,10 @@ def test_aes_gcm_ciphers_kept_per_key_answer_as_fresh_ones() -> None:
                 aes256_gcm_decrypt(key, nonce, sealed, b"elsewhere")
             with pytest.raises(InvalidTag):  # another key's cipher is never used
                 aes256_gcm_decrypt(b"\xff" * 32, nonce, sealed, aad)
-        assert len(aead._CIPHERS) <= aead._CIPHERS_MAX  # noqa: SLF001
+        assert len(aead._CIPHERS) <= aead._CIPHERS_MAX
     mutable = bytearray(b"m" * 32)
     sealed = aes256_gcm_encrypt(mutable, nonce, b"x", aad)  # type: ignore[arg-type]
-    assert all(kept is not mutable for kept in aead._CIPHERS)  # noqa: SLF001
+    assert all(kept is not mutable for kept in aead._CIPHERS)
     mutable[0] ^= 1
     with pytest.raises(InvalidTag):  # the changed key is a different key
         aes256_gcm_decrypt(mutable, nonce, sealed, aad)  # type: ignore[arg-type]

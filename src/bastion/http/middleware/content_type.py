@@ -197,9 +197,7 @@ class JsonContentMiddleware:
             if not json_declared:
                 await send_problem(scope, send, UnsupportedMediaType())
                 return
-            error, value = _checked(
-                body, max_depth=self.max_depth, max_elements=self.max_elements
-            )
+            error, value = _checked(body, max_depth=self.max_depth, max_elements=self.max_elements)
             if error is not None:
                 await send_problem(scope, send, error)
                 return
