@@ -111,9 +111,10 @@ def parsed_json(scope: MutableMapping[str, Any], body: bytes) -> Any:
     non-standard constants, which ``json.loads`` on the bytes then decodes as UTF-8 and parses
     to an equal value. Each value is handed out once (the scope entry is removed): no two
     readers share a mutable value."""
-    kept = scope.pop(PARSED_JSON_SCOPE_KEY, None)
+    kept = scope.get(PARSED_JSON_SCOPE_KEY)
     if kept is None or kept[0] != body:
         return NOT_PARSED
+    del scope[PARSED_JSON_SCOPE_KEY]
     return kept[1]
 
 
