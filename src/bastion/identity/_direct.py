@@ -9,7 +9,8 @@ reusing that route's own body and response fields so that validation and seriali
 drift from it:
 
 1. the JSON body as FastAPI reads it (:func:`json_body`: the content type decides whether it
-   is parsed, invalid JSON is a ``json_invalid`` validation error, a read failure a 400);
+   is parsed, invalid JSON is a ``json_invalid`` validation error, a read failure a 400; the
+   value the JSON middleware parsed the same body to is taken instead of a second parse);
 2. the endpoint's own work, given a sub-response as FastAPI's dependencies get one;
 3. the answer validated and serialized by the route's response field (``exclude_none`` as
    declared), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
@@ -36,6 +37,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
+
+from bastion.http.middleware.content_type import NOT_PARSED, parsed_json
 
 __all__ = ["DirectRoute", "api_route", "json_body"]
 
@@ -75,7 +78,13 @@ async def json_body(request: Request) -> Any:
     try:
         raw = await request.body()
         content_type = request.headers.get("content-type")
-        value = json.loads(raw) if raw and content_type and _is_json(content_type) else raw
+        if raw and content_type and _is_json(content_type):
+            # The JSON middleware parsed this very body already: its value, not a second parse.
+            value = parsed_json(request.scope, raw)
+            if value is NOT_PARSED:
+                value = json.loads(raw)
+        else:
+            value = raw
     except json.JSONDecodeError as exc:
         invalid = {
             "type": "json_invalid",

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 from bastion.storage.columns import UTCDateTime
+from bastion.storage.sqlite_inline import InlineConnection
 
 __all__ = ["PreparedStatement"]
 
@@ -110,10 +111,11 @@ class _Form:
         self._result: list[Processor | None] | None = None
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
-        out = []
-        for name, process, default in self.binds:
-            value = values.get(name, default)
-            out.append(process(value) if process is not None else value)
+        get = values.get
+        out = [
+            get(name, default) if process is None else process(get(name, default))
+            for name, process, default in self.binds
+        ]
         if self.positional:
             return tuple(out)
         return dict(zip((name for name, _, _ in self.binds), out, strict=True))
@@ -130,7 +132,9 @@ class _Form:
         if not any(processors):
             return [make(row) for row in raw]
         return [
-            make(value if p is None else p(value) for p, value in zip(processors, row, strict=True))
+            make(
+                [value if p is None else p(value) for p, value in zip(processors, row, strict=True)]
+            )
             for row in raw
         ]
 
@@ -158,13 +162,21 @@ class PreparedStatement:
         ``connection.execute`` does."""
         form = self._form(connection.dialect)
         parameters = form.parameters(values)
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi: Any = connection.connection.dbapi_connection
+        if isinstance(dbapi, InlineConnection):
+            # The inline SQLite driver's own way: no cursor object per statement.
+            try:
+                raw, description = dbapi.fetch(form.sql, parameters)
+            except Exception as exc:  # noqa: BLE001 - handed to SQLAlchemy's own error handling
+                connection._handle_dbapi_exception(exc, form.sql, parameters, None, None)  # noqa: SLF001
+            return form.rows(raw, description) if raw else []
+        cursor = dbapi.cursor()
         try:
             cursor.execute(form.sql, parameters)
-            raw = cursor.fetchall() if form.returns else ()
+            rows = cursor.fetchall() if form.returns else ()
             description = cursor.description
         except Exception as exc:  # noqa: BLE001 - handed to SQLAlchemy's own error handling
             connection._handle_dbapi_exception(exc, form.sql, parameters, cursor, None)  # noqa: SLF001
         finally:
             cursor.close()
-        return form.rows(raw, description) if raw else []
+        return form.rows(rows, description) if rows else []

@@ -259,6 +259,7 @@ class InlineConnection(AdaptedConnection):
         "_gate",
         "_holds_gate",
         "_loop",
+        "_prepared",
         "_snapshot",
         "on_write",
         "sqlite",
@@ -274,6 +275,7 @@ class InlineConnection(AdaptedConnection):
         self._snapshot = False  # the open transaction has run a statement
         self._direct = False  # inside direct(): no await required of a call that need not wait
         self._changes = connection.total_changes
+        self._prepared: sqlite3.Cursor | None = None  # see fetch()
         #: Called on the loop after each write transaction ends, with the gate and the number
         #: of rows it changed (the WAL checkpointer counts the WAL's growth with it).
         self.on_write: Callable[[WriteGate, int], None] | None = None
@@ -399,6 +401,29 @@ class InlineConnection(AdaptedConnection):
             return True
         return False
 
+    def fetch(self, operation: str, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
+        """Run one statement and fetch all its rows: ``(rows, description)``. What a cursor's
+        ``execute``, ``fetchall`` and ``description`` give, under the same gate, busy retries
+        and settling (:meth:`run`), on one SQLite cursor kept for the purpose instead of a
+        cursor object per statement (:class:`~bastion.storage.prepared.PreparedStatement`'s
+        way in). The rows are all fetched, so the statement is reset when this returns; a
+        statement that fails takes its cursor with it (closed, so nothing stays active)."""
+        cursor = self._prepared
+        if cursor is None:
+            cursor = self._prepared = self.sqlite.cursor()
+
+        def call() -> tuple[list[Any], Any]:
+            cursor.execute(operation, parameters)
+            description = cursor.description
+            return (cursor.fetchall() if description is not None else []), description
+
+        try:
+            return self.run(call, classify(operation))
+        except BaseException:
+            self._prepared = None
+            cursor.close()
+            raise
+
     # -- the DBAPI connection ------------------------------------------------------------
     def cursor(self, server_side: bool = False) -> InlineCursor:
         return InlineServerSideCursor(self) if server_side else InlineCursor(self)
@@ -418,6 +443,7 @@ class InlineConnection(AdaptedConnection):
             self._settle()
 
     def close(self) -> None:
+        self._prepared = None
         try:
             self.sqlite.close()
         finally:

@@ -78,3 +78,33 @@ def test_aes_gcm_refuses_128_bit_keys_and_odd_nonces() -> None:
         aes256_gcm_encrypt(bytes(16), bytes(12), b"", b"")
     with pytest.raises(ValueError, match="12-byte nonce"):
         aes256_gcm_encrypt(bytes(32), bytes(16), b"", b"")
+
+
+def test_aes_gcm_ciphers_kept_per_key_answer_as_fresh_ones() -> None:
+    """The AESGCM objects kept per key (built once) seal and open exactly as fresh ones, refuse
+    forgeries the same way, and are bounded; a mutable key is never kept."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+
+    from bastion.crypto.hazmat import aead  # noqa: PLC0415
+
+    nonce, aad = bytes(range(12)), b"bound"
+    for index in range(aead._CIPHERS_MAX + 3):
+        key = index.to_bytes(32, "big")
+        for _ in range(2):  # the second call meets the kept cipher
+            sealed = aes256_gcm_encrypt(key, nonce, b"secret", aad)
+            assert sealed == AESGCM(key).encrypt(nonce, b"secret", aad)
+            assert aes256_gcm_decrypt(key, nonce, sealed, aad) == b"secret"
+            with pytest.raises(InvalidTag):
+                aes256_gcm_decrypt(key, nonce, sealed, b"elsewhere")
+            with pytest.raises(InvalidTag):  # another key's cipher is never used
+                aes256_gcm_decrypt(b"\xff" * 32, nonce, sealed, aad)
+        assert len(aead._CIPHERS) <= aead._CIPHERS_MAX
+    mutable = bytearray(b"m" * 32)
+    sealed = aes256_gcm_encrypt(mutable, nonce, b"x", aad)  # type: ignore[arg-type]
+    assert all(kept is not mutable for kept in aead._CIPHERS)
+    mutable[0] ^= 1
+    with pytest.raises(InvalidTag):  # the changed key is a different key
+        aes256_gcm_decrypt(mutable, nonce, sealed, aad)  # type: ignore[arg-type]
+    # A kept key still refuses an odd nonce.
+    with pytest.raises(ValueError, match="12-byte nonce"):
+        aes256_gcm_encrypt(bytes(32), bytes(16), b"", b"")

@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bastion.storage import Database, sqlite_inline
+from bastion.storage.prepared import PreparedStatement
 from bastion.storage.sqlite_inline import BEGIN, READ, WRITE, WriteGate, classify, write_gate
 
 counters = Table(
@@ -484,3 +485,85 @@ async def test_direct_calls_end_with_the_unit_of_work(db: Database) -> None:
     for _ in range(2):
         async with db.engine.connect() as connection:
             assert (await connection.execute(select(counters.c.id))).all() == []
+
+
+# -- the connection Database.transaction keeps checked out (inline SQLite files) -------------
+def _dbapi(connection: Any) -> Any:
+    return connection.connection.dbapi_connection
+
+
+async def test_transactions_run_on_one_kept_connection_that_holds_nothing_between(
+    db: Database, path: Path
+) -> None:
+    seen = []
+
+    def write(connection: Any, row: int) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(insert(counters).values(id=row, n=row))
+
+    for row in (1, 2):
+        await db.transaction(lambda c, row=row: write(c, row))
+        kept = seen[-1]
+        assert not kept.in_transaction  # committed: no lock, no snapshot kept
+        assert gate_of(path).holder is None
+    assert seen[0] is seen[1]
+    assert db.engine.sync_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    assert await ids(db) == [1, 2]
+    await db.dispose()
+    assert db.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_transaction_meets_a_pooled_connection_while_the_kept_one_waits(
+    db: Database, path: Path
+) -> None:
+    wrote, resume = asyncio.Event(), asyncio.Event()
+    seen: list[Any] = []
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    def write(connection: Any, row: int) -> int:
+        seen.append(_dbapi(connection))
+        return int(connection.execute(insert(counters).values(id=row, n=row)).rowcount)
+
+    first = asyncio.create_task(holder())
+    await wrote.wait()
+    waiting = [asyncio.create_task(db.transaction(lambda c, r=r: write(c, r))) for r in (2, 3)]
+    await asyncio.sleep(0.1)
+    assert gate_of(path).waiting == 2  # both wait on the gate, on two connections
+    resume.set()
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 3) == [1, 1]
+    await first
+    assert seen[0] is not seen[1]
+    assert await ids(db) == [1, 2, 3]
+    await db.transaction(lambda c: write(c, 4))
+    assert seen[-1] is seen[0]  # the kept one again once free
+
+
+async def test_an_invalidated_kept_connection_is_replaced(db: Database) -> None:
+    seen: list[Any] = []
+
+    def write(connection: Any, row: int, *, invalidate: bool = False) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(insert(counters).values(id=row, n=row))
+        if invalidate:
+            connection.invalidate()  # as SQLAlchemy does on a disconnect error
+
+    with pytest.raises(Exception):  # noqa: B017, PT011 - SQLAlchemy's, whichever it raises
+        await db.transaction(lambda c: write(c, 1, invalidate=True))
+    await db.transaction(lambda c: write(c, 2))
+    assert seen[0] is not seen[1]
+    assert await ids(db) == [2]
+
+
+async def test_a_failed_prepared_statement_leaves_the_connection_usable(db: Database) -> None:
+    row, n = bindparam("row", type_=Integer), bindparam("n", type_=Integer)
+    add = PreparedStatement(insert(counters).values(id=row, n=n).returning(counters.c.id))
+    assert await db.transaction(lambda c: add.execute(c, {"row": 1, "n": 1})) == [(1,)]
+    with pytest.raises(IntegrityError):
+        await db.transaction(lambda c: add.execute(c, {"row": 1, "n": 2}))
+    assert await db.transaction(lambda c: add.execute(c, {"row": 2, "n": 2})) == [(2,)]
+    assert await ids(db) == [1, 2]

@@ -16,12 +16,27 @@ AES_GCM_NONCE_BYTES = 12
 AES_GCM_TAG_BYTES = 16
 
 
+#: AESGCM objects by key: building one sets up the cipher for its key, which costs about as
+#: much as sealing a short secret. The objects are immutable (pyca's are frozen: safe to share
+#: between threads) and the keys few (the envelope's subkeys), so they are kept, at most
+#: :data:`_CIPHERS_MAX` of them (the map starts over beyond that).
+_CIPHERS: dict[bytes, AESGCM] = {}
+_CIPHERS_MAX = 16
+
+
 def _check(key: bytes, nonce: bytes) -> AESGCM:
-    if len(key) != AES256_GCM_KEY_BYTES:
+    cipher = _CIPHERS.get(key) if type(key) is bytes else None
+    if cipher is None and len(key) != AES256_GCM_KEY_BYTES:
         raise ValueError("AES-256-GCM needs a 32-byte key")
     if len(nonce) != AES_GCM_NONCE_BYTES:
         raise ValueError("AES-GCM needs a 12-byte nonce")
-    return AESGCM(key)
+    if cipher is None:
+        cipher = AESGCM(key)
+        if type(key) is bytes:  # immutable: a bytearray could change under its cached cipher
+            if len(_CIPHERS) >= _CIPHERS_MAX:
+                _CIPHERS.clear()
+            _CIPHERS[key] = cipher
+    return cipher
 
 
 def aes256_gcm_encrypt(key: bytes, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:

@@ -14,7 +14,9 @@ For a request that carries a body (any method), in this order:
    ``max_depth`` deep (400 ``json_too_deep``), counted by a linear scan *before* parsing;
 4. it must parse as strict JSON (no ``NaN``/``Infinity``), else 400 ``json_invalid``.
 
-The body is then replayed to the app. Its size is bounded by
+The body is then replayed to the app, and what it parsed to is handed on in the scope
+(:data:`PARSED_JSON_SCOPE_KEY`: the body and its value), so that an endpoint that reads the same
+body as JSON need not parse it again (:func:`parsed_json`). Its size is bounded by
 :class:`~bastion.http.middleware.body_limit.BodyLimitMiddleware`, which must sit outside this one.
 Requests without a body pass straight through; paths in ``exempt`` (templates, e.g. a form
 endpoint) are not checked.
@@ -25,7 +27,8 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -49,6 +52,11 @@ _JSON_SUFFIX = b"+json"
 # loop matches each character one way only, so the scan is linear even on hostile input.
 _STRING = re.compile(r'"[^"\\]*(?:\\[\s\S][^"\\]*)*(?:"|\\?\Z)')
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+#: Where the middleware leaves ``(body, value)`` for the body it checked and parsed.
+PARSED_JSON_SCOPE_KEY = "bastion.parsed_json"
+#: What :func:`parsed_json` answers when the scope holds no value for the body.
+NOT_PARSED: Any = object()
 
 
 def is_json_content_type(values: Sequence[bytes]) -> bool:
@@ -76,18 +84,38 @@ def is_json_content_type(values: Sequence[bytes]) -> bool:
 
 def json_problem(body: bytes, *, max_depth: int, max_elements: int) -> HttpError | None:
     """The reason ``body`` is refused, or ``None`` if it is acceptable JSON."""
+    return _checked(body, max_depth=max_depth, max_elements=max_elements)[0]
+
+
+def _checked(body: bytes, *, max_depth: int, max_elements: int) -> tuple[HttpError | None, Any]:
+    """:func:`json_problem`, and the parsed value when there is none."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        return InvalidJson()
+        return InvalidJson(), None
     error = _shape_problem(text, max_depth=max_depth, max_elements=max_elements)
     if error is not None:
-        return error
+        return error, None
     try:
-        json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):  # JSONDecodeError, too many digits, NaN
-        return InvalidJson()
-    return None
+        return InvalidJson(), None
+    return None, value
+
+
+def parsed_json(scope: MutableMapping[str, Any], body: bytes) -> Any:
+    """What ``json.loads(body)`` returns, as this middleware parsed it, or :data:`NOT_PARSED`
+    when it did not parse ``body`` (another body, an exempt path, no middleware).
+
+    The same value: the middleware accepted the body as UTF-8 without a BOM, NUL bytes or
+    non-standard constants, which ``json.loads`` on the bytes then decodes as UTF-8 and parses
+    to an equal value. Each value is handed out once (the scope entry is removed): no two
+    readers share a mutable value."""
+    kept = scope.get(PARSED_JSON_SCOPE_KEY)
+    if kept is None or kept[0] != body:
+        return NOT_PARSED
+    del scope[PARSED_JSON_SCOPE_KEY]
+    return kept[1]
 
 
 def _shape_problem(text: str, *, max_depth: int, max_elements: int) -> HttpError | None:
@@ -167,14 +195,14 @@ class JsonContentMiddleware:
         if body is None:
             return  # the client disconnected: there is no one to answer
         if body:
-            error = (
-                json_problem(body, max_depth=self.max_depth, max_elements=self.max_elements)
-                if json_declared
-                else UnsupportedMediaType()
-            )
+            if not json_declared:
+                await send_problem(scope, send, UnsupportedMediaType())
+                return
+            error, value = _checked(body, max_depth=self.max_depth, max_elements=self.max_elements)
             if error is not None:
                 await send_problem(scope, send, error)
                 return
+            scope[PARSED_JSON_SCOPE_KEY] = (body, value)
         await self._next(scope, _replay(body, receive), send)
 
 

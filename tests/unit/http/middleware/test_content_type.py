@@ -15,9 +15,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.unit.http.helpers import assert_problem, call, client, stamped
 
 from bastion.http.middleware.content_type import (
+    NOT_PARSED,
+    PARSED_JSON_SCOPE_KEY,
     JsonContentMiddleware,
     is_json_content_type,
     json_problem,
+    parsed_json,
 )
 
 MAX_DEPTH = 8
@@ -329,3 +332,58 @@ def test_is_json_content_type_needs_exactly_one_value() -> None:
 def test_limits_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         JsonContentMiddleware(guarded(), max_depth=0, max_elements=10)
+
+
+# -- the parsed value handed on ------------------------------------------------------------------
+
+HANDED_ON = [
+    b'{"refresh_token": "rt_abc"}',
+    b'  {"a": [1, -2.5e-3, 1e400, 12345678901234567890, true, false, null]}  ',
+    '{"caf\u00e9": "\u2603 \\u00e9 \\ud800 \\"q\\""}'.encode(),
+    b'"just a string"',
+    b"0",
+    b"[]",
+    b'{"a": 1, "a": 2}',
+]
+
+
+def _json_headers(body: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+
+@pytest.mark.parametrize("body", HANDED_ON)
+async def test_the_value_handed_on_is_what_json_loads_gives_for_the_body(body: bytes) -> None:
+    """An endpoint reading the body as JSON (``parsed_json``) gets what ``json.loads`` of the
+    same bytes gives; once only, and only for that very body."""
+    handed: list[object] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        raw = await request.body()
+        assert raw == body
+        assert parsed_json(scope, b"another body") is NOT_PARSED  # not that body: kept
+        handed.append(parsed_json(scope, raw))
+        handed.append(parsed_json(scope, raw))  # handed out once
+        await JSONResponse({})(scope, receive, send)
+
+    exchange = await call(guarded(app), path="/echo", headers=_json_headers(body), chunks=[body])
+    assert exchange.status == 200
+    assert handed[1] is NOT_PARSED
+    expected = json.loads(body)
+    assert json.dumps(handed[0]) == json.dumps(expected)  # equal, and 1e400 (inf) too
+    assert type(handed[0]) is type(expected)
+
+
+async def test_nothing_is_handed_on_for_refused_or_exempt_bodies() -> None:
+    scopes: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        scopes.append(scope)
+        await JSONResponse({})(scope, receive, send)
+
+    refused = await call(guarded(app), path="/echo", headers=_json_headers(b"{"), chunks=[b"{"])
+    assert refused.status == 400
+    assert scopes == []
+    exempt = await call(guarded(app), path="/forms/x", headers=_json_headers(b"{}"), chunks=[b"{}"])
+    assert exempt.status == 200
+    assert PARSED_JSON_SCOPE_KEY not in scopes[0]

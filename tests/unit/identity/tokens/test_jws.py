@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from datetime import timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc import jws as joserfc_jws
 from joserfc.errors import UnsupportedHeaderError
 
 from bastion.clock import FrozenClock
+from bastion.identity.tokens import jws
 from bastion.identity.tokens.errors import InvalidToken, SigningKeyError
 from bastion.identity.tokens.jws import _registry, _signer, sign_compact, verify_compact
 from bastion.identity.tokens.keys import SigningAlgorithm, SigningKey
@@ -76,11 +80,41 @@ def test_the_header_algorithm_must_be_the_keys() -> None:
         sign_compact({"alg": "ES256", "kid": key.kid}, b"{}", key)
 
 
-def test_an_ed25519_signer_signs_with_the_native_key_and_es256_through_joserfc() -> None:
+def test_an_ed25519_signer_signs_through_libsodium_and_es256_through_joserfc() -> None:
     ed25519, es256 = _key(), _key(SigningAlgorithm.ES256)
     for key in (ed25519, es256):
         header = {"alg": key.algorithm.value, "kid": key.kid, "typ": "at+jwt"}
         signer = _signer(header, key)
         assert signer is not None
-        native = key.key.get_op_key("sign")
-        assert getattr(signer.sign, "__self__", None) is (native if key is ed25519 else None)
+        if key is ed25519:
+            assert signer.sign.__module__ == jws.__name__  # libsodium's, checked
+        else:
+            assert isinstance(signer.sign, functools.partial)  # joserfc's algorithm
+
+
+@pytest.mark.parametrize("length", [0, 1, 63, 64, 65, 300, 4096])
+def test_libsodium_ed25519_signatures_are_pycas_byte_for_byte(length: int) -> None:
+    """Ed25519 is deterministic: for every key and message, libsodium's signature must be
+    the one pyca/cryptography (OpenSSL) computes, and verify under the public key."""
+    for _ in range(8):
+        native = Ed25519PrivateKey.generate()
+        sign = jws._ed25519_signer(native)
+        message = os.urandom(length)
+        signature = sign(message)
+        assert signature == native.sign(message)
+        native.public_key().verify(signature, message)
+
+
+def test_a_libsodium_that_disagrees_with_pyca_never_signs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    native = Ed25519PrivateKey.generate()
+    other = Ed25519PrivateKey.generate().private_bytes_raw()
+    real = jws.crypto_sign_seed_keypair
+    # Another key's pair (as from a broken build): the self-check refuses it, pyca signs.
+    monkeypatch.setattr(jws, "crypto_sign_seed_keypair", lambda _seed: real(other))
+    assert jws._ed25519_signer(native) == native.sign
+    public, _secret = real(native.private_bytes_raw())
+    # The right public key but a wrong signature: refused too.
+    monkeypatch.setattr(jws, "crypto_sign_seed_keypair", lambda _seed: (public, real(other)[1]))
+    assert jws._ed25519_signer(native) == native.sign
