@@ -48,13 +48,16 @@ _CACHE_LIMIT = 65_536
 #: write to the index drops it too).
 _SHAPE_LIMIT = 16_384
 
+#: A graph searched once since the last write (kept flat the second time).
+_SEEN = object()
+
 #: What :func:`search` needs of ``obj#root`` for any user of one type: the tuple dicts of the
 #: nodes that grant that type directly, those granting its wildcard, and the nesting leaves
-#: ``(plan key, type, relation, object)`` whose holders are granted.
+#: ``(plan, object)`` whose holders are granted.
 Shape = tuple[
     tuple[dict[str, Any], ...],
     tuple[dict[str, Any], ...],
-    tuple[tuple[str, str, str, str], ...],
+    tuple[tuple["Plan", str], ...],
 ]
 
 
@@ -253,11 +256,15 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
     derived = index._derived  # noqa: SLF001
     key = (root, obj, user_type)
     kept = derived.get(key, derived)
-    if kept is derived:
-        kept = _shape(root, obj, user_type, index)
+    if kept is _SEEN:
+        # Seen before since the last write: worth keeping flat (a graph searched only once
+        # costs no more than the walk below).
+        kept = derived[key] = _shape(root, obj, user_type, index)
+    elif kept is derived:
         if len(derived) >= _SHAPE_LIMIT:
             derived.clear()
-        derived[key] = kept
+        derived[key] = _SEEN
+        kept = None
     if kept is not None:
         directs, wilds, leaves = cast("Shape", kept)
         for users in directs:
@@ -268,10 +275,10 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
             t = users.get(wildcard)
             if t is not None and t.condition is None:
                 return 1
-        for child_key, child_type, child_name, child_obj in leaves:
-            found = closures.get(child_key)
+        for child, child_obj in leaves:
+            found = closures.get(child.key)
             if found is None:
-                found = closures[child_key] = closure(index, child_type, child_name, user)
+                found = closures[child.key] = closure(index, child.type, child.name, user)
             if child_obj in found:
                 return 1
         return 0
@@ -395,7 +402,8 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
     Built from the index as it is; kept in its ``_derived`` dict, which every write empties."""
     directs: list[dict[str, Any]] = []
     wilds: list[dict[str, Any]] = []
-    leaves: dict[tuple[str, str, str, str], None] = {}
+    leaves: dict[tuple[Plan, str], None] = {}
+    heights: dict[str, dict[str, int] | None] = {}
     done: dict[str, int] = {}
     on_path: set[str] = set()
     stack: list[list[object]] = []
@@ -438,11 +446,14 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                 if not below:
                     below = 1
             elif child.nesting:
-                known = index.nesting_heights(child.type, child.name)
+                if child.key in heights:
+                    known = heights[child.key]
+                else:
+                    known = heights[child.key] = index.nesting_heights(child.type, child.name)
                 if known is None:
                     return None
                 height = 1 + known.get(child_obj, 0)
-                leaves[(child.key, child.type, child.name, child_obj)] = None
+                leaves[(child, child_obj)] = None
                 if height > below:  # noqa: PLR1730 - as in the search
                     below = height
             else:
