@@ -306,3 +306,43 @@ def test_what_the_search_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch) -> No
             assert engine.check(index, f"folder:{f}", "viewer", f"user:{user}").allowed is False
             assert len(index._derived) <= 4
     assert engine.check(index, "folder:0", "viewer", "user:anne").allowed is True
+
+
+def test_kept_shapes_leave_contextual_tuples_and_bad_requests_to_the_general_path() -> None:
+    engine = _engine()
+    index = MemoryTupleIndex([*_chain(3), Tuple("document:1", "parent", "folder:0")])
+    assert _allowed_thrice(engine, index, "document:1", "user:anne") is False
+    granting = [Tuple("folder:3", "viewer", "user:anne")]
+    cycle = [Tuple("folder:3", "parent", "folder:0")]
+    deep = [Tuple(f"folder:{3 + i}", "parent", f"folder:{4 + i}") for i in range(30)]
+    for _ in range(3):
+        assert engine.check(
+            index, "document:1", "viewer", "user:anne", contextual_tuples=granting
+        ).allowed
+        assert engine.check(index, "document:1", "viewer", "user:anne").allowed is False
+        assert _answer_with(engine, index, cycle) == _answer_with(engine, _downward(index), cycle)
+        with pytest.raises(ResolutionTooComplex):
+            engine.check(index, "document:1", "viewer", "user:anne", contextual_tuples=deep)
+        for obj, relation, user in (
+            ("document:1", "nope", "user:anne"),
+            ("nope:1", "viewer", "user:anne"),
+            ("document:1", "viewer", "nope:anne"),
+        ):
+            with pytest.raises(AuthzError) as caught:
+                engine.check(index, obj, relation, user)
+            assert caught.value.code == "validation_error"
+    assert not set(index) & {*granting, *cycle, *deep}
+
+
+def _answer_with(engine: Engine, source: object, contextual: list[Tuple]) -> object:
+    try:
+        result = engine.check(
+            source,  # type: ignore[arg-type]
+            "document:1",
+            "viewer",
+            "user:anne",
+            contextual_tuples=contextual,
+        )
+    except AuthzError as error:
+        return type(error)
+    return (result.allowed, result.cycle_detected)
