@@ -94,7 +94,7 @@ def _shape_problem(text: str, *, max_depth: int, max_elements: int) -> HttpError
     """Depth and element count of JSON ``text``, scanned without parsing (no recursion)."""
     # Strings may contain any bracket or comma: remove them, then scan the structure left to
     # right, stopping at the first limit passed (so the loop is bounded by the limits).
-    structure = _STRING.sub("", text)
+    structure = _without_strings(text)
     depth = containers = 0
     for bracket in _NOT_BRACKET.sub("", structure):
         if bracket in "[{":
@@ -113,6 +113,16 @@ def _shape_problem(text: str, *, max_depth: int, max_elements: int) -> HttpError
     if containers + structure.count(",") > max_elements:
         return JsonTooLarge()
     return None
+
+
+def _without_strings(text: str) -> str:
+    """``text`` without its JSON strings (``_STRING``'s matches, an unterminated string runs to
+    the end). Without a backslash no string has an escape, so the strings are exactly every
+    other piece between quotes (the last one, if unterminated, included): the same result as
+    the regular expression, several times cheaper on a request body."""
+    if "\\" in text:
+        return _STRING.sub("", text)
+    return "".join(text.split('"')[::2])
 
 
 def _refuse_constant(name: str) -> None:
