@@ -84,7 +84,7 @@ def json_problem(body: bytes, *, max_depth: int, max_elements: int) -> HttpError
     if error is not None:
         return error
     try:
-        json.loads(text, parse_constant=_refuse_constant)
+        _DECODER.decode(text)
     except (ValueError, RecursionError):  # JSONDecodeError, too many digits, NaN
         return InvalidJson()
     return None
@@ -127,6 +127,12 @@ def _without_strings(text: str) -> str:
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: RFC 8259 section 6
+
+
+#: ``json.loads(text, parse_constant=_refuse_constant)`` builds this decoder for every call;
+#: built once (a text starting with a byte order mark, which ``json.loads`` refuses before
+#: decoding, is refused by the decoder too: not a JSON value).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 class JsonContentMiddleware:

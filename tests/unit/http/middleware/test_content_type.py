@@ -346,3 +346,33 @@ def test_strings_are_removed_as_the_regular_expression_removes_them(seed: int) -
         assert content_type._without_strings(text) == content_type._STRING.sub("", text), text
     body = '{"tuple_key":{"user":"user:1","relation":"viewer","object":"doc:{[,"},"x":["a,]"]}'
     assert content_type._without_strings(body) == "{:{:,:,:},:[]}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',
+        "[1, 2.5, -3e2, true, false, null]",
+        '\ufeff{"a": 1}',
+        '{"a": NaN}',
+        "[Infinity]",
+        "[-Infinity]",
+        '{"a": 1} x',
+        '{"a": 1e999999}',
+        '"\\ud800"',
+        "",
+    ],
+)
+def test_the_kept_decoder_refuses_what_json_loads_refuses(text: str) -> None:
+    def refused(parse: object) -> bool:
+        try:
+            parse(text)  # type: ignore[operator]
+        except (ValueError, RecursionError):
+            return True
+        return False
+
+    by_loads = refused(lambda t: json.loads(t, parse_constant=content_type._refuse_constant))
+    assert refused(content_type._DECODER.decode) is by_loads
+    body = text.encode()
+    problem = json_problem(body, max_depth=MAX_DEPTH, max_elements=MAX_ELEMENTS)
+    assert (problem is not None) is by_loads
