@@ -10,6 +10,11 @@ covers ``--requests`` requests *and* the audit recorder's writer draining its qu
 thread; SQLite runs on the loop's thread). Kernel work is not counted. ``--cpu`` prints the
 process CPU time per request instead (no valgrind; noisy on a loaded machine).
 
+``rebac`` is ``check`` on the ReBAC data of :mod:`bench.authz.http` (:mod:`bench.authz.rebac`
+at 100,000 tuples, bulk-loaded; ``--requests`` distinct random document/user pairs, nearly all
+denied), each pair sent twice before counting (the index loaded, what the search keeps
+between writes kept), then once each.
+
 ``--no-denial-burst`` switches off the monitoring detector that counts every denied decision
 (its share of a denied check's cost). Usage::
 
@@ -30,7 +35,9 @@ from typing import Any
 from bench import callgrind
 from bench.identity.inprocess import PASSWORD, _verified_user, call, settings_for
 
-TARGETS = ("check", "account")
+TARGETS = ("check", "account", "rebac")
+#: The ``rebac`` target's data (the shapes of :mod:`bench.authz.rebac` at this size).
+REBAC_TUPLES = 100_000
 EMAIL = "bench-authz@example.com"
 _WARMUP = 200
 MODEL = """model
@@ -119,6 +126,7 @@ class Workload:
         self.app = app
         self.token = ""
         self.check_path = ""
+        self.bodies: list[dict[str, Any]] = []
         self.body = {
             "tuple_key": {"user": "user:u1", "relation": "viewer", "object": "document:2"},
             "consistency": "MINIMIZE_LATENCY",
@@ -138,13 +146,39 @@ class Workload:
         self.check_path = f"/stores/{store.id}/check"
         self.token = await _token(self.app)
 
+    async def prepare_rebac(self, n: int) -> None:
+        """A second store with the ReBAC model and data; ``n`` random pairs to check."""
+        from bastion.authz.model import parse_dsl  # noqa: PLC0415
+        from bastion.authz.service import RequestInfo  # noqa: PLC0415
+        from bench.authz.rebac import MODEL as REBAC_MODEL  # noqa: PLC0415
+        from bench.authz.rebac import build  # noqa: PLC0415
+        from bench.authz.rebac_sql import bulk_load, queries  # noqa: PLC0415
+
+        services = self.app.state.services
+        info = RequestInfo(actor="bench")
+        store = await services.authz.create_store("rebac", info)
+        await services.authz.write_model(store.id, parse_dsl(REBAC_MODEL), info)
+        tuples, doc_viewers = build(6, REBAC_TUPLES)
+        await bulk_load(services.database, store.id, tuples)
+        pairs, _ = queries(tuples, doc_viewers, REBAC_TUPLES, n, 6)
+        self.check_path = f"/stores/{store.id}/check"
+        self.bodies = [
+            {
+                "tuple_key": {"user": user, "relation": "viewer", "object": document},
+                "consistency": "MINIMIZE_LATENCY",
+            }
+            for document, user in pairs
+        ]
+
     async def run(self, target: str, n: int) -> None:
         method, path, payload = (
             ("POST", self.check_path, self.body)
-            if target == "check"
+            if target in {"check", "rebac"}
             else ("GET", "/v1/account", None)
         )
-        for _ in range(n):
+        for i in range(n):
+            if self.bodies:
+                payload = self.bodies[i % len(self.bodies)]
             status, data = await _authed(self.app, method, path, self.token, payload)
             if status != 200:
                 raise SystemExit(f"{target}: {status} {data[:300]!r}")
@@ -179,7 +213,9 @@ async def _app_run(
     async with app.router.lifespan_context(app):
         work = Workload(app)
         await work.prepare()
-        await work.run(target, _WARMUP)
+        if target == "rebac":
+            await work.prepare_rebac(n)
+        await work.run(target, 2 * n if target == "rebac" else _WARMUP)
         if valgrind:
             callgrind.ready(flags)
         started = time.process_time()

@@ -131,6 +131,7 @@ class MemoryTupleIndex:
         "_by_object",
         "_by_user",
         "_count",
+        "_derived",
         "_heights",
         "_objects",
         "_userset_changes",
@@ -151,6 +152,9 @@ class MemoryTupleIndex:
         # them: (object type, relation) -> (that count, the heights).
         self._userset_changes = 0
         self._heights: dict[tuple[str, str], tuple[int, dict[str, int] | None]] = {}
+        #: What readers derived from the tuples as they are (the engine's search structures,
+        #: see ``engine._search``): emptied by every write, so nothing in it is ever stale.
+        self._derived: dict[object, object] = {}
         for t in tuples:
             self.add(t)
 
@@ -162,6 +166,7 @@ class MemoryTupleIndex:
         old = users.get(t.user)
         if old is not None and old == t:
             return False
+        self._derived.clear()
         users[t.user] = t
         if "#" in t.user:
             self._usersets.setdefault(t.object, {}).setdefault(t.relation, {})[t.user] = t
@@ -180,6 +185,7 @@ class MemoryTupleIndex:
         users = relations.get(relation) if relations is not None else None
         if users is None or user not in users:
             return None
+        self._derived.clear()
         old = users.pop(user)
         _prune(self._by_object, object, relation, users)
         if "#" in user:
@@ -214,6 +220,7 @@ class MemoryTupleIndex:
         self._objects.clear()
         self._count = 0
         self._userset_changes += 1
+        self._derived.clear()
 
     def overlay(self, contextual: Iterable[Tuple]) -> TupleSource:
         """Return this index seen with ``contextual`` tuples added, without copying it.

@@ -25,6 +25,7 @@ from bastion.authz.engine._check import (
 )
 from bastion.authz.engine._explain import Explanation, expand_tree, explain
 from bastion.authz.engine._listing import ReverseGraph, forward_candidates
+from bastion.authz.engine._search import UNSURE, search
 from bastion.authz.engine._typesystem import TypeSystem
 from bastion.authz.errors import (
     AuthzError,
@@ -156,7 +157,23 @@ class Engine:
         if contextual_tuples:
             tuples = self._with_contextual(tuples, contextual_tuples)
         plan = self._plans[object.partition(":")[0]].get(relation)
-        result = resolve_request(resolve, object, Request(tuples, user, context, parsed), plan)
+        if (
+            plan is not None
+            and type(tuples) is MemoryTupleIndex
+            and not parsed[2]
+            and not parsed[4]
+        ):
+            # What ``resolve_request`` does first for a plain user on the index, without
+            # building the request unless the search leaves the answer to the walk.
+            closures: dict[str, set[str]] = {}
+            found = search(plan, object, user, parsed[3], parsed[6], tuples, closures)
+            if found != UNSURE:
+                return _ALLOWED if found else _DENIED
+            request = Request(tuples, user, context, parsed)
+            request.closures = closures
+            result = resolve_request(resolve, object, request)
+        else:
+            result = resolve_request(resolve, object, Request(tuples, user, context, parsed), plan)
         return _ALLOWED if result else (_CYCLE if result is None else _DENIED)
 
     def _check_request(self, obj: str, relation: str, user: str) -> tuple[Resolver, ParsedUser]:

@@ -17,12 +17,18 @@ or the depth limit is met:
 :func:`search` explores the graph once, iteratively, and answers in those two cases only; in
 any other (a cycle, a path too deep, a nesting graph with a cycle) it answers ``UNSURE`` and
 the check runs the downward walk from scratch, which is exact by construction.
+
+Neither the graph below ``obj#relation`` (for the users of one type) nor a user's nesting
+closure depends on anything but the tuples: both are kept in the index's ``_derived`` dict,
+which every write to the index empties. A graph in the first case for every user (no cycle,
+within the limit: :func:`_shape`) is kept flat, the nodes granting directly and the nesting
+leaves, so a later check of any user of that type is a few lookups, not a walk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from bastion.authz.engine._rewrites import Computed, Rewrite, This, TupleToUserset, Union
 from bastion.authz.engine._typesystem import Relation, TypeSystem
@@ -36,6 +42,23 @@ UNSURE = 2
 _LIMIT = 25
 _NONE = frozenset({None})
 _CACHE_LIMIT = 65_536
+
+#: What the search keeps per index (``MemoryTupleIndex._derived``: the shapes of searched
+#: graphs and the users' nesting closures) is dropped at this count (bounded memory; every
+#: write to the index drops it too).
+_SHAPE_LIMIT = 16_384
+
+#: A graph searched once since the last write (kept flat the second time).
+_SEEN = object()
+
+#: What :func:`search` needs of ``obj#root`` for any user of one type: the tuple dicts of the
+#: nodes that grant that type directly, those granting its wildcard, and the nesting leaves
+#: ``(plan, object)`` whose holders are granted.
+Shape = tuple[
+    tuple[dict[str, Any], ...],
+    tuple[dict[str, Any], ...],
+    tuple[tuple["Plan", str], ...],
+]
 
 
 class Plan:
@@ -171,7 +194,13 @@ def compile_plans(ts: TypeSystem, nesting: set[tuple[str, str]]) -> dict[str, di
 
 def closure(source: MemoryTupleIndex, otype: str, name: str, user: str) -> set[str]:
     """The objects of ``otype`` whose nesting relation ``name`` holds ``user`` at any depth,
-    through unconditioned tuples (found upwards with ``by_user``)."""
+    through unconditioned tuples (found upwards with ``by_user``). Kept in the index's
+    ``_derived`` dict (which every write empties): callers never modify it."""
+    derived = source._derived  # noqa: SLF001
+    key = (otype, name, user)
+    kept = derived.get(key)
+    if kept is not None:
+        return cast("set[str]", kept)
     suffix = "#" + name
     found: set[str] = set()
     frontier = [user]
@@ -181,6 +210,9 @@ def closure(source: MemoryTupleIndex, otype: str, name: str, user: str) -> set[s
             if t.condition is None and t.object not in found:
                 found.add(t.object)
                 frontier.append(t.object + suffix)
+    if len(derived) >= _SHAPE_LIMIT:
+        derived.clear()
+    derived[key] = found
     return found
 
 
@@ -220,6 +252,35 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
     """1 (allowed) or 0 (denied) as the downward walk answers ``obj#root@user`` for a plain
     user (not a userset, not a wildcard), or :data:`UNSURE`."""
     if user_type not in root.reachable:
+        return 0
+    derived = index._derived  # noqa: SLF001
+    key = (root, obj, user_type)
+    kept = derived.get(key, derived)
+    if kept is _SEEN:
+        # Seen before since the last write: worth keeping flat (a graph searched only once
+        # costs no more than the walk below).
+        kept = derived[key] = _shape(root, obj, user_type, index)
+    elif kept is derived:
+        if len(derived) >= _SHAPE_LIMIT:
+            derived.clear()
+        derived[key] = _SEEN
+        kept = None
+    if kept is not None:
+        directs, wilds, leaves = cast("Shape", kept)
+        for users in directs:
+            t = users.get(user)
+            if t is not None and t.condition is None:
+                return 1
+        for users in wilds:
+            t = users.get(wildcard)
+            if t is not None and t.condition is None:
+                return 1
+        for child, child_obj in leaves:
+            found = closures.get(child.key)
+            if found is None:
+                found = closures[child.key] = closure(index, child.type, child.name, user)
+            if child_obj in found:
+                return 1
         return 0
     heights: dict[str, dict[str, int] | None] = {}
     missing: dict[str, int] | None = {}  # a marker: ``heights`` has no entry
@@ -320,6 +381,110 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
             done[finished] = longest
             if not stack:
                 return 0 if longest < _LIMIT else UNSURE
+            parent = stack[-1]
+            if longest >= parent[3]:  # type: ignore[operator]
+                parent[3] = longest + 1
+
+
+def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of answering
+    root: Plan, obj: str, user_type: str, index: MemoryTupleIndex
+) -> Shape | None:
+    """The graph :func:`search` walks for ``obj#root`` and a plain user of ``user_type``,
+    flattened, when its answer is plain reachability for every such user: the graph (of
+    the nodes whose relation can reach ``user_type``) has no cycle, its nesting graphs none
+    either, and its longest path with the nesting heights at its leaves stays within the
+    depth limit. Then :func:`search` answers 1 exactly when a node grants the user directly
+    (an unconditioned tuple of the user or of ``type:*`` where that type is allowed) or
+    the user is in a nesting leaf (within the limit, as the longest path is), else 0; its
+    walk would meet no cycle and no limit whatever the user. Otherwise None (the search
+    walks in full, and answers or leaves it to the downward walk as it always did).
+
+    Built from the index as it is; kept in its ``_derived`` dict, which every write empties."""
+    directs: list[dict[str, Any]] = []
+    wilds: list[dict[str, Any]] = []
+    leaves: dict[tuple[Plan, str], None] = {}
+    heights: dict[str, dict[str, int] | None] = {}
+    done: dict[str, int] = {}
+    on_path: set[str] = set()
+    stack: list[list[object]] = []
+    by_object = index._by_object  # noqa: SLF001
+    by_usersets = index._usersets  # noqa: SLF001
+    empty: dict[str, Any] = {}
+    plan = root
+    node = obj + root.suffix
+    while True:
+        name = plan.name
+        rels = by_object.get(obj, empty)
+        users = rels.get(name, empty)
+        if users:
+            if user_type in plan.object_types:
+                directs.append(users)
+            if user_type in plan.wildcard_types:
+                wilds.append(users)
+        leads = [(obj, child) for child in plan.computed]
+        if plan.usersets:
+            targets = plan.targets
+            for t in tuple(by_usersets.get(obj, empty).get(name, empty).values()):
+                if t.condition is None:
+                    target = targets.get(t.user, targets)
+                    if target is targets:
+                        target = _userset_target(plan, t.user)
+                    if target is not None:
+                        leads.append(target)  # type: ignore[arg-type]
+        for tupleset, parents, cache in plan.ttus:
+            for t in tuple(rels.get(tupleset, empty).values()):
+                if t.condition is None:
+                    target = cache.get(t.user, cache)
+                    if target is cache:
+                        target = _parent_target(parents, cache, t.user)
+                    if target is not None:
+                        leads.append(target)  # type: ignore[arg-type]
+        below = 0
+        children: list[tuple[str, Plan]] = []
+        for child_obj, child in leads:
+            if user_type not in child.reachable:
+                if not below:
+                    below = 1
+            elif child.nesting:
+                if child.key in heights:
+                    known = heights[child.key]
+                else:
+                    known = heights[child.key] = index.nesting_heights(child.type, child.name)
+                if known is None:
+                    return None
+                height = 1 + known.get(child_obj, 0)
+                leaves[(child, child_obj)] = None
+                if height > below:  # noqa: PLR1730 - as in the search
+                    below = height
+            else:
+                children.append((child_obj, child))
+        on_path.add(node)
+        stack.append([node, children, 0, below])
+        while True:
+            frame = stack[-1]
+            kids: list[tuple[str, Plan]] = frame[1]  # type: ignore[assignment]
+            i: int = frame[2]  # type: ignore[assignment]
+            if i < len(kids):
+                frame[2] = i + 1
+                obj, plan = kids[i]
+                node = obj + plan.suffix
+                known_height = done.get(node)
+                if known_height is not None:
+                    if known_height >= frame[3]:  # type: ignore[operator]
+                        frame[3] = known_height + 1
+                    continue
+                if node in on_path or len(stack) >= _LIMIT:
+                    return None
+                break
+            stack.pop()
+            finished: str = frame[0]  # type: ignore[assignment]
+            longest: int = frame[3]  # type: ignore[assignment]
+            on_path.discard(finished)
+            done[finished] = longest
+            if not stack:
+                if longest >= _LIMIT:
+                    return None
+                return tuple(directs), tuple(wilds), tuple(leaves)
             parent = stack[-1]
             if longest >= parent[3]:  # type: ignore[operator]
                 parent[3] = longest + 1

@@ -97,7 +97,7 @@ def _checked(body: bytes, *, max_depth: int, max_elements: int) -> tuple[HttpErr
     if error is not None:
         return error, None
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):  # JSONDecodeError, too many digits, NaN
         return InvalidJson(), None
     return None, value
@@ -122,7 +122,7 @@ def _shape_problem(text: str, *, max_depth: int, max_elements: int) -> HttpError
     """Depth and element count of JSON ``text``, scanned without parsing (no recursion)."""
     # Strings may contain any bracket or comma: remove them, then scan the structure left to
     # right, stopping at the first limit passed (so the loop is bounded by the limits).
-    structure = _STRING.sub("", text)
+    structure = _without_strings(text)
     depth = containers = 0
     for bracket in _NOT_BRACKET.sub("", structure):
         if bracket in "[{":
@@ -143,8 +143,24 @@ def _shape_problem(text: str, *, max_depth: int, max_elements: int) -> HttpError
     return None
 
 
+def _without_strings(text: str) -> str:
+    """``text`` without its JSON strings (``_STRING``'s matches, an unterminated string runs to
+    the end). Without a backslash no string has an escape, so the strings are exactly every
+    other piece between quotes (the last one, if unterminated, included): the same result as
+    the regular expression, several times cheaper on a request body."""
+    if "\\" in text:
+        return _STRING.sub("", text)
+    return "".join(text.split('"')[::2])
+
+
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: RFC 8259 section 6
+
+
+#: ``json.loads(text, parse_constant=_refuse_constant)`` builds this decoder for every call;
+#: built once (a text starting with a byte order mark, which ``json.loads`` refuses before
+#: decoding, is refused by the decoder too: not a JSON value).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
 class JsonContentMiddleware:

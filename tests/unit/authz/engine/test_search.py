@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from bastion.authz.engine import Engine
+from bastion.authz.engine import Engine, _search
 from bastion.authz.engine._search import UNSURE, search
 from bastion.authz.errors import AuthzError, ResolutionTooComplex
 from bastion.authz.model import parse_dsl
@@ -201,3 +201,148 @@ def test_random_folder_trees_answer_as_the_downward_walk(seed: int) -> None:
                 assert _answer(engine, index, obj, relation, user) == _answer(
                     engine, _downward(index), obj, relation, user
                 ), (obj, relation, user)
+
+
+def _random_write(rng: random.Random, index: MemoryTupleIndex) -> None:
+    """Add or remove one tuple, or empty the index (now and then)."""
+    roll = rng.random()
+    if roll < 0.02:
+        index.clear()
+    elif roll < 0.5 and len(index):
+        index.discard(rng.choice(index.tuples()))
+    else:
+        index.add(rng.choice(sorted(_random_tuples(rng), key=str)))
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_kept_search_shapes_answer_as_the_downward_walk_across_writes(seed: int) -> None:
+    """The shapes and closures the search keeps in the index answer as the walk, checked
+    twice (the second from what the first kept), then again after each write."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    index = MemoryTupleIndex(_random_tuples(rng))
+    engine = _engine()
+    users = [*(f"user:{u}" for u in range(7)), "user:*", "team:1#member"]
+    checks = [
+        (obj, relation)
+        for obj in (*(f"document:{d}" for d in range(6)), *(f"folder:{f}" for f in range(8)))
+        for relation in ("viewer", "editor")
+    ]
+    for _ in range(8):
+        for _ in range(3):  # seen, kept flat, answered from the shape
+            for obj, relation in checks:
+                for user in users:
+                    assert _answer(engine, index, obj, relation, user) == _answer(
+                        engine, _downward(index), obj, relation, user
+                    ), (obj, relation, user)
+        _random_write(rng, index)
+
+
+def _allowed_thrice(engine: Engine, index: MemoryTupleIndex, obj: str, user: str) -> bool:
+    """The check answered when the graph is first seen, kept flat, then read from its shape
+    (the same answer each time)."""
+    answers = {engine.check(index, obj, "viewer", user).allowed for _ in range(3)}
+    assert len(answers) == 1
+    return answers.pop()
+
+
+def test_a_write_drops_what_the_search_kept() -> None:
+    engine = _engine()
+    key = (engine._plans["document"]["viewer"], "document:1", "user")
+    index = MemoryTupleIndex(
+        [
+            *_chain(3),
+            Tuple("document:1", "parent", "folder:0"),
+            Tuple("folder:2", "viewer", "team:t#member"),
+            Tuple("team:t", "member", "user:anne"),
+        ]
+    )
+    assert _allowed_thrice(engine, index, "document:1", "user:bob") is False
+    assert isinstance(index._derived[key], tuple)  # the flat shape
+    assert index._derived[("team", "member", "user:bob")] == set()  # bob's closure
+    index.add(Tuple("team:t", "member", "user:bob"))
+    assert not index._derived
+    assert _allowed_thrice(engine, index, "document:1", "user:bob") is True
+    index.add(Tuple("team:t", "member", "user:bob"))  # already there: nothing changes
+    assert isinstance(index._derived[key], tuple)
+    index.remove("folder:1", "parent", "folder:2")
+    assert not index._derived
+    assert _allowed_thrice(engine, index, "document:1", "user:bob") is False
+    assert _allowed_thrice(engine, index, "document:1", "user:anne") is False
+    index.add(Tuple("folder:1", "viewer", "user:*"))
+    assert _allowed_thrice(engine, index, "document:1", "user:anne") is True
+    index.add(Tuple("folder:1", "viewer", "user:*", "cond", {"x": 1}))  # a new condition
+    assert not index._derived
+    assert _allowed_thrice(engine, index, "document:1", "user:anne") is False
+    index.clear()
+    assert not index._derived
+
+
+def test_a_graph_with_a_cycle_or_past_the_limit_is_not_kept_flat() -> None:
+    engine = _engine()
+    plan = engine._plans["document"]["viewer"]
+    cyclic = MemoryTupleIndex(
+        [
+            *_chain(3),
+            Tuple("folder:3", "parent", "folder:0"),
+            Tuple("document:1", "parent", "folder:0"),
+        ]
+    )
+    deep = MemoryTupleIndex([*_chain(30), Tuple("document:1", "parent", "folder:0")])
+    for index in (cyclic, deep):
+        for _ in range(3):
+            assert _answer(engine, index, "document:1", "viewer", "user:anne") == _answer(
+                engine, _downward(index), "document:1", "viewer", "user:anne"
+            )
+        assert index._derived[(plan, "document:1", "user")] is None
+    assert _answer(engine, deep, "document:1", "viewer", "user:anne") is ResolutionTooComplex
+
+
+def test_what_the_search_keeps_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_search, "_SHAPE_LIMIT", 4)
+    engine = _engine()
+    index = MemoryTupleIndex([*_chain(2), Tuple("folder:2", "viewer", "user:anne")])
+    for user in range(10):
+        for f in range(3):
+            assert engine.check(index, f"folder:{f}", "viewer", f"user:{user}").allowed is False
+            assert len(index._derived) <= 4
+    assert engine.check(index, "folder:0", "viewer", "user:anne").allowed is True
+
+
+def test_kept_shapes_leave_contextual_tuples_and_bad_requests_to_the_general_path() -> None:
+    engine = _engine()
+    index = MemoryTupleIndex([*_chain(3), Tuple("document:1", "parent", "folder:0")])
+    assert _allowed_thrice(engine, index, "document:1", "user:anne") is False
+    granting = [Tuple("folder:3", "viewer", "user:anne")]
+    cycle = [Tuple("folder:3", "parent", "folder:0")]
+    deep = [Tuple(f"folder:{3 + i}", "parent", f"folder:{4 + i}") for i in range(30)]
+    for _ in range(3):
+        assert engine.check(
+            index, "document:1", "viewer", "user:anne", contextual_tuples=granting
+        ).allowed
+        assert engine.check(index, "document:1", "viewer", "user:anne").allowed is False
+        assert _answer_with(engine, index, cycle) == _answer_with(engine, _downward(index), cycle)
+        with pytest.raises(ResolutionTooComplex):
+            engine.check(index, "document:1", "viewer", "user:anne", contextual_tuples=deep)
+        for obj, relation, user in (
+            ("document:1", "nope", "user:anne"),
+            ("nope:1", "viewer", "user:anne"),
+            ("document:1", "viewer", "nope:anne"),
+        ):
+            with pytest.raises(AuthzError) as caught:
+                engine.check(index, obj, relation, user)
+            assert caught.value.code == "validation_error"
+    assert not set(index) & {*granting, *cycle, *deep}
+
+
+def _answer_with(engine: Engine, source: object, contextual: list[Tuple]) -> object:
+    try:
+        result = engine.check(
+            source,  # type: ignore[arg-type]
+            "document:1",
+            "viewer",
+            "user:anne",
+            contextual_tuples=contextual,
+        )
+    except AuthzError as error:
+        return type(error)
+    return (result.allowed, result.cycle_detected)
