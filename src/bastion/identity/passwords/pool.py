@@ -42,6 +42,20 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _settle(waiter: asyncio.Future[T], future: Future[T]) -> None:
+    """On the loop: the waiter gets the work's outcome (unless its caller stopped waiting)."""
+    if waiter.cancelled():
+        return
+    if future.cancelled():
+        waiter.cancel()
+        return
+    error = future.exception()
+    if error is None:
+        waiter.set_result(future.result())
+    else:
+        waiter.set_exception(error)
+
+
 class HashingPool:
     """Runs blocking hash work in worker threads, refusing work beyond a fixed capacity.
 
@@ -71,22 +85,36 @@ class HashingPool:
         """Run ``fn(*args, **kwargs)`` in a worker thread and return its result.
 
         Raises :class:`HashingOverloaded` immediately, without queueing, when every worker is
-        busy and the wait queue is full. Exceptions of ``fn`` propagate unchanged.
+        busy and the wait queue is full. Exceptions of ``fn`` propagate unchanged. A caller
+        cancelled while its work is still queued takes the work out of the queue.
         """
         with self._lock:
             if self._in_flight >= self._capacity:
                 raise HashingOverloaded
             self._in_flight += 1
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+
+        # What asyncio.wrap_future does for this one case, with one callback and one hand-off
+        # to the loop: the slot is released by the thread that finishes (or cancels) the work.
+        def done(future: Future[T]) -> None:
+            self._release()
+            try:
+                loop.call_soon_threadsafe(_settle, waiter, future)
+            except RuntimeError:  # pragma: no cover - the loop is closed: nobody waits now
+                pass
+
         try:
             future = self._executor.submit(fn, *args, **kwargs)
         except BaseException:
             self._release()
             raise
-        future.add_done_callback(self._on_done)
-        return await asyncio.wrap_future(future)
-
-    def _on_done(self, _: Future[T]) -> None:
-        self._release()
+        future.add_done_callback(done)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            future.cancel()  # still queued: it never runs; running: it finishes (and releases)
+            raise
 
     def _release(self) -> None:
         with self._lock:

@@ -111,6 +111,28 @@ async def test_queued_work_cancelled_before_it_starts_frees_its_slot() -> None:
         await running
 
 
+async def test_queued_work_cancelled_by_shutdown_cancels_its_caller() -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    pool = HashingPool(max_concurrency=1, max_waiting=1)
+    running = asyncio.create_task(pool.run(_blocker, gate, started))
+    await _wait_until(lambda: pool.in_flight == 1)
+    queued = asyncio.create_task(pool.run(_blocker, gate, started))
+    await _wait_until(lambda: pool.in_flight == 2)
+    pool.shutdown(wait=False)  # the queued work never runs: its caller is not left waiting
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(queued, WAIT)
+    assert pool.in_flight == 1
+    gate.set()
+    assert (await running).startswith("bastion-hash")
+    assert pool.in_flight == 0
+
+
+async def test_results_come_back_unchanged(pool: HashingPool) -> None:
+    value = object()
+    assert await pool.run(lambda: value) is value
+    assert await asyncio.gather(*(pool.run(pow, n, 2) for n in range(3))) == [0, 1, 4]
+
+
 async def test_exceptions_propagate_and_release_the_slot(pool: HashingPool) -> None:
     def boom() -> None:
         raise ValueError("boom")
