@@ -16,6 +16,7 @@ request whose hash is already running still holds memory, and still counts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
@@ -65,7 +66,7 @@ class _Job(Generic[T]):
 
     def tell(self, result: T | None, error: BaseException | None) -> None:
         """From a worker thread: the outcome, to the waiter on its loop."""
-        try:
+        try:  # noqa: SIM105 - per call: cheaper than contextlib.suppress
             self.loop.call_soon_threadsafe(_settle, self.waiter, result, error)
         except RuntimeError:  # pragma: no cover - the loop is closed: nobody waits any more
             pass
@@ -194,10 +195,8 @@ class HashingPool:
                     continue
                 job.cancelled = True
                 self._in_flight -= 1
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
                 job.loop.call_soon_threadsafe(_cancel, job.waiter)
-            except RuntimeError:  # pragma: no cover - the loop is closed
-                pass
         for _ in threads:
             self._jobs.put(None)
         if wait:
