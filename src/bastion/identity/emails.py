@@ -40,7 +40,13 @@ def check_email(email: str) -> str:
     value = email.strip()
     if not value or len(value) > MAX_EMAIL_CHARS:
         raise InvalidEmail(f"an email address has 3 to {MAX_EMAIL_CHARS} characters")
-    if any(unicodedata.category(ch)[0] in "CZ" for ch in value):
+    if value.isascii():
+        # The ASCII characters of categories C and Z are the controls (Cc), which are not
+        # printable, and the space (Zs), which is: the same test without a call per character.
+        refused = " " in value or not value.isprintable()
+    else:
+        refused = any(unicodedata.category(ch)[0] in "CZ" for ch in value)
+    if refused:
         # Control, format, separator characters: CR/LF would inject mail headers.
         raise InvalidEmail("an email address has no spaces or control characters")
     local, at, domain = value.rpartition("@")

@@ -341,3 +341,20 @@ async def test_detectors_ignore_unrelated_events(count: int) -> None:
         DenialBurstDetector(MemoryCounters(), DenialBurstSettings()),
     ):
         assert await feed(detector, events) == []
+
+
+def test_new_device_pseudonyms_are_remembered_as_computed_and_bounded() -> None:
+    """The memoised pseudonyms are the ones computed afresh, past the memo's bound too."""
+    from bastion.monitoring.detectors._common import network_of  # noqa: PLC0415
+    from bastion.monitoring.detectors.activity import MAX_REMEMBERED_PSEUDONYMS  # noqa: PLC0415
+
+    detector = NewDeviceDetector(MemoryCounters(), NewDeviceSettings(), KEY)
+    ips = [None, "", "unknown", "2001:db8::1", *(f"10.{i // 250}.{i % 250}.7" for i in range(1500))]
+    agents = ["", "curl/8", *(f"agent {i}" for i in range(1500))]
+    for _ in range(2):
+        for ip in ips:
+            assert detector._network(ip) == detector._pseudonym("network", network_of(ip) or "-")
+        for agent in agents:
+            assert detector._device(agent) == detector._pseudonym("device", agent)
+    assert len(detector._networks) <= MAX_REMEMBERED_PSEUDONYMS
+    assert len(detector._devices) <= MAX_REMEMBERED_PSEUDONYMS

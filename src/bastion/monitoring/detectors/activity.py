@@ -52,6 +52,10 @@ ADMIN_ACTIONS = frozenset(
     }
 )
 MAX_USER_AGENT_CHARS = 200
+#: Pseudonyms remembered per detector and kind (user agents, client IPs): most logins come from
+#: a few browsers and addresses, and a login pays for neither the network's parse nor the HMAC
+#: again. Bounded (attackers choose both): full, the memo starts over.
+MAX_REMEMBERED_PSEUDONYMS = 1024
 
 
 class RefreshReuseDetector:
@@ -173,11 +177,30 @@ class NewDeviceDetector:
         self._store = store
         self._s = settings
         self._key = key
+        self._devices: dict[str, str] = {}
+        self._networks: dict[str | None, str] = {}
 
     def _pseudonym(self, kind: str, value: str) -> str:
         # Keyed: the counters never hold user agents or addresses, nor guessable hashes of them.
         mac = hmac.new(self._key, f"{kind}\x00{value}".encode("utf-8", "replace"), hashlib.sha256)
         return mac.hexdigest()[:24]
+
+    def _device(self, agent: str) -> str:
+        device = self._devices.get(agent)
+        if device is None:
+            if len(self._devices) >= MAX_REMEMBERED_PSEUDONYMS:
+                self._devices.clear()
+            device = self._devices[agent] = self._pseudonym("device", agent)
+        return device
+
+    def _network(self, ip: str | None) -> str:
+        network = self._networks.get(ip)
+        if network is None:
+            if len(self._networks) >= MAX_REMEMBERED_PSEUDONYMS:
+                self._networks.clear()
+            network = self._pseudonym("network", network_of(ip) or "-")
+            self._networks[ip] = network
+        return network
 
     async def observe(self, stored: StoredEvent) -> Sequence[Alert]:
         event = stored.event
@@ -186,8 +209,8 @@ class NewDeviceDetector:
         user = part(event.subject)
         now, ttl = when(event), self._s.remember_days * DAY
         agent = (event.user_agent or "")[:MAX_USER_AGENT_CHARS]
-        device = self._pseudonym("device", agent)
-        network = self._pseudonym("network", network_of(event.client_ip) or "-")
+        device = self._device(agent)
+        network = self._network(event.client_ip)
         known_account = await self._store.seen(f"nd:{user}", now, ttl, refresh=True)
         known_device = await self._store.seen(f"nd:{user}:d:{device}", now, ttl, refresh=True)
         known_network = await self._store.seen(f"nd:{user}:n:{network}", now, ttl, refresh=True)

@@ -111,6 +111,78 @@ async def test_queued_work_cancelled_before_it_starts_frees_its_slot() -> None:
         await running
 
 
+async def test_queued_work_cancelled_by_shutdown_cancels_its_caller() -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    pool = HashingPool(max_concurrency=1, max_waiting=1)
+    running = asyncio.create_task(pool.run(_blocker, gate, started))
+    await _wait_until(lambda: pool.in_flight == 1)
+    queued = asyncio.create_task(pool.run(_blocker, gate, started))
+    await _wait_until(lambda: pool.in_flight == 2)
+    pool.shutdown(wait=False)  # the queued work never runs: its caller is not left waiting
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(queued, WAIT)
+    assert pool.in_flight == 1
+    gate.set()
+    assert (await running).startswith("bastion-hash")
+    assert pool.in_flight == 0
+
+
+async def test_results_come_back_unchanged(pool: HashingPool) -> None:
+    value = object()
+    assert await pool.run(lambda: value) is value
+    assert await asyncio.gather(*(pool.run(pow, n, 2) for n in range(3))) == [0, 1, 4]
+
+
+async def test_cancelled_queued_work_never_runs() -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    ran: list[int] = []
+    async with HashingPool(max_concurrency=1, max_waiting=2) as pool:
+        running = asyncio.create_task(pool.run(_blocker, gate, started))
+        await _wait_until(lambda: pool.in_flight == 1)
+        assert started.acquire(timeout=WAIT)  # running: the worker does not need the loop
+        queued = asyncio.create_task(pool.run(ran.append, 1))
+        await _wait_until(lambda: pool.in_flight == 2)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        assert pool.in_flight == 1  # at once, not when a worker reaches the cancelled call
+        gate.set()
+        await running
+        await pool.run(ran.append, 2)  # the worker went past the cancelled call
+    assert ran == [2]
+
+
+async def test_threads_start_as_work_needs_them_up_to_the_concurrency() -> None:
+    gate, started = threading.Event(), threading.Semaphore(0)
+    async with HashingPool(max_concurrency=2, max_waiting=4) as pool:
+        before = {t.name for t in threading.enumerate()}
+
+        def hashing_threads() -> set[str]:
+            return {t.name for t in threading.enumerate()} - before
+
+        assert await pool.run(threading.current_thread) is not threading.current_thread()
+        assert len(hashing_threads()) == 1  # one call at a time: one thread
+        tasks = [asyncio.create_task(pool.run(_blocker, gate, started)) for _ in range(5)]
+        await _wait_until(lambda: pool.in_flight == 5)
+        for _ in range(2):
+            assert started.acquire(timeout=WAIT)
+        assert not started.acquire(timeout=0.05)  # two run, three wait
+        assert len(hashing_threads()) == 2
+        gate.set()
+        names = set(await asyncio.gather(*tasks))
+        assert names <= hashing_threads()
+        assert all(n.startswith("bastion-hash") for n in names)
+
+
+async def test_no_work_after_shutdown() -> None:
+    pool = HashingPool(max_concurrency=1, max_waiting=0)
+    assert await pool.run(pow, 2, 3) == 8
+    pool.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        await pool.run(pow, 2, 3)
+    assert pool.in_flight == 0
+
+
 async def test_exceptions_propagate_and_release_the_slot(pool: HashingPool) -> None:
     def boom() -> None:
         raise ValueError("boom")
