@@ -89,7 +89,7 @@ def _side(stack: SessionStack, ticks: Ticks, *, fast: bool) -> Side:
             return None
 
         limiter.admit = never_admit  # type: ignore[method-assign,assignment]
-        revocations.revoked_now = never_now  # type: ignore[method-assign]
+        revocations.revoked_now = never_now  # type: ignore[method-assign,assignment]
     authenticator = Authenticator(
         stack.tokens,
         revocations,
