@@ -181,6 +181,8 @@ class Authenticator:
             leeway_seconds=tokens.settings.leeway_seconds,
             reverify_seconds=revocations.bound_seconds,
         )
+        #: id(claims) -> the Principal last made of them (see :meth:`_principal`).
+        self._principals: dict[int, Principal] = {}
 
     def _credentials(self, request: Request) -> tuple[str, Transport]:
         # request.headers.get("authorization") without building the Headers object: the
@@ -229,7 +231,23 @@ class Authenticator:
         state[STATE_USER_ID] = claims.subject
         if not counted:
             await self._take_user_budget(request, response)
-        return Principal(claims.subject, claims.session_id, transport, claims)
+        return self._principal(claims, transport)
+
+    def _principal(self, claims: AccessTokenClaims, transport: Transport) -> Principal:
+        """``Principal(claims.subject, claims.session_id, transport, claims)``, the one made
+        last time for these very claims (remembered with :class:`VerifiedTokens`' answers) when
+        the transport is the same: a frozen dataclass costs several thousand instructions to
+        build, and it is immutable and made of nothing else. The entry holds ``claims``, so
+        their id cannot be reused while it lives; at most ``VERIFIED_TOKENS_MAX`` entries."""
+        principals = self._principals
+        known = principals.get(id(claims))
+        if known is not None and known.claims is claims and known.transport == transport:
+            return known
+        principal = Principal(claims.subject, claims.session_id, transport, claims)
+        if len(principals) >= VERIFIED_TOKENS_MAX:
+            principals.clear()
+        principals[id(claims)] = principal
+        return principal
 
     async def _take_user_budget(self, request: Request, response: Response | None) -> None:
         if self.limiter is None:

@@ -25,10 +25,10 @@ from starlette.requests import Request
 from tests.unit.identity.conftest import ListRecorder, SessionStack
 
 from bastion.clock import SystemClock
-from bastion.identity.sessions.auth import Authenticator, VerifiedTokens
+from bastion.identity.sessions.auth import Authenticator, Principal, VerifiedTokens
 from bastion.identity.sessions.models import sessions
 from bastion.identity.sessions.revocation import RevocationCache
-from bastion.identity.sessions.transport import CsrfProtection
+from bastion.identity.sessions.transport import ACCESS_COOKIE, CsrfProtection
 from bastion.identity.tokens import AssuranceLevel, AuthMethod
 from bastion.protections.ratelimit.memory import MemoryStore
 from bastion.protections.ratelimit.policies import KeyKind, Policy
@@ -328,3 +328,27 @@ def test_the_system_clock_reads_the_wall_clock_as_its_datetime_does() -> None:
     read = cache._timestamp()
     after = clock.now().timestamp()
     assert before - 1e-6 <= read <= after + 1e-6
+
+
+async def test_a_remembered_principal_is_the_one_built_for_its_claims_and_transport(
+    stack: SessionStack,
+) -> None:
+    """The principal is reused only for the very same claims and transport: the same token
+    in the cookie is the cookie transport, another token another principal."""
+    pair = Pair(stack)
+    token, session_id = await _token(stack, "ann@example.org")
+    other, _ = await _token(stack, "bob@example.org")
+    cookie = [(b"cookie", f"{ACCESS_COOKIE}={token}".encode())]
+    answers = []
+    for headers in (_bearer(token), cookie, _bearer(other), _bearer(token)):
+        answer, _, _ = await pair.same(headers)
+        assert answer[0] == "ok"
+        answers.append(answer)
+    assert [a[3] for a in answers] == ["bearer", "cookie", "bearer", "bearer"]
+    assert answers[0] == answers[3]
+    assert answers[2][1] != answers[0][1]
+    pair.ticks.seconds += 60  # ann's per-user budget (four requests) refills
+    request = _request(_bearer(token))
+    who = await pair.fast.authenticator.authenticate(request, None)
+    assert who == Principal(who.claims.subject, session_id, "bearer", who.claims)
+    assert who.user_id == answers[0][1]
