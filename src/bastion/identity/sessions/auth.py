@@ -29,7 +29,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
-from bastion.clock import Clock
+from bastion.clock import Clock, SystemClock
 from bastion.http.errors import NotAuthenticated
 from bastion.identity.sessions.revocation import RevocationCache
 from bastion.identity.sessions.transport import ACCESS_COOKIE, UNSAFE_METHODS, CsrfProtection
@@ -112,10 +112,17 @@ class VerifiedTokens:
         self._reverify = reverify_seconds
         self._max = max_entries
         self._monotonic = monotonic  # the re-verification bound ignores wall-clock jumps
+        # SystemClock's now().timestamp() is the wall clock in seconds: read it directly.
+        self._timestamp: Callable[[], float] = (
+            time.time if type(clock) is SystemClock else self._clock_timestamp
+        )
         #: digest -> (usable from, usable until, re-verify at (monotonic), claims)
         self._entries: OrderedDict[bytes, tuple[float, float, float, AccessTokenClaims]] = (
             OrderedDict()
         )
+
+    def _clock_timestamp(self) -> float:
+        return self._clock.now().timestamp()
 
     def get(self, token: str) -> AccessTokenClaims | None:
         digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
@@ -123,7 +130,7 @@ class VerifiedTokens:
         if entry is None:
             return None
         valid_from, expires, reverify_at, claims = entry
-        now = self._clock.now().timestamp()
+        now = self._timestamp()
         if not valid_from <= now < expires or self._monotonic() >= reverify_at:
             del self._entries[digest]
             return None
@@ -174,9 +181,17 @@ class Authenticator:
             leeway_seconds=tokens.settings.leeway_seconds,
             reverify_seconds=revocations.bound_seconds,
         )
+        #: id(claims) -> the Principal last made of them (see :meth:`_principal`).
+        self._principals: dict[int, Principal] = {}
 
     def _credentials(self, request: Request) -> tuple[str, Transport]:
-        header = request.headers.get("authorization")
+        # request.headers.get("authorization") without building the Headers object: the
+        # first header of that (lower-case, as ASGI servers send them) name, as Headers reads.
+        header: str | None = None
+        for name, raw in request.scope["headers"]:
+            if name == b"authorization":
+                header = raw.decode("latin-1")
+                break
         if header is not None:
             scheme, _, value = header.partition(" ")
             token = value.strip()
@@ -216,15 +231,41 @@ class Authenticator:
         state[STATE_USER_ID] = claims.subject
         if not counted:
             await self._take_user_budget(request, response)
-        return Principal(claims.subject, claims.session_id, transport, claims)
+        return self._principal(claims, transport)
+
+    def _principal(self, claims: AccessTokenClaims, transport: Transport) -> Principal:
+        """``Principal(claims.subject, claims.session_id, transport, claims)``, the one made
+        last time for these very claims (remembered with :class:`VerifiedTokens`' answers) when
+        the transport is the same: a frozen dataclass costs several thousand instructions to
+        build, and it is immutable and made of nothing else. The entry holds ``claims``, so
+        their id cannot be reused while it lives; at most ``VERIFIED_TOKENS_MAX`` entries."""
+        principals = self._principals
+        known = principals.get(id(claims))
+        if known is not None and known.claims is claims and known.transport == transport:
+            return known
+        principal = Principal(claims.subject, claims.session_id, transport, claims)
+        if len(principals) >= VERIFIED_TOKENS_MAX:
+            principals.clear()
+        principals[id(claims)] = principal
+        return principal
 
     async def _take_user_budget(self, request: Request, response: Response | None) -> None:
         if self.limiter is None:
             return
-        applied = self.limiter.per_user(request.method, request.scope["path"])
+        scope = request.scope
+        limiter = self.limiter
+        applied = limiter.per_user(scope["method"], scope["path"])
         if not applied:
             return
-        verdict = await self.limiter.check(request.scope, applied)
+        # The common case (one policy, the in-process store, allowed) without a verdict: the
+        # same unit taken and the same two headers as Verdict.headers() (their names are
+        # lower-case bytes already, as MutableHeaders.append would store them).
+        admitted = limiter.admit(scope, applied)
+        if admitted is not None:
+            if response is not None and self.emit_headers:
+                response.raw_headers.extend(admitted)
+            return
+        verdict = await limiter.check(scope, applied)
         if not verdict.allowed:
             raise verdict.error()
         if response is not None and self.emit_headers:
@@ -236,7 +277,10 @@ class Authenticator:
         if claims is None:
             claims = await self.tokens.verify(token)
             self._verified.put(token, claims)
-        if await self.revocations.is_revoked(claims.session_id):
+        revoked = self.revocations.revoked_now(claims.session_id)
+        if revoked is None:  # the set is at its bound: wait for the refresh
+            revoked = await self.revocations.is_revoked(claims.session_id)
+        if revoked:
             raise InvalidToken(InvalidTokenReason.SESSION_REVOKED)
         return claims
 

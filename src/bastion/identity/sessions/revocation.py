@@ -87,6 +87,22 @@ class RevocationCache:
             self._ahead = asyncio.create_task(self._refresh_ahead())
         return session_id in self._revoked
 
+    def revoked_now(self, session_id: str) -> bool | None:
+        """:meth:`is_revoked` answered without awaiting when the set is within the bound (the
+        common case: no coroutine per request); ``None`` when it is not, and the caller must
+        await :meth:`is_revoked` (which refreshes it). Starts the background refresh once the
+        set is :data:`REFRESH_AHEAD` of the bound old, as :meth:`is_revoked` does."""
+        refreshed_at = self._refreshed_at
+        if refreshed_at is None:
+            return None
+        age = self._monotonic() - refreshed_at
+        bound = self.bound_seconds
+        if age >= bound:
+            return None
+        if self._ahead is None and age >= bound * REFRESH_AHEAD:
+            self._ahead = asyncio.create_task(self._refresh_ahead())
+        return session_id in self._revoked
+
     def _older_than(self, seconds: float) -> bool:
         return self._refreshed_at is None or self._monotonic() - self._refreshed_at >= seconds
 
