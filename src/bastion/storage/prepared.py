@@ -46,6 +46,9 @@ _SQLITE_DATETIME_FORMAT = (
     "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
 )
 
+#: The same format, positional.
+_SQLITE_DATETIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
 
 def _utc_text(value: datetime | None) -> str | None:
     """:class:`UTCDateTime`'s bind processing on SQLite in one step: the aware value in UTC,
@@ -57,10 +60,20 @@ def _utc_text(value: datetime | None) -> str | None:
     last = _LAST_UTC_TEXT[0]
     if value is last[0]:  # a transaction binds its "now" several times
         return last[1]
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is None:
         raise ValueError("naive datetime: Bastion stores aware UTC timestamps only")
-    # In UTC, isoformat ends with the offset "+00:00": the naive value's text without it.
-    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+    utc = value if tz is UTC else value.astimezone(UTC)
+    # SQLAlchemy's own storage format over the UTC fields (cheaper than ``isoformat``).
+    text = _SQLITE_DATETIME_TEXT % (
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
+    )
     _LAST_UTC_TEXT[0] = (value, text)
     return text
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import (
@@ -155,6 +156,9 @@ def test_statements_needing_execution_time_work_are_refused() -> None:
         datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # a three-digit year
         datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
         datetime(9999, 12, 31, 18, 0, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 6, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(0), "Z")),  # not UTC itself
+        datetime(2026, 10, 25, 2, 30, 7, 10, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(1, 1, 1, 12, 0, tzinfo=UTC),
         None,
     ],
 )

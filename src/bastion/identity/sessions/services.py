@@ -107,6 +107,12 @@ class SessionInfo:
     transport: str
 
 
+#: Members by value: what ``AuthMethod(value)`` / ``AssuranceLevel(value)`` return for a stored
+#: value, without the enum's call (anything else goes through it, its ``ValueError`` included).
+_METHODS: dict[str, AuthMethod] = {m.value: m for m in AuthMethod}
+_LEVELS: dict[str, AssuranceLevel] = {a.value: a for a in AssuranceLevel}
+
+
 def _successor_binding(parent_hash: str) -> bytes:
     return bind("refresh_tokens", "successor", parent_hash)
 
@@ -214,8 +220,8 @@ class SessionService:
         access = await self.tokens.issue(
             subject=user_id,
             session_id=session_id,
-            amr=[AuthMethod(m) for m in amr],
-            acr=AssuranceLevel(acr),
+            amr=[(_METHODS.get(m) if type(m) is str else None) or AuthMethod(m) for m in amr],
+            acr=(_LEVELS.get(acr) if type(acr) is str else None) or AssuranceLevel(acr),
             key=key,
         )
         return IssuedTokens(
