@@ -33,7 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import JSON, TypeEngine
 
 from bastion.storage.columns import UTCDateTime
 from bastion.storage.sqlite_inline import InlineConnection
@@ -95,6 +95,34 @@ def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None
     return kind.dialect_impl(dialect).bind_processor(dialect)
 
 
+#: A JSON column's short texts remembered per statement column, and how many.
+_JSON_TEXT_MAX_CHARS = 256
+_JSON_TEXTS_MAX = 64
+
+
+def _remembering_lists(process: Processor) -> Processor:
+    """A JSON column's result processing (SQLAlchemy's: the dialect's JSON decoding, a pure
+    function of the text) that remembers the short texts it decoded to a list of strings
+    (such as a session's ``amr``): the same text again gives an equal new list, not decoded
+    again. Anything else is decoded each time."""
+    known: dict[str, tuple[str, ...]] = {}
+
+    def remembering(value: Any) -> Any:
+        if type(value) is not str or len(value) > _JSON_TEXT_MAX_CHARS:
+            return process(value)
+        seen = known.get(value)
+        if seen is not None:
+            return list(seen)
+        decoded = process(value)
+        if type(decoded) is list and all(type(item) is str for item in decoded):
+            if len(known) >= _JSON_TEXTS_MAX:
+                known.clear()
+            known[value] = tuple(decoded)
+        return decoded
+
+    return remembering
+
+
 class _Form:
     """One statement compiled for one dialect."""
 
@@ -138,8 +166,11 @@ class _Form:
         if processors is None:
             # As SQLAlchemy does: each column's processor given the driver's type code.
             processors = self._result = [
-                kind.result_processor(self._dialect, column[1])
-                for kind, column in zip(self._types, description, strict=True)
+                _remembering_lists(p) if isinstance(kind, JSON) and p is not None else p
+                for kind, p in (
+                    (kind, kind.result_processor(self._dialect, column[1]))
+                    for kind, column in zip(self._types, description, strict=True)
+                )
             ]
         make = self.row._make
         if not any(processors):

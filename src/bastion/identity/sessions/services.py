@@ -113,8 +113,13 @@ _METHODS: dict[str, AuthMethod] = {m.value: m for m in AuthMethod}
 _LEVELS: dict[str, AssuranceLevel] = {a.value: a for a in AssuranceLevel}
 
 
+#: ``bind`` is each part length-prefixed, in order: the constant parts are encoded once.
+_SUCCESSOR_PLACE = bind("refresh_tokens", "successor")
+
+
 def _successor_binding(parent_hash: str) -> bytes:
-    return bind("refresh_tokens", "successor", parent_hash)
+    """``bind("refresh_tokens", "successor", parent_hash)``."""
+    return _SUCCESSOR_PLACE + bind(parent_hash)
 
 
 @dataclass(frozen=True, slots=True)
