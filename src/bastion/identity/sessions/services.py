@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -122,9 +122,9 @@ def _successor_binding(parent_hash: str) -> bytes:
     return _SUCCESSOR_PLACE + bind(parent_hash)
 
 
-@dataclass(frozen=True, slots=True)
-class _Renewed:
-    """A rotation's outcome inside its transaction: whose session, and the successor."""
+class _Renewed(NamedTuple):
+    """A rotation's outcome inside its transaction: whose session, and the successor. (A
+    named tuple: made on every refresh, cheaper than a frozen dataclass.)"""
 
     user_id: str
     session_id: str
