@@ -96,6 +96,16 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
+def _content_type(request: Request) -> str | None:
+    """``request.headers.get("content-type")``: the first header of that (raw, lower-case)
+    name, decoded as Latin-1, without building the request's ``Headers``."""
+    for name, value in request.scope["headers"]:
+        if name == b"content-type":
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 async def json_body(request: Request) -> Any:
     """The body as FastAPI reads it for a JSON body parameter: ``Undefined`` when empty, the
     parsed JSON for a JSON content type, the raw bytes otherwise (the validation refuses them;
@@ -104,7 +114,7 @@ async def json_body(request: Request) -> Any:
     cannot be read."""
     try:
         raw = await _read_body(request)
-        content_type = request.headers.get("content-type")
+        content_type = _content_type(request)
         if raw and content_type and _is_json(content_type):
             # The JSON middleware parsed this very body already: its value, not a second parse.
             value = parsed_json(request.scope, raw)
@@ -198,7 +208,7 @@ class _Endpoint:
         headers = [
             (b"content-length", str(len(data)).encode("latin-1")),
             (b"content-type", _JSON_BYTES),
-            *sub.headers.raw,
+            *sub.raw_headers,  # what ``sub.headers.raw`` lists (its list, not a copy of it)
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import JSON, TypeEngine
 
 from bastion.storage.columns import UTCDateTime
 from bastion.storage.sqlite_inline import InlineConnection
@@ -46,6 +46,9 @@ _SQLITE_DATETIME_FORMAT = (
     "%(year)04d-%(month)02d-%(day)02d %(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d"
 )
 
+#: The same format, positional.
+_SQLITE_DATETIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
 
 def _utc_text(value: datetime | None) -> str | None:
     """:class:`UTCDateTime`'s bind processing on SQLite in one step: the aware value in UTC,
@@ -57,10 +60,20 @@ def _utc_text(value: datetime | None) -> str | None:
     last = _LAST_UTC_TEXT[0]
     if value is last[0]:  # a transaction binds its "now" several times
         return last[1]
-    if value.tzinfo is None:
+    tz = value.tzinfo
+    if tz is None:
         raise ValueError("naive datetime: Bastion stores aware UTC timestamps only")
-    # In UTC, isoformat ends with the offset "+00:00": the naive value's text without it.
-    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:-6]
+    utc = value if tz is UTC else value.astimezone(UTC)
+    # SQLAlchemy's own storage format over the UTC fields (cheaper than ``isoformat``).
+    text = _SQLITE_DATETIME_TEXT % (
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond,
+    )
     _LAST_UTC_TEXT[0] = (value, text)
     return text
 
@@ -80,6 +93,34 @@ def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None
         ):
             return _utc_text
     return kind.dialect_impl(dialect).bind_processor(dialect)
+
+
+#: A JSON column's short texts remembered per statement column, and how many.
+_JSON_TEXT_MAX_CHARS = 256
+_JSON_TEXTS_MAX = 64
+
+
+def _remembering_lists(process: Processor) -> Processor:
+    """A JSON column's result processing (SQLAlchemy's: the dialect's JSON decoding, a pure
+    function of the text) that remembers the short texts it decoded to a list of strings
+    (such as a session's ``amr``): the same text again gives an equal new list, not decoded
+    again. Anything else is decoded each time."""
+    known: dict[str, tuple[str, ...]] = {}
+
+    def remembering(value: Any) -> Any:
+        if type(value) is not str or len(value) > _JSON_TEXT_MAX_CHARS:
+            return process(value)
+        seen = known.get(value)
+        if seen is not None:
+            return list(seen)
+        decoded = process(value)
+        if type(decoded) is list and all(type(item) is str for item in decoded):
+            if len(known) >= _JSON_TEXTS_MAX:
+                known.clear()
+            known[value] = tuple(decoded)
+        return decoded
+
+    return remembering
 
 
 class _Form:
@@ -125,8 +166,11 @@ class _Form:
         if processors is None:
             # As SQLAlchemy does: each column's processor given the driver's type code.
             processors = self._result = [
-                kind.result_processor(self._dialect, column[1])
-                for kind, column in zip(self._types, description, strict=True)
+                _remembering_lists(p) if isinstance(kind, JSON) and p is not None else p
+                for kind, p in (
+                    (kind, kind.result_processor(self._dialect, column[1]))
+                    for kind, column in zip(self._types, description, strict=True)
+                )
             ]
         make = self.row._make
         if not any(processors):

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import sqlite3
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -487,21 +486,26 @@ class InlineConnection(AdaptedConnection):
         return self.sqlite.in_transaction
 
 
-@contextlib.contextmanager
-def direct(connection: Any) -> Iterator[None]:
+class direct:  # noqa: N801 - a context manager used as a function, as it was one
     """Within the block, calls on ``connection`` (a SQLAlchemy ``Connection``; any other
     driver's is left alone) that need not wait run without an await: for units of work run
     in one greenlet through SQLAlchemy's synchronous API (``Database.read``), which, unlike
-    ``AsyncConnection``, does not require one."""
-    inline = connection.connection.dbapi_connection
-    if not isinstance(inline, InlineConnection):
-        yield
-        return
-    inline._direct = True  # noqa: SLF001 - this module's own class
-    try:
-        yield
-    finally:
-        inline._direct = False  # noqa: SLF001
+    ``AsyncConnection``, does not require one. (A class, not a generator: entered on every
+    unit of work, where a generator's context manager costs several calls more.)"""
+
+    __slots__ = ("_inline",)
+
+    def __init__(self, connection: Any) -> None:
+        inline = connection.connection.dbapi_connection
+        self._inline = inline if isinstance(inline, InlineConnection) else None
+
+    def __enter__(self) -> None:
+        if self._inline is not None:
+            self._inline._direct = True  # noqa: SLF001 - this module's own class
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._inline is not None:
+            self._inline._direct = False  # noqa: SLF001
 
 
 class InlineCursor:

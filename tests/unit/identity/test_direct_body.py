@@ -68,3 +68,24 @@ async def test_a_consumed_stream_is_refused_as_starlette_refuses_it() -> None:
         pass
     with pytest.raises(RuntimeError, match="Stream consumed"):
         await _read_body(request)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"accept", b"*/*"), (b"content-type", b"text/plain; charset=utf-8")],
+        [(b"content-type", b"application/json"), (b"content-type", b"text/plain")],
+        [(b"Content-Type", b"application/json")],  # not lower-case: Starlette does not see it
+        [(b"content-type", b"application/\xe9+json")],
+        [(b"content-type", b"")],
+    ],
+)
+def test_the_content_type_is_starlettes(headers: list[tuple[bytes, bytes]]) -> None:
+    from bastion.identity._direct import _content_type  # noqa: PLC0415
+
+    request = Request({**SCOPE, "headers": headers})
+    assert _content_type(request) == Request({**SCOPE, "headers": headers}).headers.get(
+        "content-type"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import (
@@ -155,6 +156,9 @@ def test_statements_needing_execution_time_work_are_refused() -> None:
         datetime(999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # a three-digit year
         datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
         datetime(9999, 12, 31, 18, 0, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 6, 1, 0, 0, 0, 1, tzinfo=timezone(timedelta(0), "Z")),  # not UTC itself
+        datetime(2026, 10, 25, 2, 30, 7, 10, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(1, 1, 1, 12, 0, tzinfo=UTC),
         None,
     ],
 )
@@ -201,3 +205,46 @@ def test_sqlite_utc_datetime_binds_repeat_the_same_value() -> None:
         "2026-11-29 01:02:03.456790",
         "2026-11-29 01:02:03.456789",
     ]
+
+
+def test_json_lists_are_remembered_as_equal_new_lists() -> None:
+    import json  # noqa: PLC0415
+
+    from bastion.storage.prepared import _JSON_TEXTS_MAX, _remembering_lists  # noqa: PLC0415
+
+    decoded: list[Any] = []
+
+    def process(value: Any) -> Any:
+        decoded.append(value)
+        return None if value is None else json.loads(value)
+
+    remembering = _remembering_lists(process)
+    texts = ['["pwd","otp"]', '["pwd"]', "[]", '{"a":1}', '[1,"x"]', '[["pwd"]]', "null", "3"]
+    for text in texts:
+        first, second = remembering(text), remembering(text)
+        assert first == second == json.loads(text)
+        if isinstance(first, list):
+            assert first is not second
+            first.append("changed")  # the caller's list: what is remembered stays as it was
+            assert remembering(text) == json.loads(text)
+    assert remembering(None) is None
+    long_text = json.dumps(["x" * 300])
+    assert remembering(long_text) == remembering(long_text) == ["x" * 300]
+    # Decoded once each: the lists of strings; every time: the others.
+    assert decoded.count('["pwd","otp"]') == 1
+    assert decoded.count("[]") == 1
+    assert decoded.count('{"a":1}') == 2
+    assert decoded.count('[1,"x"]') == 3
+    assert decoded.count('[["pwd"]]') == 3
+    assert decoded.count(long_text) == 2
+    many = [json.dumps([str(n)]) for n in range(_JSON_TEXTS_MAX * 3)]
+    assert [remembering(text) for text in many] == [json.loads(text) for text in many]
+
+
+async def test_json_rows_read_again_are_sqlalchemys(database: Database) -> None:
+    user = await _user(database)
+    await _session(database, user.id)
+    for _ in range(3):
+        mine, theirs = await database.read(_both(SESSION_BY_ID, {"sid": "s-1"}))
+        assert mine == theirs
+        assert mine[0][list(sessions.c.keys()).index("amr")] == ["pwd", "otp"]

@@ -487,6 +487,49 @@ async def test_direct_calls_end_with_the_unit_of_work(db: Database) -> None:
             assert (await connection.execute(select(counters.c.id))).all() == []
 
 
+async def test_direct_is_on_inside_the_block_only_even_when_it_raises(db: Database) -> None:
+    from bastion.storage.sqlite_inline import InlineConnection, direct  # noqa: PLC0415
+
+    def work(connection: Any) -> list[bool]:
+        inline = connection.connection.dbapi_connection
+        assert isinstance(inline, InlineConnection)
+        states = [inline._direct]
+        with direct(connection):
+            states.append(inline._direct)
+        states.append(inline._direct)
+
+        def fail() -> None:
+            with direct(connection):
+                states.append(inline._direct)
+                raise LookupError
+
+        with pytest.raises(LookupError):
+            fail()
+        states.append(inline._direct)
+        return states
+
+    assert await db.read(work) == [True, True, False, True, False]
+
+
+def test_direct_leaves_other_drivers_alone() -> None:
+    from bastion.storage.sqlite_inline import direct  # noqa: PLC0415
+
+    class _Other:
+        _direct = "untouched"
+
+    class _Fairy:
+        dbapi_connection = _Other()
+
+    class _Connection:
+        connection = _Fairy()
+
+    other = _Fairy.dbapi_connection
+    with direct(_Connection()):
+        assert "_direct" not in vars(other)
+    assert "_direct" not in vars(other)
+    assert other._direct == "untouched"
+
+
 # -- the connection Database.transaction keeps checked out (inline SQLite files) -------------
 def _dbapi(connection: Any) -> Any:
     return connection.connection.dbapi_connection

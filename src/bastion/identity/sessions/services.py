@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -107,13 +107,24 @@ class SessionInfo:
     transport: str
 
 
+#: Members by value: what ``AuthMethod(value)`` / ``AssuranceLevel(value)`` return for a stored
+#: value, without the enum's call (anything else goes through it, its ``ValueError`` included).
+_METHODS: dict[str, AuthMethod] = {m.value: m for m in AuthMethod}
+_LEVELS: dict[str, AssuranceLevel] = {a.value: a for a in AssuranceLevel}
+
+
+#: ``bind`` is each part length-prefixed, in order: the constant parts are encoded once.
+_SUCCESSOR_PLACE = bind("refresh_tokens", "successor")
+
+
 def _successor_binding(parent_hash: str) -> bytes:
-    return bind("refresh_tokens", "successor", parent_hash)
+    """``bind("refresh_tokens", "successor", parent_hash)``."""
+    return _SUCCESSOR_PLACE + bind(parent_hash)
 
 
-@dataclass(frozen=True, slots=True)
-class _Renewed:
-    """A rotation's outcome inside its transaction: whose session, and the successor."""
+class _Renewed(NamedTuple):
+    """A rotation's outcome inside its transaction: whose session, and the successor. (A
+    named tuple: made on every refresh, cheaper than a frozen dataclass.)"""
 
     user_id: str
     session_id: str
@@ -214,8 +225,8 @@ class SessionService:
         access = await self.tokens.issue(
             subject=user_id,
             session_id=session_id,
-            amr=[AuthMethod(m) for m in amr],
-            acr=AssuranceLevel(acr),
+            amr=[(_METHODS.get(m) if type(m) is str else None) or AuthMethod(m) for m in amr],
+            acr=(_LEVELS.get(acr) if type(acr) is str else None) or AssuranceLevel(acr),
             key=key,
         )
         return IssuedTokens(

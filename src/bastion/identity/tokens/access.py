@@ -56,6 +56,8 @@ _E = TypeVar("_E", AuthMethod, AssuranceLevel)
 KeyLookup = Callable[[str], Awaitable[SigningKey | PublicKey | None]]
 #: ``json.dumps(claims, separators=(",", ":"), ensure_ascii=False)``'s encoder, built once.
 _CLAIMS_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+#: The string escaping that encoder applies (``ensure_ascii=False``).
+_json_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 async def issue_access_token(
@@ -105,12 +107,47 @@ async def issue_access_token(
         "nbf": now,
         "jti": secrets.token_urlsafe(JTI_BYTES),
         "sid": session_id,
-        "amr": [AuthMethod(m).value for m in amr],
-        "acr": AssuranceLevel(acr).value,
+        "amr": [_METHOD_VALUES[m] if type(m) is AuthMethod else AuthMethod(m).value for m in amr],
+        "acr": _LEVEL_VALUES[acr] if type(acr) is AssuranceLevel else AssuranceLevel(acr).value,
     }
     header = {"alg": key.algorithm.value, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
-    payload = _CLAIMS_ENCODER.encode(claims).encode("utf-8")
+    payload = claims_json(claims).encode("utf-8")
     return sign_compact(header, payload, key)
+
+
+#: Each member's value without the enum's ``value`` property (other values: through the enum).
+_METHOD_VALUES: dict[AuthMethod, str] = {m: m.value for m in AuthMethod}
+_LEVEL_VALUES: dict[AssuranceLevel, str] = {a: a.value for a in AssuranceLevel}
+_CLAIM_NAMES = ("iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid", "amr", "acr")
+
+
+def claims_json(claims: dict[str, Any]) -> str:
+    """``json.dumps(claims, separators=(",", ":"), ensure_ascii=False)``: for an access
+    token's claims (these names in this order, exact ``str`` and ``int`` values, ``amr`` a
+    list of ``str``) written directly with the encoder's own string escaping; anything else
+    through the encoder."""
+    if tuple(claims) == _CLAIM_NAMES:
+        iss, sub, aud, exp, iat, nbf, jti, sid, amr, acr = claims.values()
+        if (
+            type(iss) is str
+            and type(sub) is str
+            and type(aud) is str
+            and type(exp) is int
+            and type(iat) is int
+            and type(nbf) is int
+            and type(jti) is str
+            and type(sid) is str
+            and type(amr) is list
+            and type(acr) is str
+            and all(type(m) is str for m in amr)
+        ):
+            s = _json_string
+            return (
+                f'{{"iss":{s(iss)},"sub":{s(sub)},"aud":{s(aud)},"exp":{exp},"iat":{iat},'
+                f'"nbf":{nbf},"jti":{s(jti)},"sid":{s(sid)},"amr":[{",".join(map(s, amr))}],'
+                f'"acr":{s(acr)}}}'
+            )
+    return _CLAIMS_ENCODER.encode(claims)
 
 
 async def verify_access_token(

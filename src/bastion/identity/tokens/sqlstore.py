@@ -65,6 +65,8 @@ class DatabaseKeyStore:
         self._keys: dict[str, SigningKey] = {}
         self._loaded_at: datetime | None = None
         self._lock = asyncio.Lock()
+        #: The last active key, with the keys it was chosen among and the span it holds for.
+        self._active: tuple[dict[str, SigningKey], datetime, datetime, SigningKey] | None = None
 
     def _verifiable(self, key: SigningKey, now: datetime) -> bool:
         return now <= key.not_after + self._grace
@@ -124,10 +126,21 @@ class DatabaseKeyStore:
     async def active_key(self) -> SigningKey:
         await self._fresh()
         now = self._clock.now()
-        signing = [key for key in self._keys.values() if key.signs_at(now)]
+        keys = self._keys
+        memo = self._active
+        if memo is not None and memo[0] is keys and memo[1] <= now < memo[2]:
+            return memo[3]
+        signing = [key for key in keys.values() if key.signs_at(now)]
         if not signing:
             raise SigningKeyError("No active signing key.")
-        return max(signing, key=lambda key: key.created_at)
+        active = max(signing, key=lambda key: key.created_at)
+        # Which keys sign changes only at a key's created_at or not_after: until the next such
+        # instant (and from the last one), with the same keys loaded, the answer is the same.
+        edges = [edge for key in keys.values() for edge in (key.created_at, key.not_after)]
+        since = max(edge for edge in edges if edge <= now)  # active.created_at is one
+        until = min(edge for edge in edges if edge > now)  # active.not_after is one
+        self._active = (keys, since, until, active)
+        return active
 
     async def verification_keys(self) -> Sequence[SigningKey]:
         await self._fresh()

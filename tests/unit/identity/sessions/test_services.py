@@ -284,3 +284,11 @@ async def test_eviction_reads_only_live_sessions_through_the_partial_index(
     details = [row[-1] for row in plan]
     assert any("ix_sessions_user_live" in detail for detail in details), details
     assert not any("TEMP B-TREE" in detail for detail in details), details
+
+
+@pytest.mark.parametrize("parent_hash", ["", "a" * 64, "é|x", "0" * 1000])
+def test_the_successor_binding_is_binds(parent_hash: str) -> None:
+    from bastion.crypto import bind  # noqa: PLC0415
+    from bastion.identity.sessions.services import _successor_binding  # noqa: PLC0415
+
+    assert _successor_binding(parent_hash) == bind("refresh_tokens", "successor", parent_hash)

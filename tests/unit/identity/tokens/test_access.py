@@ -202,3 +202,94 @@ async def test_no_security_warning_from_the_eddsa_name(service: AccessTokenServi
     # pytest runs with filterwarnings=error: joserfc's RFC 9864 SecurityWarning would fail here.
     token = await service.issue(subject="u", session_id="s", amr=PWD, acr=AssuranceLevel.AAL1)
     assert await service.verify(token)
+
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_AWKWARD = [
+    "",
+    "plain",
+    'q"uote',
+    "back\\slash",
+    "ctl\x00\x1f\x7f",
+    "tab\t\n\r",
+    "é€😀",
+    "\u2028\u2029",
+    "\ud800",
+]
+
+
+def _claims(text: str, **override: object) -> dict[str, object]:
+    claims: dict[str, object] = {
+        "iss": text,
+        "sub": text + "s",
+        "aud": text + "a",
+        "exp": 1764393600,
+        "iat": -1,
+        "nbf": 10**30,
+        "jti": text,
+        "sid": text + "i",
+        "amr": [text, "pwd"],
+        "acr": text,
+    }
+    claims.update(override)
+    return claims
+
+
+@pytest.mark.parametrize("text", _AWKWARD)
+def test_claims_json_is_the_encoders(text: str) -> None:
+    from bastion.identity.tokens.access import claims_json  # noqa: PLC0415
+
+    claims = _claims(text)
+    assert claims_json(claims) == _DUMPS(claims)
+    assert json.loads(claims_json(claims)) == claims
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"sub": _Text("x")},
+        {"exp": True},
+        {"exp": 1.5},
+        {"amr": ("pwd",)},
+        {"amr": []},
+        {"amr": [AuthMethod.PASSWORD, _Text("otp")]},
+        {"acr": AssuranceLevel.AAL2},
+        {"aud": ["a", "b"]},
+        {"extra": 1},
+    ],
+)
+def test_claims_json_of_other_values_is_the_encoders(override: dict[str, object]) -> None:
+    from bastion.identity.tokens.access import claims_json  # noqa: PLC0415
+
+    claims = _claims("t", **override)
+    assert claims_json(claims) == _DUMPS(claims)
+    reordered = dict(reversed(list(_claims("t").items())))
+    assert claims_json(reordered) == _DUMPS(reordered)
+
+
+async def test_amr_and_acr_given_as_values_or_members_alike(service: AccessTokenService) -> None:
+    def payload(token: str) -> dict[str, object]:
+        body: dict[str, object] = json.loads(unb64(token.split(".")[1]))
+        return {name: body[name] for name in ("amr", "acr")}
+
+    members = await service.issue(
+        subject="u",
+        session_id="s",
+        amr=[AuthMethod.PASSWORD, AuthMethod.OTP],
+        acr=AssuranceLevel.AAL2,
+    )
+    values = await service.issue(
+        subject="u",
+        session_id="s",
+        amr=["pwd", "otp"],  # type: ignore[list-item]
+        acr="aal2",  # type: ignore[arg-type]
+    )
+    assert payload(members) == payload(values) == {"amr": ["pwd", "otp"], "acr": "aal2"}
+    with pytest.raises(ValueError, match="is not a valid AuthMethod"):
+        await service.issue(subject="u", session_id="s", amr=["nope"], acr=AssuranceLevel.AAL1)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="is not a valid AssuranceLevel"):
+        await service.issue(subject="u", session_id="s", amr=PWD, acr="aal9")  # type: ignore[arg-type]

@@ -3,7 +3,7 @@ grace, unknown-kid reloads rate limited, unreadable keys skipped (SQLite and Pos
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -101,3 +101,40 @@ def test_public_keys_from_a_jwk_set(clock: FrozenClock) -> None:
     for jwk in bad:
         with pytest.raises(SigningKeyError):
             PublicKey.from_jwk(jwk)
+
+
+def _reference_active(store: DatabaseKeyStore, now: datetime) -> str | None:
+    """The active key as chosen among the loaded keys without the memo."""
+    signing = [key for key in store._keys.values() if key.signs_at(now)]
+    return max(signing, key=lambda key: key.created_at).kid if signing else None
+
+
+async def test_the_remembered_active_key_is_the_one_chosen_afresh(
+    database: Database, cipher: EnvelopeCipher, clock: FrozenClock
+) -> None:
+    start = clock.now()
+    store = _store(database, cipher, clock)
+    # Overlapping windows, one key made by a worker whose clock runs ahead, a gap with none.
+    windows = [(0, 10), (5, 100), (20, 30), (20, 40), (130, 200)]
+    for begins, ends in windows:
+        key = SigningKey.generate(
+            clock=FrozenClock(start + timedelta(seconds=begins)), lifetime=LIFETIME
+        )
+        await store.add(
+            SigningKey(
+                key.kid, key.algorithm, key.created_at, start + timedelta(seconds=ends), key.key
+            )
+        )
+    offsets = [*range(-2, 210, 1), 35, 4, 150, 20, 19, 100, 99, 129, 130, 0, -1, 200]
+    for offset in offsets:
+        now = start + timedelta(seconds=offset)
+        clock.advance(now - clock.now())  # forwards and backwards
+        try:
+            chosen: str | None = (await store.active_key()).kid
+        except SigningKeyError:
+            chosen = None
+        assert chosen == _reference_active(store, now), offset
+        if chosen is not None:  # asked again: the remembered answer, the same
+            remembered = store._active
+            assert (await store.active_key()).kid == chosen
+            assert store._active is remembered
