@@ -118,6 +118,29 @@ async def test_account_answers_are_the_fastapi_routes(app: FastAPI, settings: Se
         assert body["display_name"] == "Renamed"
 
 
+NAMES = ["Zoë 🙂", "名前 テスト", 'O\'Brien "Q" \\ back', "Ünïcødé ǅ ﬁ", "a"]
+
+
+async def test_account_bytes_are_the_fastapi_routes_for_several_users(
+    app: FastAPI, settings: Settings
+) -> None:
+    # The direct route sends the handler's own ProfileOut without validating it again: the
+    # bytes must be the FastAPI route's (which validates), for names JSON escapes or not.
+    async with client_for(app) as client:
+        for name in NAMES:
+            account = await create_account(client, settings, display_name=name)
+            session = await login(client, account)
+            bearer = {"authorization": f"Bearer {session.access_token}"}
+            direct = await client.get("/v1/account", headers=bearer)
+            with fastapi_only(app):
+                fastapi = await client.get("/v1/account", headers=bearer)
+            assert direct.status_code == fastapi.status_code == 200
+            assert direct.content == fastapi.content
+            assert direct.json()["display_name"] == name
+            assert direct.headers["content-length"] == fastapi.headers["content-length"]
+            assert direct.headers["content-type"] == fastapi.headers["content-type"]
+
+
 BODIES = [
     b"",
     b"null",

@@ -32,6 +32,7 @@ from fastapi._body_limit import get_body_limit_error
 from fastapi._compat import ModelField, Undefined, get_missing_field_error
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -157,6 +158,22 @@ def _sub_response() -> Response:
     return _SubResponse()
 
 
+def _unvalidated_model(field: ModelField) -> type[BaseModel] | None:
+    """The response model class whose exact instances the response validation hands back
+    unchanged, or None: a pydantic model declared as the whole response, which does not
+    revalidate instances (``revalidate_instances`` "never", pydantic's default) and declares no
+    model validator (a "before"/"wrap" one would see the instance). For such an instance,
+    ``validate`` returns the instance itself, so the endpoint skips it."""
+    model = field.field_info.annotation
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    if model.model_config.get("revalidate_instances", "never") != "never":
+        return None
+    if model.__pydantic_decorators__.model_validators:
+        return None
+    return model
+
+
 class _Endpoint:
     """The ASGI app behind a :class:`DirectRoute` (see the module docstring)."""
 
@@ -167,6 +184,7 @@ class _Endpoint:
         if response_field is None:
             raise ValueError(f"{route.path} declares no response model")
         self._response: ModelField = response_field
+        self._model = _unvalidated_model(response_field)
         self._exclude_none = route.response_model_exclude_none
         self._status = route.status_code or 200
 
@@ -193,9 +211,13 @@ class _Endpoint:
             # As FastAPI does: a response of the handler's own is sent as it is.
             await content(scope, receive, send)
             return
-        value, errors = self._response.validate(content, {}, loc=("response",))
-        if errors:  # pragma: no cover - the handler builds the response model itself
-            raise RequestValidationError(errors)
+        if type(content) is self._model:
+            # What the validation answers for it: this very instance (see _unvalidated_model).
+            value = content
+        else:
+            value, errors = self._response.validate(content, {}, loc=("response",))
+            if errors:
+                raise RequestValidationError(errors)
         data = self._response.serialize_json(value, exclude_none=self._exclude_none)
         status = sub.status_code or self._status
         if scope["type"] != "http" or status < 200 or status in (204, 304):  # pragma: no cover

@@ -15,6 +15,8 @@ messages so a failing statement cannot copy personal data or secrets into a log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -64,6 +66,7 @@ INLINE_SQLITE_PRAGMAS = tuple(
 )
 
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 
 #: Bound on connecting to PostgreSQL and on a readiness ping, so a dead database fails fast.
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -166,8 +169,12 @@ class Database:
         the return run in one greenlet, not one each: a hot path's short unit of work pays for
         one switch into SQLAlchemy's synchronous core instead of several. ``work`` must not
         block: the driver's own waits (the pool, asyncpg, the inline driver's gate) suspend
-        through the greenlet as they do under ``AsyncConnection``.
+        through the greenlet as they do under ``AsyncConnection``. On an inline SQLite file, on
+        the connection this database keeps checked out when it is free (:class:`_KeptConnection`),
+        rolled back on return as the pool resets a connection it gets back.
         """
+        if self._kept is not None:
+            return await greenlet_spawn(self._kept.read, work)
         return await greenlet_spawn(_on_connection, self.engine.sync_engine, work)
 
     async def transaction(self, work: Callable[[Connection], _T]) -> _T:
@@ -244,15 +251,8 @@ class _KeptConnection:
     def transaction(self, work: Callable[[Connection], _T]) -> _T:
         """Inside a greenlet: ``work`` in a transaction on the kept connection if it is free,
         else on a pooled one (:func:`_in_transaction`)."""
-        if self._busy:
-            return _in_transaction(self._engine, work)
-        connection = self._connection
-        loop = asyncio.get_running_loop()
-        if connection is None or connection.invalidated or connection.closed:
-            self._close()
-            connection = self._connection = self._engine.connect()
-            self._loop = loop
-        elif self._loop is not loop:
+        connection = self._take()
+        if connection is None:
             return _in_transaction(self._engine, work)
         self._busy = True
         try:
@@ -260,6 +260,58 @@ class _KeptConnection:
                 return work(connection)
         finally:
             self._busy = False
+
+    def _take(self) -> Connection | None:
+        """The kept connection for a unit of work in this loop if it is free (replaced when
+        SQLAlchemy gave it up), else None: the caller uses a pooled one."""
+        if self._busy:
+            return None
+        connection = self._connection
+        loop = asyncio.get_running_loop()
+        if connection is None or connection.invalidated or connection.closed:
+            self._close()
+            connection = self._connection = self._engine.connect()
+            self._loop = loop
+        elif self._loop is not loop:
+            return None
+        return connection
+
+    def read(self, work: Callable[[Connection], _T]) -> _T:
+        """Inside a greenlet: ``work`` on the kept connection if it is free, else on a pooled
+        one (:func:`_on_connection`). Ended as the pool ends a connection it gets back: any
+        transaction rolled back (SQLAlchemy's, and the driver's, which a statement run on the
+        DBAPI connection itself may have begun), so no snapshot or lock outlives the call. If
+        that rollback fails, the connection is given up."""
+        connection = self._take()
+        if connection is None:
+            return _on_connection(self._engine, work)
+        self._busy = True
+        try:
+            with sqlite_inline.direct(connection):
+                try:
+                    return work(connection)
+                finally:
+                    self._reset(connection)
+        finally:
+            self._busy = False
+
+    def _reset(self, connection: Connection) -> None:
+        # As the pool's check-in: a failing reset is logged, not raised, and the connection is
+        # not used again.
+        if connection.invalidated or connection.closed:
+            self._close()
+            return
+        try:
+            connection.rollback()
+            proxied = connection.connection
+            dbapi: Any = proxied.dbapi_connection
+            if dbapi is not None and dbapi.in_transaction:
+                connection.dialect.do_rollback(proxied)
+        except Exception:  # noqa: BLE001 - as the pool's check-in: logged, connection given up
+            _log.exception("resetting the kept SQLite connection failed; it is given up")
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+            self._close()
 
     def _close(self) -> None:
         connection, self._connection, self._loop = self._connection, None, None

@@ -610,3 +610,140 @@ async def test_a_failed_prepared_statement_leaves_the_connection_usable(db: Data
         await db.transaction(lambda c: add.execute(c, {"row": 1, "n": 2}))
     assert await db.transaction(lambda c: add.execute(c, {"row": 2, "n": 2})) == [(2,)]
     assert await ids(db) == [1, 2]
+
+
+# -- Database.read on the kept connection (inline SQLite files) --------------------------------
+async def test_reads_run_on_the_kept_connection_and_hold_nothing_between(
+    db: Database, path: Path
+) -> None:
+    seen: list[Any] = []
+
+    def write(connection: Any) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(insert(counters).values(id=1, n=1))
+
+    def read(connection: Any) -> list[int]:
+        seen.append(_dbapi(connection))
+        return [row.id for row in connection.execute(select(counters.c.id))]
+
+    await db.transaction(write)
+    for _ in range(2):
+        assert await db.read(read) == [1]
+        assert not seen[-1].in_transaction  # no snapshot kept
+        assert gate_of(path).holder is None
+    assert seen[0] is seen[1] is seen[2]
+    assert db.engine.sync_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    await db.dispose()
+    assert db.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+async def test_a_read_that_writes_is_rolled_back_as_on_a_pooled_connection(
+    db: Database, path: Path
+) -> None:
+    pooled = Database(f"sqlite+inline:///{path}")
+    pooled._kept = None
+    row, n = bindparam("row", type_=Integer), bindparam("n", type_=Integer)
+    add = PreparedStatement(insert(counters).values(id=row, n=n).returning(counters.c.id))
+    try:
+        for database in (db, pooled):
+            # Through SQLAlchemy (its autobegun transaction) and on the driver's connection
+            # itself (a transaction SQLAlchemy does not know of): neither outlives the read.
+            assert (
+                await database.read(
+                    lambda c: c.execute(insert(counters).values(id=1, n=1)).rowcount
+                )
+                == 1
+            )
+            assert await database.read(lambda c: add.execute(c, {"row": 2, "n": 2})) == [(2,)]
+            assert gate_of(path).holder is None
+            assert await ids(db) == []
+            assert await ids(pooled) == []
+    finally:
+        await pooled.dispose()
+    assert not _dbapi(db._kept._connection).in_transaction  # type: ignore[union-attr]
+
+
+async def test_a_read_that_raises_rolls_back_and_the_connection_stays_kept(db: Database) -> None:
+    seen: list[Any] = []
+
+    def fail(connection: Any) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(insert(counters).values(id=1, n=1))
+        raise LookupError
+
+    with pytest.raises(LookupError):
+        await db.read(fail)
+
+    def read(connection: Any) -> list[Any]:
+        seen.append(_dbapi(connection))
+        return list(connection.execute(select(counters)).all())
+
+    assert await db.read(read) == []
+    assert seen[0] is seen[1]
+    assert not seen[0].in_transaction
+
+
+async def test_a_read_meets_a_pooled_connection_while_the_kept_one_waits(
+    db: Database, path: Path
+) -> None:
+    wrote, resume = asyncio.Event(), asyncio.Event()
+    seen: list[Any] = []
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    def write(connection: Any) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(insert(counters).values(id=2, n=2))
+
+    def read(connection: Any) -> list[int]:
+        seen.append(_dbapi(connection))
+        return [row.id for row in connection.execute(select(counters.c.id))]
+
+    first = asyncio.create_task(holder())
+    await wrote.wait()
+    waiting = asyncio.create_task(db.transaction(write))  # takes the kept one, waits on the gate
+    await asyncio.sleep(0.1)
+    assert gate_of(path).waiting == 1
+    assert await db.read(read) == []  # does not wait: a pooled connection, the committed state
+    assert seen[1] is not seen[0]
+    resume.set()
+    await asyncio.wait_for(asyncio.gather(first, waiting), 3)
+    assert await db.read(read) == [1, 2]
+    assert seen[-1] is seen[0]  # the kept one again once free
+
+
+async def test_an_invalidated_kept_connection_is_replaced_after_a_read(db: Database) -> None:
+    seen: list[Any] = []
+
+    def read(connection: Any, *, invalidate: bool = False) -> None:
+        seen.append(_dbapi(connection))
+        connection.execute(select(counters.c.id)).all()
+        if invalidate:
+            connection.invalidate()  # as SQLAlchemy does on a disconnect error
+
+    await db.read(lambda c: read(c, invalidate=True))
+    await db.read(read)
+    await db.transaction(read)
+    assert seen[0] is not seen[1]
+    assert seen[1] is seen[2]
+    assert db.engine.sync_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+
+
+async def test_a_read_in_another_event_loop_uses_the_pool(db: Database) -> None:
+    seen: list[Any] = []
+    await db.read(lambda c: seen.append(_dbapi(c)))
+
+    def elsewhere() -> None:
+        async def read() -> None:
+            await db.read(lambda c: seen.append(_dbapi(c)))
+
+        asyncio.run(read())
+
+    await asyncio.to_thread(elsewhere)
+    await db.read(lambda c: seen.append(_dbapi(c)))
+    assert seen[1] is not seen[0]
+    assert seen[2] is seen[0]

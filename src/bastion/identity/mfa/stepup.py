@@ -110,13 +110,32 @@ def requires_step_up(dependency: object) -> AssuranceLevel | None:
     return value if isinstance(value, AssuranceLevel) else None
 
 
-def _enrollment_allowed(method: str, path: str) -> bool:
-    for allowed_method, allowed in ENROLLMENT_PATHS:
-        if allowed_method not in ("*", method):
-            continue
-        if path == allowed or (allowed.endswith("/") and path.startswith(allowed)):
+def _enrollment_lookup(
+    paths: tuple[tuple[str, str], ...],
+) -> Callable[[str, str], bool]:
+    """``paths`` (:data:`ENROLLMENT_PATHS`' form) as a lookup made once: every entry is an
+    exact (method, path) match, "*" standing for any method; an entry ending in "/" is also a
+    prefix of the paths it allows. The answer is the walk's over the table: allowed when some
+    entry's method is "*" or the request's, and its path is the request's or (ending in "/")
+    a prefix of it. The path is compared as it is (no case folding, decoding or
+    normalisation), as the walk did."""
+    any_exact = frozenset(path for method, path in paths if method == "*")
+    exact = frozenset((method, path) for method, path in paths if method != "*")
+    any_prefixes = tuple(path for method, path in paths if method == "*" and path.endswith("/"))
+    prefixes = tuple(
+        (method, path) for method, path in paths if method != "*" and path.endswith("/")
+    )
+
+    def allowed(method: str, path: str) -> bool:
+        if path in any_exact or (method, path) in exact or path.startswith(any_prefixes):
             return True
-    return False
+        return any(method == m and path.startswith(prefix) for m, prefix in prefixes)
+
+    return allowed
+
+
+#: Whether an account that must enroll may still call ``method path`` (:data:`ENROLLMENT_PATHS`).
+_enrollment_allowed = _enrollment_lookup(ENROLLMENT_PATHS)
 
 
 class EnrollmentPolicy:
