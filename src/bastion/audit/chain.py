@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +43,7 @@ __all__ = [
     "canonical_tail",
     "checkpoint_tag",
     "event_mac",
+    "flat_texts",
     "link_mac",
     "link_macs",
     "row_tail",
@@ -222,6 +225,122 @@ def canonical_tail(
     # The recorder's snapshot already writes integral floats as integers (see scrub()).
     fields.append(details if type(details) is ScrubbedDetails else _normal(details))
     return "," + _ENCODE(fields)[1:]
+
+
+class _Shape:
+    """What :func:`flat_texts` needs for one shape of event: the %-templates of the details'
+    JSON column text and of the canonical tail, and which values go where."""
+
+    __slots__ = ("column", "floats", "pick_columns", "pick_sorted", "quotes", "tail")
+
+    def __init__(self, keys: Sequence[str], kinds: Sequence[type], present: Sequence[int]) -> None:
+        def value(kind: type) -> str:
+            return '"%s"' if kind is str else "%s"
+
+        def key(name: str) -> str:
+            return encode_basestring_ascii(name).replace("%", "%%")
+
+        items = [(key(k), value(kind)) for k, kind in zip(keys, kinds, strict=True)]
+        #: ``json.dumps(details)`` (default separators, insertion order).
+        self.column = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        nulls = ['"%s"' if n in present else "null" for n in range(len(_TEXT_COLUMNS))]
+        details = "{" + ",".join(f"{items[n][0]}:{items[n][1]}" for n in order) + "}"
+        #: :func:`canonical_tail`: the stamp, the text columns (``null`` where absent), the
+        #: details with sorted keys.
+        self.tail = ',"%s",' + ",".join(nulls) + "," + details + "]"
+        #: The quotes of the tail's template: a value holding one adds to them.
+        self.quotes = self.tail.count('"')
+        self.floats = tuple(n for n, kind in enumerate(kinds) if kind is float)
+        self.pick_columns = _picker(present)
+        self.pick_sorted = _picker(order)
+
+
+def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """``lambda values: tuple(values[n] for n in indexes)``, in C where it can be."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)
+    if indexes:
+        only = indexes[0]
+        return lambda values: (values[only],)
+    return lambda _values: ()
+
+
+#: Shapes seen (keyed by the details' keys, key types, value types and the text columns'
+#: types), None for one :func:`flat_texts` declines; bounded (then new shapes are built anew).
+_SHAPES: dict[tuple[Any, ...], _Shape | None] = {}
+_SHAPES_MAX = 512
+_PLAIN_VALUES = (str, int, float)
+
+
+def _shape(
+    keys: tuple[Any, ...], kinds: tuple[type, ...], columns: tuple[type, ...]
+) -> _Shape | None:
+    if len(columns) != len(_TEXT_COLUMNS) or not all(kind in _PLAIN_VALUES for kind in kinds):
+        return None
+    if not all(type(k) is str for k in keys):
+        return None
+    # Keys written as they are (their escaped text is the template's): plain ones only.
+    if not all(_plain(encode_basestring_ascii(k)[1:-1]) for k in keys):
+        return None
+    if not all(kind is str or kind is type(None) for kind in columns):
+        return None
+    present = [n for n, kind in enumerate(columns) if kind is str]
+    return _Shape(keys, kinds, present)
+
+
+def _plain(text: str) -> bool:
+    """Whether the JSON encoder writes ``text`` as it is between quotes (ASCII ``' '`` to
+    ``'~'`` without ``"`` and ``\\``): every other character is escaped."""
+    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+
+
+_UNSEEN: Any = object()
+
+
+def flat_texts(
+    stamp: str, columns: Sequence[str | None], details: ScrubbedDetails
+) -> tuple[str, str] | None:
+    """``(json.dumps(details), canonical_tail(stamp, columns, details))``, for flat details
+    (text keys; text, integer and finite float values) whose texts, and the stamp and columns,
+    the encoder writes as they are (see :func:`_plain`); None for any other event.
+
+    The same texts without encoding the same strings twice (the database sink needs both):
+    %-templates per shape of event, filled with the values (``str`` of an ``int`` or a
+    ``float`` is the ``repr`` the encoder writes), then one check on the tail, which holds
+    every value, the stamp and the columns: ASCII, printable, no backslash, and no quote but
+    the template's own."""
+    values = tuple(details.values())
+    shape_key = (
+        tuple(details),
+        tuple(map(type, details)),
+        tuple(map(type, values)),
+        tuple(map(type, columns)),
+    )
+    shape = _SHAPES.get(shape_key, _UNSEEN)
+    if shape is _UNSEEN:
+        shape = _shape(shape_key[0], shape_key[2], shape_key[3])
+        if len(_SHAPES) < _SHAPES_MAX:
+            _SHAPES[shape_key] = shape
+    if shape is None:
+        return None
+    if shape.floats:
+        listed = list(values)
+        for n in shape.floats:
+            number = listed[n]
+            if not math.isfinite(number):
+                return None  # NaN, Infinity: the encoder's own words
+            listed[n] = float.__repr__(number)
+        values = tuple(listed)
+    tail = shape.tail % (stamp, *shape.pick_columns(columns), *shape.pick_sorted(values))
+    if (
+        tail.isascii()
+        and tail.isprintable()
+        and "\\" not in tail
+        and tail.count('"') == shape.quotes
+    ):
+        return shape.column % values, tail
+    return None
 
 
 def row_tail(row: Mapping[str, Any]) -> str:
