@@ -227,31 +227,49 @@ def canonical_tail(
     return "," + _ENCODE(fields)[1:]
 
 
-class _Shape:
-    """What :func:`flat_texts` needs for one shape of event: the %-templates of the details'
-    JSON column text and of the canonical tail, and which values go where."""
+_SLOT: Any = object()
 
-    __slots__ = ("column", "floats", "pick_columns", "pick_sorted", "quotes", "tail")
+
+def _pieces(parts: Sequence[Any]) -> list[str]:
+    """``parts`` (texts and :data:`_SLOT` markers) as literal texts at the even indexes and
+    slots at the odd ones: filled by ``pieces[1::2] = values``, then joined."""
+    pieces: list[str] = [""]
+    for part in parts:
+        if part is _SLOT:
+            pieces += ["", ""]
+        else:
+            pieces[-1] += part
+    return pieces
+
+
+class _Shape:
+    """What :func:`flat_texts` needs for one shape of event: the pieces of the details' JSON
+    column text and of the canonical tail, and which values go where."""
+
+    __slots__ = ("column", "convert", "pick_columns", "pick_sorted", "tail")
 
     def __init__(self, keys: Sequence[str], kinds: Sequence[type], present: Sequence[int]) -> None:
-        def value(kind: type) -> str:
-            return '"%s"' if kind is str else "%s"
+        def value(kind: type) -> list[Any]:
+            return ['"', _SLOT, '"'] if kind is str else [_SLOT]
 
-        def key(name: str) -> str:
-            return encode_basestring_ascii(name).replace("%", "%%")
-
-        items = [(key(k), value(kind)) for k, kind in zip(keys, kinds, strict=True)]
+        names = [encode_basestring_ascii(k) for k in keys]
+        column: list[Any] = ["{"]
+        for n, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+            column += [", " if n else "", name, ": ", *value(kind)]
         #: ``json.dumps(details)`` (default separators, insertion order).
-        self.column = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+        self.column = _pieces([*column, "}"])
         order = sorted(range(len(keys)), key=keys.__getitem__)
-        nulls = ['"%s"' if n in present else "null" for n in range(len(_TEXT_COLUMNS))]
-        details = "{" + ",".join(f"{items[n][0]}:{items[n][1]}" for n in order) + "}"
+        tail: list[Any] = [",", *value(str)]
+        for n in range(len(_TEXT_COLUMNS)):
+            tail += [",", *(value(str) if n in present else ["null"])]
+        tail.append(",{")
+        for n, position in enumerate(order):
+            tail += ["," if n else "", names[position], ":", *value(kinds[position])]
         #: :func:`canonical_tail`: the stamp, the text columns (``null`` where absent), the
         #: details with sorted keys.
-        self.tail = ',"%s",' + ",".join(nulls) + "," + details + "]"
-        #: The quotes of the tail's template: a value holding one adds to them.
-        self.quotes = self.tail.count('"')
-        self.floats = tuple(n for n, kind in enumerate(kinds) if kind is float)
+        self.tail = _pieces([*tail, "}]"])
+        #: The values written by ``repr`` (integers, floats), by index.
+        self.convert = tuple((n, kind) for n, kind in enumerate(kinds) if kind is not str)
         self.pick_columns = _picker(present)
         self.pick_sorted = _picker(order)
 
@@ -278,11 +296,8 @@ def _shape(
 ) -> _Shape | None:
     if len(columns) != len(_TEXT_COLUMNS) or not all(kind in _PLAIN_VALUES for kind in kinds):
         return None
-    if not all(type(k) is str for k in keys):
-        return None
-    # Keys written as they are (their escaped text is the template's): plain ones only.
-    if not all(_plain(encode_basestring_ascii(k)[1:-1]) for k in keys):
-        return None
+    if not all(type(k) is str and _plain(k) for k in keys):
+        return None  # a key's text goes into the pieces as it is
     if not all(kind is str or kind is type(None) for kind in columns):
         return None
     present = [n for n, kind in enumerate(columns) if kind is str]
@@ -290,9 +305,13 @@ def _shape(
 
 
 def _plain(text: str) -> bool:
-    """Whether the JSON encoder writes ``text`` as it is between quotes (ASCII ``' '`` to
-    ``'~'`` without ``"`` and ``\\``): every other character is escaped."""
-    return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
+    """Whether the JSON encoder writes ``text`` as it is between quotes: ASCII without what it
+    escapes (``"``, a backslash, a control character, DEL)."""
+    return text.isascii() and len(text.encode().translate(None, _ESCAPED)) == len(text)
+
+
+#: The ASCII bytes the encoder escapes.
+_ESCAPED = bytes(range(0x20)) + b'"\\\x7f'
 
 
 _UNSEEN: Any = object()
@@ -306,11 +325,10 @@ def flat_texts(
     the encoder writes as they are (see :func:`_plain`); None for any other event.
 
     The same texts without encoding the same strings twice (the database sink needs both):
-    %-templates per shape of event, filled with the values (``str`` of an ``int`` or a
-    ``float`` is the ``repr`` the encoder writes), then one check on the tail, which holds
-    every value, the stamp and the columns: ASCII, printable, no backslash, and no quote but
-    the template's own."""
-    values = tuple(details.values())
+    fixed pieces per shape of event joined with the values (integers and floats by their
+    ``repr``, as the encoder writes them), after one check that all the texts put in are
+    plain."""
+    values: Sequence[Any] = tuple(details.values())
     shape_key = (
         tuple(details),
         tuple(map(type, details)),
@@ -324,23 +342,22 @@ def flat_texts(
             _SHAPES[shape_key] = shape
     if shape is None:
         return None
-    if shape.floats:
-        listed = list(values)
-        for n in shape.floats:
-            number = listed[n]
-            if not math.isfinite(number):
+    if shape.convert:
+        values = list(values)
+        for n, kind in shape.convert:
+            number = values[n]
+            if kind is float and not math.isfinite(number):
                 return None  # NaN, Infinity: the encoder's own words
-            listed[n] = float.__repr__(number)
-        values = tuple(listed)
-    tail = shape.tail % (stamp, *shape.pick_columns(columns), *shape.pick_sorted(values))
-    if (
-        tail.isascii()
-        and tail.isprintable()
-        and "\\" not in tail
-        and tail.count('"') == shape.quotes
-    ):
-        return shape.column % values, tail
-    return None
+            # The exact type was checked: repr is float's or int's, as the encoder writes them.
+            values[n] = repr(number)
+    filled = (stamp, *shape.pick_columns(columns), *shape.pick_sorted(values))
+    if not _plain("".join(filled)):
+        return None
+    tail = shape.tail.copy()
+    tail[1::2] = filled
+    column = shape.column.copy()
+    column[1::2] = values
+    return "".join(column), "".join(tail)
 
 
 def row_tail(row: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -252,3 +252,23 @@ def test_the_sinks_link_is_the_general_paths(shared: bool, monkeypatch: pytest.M
         assert tail == canonical_tail(
             utc_stamp(event.time), sinks._texts(event), sinks._details(event)
         )
+
+
+_OLD_FORMAT = "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),  # noqa: DTZ001 - hypothesis adds the zone
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), UTC]),
+    )
+)
+def test_utc_stamp_is_what_it_was(value: datetime) -> None:
+    utc = value.astimezone(UTC)
+    if utc.year < 1000:
+        expected = utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        fields = (*utc.timetuple()[:6], utc.microsecond)
+        expected = _OLD_FORMAT % fields
+    assert utc_stamp(value) == expected
