@@ -10,7 +10,10 @@ details' JSON text, the log sink reuses them). Each
 piece runs ``--calls`` times in a loop (the loop's own overhead, about 100 instructions per
 call, included) on the bench's event.
 
-Usage: ``.venv/bin/python -m bench.audit.pieces [--calls 10000] [piece ...]``.
+``--event decision`` runs them on a denied authorization check's event (the decision log's
+details, subject and reason) instead of the bench handler's.
+
+Usage: ``.venv/bin/python -m bench.audit.pieces [--calls 10000] [--event decision] [piece ...]``.
 """
 
 from __future__ import annotations
@@ -34,10 +37,39 @@ _SCOPE: dict[str, Any] = {
 }
 
 
+#: The event the pieces work on: ``profile`` (the bench handler's) or ``decision`` (a denied
+#: authorization check as the decision log records it, see ``--event``).
+EVENT = ["profile"]
+
+
+def _decision_event() -> Any:
+    from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
+    from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
+    from bastion.clock import SystemClock  # noqa: PLC0415
+
+    recorder = QueueAuditRecorder([], queue_size=10, batch_size=1)
+    log = DecisionLog(recorder, SystemClock(), sample_rate=1.0)
+    log.log(
+        False,
+        store_id="01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
+        model_id="01JDQ8ZK4A1B2C3D4E5F6G7H8J",
+        object="document:d12345",
+        relation="viewer",
+        user="user:u6789",
+        latency_ms=0.123456,
+        reason="no_relationship",
+        scope=_SCOPE,
+        actor="user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
+    )
+    return recorder._queue.get_nowait()  # noqa: SLF001 - the event as it was queued
+
+
 def _event() -> Any:
     from bastion.audit.context import event_from_scope  # noqa: PLC0415
     from bastion.audit.events import EventType, Outcome  # noqa: PLC0415
 
+    if EVENT[0] == "decision":
+        return _decision_event()
     return event_from_scope(
         _SCOPE,
         EventType.IDENTITY_PROFILE_UPDATED,
@@ -190,9 +222,16 @@ def _drive(piece: str, n: int, flags: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument(
+        "--event",
+        choices=("profile", "decision"),
+        default="profile",
+        help="the bench handler's event, or a denied authorization decision's",
+    )
     parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("pieces", nargs="*", default=list(PIECES))
     args = parser.parse_args()
+    EVENT[0] = args.event
     if args.drive:
         piece, n, flags = args.drive
         _drive(piece, int(n), Path(flags))
@@ -202,7 +241,8 @@ def main() -> None:
     print(f"run: {machine()}")
     print(f"instructions per call ({args.calls} calls, loop overhead included)")
     for piece in args.pieces:
-        count = callgrind.count("bench.audit.pieces", [piece], args.calls, label=piece)
+        extra = ["--event", args.event]
+        count = callgrind.count("bench.audit.pieces", [piece], args.calls, extra=extra, label=piece)
         print(f"  {piece:15} {count:10,.0f}")
 
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +43,7 @@ __all__ = [
     "canonical_tail",
     "checkpoint_tag",
     "event_mac",
+    "flat_texts",
     "link_mac",
     "link_macs",
     "row_tail",
@@ -222,6 +225,139 @@ def canonical_tail(
     # The recorder's snapshot already writes integral floats as integers (see scrub()).
     fields.append(details if type(details) is ScrubbedDetails else _normal(details))
     return "," + _ENCODE(fields)[1:]
+
+
+_SLOT: Any = object()
+
+
+def _pieces(parts: Sequence[Any]) -> list[str]:
+    """``parts`` (texts and :data:`_SLOT` markers) as literal texts at the even indexes and
+    slots at the odd ones: filled by ``pieces[1::2] = values``, then joined."""
+    pieces: list[str] = [""]
+    for part in parts:
+        if part is _SLOT:
+            pieces += ["", ""]
+        else:
+            pieces[-1] += part
+    return pieces
+
+
+class _Shape:
+    """What :func:`flat_texts` needs for one shape of event: the pieces of the details' JSON
+    column text and of the canonical tail, and which values go where."""
+
+    __slots__ = ("column", "convert", "pick_columns", "pick_sorted", "tail")
+
+    def __init__(self, keys: Sequence[str], kinds: Sequence[type], present: Sequence[int]) -> None:
+        def value(kind: type) -> list[Any]:
+            return ['"', _SLOT, '"'] if kind is str else [_SLOT]
+
+        names = [encode_basestring_ascii(k) for k in keys]
+        column: list[Any] = ["{"]
+        for n, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+            column += [", " if n else "", name, ": ", *value(kind)]
+        #: ``json.dumps(details)`` (default separators, insertion order).
+        self.column = _pieces([*column, "}"])
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        tail: list[Any] = [",", *value(str)]
+        for n in range(len(_TEXT_COLUMNS)):
+            tail += [",", *(value(str) if n in present else ["null"])]
+        tail.append(",{")
+        for n, position in enumerate(order):
+            tail += ["," if n else "", names[position], ":", *value(kinds[position])]
+        #: :func:`canonical_tail`: the stamp, the text columns (``null`` where absent), the
+        #: details with sorted keys.
+        self.tail = _pieces([*tail, "}]"])
+        #: The values written by ``repr`` (integers, floats), by index.
+        self.convert = tuple((n, kind) for n, kind in enumerate(kinds) if kind is not str)
+        self.pick_columns = _picker(present)
+        self.pick_sorted = _picker(order)
+
+
+def _picker(indexes: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """``lambda values: tuple(values[n] for n in indexes)``, in C where it can be."""
+    if len(indexes) > 1:
+        return operator.itemgetter(*indexes)
+    if indexes:
+        only = indexes[0]
+        return lambda values: (values[only],)
+    return lambda _values: ()
+
+
+#: Shapes seen (keyed by the details' keys, key types, value types and the text columns'
+#: types), None for one :func:`flat_texts` declines; bounded (then new shapes are built anew).
+_SHAPES: dict[tuple[Any, ...], _Shape | None] = {}
+_SHAPES_MAX = 512
+_PLAIN_VALUES = (str, int, float)
+
+
+def _shape(
+    keys: tuple[Any, ...], kinds: tuple[type, ...], columns: tuple[type, ...]
+) -> _Shape | None:
+    if len(columns) != len(_TEXT_COLUMNS) or not all(kind in _PLAIN_VALUES for kind in kinds):
+        return None
+    if not all(type(k) is str and _plain(k) for k in keys):
+        return None  # a key's text goes into the pieces as it is
+    if not all(kind is str or kind is type(None) for kind in columns):
+        return None
+    present = [n for n, kind in enumerate(columns) if kind is str]
+    return _Shape(keys, kinds, present)
+
+
+def _plain(text: str) -> bool:
+    """Whether the JSON encoder writes ``text`` as it is between quotes: ASCII without what it
+    escapes (``"``, a backslash, a control character, DEL)."""
+    return text.isascii() and len(text.encode().translate(None, _ESCAPED)) == len(text)
+
+
+#: The ASCII bytes the encoder escapes.
+_ESCAPED = bytes(range(0x20)) + b'"\\\x7f'
+
+
+_UNSEEN: Any = object()
+
+
+def flat_texts(
+    stamp: str, columns: Sequence[str | None], details: ScrubbedDetails
+) -> tuple[str, str] | None:
+    """``(json.dumps(details), canonical_tail(stamp, columns, details))``, for flat details
+    (text keys; text, integer and finite float values) whose texts, and the stamp and columns,
+    the encoder writes as they are (see :func:`_plain`); None for any other event.
+
+    The same texts without encoding the same strings twice (the database sink needs both):
+    fixed pieces per shape of event joined with the values (integers and floats by their
+    ``repr``, as the encoder writes them), after one check that all the texts put in are
+    plain."""
+    values: Sequence[Any] = tuple(details.values())
+    shape_key = (
+        tuple(details),
+        tuple(map(type, details)),
+        tuple(map(type, values)),
+        tuple(map(type, columns)),
+    )
+    shape = _SHAPES.get(shape_key, _UNSEEN)
+    if shape is _UNSEEN:
+        shape = _shape(shape_key[0], shape_key[2], shape_key[3])
+        if len(_SHAPES) < _SHAPES_MAX:
+            _SHAPES[shape_key] = shape
+    if shape is None:
+        return None
+    if shape.convert:
+        values = list(values)
+        for n, kind in shape.convert:
+            number = values[n]
+            if kind is float and not math.isfinite(number):
+                return None  # NaN, Infinity: the encoder's own words
+            # The exact type was checked: repr is float's or int's, as the encoder writes them.
+            values[n] = repr(number)
+    filled = (stamp, *shape.pick_columns(columns), *shape.pick_sorted(values))
+    if not _plain("".join(filled)):
+        return None
+    tail = shape.tail.copy()
+    tail[1::2] = filled
+    column = shape.column.copy()
+    column[1::2] = values
+    return "".join(column), "".join(tail)
 
 
 def row_tail(row: Mapping[str, Any]) -> str:

@@ -36,6 +36,7 @@ from bastion.audit.chain import (
     GENESIS_MAC,
     ChainKeys,
     canonical_tail,
+    flat_texts,
     link_macs,
     utc_stamp,
 )
@@ -267,23 +268,36 @@ _Link = tuple[tuple[Any, ...], str]
 
 def _link(insert_: _Insert, event: AuditEvent, batch: Batch | None = None, n: int = 0) -> _Link:
     """``event``'s link; with the recorder's ``batch`` (``event`` at index ``n``), the UTC stamp
-    and details' JSON text another sink formatted are reused, and those made here are shared."""
+    and details' JSON text another sink formatted are reused, and those made here are shared.
+
+    Flat details (every decision event's) get their JSON text and the canonical tail from
+    :func:`~bastion.audit.chain.flat_texts` (the same texts, each string encoded once)."""
     texts = _texts(event)
     details = _details(event)
+    shared = None if batch is None else batch.stamps[n]
+    # Formatted once, for the tail and (SQLite) the column, and shared with the other sinks.
+    stamp = utc_stamp(event.time) if shared is None else shared
+    if batch is not None and shared is None:
+        batch.stamps[n] = stamp
+    if type(details) is ScrubbedDetails:
+        flat = flat_texts(stamp, texts, details)
+        if flat is not None:
+            column, tail = flat
+            if batch is not None and batch.details_json[n] is None:
+                batch.details_json[n] = column
+            if not insert_.json_column:
+                return insert_.content(event.time, texts, details, stamp), tail
+            return insert_.content(event.time, texts, details, stamp, column), tail
     if batch is None:
-        stamp = utc_stamp(event.time)  # formatted once, for the tail and (SQLite) the column
         content = insert_.content(event.time, texts, details, stamp)
         return content, canonical_tail(stamp, texts, details)
-    shared = batch.stamps[n]
-    if shared is None:
-        shared = batch.stamps[n] = utc_stamp(event.time)
-    column = None
+    text = None
     if insert_.json_column and type(details) is ScrubbedDetails:
-        column = batch.details_json[n]
-        if column is None:
-            column = batch.details_json[n] = _json_column(details)
-    content = insert_.content(event.time, texts, details, shared, column)
-    return content, canonical_tail(shared, texts, details)
+        text = batch.details_json[n]
+        if text is None:
+            text = batch.details_json[n] = _json_column(details)
+    content = insert_.content(event.time, texts, details, stamp, text)
+    return content, canonical_tail(stamp, texts, details)
 
 
 def _ecs_members(event: AuditEvent, batch: Batch | None, n: int) -> str:

@@ -34,12 +34,13 @@ from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from bastion.http.middleware.content_type import NOT_PARSED, parsed_json
+from bastion.http.json_body import json_invalid, loads_body
+from bastion.http.json_body import read_body as _read_body
 
 __all__ = ["DirectRoute", "api_route", "json_body"]
 
@@ -70,33 +71,6 @@ def _is_json(content_type: str) -> bool:
     return subtype == "json" or subtype.endswith("+json")
 
 
-async def _read_body(request: Request) -> bytes:
-    """``await request.body()``, read as Starlette reads it (every message through the
-    request's ``receive``; a disconnect is ``ClientDisconnect``; other messages are skipped)
-    without its stream generator, and kept on the request as ``body()`` keeps it."""
-    if hasattr(request, "_body"):
-        return request._body  # noqa: SLF001 - Starlette's own cache of the body
-    if request._stream_consumed:  # noqa: SLF001
-        raise RuntimeError("Stream consumed")
-    receive = request.receive
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "http.request":
-            chunk = message.get("body", b"")
-            if chunk:
-                chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        elif kind == "http.disconnect":
-            request._is_disconnected = True  # noqa: SLF001
-            raise ClientDisconnect
-    request._stream_consumed = True  # noqa: SLF001
-    body = request._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # noqa: SLF001
-    return body
-
-
 def _content_type(request: Request) -> str | None:
     """``request.headers.get("content-type")``: the first header of that (raw, lower-case)
     name, decoded as Latin-1, without building the request's ``Headers``."""
@@ -116,22 +90,14 @@ async def json_body(request: Request) -> Any:
     try:
         raw = await _read_body(request)
         content_type = _content_type(request)
-        if raw and content_type and _is_json(content_type):
-            # The JSON middleware parsed this very body already: its value, not a second parse.
-            value = parsed_json(request.scope, raw)
-            if value is NOT_PARSED:
-                value = json.loads(raw)
-        else:
-            value = raw
+        # The JSON middleware parsed this very body already: its value, not a second parse.
+        value = (
+            loads_body(request.scope, raw)
+            if raw and content_type and _is_json(content_type)
+            else raw
+        )
     except json.JSONDecodeError as exc:
-        invalid = {
-            "type": "json_invalid",
-            "loc": ("body", exc.pos),
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": exc.msg},
-        }
-        raise RequestValidationError([invalid], body=exc.doc) from exc
+        raise json_invalid(exc) from exc
     except HTTPException:
         raise
     except Exception as exc:

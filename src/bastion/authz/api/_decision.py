@@ -21,12 +21,12 @@ propagates to the HTTP core (a 500). Like the FastAPI route (whose endpoint retu
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Generic, Protocol, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
@@ -36,6 +36,7 @@ from bastion.authz.api.schemas import BatchCheckItemIn, CheckBody
 from bastion.authz.service import CheckRequest, Consistency, RequestInfo
 from bastion.authz.store import is_ulid
 from bastion.errors import BastionError
+from bastion.http.json_body import json_invalid, loads_body, read_body
 
 __all__ = ["DecisionRoute", "check_request", "json_bytes", "parse_body", "store_id_of"]
 
@@ -72,47 +73,19 @@ def json_bytes(content: Any) -> bytes:
     return text.encode("utf-8")
 
 
-#: The scanner of ``json.loads``'s own decoder (a default ``JSONDecoder``), called directly.
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _loads(raw: bytes) -> Any:
-    """``json.loads(raw)``: the same value, or the same error. A body that is a UTF-8 object
-    with nothing around it (every check a client sends) goes straight to the scanner
-    ``json.loads`` ends up in (it would detect UTF-8 for a body starting with ``{`` and a
-    non-NUL byte, decode it with ``surrogatepass`` and find no whitespace to skip); anything
-    else, and anything the scanner refuses, takes ``json.loads`` itself."""
-    if raw[:1] == b"{" and raw[-1:] == b"}" and raw[1:2] != b"\x00":
-        try:
-            text = raw.decode("utf-8", "surrogatepass")
-            data, end = _SCAN(text, 0)
-        except (StopIteration, ValueError):
-            pass  # json.loads raises its own error below
-        else:
-            if end == len(text):
-                return data
-    return json.loads(raw)
-
-
-def parse_body(raw: bytes, model: type[_M]) -> _M:
-    """The JSON body ``raw`` as ``model``, with the errors FastAPI gives for a body parameter
-    (a missing body, invalid JSON, a failed validation: ``RequestValidationError`` located
-    under ``body``). The content type, encoding and shape limits were checked by Bastion's
-    middleware before any route runs."""
+def parse_body(raw: bytes, model: type[_M], scope: MutableMapping[str, Any] | None = None) -> _M:
+    """The JSON body ``raw`` (of the request ``scope``) as ``model``, with the errors FastAPI
+    gives for a body parameter (a missing body, invalid JSON, a failed validation:
+    ``RequestValidationError`` located under ``body``). The content type, encoding and shape
+    limits were checked by Bastion's middleware before any route runs; the value it parsed the
+    body to is taken instead of a second parse (:func:`bastion.http.json_body.loads_body`)."""
     if not raw:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
         raise RequestValidationError([missing])
     try:
-        data = _loads(raw)
+        data = loads_body(scope, raw)
     except json.JSONDecodeError as exc:
-        invalid = {
-            "type": "json_invalid",
-            "loc": ("body", exc.pos),
-            "msg": "JSON decode error",
-            "input": {},
-            "ctx": {"error": exc.msg},
-        }
-        raise RequestValidationError([invalid], body=exc.doc) from exc
+        raise json_invalid(exc) from exc
     try:
         # ``model_validate`` without its keyword handling (every option at its default).
         return model.__pydantic_validator__.validate_python(data)  # type: ignore[no-any-return]
@@ -152,22 +125,6 @@ def check_request(body: CheckBody | BatchCheckItemIn, correlation_id: str = "") 
     )
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The request body, as ``Request.body()`` reads it (``ClientDisconnect`` if the client
-    went away first)."""
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        return bytes(message.get("body", b""))  # the common case: one message
-    chunks: list[bytes] = []
-    while True:
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-        message = await receive()
-
-
 class _Endpoint(Generic[_T]):
     """The ASGI app behind a :class:`DecisionRoute` (see the module docstring)."""
 
@@ -181,7 +138,7 @@ class _Endpoint(Generic[_T]):
         try:
             # No sub-response: the FastAPI route did not merge the dependency's into its answer.
             info = await self._asker(request)
-            body = parse_body(await _read_body(receive), CheckBody)
+            body = parse_body(await read_body(request), CheckBody, scope)
             store_id = store_id_of(scope["path_params"]["store_id"])
             result = await self._decide(
                 store_id,

@@ -11,8 +11,9 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from bastion.authz.api._decision import _loads, parse_body
+from bastion.authz.api._decision import parse_body
 from bastion.authz.api.schemas import CheckBody
+from bastion.http.json_body import loads as _loads
 
 KEY = '"tuple_key":{"user":"user:anne","relation":"viewer","object":"document:1"}'
 BODIES: list[bytes] = [
