@@ -131,7 +131,12 @@ class CredentialGuard:
             )
 
     async def succeeded(self, email_normalized: str) -> None:
-        await self.account.succeeded(email_normalized)
+        account = self.account
+        store = account.store
+        if type(store) is MemoryStore:
+            store.clear_now(account.key(email_normalized))  # no coroutine: it never waits
+        else:
+            await account.succeeded(email_normalized)
 
     async def unlock(
         self,

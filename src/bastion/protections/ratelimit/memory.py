@@ -172,4 +172,8 @@ class MemoryStore:
         return backoff.status_of(self._failures.get(key, now), now, policy)
 
     async def clear(self, key: str) -> None:
+        self.clear_now(key)
+
+    def clear_now(self, key: str) -> None:
+        """:meth:`clear` without a coroutine."""
         self._failures.pop(key)

@@ -15,6 +15,7 @@ from bastion.protections.ratelimit.backoff import BackoffPolicy, BackoffStatus
 from bastion.protections.ratelimit.errors import TooManyAttempts
 from bastion.protections.ratelimit.interfaces import ticker_from_clock
 from bastion.protections.ratelimit.memory import MemoryStore
+from bastion.protections.ratelimit.services import KEY_CACHE_SIZE, FailureBackoff
 
 
 def scope(ip: str) -> dict[str, object]:
@@ -146,6 +147,13 @@ async def test_the_in_process_check_answers_like_the_two_awaited_checks(
                 await g.failed(email, scope(ip), user_id=None, reason="wrong")
         clock.advance(timedelta(seconds=1))
     assert seen == {True, False}  # both allowed and refused answers were compared
+    for g in guards:  # a success clears the account's wait, not the IP's
+        await g.succeeded("bob@example.org")
+    answers = [await _outcome(g, "bob@example.org", "192.0.2.7") for g in guards]
+    assert answers == [None, None]
+    answers = [await _outcome(g, "bob@example.org", "192.0.2.1") for g in guards]
+    assert answers[0] == answers[1]
+    assert answers[0] is not None
     clock.advance(timedelta(seconds=901))
     for g in guards:
         await g.unlock("ann@example.org", scope("192.0.2.9"), user_id="u1", actor=None, reason="r")
@@ -158,3 +166,19 @@ async def test_the_in_process_check_answers_like_the_two_awaited_checks(
     assert kinds(recorders[0]) == kinds(recorders[1])
     assert type(fast.ip.store) is MemoryStore
     assert type(general.ip.store) is _Delegating
+
+
+def test_remembered_backoff_keys_are_the_computed_ones() -> None:
+    """The key memo answers what hashing the parts gives, tells parts apart by their lengths,
+    skips long parts and stays bounded."""
+    backoff = FailureBackoff(MemoryStore(), BackoffPolicy(name="account", threshold=3))
+    fresh = FailureBackoff(MemoryStore(), BackoffPolicy(name="account", threshold=3))
+    parts = [("ann@example.org",), ("a", "b:c"), ("a:b", "c"), ("x" * 300,), ("",)]
+    for p in parts * 2:
+        assert backoff.key(*p) == fresh.key(*p)
+        fresh._keys.clear()  # compare with a key hashed anew every time
+    assert backoff.key("a", "b:c") != backoff.key("a:b", "c")
+    assert ("x" * 300,) not in backoff._keys
+    for n in range(KEY_CACHE_SIZE + 5):
+        backoff.key(f"user{n}@example.org")
+    assert len(backoff._keys) <= KEY_CACHE_SIZE
