@@ -32,6 +32,7 @@ from bastion.clock import Clock
 from bastion.protections.ratelimit.backoff import BackoffPolicy
 from bastion.protections.ratelimit.errors import TooManyAttempts
 from bastion.protections.ratelimit.interfaces import BackoffStore
+from bastion.protections.ratelimit.memory import MemoryStore
 from bastion.protections.ratelimit.services import DEFAULT_KEY_PREFIX, FailureBackoff
 
 __all__ = ["CredentialGuard", "client_ip_of", "email_reference"]
@@ -75,9 +76,20 @@ class CredentialGuard:
 
     async def check(self, email_normalized: str, scope: Mapping[str, Any]) -> None:
         """Raises ``TooManyAttempts`` (429 with ``Retry-After``) while a wait is in force."""
+        ip, account = self.ip, self.account
+        store = ip.store
         try:
-            await self.ip.check(client_ip_of(scope))
-            await self.account.check(email_normalized)
+            if type(store) is MemoryStore and account.store is store:
+                # Both waits in one synchronous call on the in-process store (no coroutine per
+                # key); the same order and answer as the two checks below.
+                status = store.status_now(ip.key(client_ip_of(scope)), ip.policy)
+                if not status.blocked:
+                    status = store.status_now(account.key(email_normalized), account.policy)
+                if status.blocked:
+                    raise TooManyAttempts(retry_after=status.retry_after)  # noqa: TRY301
+            else:
+                await ip.check(client_ip_of(scope))
+                await account.check(email_normalized)
         except TooManyAttempts as exc:
             self._record(
                 scope,
@@ -119,7 +131,12 @@ class CredentialGuard:
             )
 
     async def succeeded(self, email_normalized: str) -> None:
-        await self.account.succeeded(email_normalized)
+        account = self.account
+        store = account.store
+        if type(store) is MemoryStore:
+            store.clear_now(account.key(email_normalized))  # no coroutine: it never waits
+        else:
+            await account.succeeded(email_normalized)
 
     async def unlock(
         self,

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.crypto import EnvelopeCipher, bind
@@ -22,6 +22,7 @@ from bastion.identity.mfa.models import mfa_recovery_codes, mfa_totp
 from bastion.storage.prepared import PreparedStatement
 
 __all__ = [
+    "TOTP_ACTIVE",
     "Reason",
     "TotpState",
     "Verdict",
@@ -78,6 +79,11 @@ def seal_secret(cipher: EnvelopeCipher, user_id: str, secret: str) -> str:
 _TOTP_ACTIVATED = select(mfa_totp.c.activated_at).where(mfa_totp.c.user_id == bindparam("uid"))
 #: The same, run on the driver's cursor (see :mod:`bastion.storage.prepared`).
 _READ_TOTP_ACTIVATED = PreparedStatement(_TOTP_ACTIVATED)
+#: :func:`totp_active` as a SQL condition on the user of ``uid`` (a password login folds it
+#: into the statement that starts its session).
+TOTP_ACTIVE = exists().where(
+    mfa_totp.c.user_id == bindparam("uid"), mfa_totp.c.activated_at.is_not(None)
+)
 
 
 async def totp_state(connection: AsyncConnection, user_id: str) -> TotpState:

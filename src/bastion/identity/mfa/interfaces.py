@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-__all__ = ["FactorSource", "FactorVerifier", "SyncEnrollment"]
+__all__ = ["FactorSource", "FactorVerifier", "SqlEnrollment", "SyncEnrollment"]
 
 #: Verifies a second factor *inside* the transaction that consumes a login challenge (or
 #: records a step-up): called with that connection and the user id; returns normally when the
@@ -52,4 +52,16 @@ class SyncEnrollment(Protocol):
         """The same answer as ``is_enrolled``, in the caller's transaction (SQLAlchemy's
         synchronous API inside :meth:`bastion.storage.Database.transaction`: no blocking
         I/O of its own)."""
+        ...
+
+
+@runtime_checkable
+class SqlEnrollment(Protocol):
+    """Optional for a :class:`SyncEnrollment` source: ``is_enrolled`` as a SQL condition, so a
+    password login folds it into the statement that starts its session (see
+    :meth:`bastion.identity.mfa.services.MfaService.factor_conditions`)."""
+
+    def enrolled_condition(self) -> ColumnElement[bool]:
+        """True exactly when ``holds_factor`` is, for the user of the bound parameter ``uid``
+        (an ``EXISTS`` of the source's own table, no other parameter)."""
         ...

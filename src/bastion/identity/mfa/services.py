@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ColumnElement, Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.audit.events import EventType, Outcome
@@ -43,7 +43,12 @@ from bastion.identity.mfa.errors import (
     SecondFactorRequired,
 )
 from bastion.identity.mfa.factors import TotpState, Verdict
-from bastion.identity.mfa.interfaces import FactorSource, FactorVerifier, SyncEnrollment
+from bastion.identity.mfa.interfaces import (
+    FactorSource,
+    FactorVerifier,
+    SqlEnrollment,
+    SyncEnrollment,
+)
 from bastion.identity.mfa.session_auth import SessionAuth, mark_authenticated
 from bastion.identity.mfa.settings import MfaSettings
 from bastion.identity.sessions.services import IssuedTokens, RevokeReason, SessionService
@@ -127,6 +132,8 @@ class MfaService:
         self.factor_sources: list[FactorSource] = []
         #: See :meth:`factor_check`; None once a source without ``SyncEnrollment`` registers.
         self._factor_check: FactorCheck | None = partial(_holds_factor, ())
+        #: See :meth:`factor_conditions`; None once a source without ``SqlEnrollment`` does.
+        self._factor_conditions: tuple[ColumnElement[bool], ...] | None = (factors.TOTP_ACTIVE,)
 
     # -- factors known to the policy ----------------------------------------------------------
     def register_factor_source(self, source: FactorSource) -> None:
@@ -135,6 +142,14 @@ class MfaService:
         checks = [s.holds_factor for s in self.factor_sources if isinstance(s, SyncEnrollment)]
         synchronous = len(checks) == len(self.factor_sources)
         self._factor_check = partial(_holds_factor, tuple(checks)) if synchronous else None
+        conditions = [
+            s.enrolled_condition() for s in self.factor_sources if isinstance(s, SqlEnrollment)
+        ]
+        self._factor_conditions = (
+            (factors.TOTP_ACTIVE, *conditions)
+            if synchronous and len(conditions) == len(self.factor_sources)
+            else None
+        )
 
     def factor_check(self) -> FactorCheck | None:
         """``check(connection, user_id)``: whether the account has a second factor (what
@@ -142,6 +157,13 @@ class MfaService:
         inside the transaction that starts its session. None when a registered factor source
         cannot be asked that way (the login then calls :meth:`require_second_factor` first)."""
         return self._factor_check
+
+    def factor_conditions(self) -> tuple[ColumnElement[bool], ...] | None:
+        """:meth:`factor_check` as SQL conditions on the user of the bound parameter ``uid``
+        (any true: the account has a factor), for a password login to fold into the statement
+        that starts its session; the same tuple until a factor source registers. None when a
+        registered source is not a ``SqlEnrollment`` (or :meth:`factor_check` is None)."""
+        return self._factor_conditions
 
     async def _methods_in(self, connection: AsyncConnection, user_id: str) -> list[str]:
         methods: list[str] = []

@@ -10,7 +10,22 @@ three: ``LOGIN_*``.
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, Text, and_, bindparam, case, exists, insert, or_, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
 
 from bastion.identity.accounts.models import users
 from bastion.identity.sessions.models import refresh_tokens, sessions
@@ -29,6 +44,7 @@ __all__ = [
     "ROTATE_ADD_TOKEN",
     "ROTATE_CONSUME",
     "ROTATE_RENEW",
+    "login_new_session_unless",
 ]
 
 _t, _s = refresh_tokens.c, sessions.c
@@ -104,6 +120,29 @@ NEW_SESSION = (
     )
     .returning(_s.id)
 )
+
+
+def login_new_session_unless(conditions: Sequence[ColumnElement[bool]]) -> PreparedStatement:
+    """:data:`NEW_SESSION` that also inserts nothing when any of ``conditions`` (on the bound
+    parameter ``uid``: the account's second factors) holds: a password login's session and its
+    "has no second factor" check in one statement. No row: disabled, erased, or a factor (the
+    caller asks which only then)."""
+    return PreparedStatement(
+        insert(sessions)
+        .from_select(
+            list(_NEW_SESSION_VALUES),
+            select(*_NEW_SESSION_VALUES.values())
+            .where(
+                users.c.id == bindparam("uid"),
+                users.c.disabled.is_(False),
+                *(not_(condition) for condition in conditions),
+            )
+            .with_for_update(read=True),
+        )
+        .returning(_s.id)
+    )
+
+
 FIRST_TOKEN = insert(refresh_tokens).values(
     token_hash=bindparam("new_hash"), session_id=bindparam("sid"), created_at=bindparam("now")
 )

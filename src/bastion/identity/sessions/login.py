@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, update
+from sqlalchemy import ColumnElement, Connection, update
 
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
@@ -27,9 +27,11 @@ from bastion.identity.accounts.users import User, read_user_by_email
 from bastion.identity.emails import normalize_email
 from bastion.identity.errors import InvalidCredentials
 from bastion.identity.passwords import PasswordService
+from bastion.identity.sessions._statements import login_new_session_unless
 from bastion.identity.sessions.services import IssuedTokens, SessionService
 from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
 from bastion.storage import Database
+from bastion.storage.prepared import PreparedStatement
 
 __all__ = ["LoginResult", "LoginService", "SecondFactorGate"]
 
@@ -44,6 +46,11 @@ class SecondFactorGate(Protocol):
         """``check(connection, user_id)``: whether the account has a second factor, asked on
         a synchronous connection inside the transaction that starts the session; None when the
         gate cannot be asked that way."""
+        ...
+
+    def factor_conditions(self) -> tuple[ColumnElement[bool], ...] | None:
+        """``factor_check`` as SQL conditions on the bound parameter ``uid`` (any true: a
+        factor), the same tuple until the gate changes; None when it cannot be put so."""
         ...
 
     async def require_second_factor(self, user: User, *, transport: str, scope: Scope) -> None:
@@ -110,6 +117,18 @@ class LoginService:
         self.second_factor = second_factor
         self._audit = audit
         self._clock = clock
+        #: The gate's factor conditions and the session statement built with them.
+        self._guarded: tuple[object, PreparedStatement | None] = (None, None)
+
+    def _guarded_session(self, gate: SecondFactorGate) -> PreparedStatement | None:
+        """The statement that starts a session only for an account without a second factor
+        (built once per tuple of the gate's conditions); None when the gate has none."""
+        conditions = gate.factor_conditions()
+        known, statement = self._guarded
+        if conditions is not known:
+            statement = None if conditions is None else login_new_session_unless(conditions)
+            self._guarded = (conditions, statement)
+        return statement
 
     async def login(
         self, email: str, password: str, *, transport: str, scope: Scope
@@ -158,9 +177,15 @@ class LoginService:
             if gate is not None:
                 await gate.require_second_factor(user, transport=transport, scope=scope)
             return await self._new_session(user, transport, scope)
+        refuse = partial(_refuse_with_factor, check, user.id)
+        statement = self._guarded_session(gate)
         try:
+            if statement is None:
+                return await self._new_session(user, transport, scope, precondition=refuse)
+            # One statement: the session, unless the account has a factor; only when nothing
+            # was inserted is the check asked (factor, else disabled or erased meanwhile).
             return await self._new_session(
-                user, transport, scope, precondition=partial(_refuse_with_factor, check, user.id)
+                user, transport, scope, new_session=statement, refused=refuse
             )
         except _HasSecondFactor:
             pass
@@ -174,7 +199,10 @@ class LoginService:
         user: User,
         transport: str,
         scope: Scope,
+        *,
         precondition: Callable[[Connection], None] | None = None,
+        new_session: PreparedStatement | None = None,
+        refused: Callable[[Connection], None] | None = None,
     ) -> IssuedTokens:
         return await self.sessions.create(
             user.id,
@@ -184,6 +212,8 @@ class LoginService:
             ip=client_ip_of(scope),
             user_agent=_header(scope, b"user-agent"),
             precondition=precondition,
+            new_session=new_session,
+            refused=refused,
         )
 
     async def _rehash(self, user: User, encoded: str, password: str, scope: Scope) -> None:

@@ -59,6 +59,7 @@ from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 from bastion.identity.tokens.rotation import SigningKeyManager
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.storage import Database
+from bastion.storage.prepared import PreparedStatement
 
 __all__ = ["IssuedTokens", "RevokeReason", "SessionInfo", "SessionService"]
 
@@ -172,12 +173,17 @@ class SessionService:
         ip: str | None,
         user_agent: str | None,
         precondition: Callable[[Connection], None] | None = None,
+        new_session: PreparedStatement | None = None,
+        refused: Callable[[Connection], None] | None = None,
     ) -> IssuedTokens:
         """Start a session for ``user_id`` and issue its first tokens.
 
         ``precondition`` runs first in the session's transaction (synchronous: the transaction
         is one unit of work, see :meth:`Database.transaction`); what it raises rolls the
-        transaction back, nothing written, and propagates."""
+        transaction back, nothing written, and propagates. ``new_session`` replaces the
+        statement that inserts the session (:func:`login_new_session_unless`, with the same
+        parameters; default :data:`LOGIN_NEW_SESSION`); when it inserts nothing, ``refused``
+        runs (in the transaction; what it raises propagates) before ``InvalidCredentials``."""
         now = self._clock.now()
         session_id = str(uuid.uuid4())
         refresh_token = new_token(TokenKind.REFRESH)
@@ -208,6 +214,8 @@ class SessionService:
                 first_token=first_token,
                 evict=evict,
                 precondition=precondition,
+                new_session=new_session or LOGIN_NEW_SESSION,
+                refused=refused,
             )
         )
         self.revocations.add(evicted)
@@ -537,15 +545,20 @@ def _start_session(
     first_token: Mapping[str, Any],
     evict: Mapping[str, Any],
     precondition: Callable[[Connection], None] | None,
+    new_session: PreparedStatement,
+    refused: Callable[[Connection], None] | None,
 ) -> list[str]:
     """Inside a login's transaction: the caller's precondition, the session, its first refresh
     token, and the eviction of the user's oldest live sessions beyond the limit (their ids are
     returned)."""
     if precondition is not None:
         precondition(connection)
-    if not LOGIN_NEW_SESSION.execute(connection, session):
-        # Disabled or erased since the caller checked (a race): the same answer as a login to
-        # a disabled account, and nothing written (the transaction rolls back).
+    if not new_session.execute(connection, session):
+        # Refused by the caller's conditions (``refused`` says why and raises), or disabled or
+        # erased since the caller checked (a race): the same answer as a login to a disabled
+        # account, and nothing written (the transaction rolls back).
+        if refused is not None:
+            refused(connection)
         raise InvalidCredentials
     LOGIN_FIRST_TOKEN.execute(connection, first_token)
     return [row.id for row in LOGIN_EVICT.execute(connection, evict)]

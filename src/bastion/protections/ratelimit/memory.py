@@ -164,8 +164,16 @@ class MemoryStore:
         return status
 
     async def status(self, key: str, policy: BackoffPolicy) -> BackoffStatus:
+        return self.status_now(key, policy)
+
+    def status_now(self, key: str, policy: BackoffPolicy) -> BackoffStatus:
+        """:meth:`status` without a coroutine (this store never waits)."""
         now = self._now()
         return backoff.status_of(self._failures.get(key, now), now, policy)
 
     async def clear(self, key: str) -> None:
+        self.clear_now(key)
+
+    def clear_now(self, key: str) -> None:
+        """:meth:`clear` without a coroutine."""
         self._failures.pop(key)

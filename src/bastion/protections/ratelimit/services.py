@@ -384,10 +384,22 @@ class FailureBackoff:
         self.store = store
         self.policy = policy
         self._prefix = f"{key_prefix}bo:{policy.name}:"
+        self._keys: dict[tuple[str, ...], str] = {}
 
     def key(self, *parts: str) -> str:
+        """The store key of ``parts`` (a hash: the store never sees addresses or IPs).
+        Remembered for short parts (a login asks the same account's key before and after its
+        password check), at most :data:`KEY_CACHE_SIZE` at a time."""
+        known = self._keys.get(parts)
+        if known is not None:
+            return known
         material = b"".join(b"%d:%b" % (len(p.encode()), p.encode()) for p in parts)
-        return self._prefix + hashlib.blake2b(material, digest_size=16).hexdigest()
+        key = self._prefix + hashlib.blake2b(material, digest_size=16).hexdigest()
+        if sum(map(len, parts)) <= KEY_CACHE_MAX_ID:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            self._keys[parts] = key
+        return key
 
     async def check(self, *parts: str) -> None:
         """Raises :class:`TooManyAttempts` while the caller must wait."""

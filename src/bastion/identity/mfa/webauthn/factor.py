@@ -4,7 +4,7 @@ challenge and an administrator's MFA reset see them."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import ColumnElement, Connection, bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.mfa.webauthn.credentials import CredentialStore
@@ -19,11 +19,14 @@ _c = webauthn_credentials.c
 _ANY_PASSKEY = select(_c.id).where(_c.user_id == bindparam("uid")).limit(1)
 #: The same, run on the driver's cursor (see :mod:`bastion.storage.prepared`).
 _READ_ANY_PASSKEY = PreparedStatement(_ANY_PASSKEY)
+#: The same as a condition (``SqlEnrollment``): the user of ``uid`` holds a passkey.
+_HOLDS_PASSKEY = exists().where(_c.user_id == bindparam("uid"))
 
 
 class PasskeyFactor:
     """A user is enrolled when they hold at least one passkey (asked synchronously too:
-    :class:`~bastion.identity.mfa.interfaces.SyncEnrollment`)."""
+    :class:`~bastion.identity.mfa.interfaces.SyncEnrollment`, and as a SQL condition:
+    :class:`~bastion.identity.mfa.interfaces.SqlEnrollment`)."""
 
     name = "webauthn"
     methods: tuple[str, ...] = (AuthMethod.HARDWARE_KEY.value, AuthMethod.SOFTWARE_KEY.value)
@@ -37,6 +40,10 @@ class PasskeyFactor:
     def holds_factor(self, connection: Connection, user_id: str) -> bool:
         """:meth:`is_enrolled` on a synchronous connection (``SyncEnrollment``)."""
         return bool(_READ_ANY_PASSKEY.execute(connection, {"uid": user_id}))
+
+    def enrolled_condition(self) -> ColumnElement[bool]:
+        """:meth:`holds_factor` as a SQL condition on ``uid`` (``SqlEnrollment``)."""
+        return _HOLDS_PASSKEY
 
     async def remove_all(self, connection: AsyncConnection, user_id: str) -> int:
         return await self.credentials.delete_all(connection, user_id)
