@@ -240,6 +240,36 @@ def _parent_target(
     return entry
 
 
+def _leads(
+    plan: Plan, obj: str, rels: dict[str, Any], usersets: dict[str, Any]
+) -> list[tuple[str, Plan]]:
+    """The nodes below ``plan`` on ``obj``: its computed relations on the same object, the
+    usersets granted on it (``usersets``: the index's usersets of ``obj``) and the parents its
+    tuple-to-usersets point to (``rels``: the index's tuples of ``obj``); unconditioned tuples
+    only (a condition leaves the answer to the general walk). Shared by :func:`search` and
+    :func:`_shape`, which must expand a node alike."""
+    empty: dict[str, Any] = {}
+    leads = [(obj, child) for child in plan.computed] if plan.computed else []
+    if plan.usersets:
+        targets = plan.targets
+        for t in tuple(usersets.get(plan.name, empty).values()):
+            if t.condition is None:
+                target = targets.get(t.user, targets)
+                if target is targets:
+                    target = _userset_target(plan, t.user)
+                if target is not None:
+                    leads.append(target)  # type: ignore[arg-type]
+    for tupleset, parents, cache in plan.ttus:
+        for t in tuple(rels.get(tupleset, empty).values()):
+            if t.condition is None:
+                target = cache.get(t.user, cache)
+                if target is cache:
+                    target = _parent_target(parents, cache, t.user)
+                if target is not None:
+                    leads.append(target)  # type: ignore[arg-type]
+    return leads
+
+
 def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the hot path
     root: Plan,
     obj: str,
@@ -310,24 +340,7 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
             t = users.get(wildcard)
             if t is not None and t.condition is None:
                 return 1
-        leads = [(obj, child) for child in plan.computed] if plan.computed else []
-        if plan.usersets:
-            targets = plan.targets
-            for t in tuple(by_usersets.get(obj, empty).get(name, empty).values()):
-                if t.condition is None:
-                    target = targets.get(t.user, targets)
-                    if target is targets:
-                        target = _userset_target(plan, t.user)
-                    if target is not None:
-                        leads.append(target)  # type: ignore[arg-type]
-        for tupleset, parents, cache in plan.ttus:
-            for t in tuple(rels.get(tupleset, empty).values()):
-                if t.condition is None:
-                    target = cache.get(t.user, cache)
-                    if target is cache:
-                        target = _parent_target(parents, cache, t.user)
-                    if target is not None:
-                        leads.append(target)  # type: ignore[arg-type]
+        leads = _leads(plan, obj, rels, by_usersets.get(obj, empty))
         below = 0
         children: list[tuple[str, Plan]] = []
         for target in leads:
@@ -421,24 +434,7 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                 directs.append(users)
             if user_type in plan.wildcard_types:
                 wilds.append(users)
-        leads = [(obj, child) for child in plan.computed]
-        if plan.usersets:
-            targets = plan.targets
-            for t in tuple(by_usersets.get(obj, empty).get(name, empty).values()):
-                if t.condition is None:
-                    target = targets.get(t.user, targets)
-                    if target is targets:
-                        target = _userset_target(plan, t.user)
-                    if target is not None:
-                        leads.append(target)  # type: ignore[arg-type]
-        for tupleset, parents, cache in plan.ttus:
-            for t in tuple(rels.get(tupleset, empty).values()):
-                if t.condition is None:
-                    target = cache.get(t.user, cache)
-                    if target is cache:
-                        target = _parent_target(parents, cache, t.user)
-                    if target is not None:
-                        leads.append(target)  # type: ignore[arg-type]
+        leads = _leads(plan, obj, rels, by_usersets.get(obj, empty))
         below = 0
         children: list[tuple[str, Plan]] = []
         for child_obj, child in leads:
