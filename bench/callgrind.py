@@ -32,7 +32,10 @@ def wait_for(flag: Path) -> None:
 
 def ready(flags: Path) -> None:
     """Driver side: warmed up; returns once counting is on."""
-    (flags / "ready").write_text(str(os.getpid()))
+    # Written whole, then renamed: the measurer reads the pid as soon as ``ready`` exists.
+    partial = flags / "ready.partial"
+    partial.write_text(str(os.getpid()))
+    partial.replace(flags / "ready")
     wait_for(flags / "go")
 
 
