@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
-from tests.common.server import STARTUP_SECONDS, free_port
+from tests.common.server import STARTUP_SECONDS, free_port, kill_process_group
 
 from bastion.protections.ratelimit import (
     FailoverStore,
@@ -74,7 +74,12 @@ def _start_worker(port: int, env: dict[str, str], log: Path) -> subprocess.Popen
     ]  # fmt: skip
     with log.open("wb") as stderr:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(  # noqa: S603 - our own test app
-            command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr
+            command,
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
         )
 
 
@@ -110,13 +115,7 @@ def workers(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[list[str]]:
         yield [url for url, _, _ in started]
     finally:
         for _, process, _ in started:
-            process.terminate()
-        for _, process, _ in started:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            kill_process_group(process)
 
 
 @pytest.fixture

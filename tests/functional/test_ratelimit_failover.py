@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from structlog.testing import capture_logs
-from tests.common.server import free_port
+from tests.common.server import free_port, kill_process_group
 
 from bastion.protections.ratelimit import (
     BackoffPolicy,
@@ -66,7 +66,7 @@ class RedisServer:
             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
         ]  # fmt: skip
         self.process = subprocess.Popen(  # noqa: S603 - a fixed command line
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -81,8 +81,7 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGCONT)  # in case the test froze it
-            self.process.terminate()
-            self.process.wait(timeout=10)
+            kill_process_group(self.process)
             self.process = None
 
     def freeze(self) -> None:
