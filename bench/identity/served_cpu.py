@@ -167,7 +167,9 @@ def _gc_line(before: dict[str, Any], after: dict[str, Any], n: int) -> str:
         (a - b) / n * 1e6 for a, b in zip(after["cpu_seconds"], before["cpu_seconds"], strict=True)
     ]
     tracked = after["tracked"]
+    pooled = {k: (v - before["pooled"][k]) / n for k, v in after["pooled"].items()}
     return (
+        f"   pooled connections per refresh: {pooled}\n"
         f"   gc per refresh: runs gen0/1/2 {runs[0]:.3f}/{runs[1]:.4f}/{runs[2]:.5f},"
         f" CPU {cpu[0]:.1f}/{cpu[1]:.1f}/{cpu[2]:.1f} us; tracked now {tracked}"
     )

@@ -3,7 +3,8 @@ figure of record): put this directory on ``PYTHONPATH`` and set
 
 * ``BENCH_DIAG_STATS=<file>``: count the garbage collector's runs per generation and the CPU
   time they take (``gc.callbacks``, thread CPU time); ``SIGUSR1`` writes the counts to
-  ``<file>`` as JSON;
+  ``<file>`` as JSON, with the units of work that ran on a pooled connection (the kept one
+  busy);
 * ``BENCH_DIAG_AUDIT=off``: audit events are not queued (diagnosis of their cost only);
 * ``BENCH_DIAG_CHECKPOINT_UNITS=<n>``: the WAL checkpointer's ``units``.
 """
@@ -16,6 +17,23 @@ import os
 import signal
 import time
 from typing import Any
+
+
+#: Units of work run on a pooled connection (the kept one was busy), by kind.
+POOLED = {"transaction": 0, "read": 0}
+
+
+def _count_pooled() -> None:
+    from bastion.storage import database  # noqa: PLC0415
+
+    for kind, name in (("transaction", "_in_transaction"), ("read", "_on_connection")):
+        original = getattr(database, name)
+
+        def counted(*args: Any, _kind: str = kind, _original: Any = original) -> Any:
+            POOLED[_kind] += 1
+            return _original(*args)
+
+        setattr(database, name, counted)
 
 
 def _gc_stats(path: str) -> None:
@@ -38,6 +56,7 @@ def _gc_stats(path: str) -> None:
         figures["threshold"] = list(gc.get_threshold())
         figures["frozen"] = gc.get_freeze_count()
         figures["tracked"] = [len(gc.get_objects(g)) for g in range(3)]
+        figures["pooled"] = dict(POOLED)
         with open(path, "w") as out:  # noqa: PTH123 - a diagnostic, kept dependency-free
             json.dump(figures, out)
 
@@ -63,6 +82,7 @@ def _checkpoint_units(units: int) -> None:
 
 if os.environ.get("BENCH_DIAG_STATS"):
     _gc_stats(os.environ["BENCH_DIAG_STATS"])
+    _count_pooled()
 if os.environ.get("BENCH_DIAG_AUDIT") == "off":
     _no_audit()
 if os.environ.get("BENCH_DIAG_CHECKPOINT_UNITS"):

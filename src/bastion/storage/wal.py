@@ -104,8 +104,8 @@ class WalCheckpointer:
         self._lock = threading.Lock()
         self.runs = 0
         self.last: tuple[int, int, int] | None = None
-        #: While a checkpoint holds the write gate: a future done when it lets go of it
-        #: (:meth:`~bastion.storage.Database.transaction` waits for it before taking a
+        #: While a checkpoint waits for or holds the write gate: a future done when it lets go
+        #: of it (:meth:`~bastion.storage.Database.transaction` waits for it before taking a
         #: connection), else None.
         self.holding: asyncio.Future[None] | None = None
 
@@ -127,6 +127,23 @@ class WalCheckpointer:
             self._task = None
 
     async def _checkpoint(self, gate: WriteGate) -> None:
+        # From its wait for the gate to its release: units of work of the Database wait for
+        # it holding no connection (see :attr:`holding`).
+        released = self.holding = asyncio.get_running_loop().create_future()
+        try:
+            work = await self._checkpoint_holding_gate(gate)
+        finally:
+            self.holding = None
+            released.set_result(None)
+        if work is not None:
+            await self._collect(work)
+
+    async def _checkpoint_holding_gate(
+        self, gate: WriteGate
+    ) -> asyncio.Future[tuple[int, int, int] | None] | None:
+        """Takes the gate, starts the checkpoint in a thread and releases the gate when it
+        ends or after :data:`MAX_GATE_HOLD_SECONDS`; returns the thread's work (None: writers
+        kept the gate all along)."""
         holder = _Checkpointing()
         loop = asyncio.get_running_loop()
         if not gate.try_take(holder):
@@ -136,16 +153,13 @@ class WalCheckpointer:
                 # Writers kept the gate all along: the next write transaction tries again.
                 self._due = max(self._due, self.units)
                 self._dirty = True
-                return
-        released = self.holding = loop.create_future()
+                return None
         work = asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE))
         try:
             await asyncio.wait((work,), timeout=MAX_GATE_HOLD_SECONDS)
         finally:
             gate.release(holder)
-            self.holding = None
-            released.set_result(None)
-        await self._collect(work)
+        return work
 
     async def _collect(self, work: asyncio.Future[tuple[int, int, int] | None]) -> None:
         try:
