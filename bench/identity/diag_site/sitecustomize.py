@@ -18,7 +18,6 @@ import signal
 import time
 from typing import Any
 
-
 #: Units of work run on a pooled connection (the kept one was busy), by kind.
 POOLED = {"transaction": 0, "read": 0}
 
