@@ -25,6 +25,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,6 +231,16 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         server.stop()
 
 
+def run_on_load_cpu(
+    run_: Callable[[argparse.Namespace, Path], Awaitable[None]], args: argparse.Namespace
+) -> None:
+    """``run_(args, data_dir)`` with this process on the load's CPU, in a temporary folder."""
+    if http.CAN_PIN:
+        os.sched_setaffinity(0, {http.LOAD_CPU})
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run_(args, Path(tmp)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refreshes", type=int, default=3000, help="rotations per step")
@@ -238,11 +249,7 @@ def main() -> None:
     parser.add_argument("--diag", action="store_true", help="garbage collector counts")
     parser.add_argument("--strace", type=Path, help="strace -c summaries into this folder")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the worker")
-    args = parser.parse_args()
-    if http.CAN_PIN:
-        os.sched_setaffinity(0, {http.LOAD_CPU})
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_on_load_cpu(run, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -23,13 +23,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench.identity import http
-from bench.identity.http import Connection, create_user, login
-from bench.identity.served_cpu import EMAIL, chain_tokens
+from bench.identity.http import create_user
+from bench.identity.served_cpu import EMAIL, chain_tokens, new_sessions, run_on_load_cpu
 
 
 def _worker(
@@ -93,8 +92,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     try:
         settings = _settings_of(server.pid)
         await create_user(server.port, data_dir, EMAIL)
-        async with Connection(server.port) as setup:
-            tokens = [(await login(setup, EMAIL))["refresh_token"] for _ in range(args.connections)]
+        tokens = await new_sessions(server.port, args.connections)
         await chain_tokens(server.port, tokens, 40)
     finally:
         server.stop()
@@ -138,11 +136,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--keep", type=Path)
-    args = parser.parse_args()
-    if http.CAN_PIN:
-        os.sched_setaffinity(0, {http.LOAD_CPU})
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    run_on_load_cpu(run, parser.parse_args())
 
 
 if __name__ == "__main__":
