@@ -10,7 +10,8 @@ parameters, so that ``login - hash`` is what a login costs beyond its hash. Kern
 (system calls, thread switches) is not counted: pair these figures with the CPU times of
 ``inprocess``.
 
-Usage: ``.venv/bin/python -m bench.identity.instructions [--requests 300] [refresh login hash]``.
+Usage: ``.venv/bin/python -m bench.identity.instructions [--requests 300] [--keep DIR]
+[refresh login hash]`` (``--keep``: the callgrind files, for ``callgrind_annotate``).
 """
 
 from __future__ import annotations
@@ -58,15 +59,17 @@ def _drive_hash(n: int, flags: Path) -> None:
     callgrind.done(flags)
 
 
-def count(target: str, n: int) -> float:
-    """Instructions per request of ``target`` (writer included), in a fresh process."""
-    return callgrind.count(__spec__.name, [target], n, label=target)
+def count(target: str, n: int, keep: Path | None = None) -> float:
+    """Instructions per request of ``target`` (writer included), in a fresh process; its
+    callgrind file copied into ``keep`` when given."""
+    return callgrind.count(__spec__.name, [target], n, label=target, keep=keep)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default all)")
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--keep", type=Path, help="copy the callgrind files into this folder")
     parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
@@ -81,7 +84,7 @@ def main() -> None:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
-    counts = {target: count(target, args.requests) for target in args.targets or TARGETS}
+    counts = {target: count(target, args.requests, args.keep) for target in args.targets or TARGETS}
     print(f"{args.requests} requests per target, instructions per request (all threads)")
     for target, value in counts.items():
         print(f"  {target:<8} {value:14,.0f}")

@@ -181,9 +181,23 @@ class Database:
         """:meth:`read` inside a transaction: committed when ``work`` returns, rolled back
         when it raises (as ``engine.begin()``). On an inline SQLite file, on the connection
         this database keeps checked out when it is free (:class:`_KeptConnection`)."""
-        if self._kept is not None:
-            return await greenlet_spawn(self._kept.transaction, work)
-        return await greenlet_spawn(_in_transaction, self.engine.sync_engine, work)
+        kept = self._kept
+        if kept is None:
+            return await greenlet_spawn(_in_transaction, self.engine.sync_engine, work)
+        holding = self.checkpointer.holding  # type: ignore[union-attr] # kept: a checkpointer
+        if holding is not None and holding.get_loop() is asyncio.get_running_loop():
+            # A WAL checkpoint waits for or holds the write gate (for at most twice
+            # MAX_GATE_HOLD_SECONDS; a few milliseconds as a rule). Wait for it here, holding
+            # no connection: the first unit of work to arrive would take the kept connection
+            # and wait on the gate with it, and every later one would check out a pooled
+            # connection to wait with (up to the pool's size), each paying the checkout and a
+            # page cache made stale by the others' commits (SQLite starts it over when another
+            # connection committed: ~18 page reads a refresh rotation at 32 concurrent
+            # rotations, measured). And once writers queue on the gate, each newcomer meets
+            # it held and queues too: such a queue could last as long as the load. The
+            # shield: one waiter's cancellation must not cancel the others' wait.
+            await asyncio.shield(holding)
+        return await greenlet_spawn(kept.transaction, work)
 
     async def ping(self) -> None:
         """Run a trivial query. Raises StorageUnavailable when the database does not answer."""

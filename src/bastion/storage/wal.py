@@ -22,7 +22,11 @@ So inline connections of a :class:`~bastion.storage.Database` run with
   the gate (asynchronously: requests that do not write go on), so the checkpoint is not
   overtaken by new commits and can copy the whole WAL, and the next commit starts the WAL over
   from its beginning. Without that, on a loop that commits continuously, the WAL would never
-  be fully copied and would grow without bound.
+  be fully copied and would grow without bound. :meth:`~bastion.storage.Database.transaction`
+  waits for the checkpoint (:attr:`WalCheckpointer.holding`) *before* it takes a connection,
+  so the units of work that arrive meanwhile run one after another on its kept connection
+  afterwards, instead of each checking out a pooled connection to wait on the gate with (see
+  there).
 * :meth:`WalCheckpointer.close` (from :meth:`Database.dispose`) waits for a running
   checkpoint, then runs ``PRAGMA wal_checkpoint(TRUNCATE)`` in a thread without waiting for
   locks (it falls back to PASSIVE when another process writes), leaving an empty WAL.
@@ -100,6 +104,10 @@ class WalCheckpointer:
         self._lock = threading.Lock()
         self.runs = 0
         self.last: tuple[int, int, int] | None = None
+        #: While a checkpoint waits for or holds the write gate: a future done when it lets go
+        #: of it (:meth:`~bastion.storage.Database.transaction` waits for it before taking a
+        #: connection), else None.
+        self.holding: asyncio.Future[None] | None = None
 
     def wrote(self, gate: WriteGate, rows: int) -> None:
         """A write transaction ended (on the loop); start a checkpoint when one is due."""
@@ -119,6 +127,23 @@ class WalCheckpointer:
             self._task = None
 
     async def _checkpoint(self, gate: WriteGate) -> None:
+        # From its wait for the gate to its release: units of work of the Database wait for
+        # it holding no connection (see :attr:`holding`).
+        released = self.holding = asyncio.get_running_loop().create_future()
+        try:
+            work = await self._checkpoint_holding_gate(gate)
+        finally:
+            self.holding = None
+            released.set_result(None)
+        if work is not None:
+            await self._collect(work)
+
+    async def _checkpoint_holding_gate(
+        self, gate: WriteGate
+    ) -> asyncio.Future[tuple[int, int, int] | None] | None:
+        """Takes the gate, starts the checkpoint in a thread and releases the gate when it
+        ends or after :data:`MAX_GATE_HOLD_SECONDS`; returns the thread's work (None: writers
+        kept the gate all along)."""
         holder = _Checkpointing()
         loop = asyncio.get_running_loop()
         if not gate.try_take(holder):
@@ -128,13 +153,13 @@ class WalCheckpointer:
                 # Writers kept the gate all along: the next write transaction tries again.
                 self._due = max(self._due, self.units)
                 self._dirty = True
-                return
+                return None
         work = asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE))
         try:
             await asyncio.wait((work,), timeout=MAX_GATE_HOLD_SECONDS)
         finally:
             gate.release(holder)
-        await self._collect(work)
+        return work
 
     async def _collect(self, work: asyncio.Future[tuple[int, int, int] | None]) -> None:
         try:

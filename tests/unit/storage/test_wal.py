@@ -194,6 +194,69 @@ async def test_a_failing_checkpoint_fails_no_write(
         assert (await session.execute(select(func.count()).select_from(notes))).scalar() == 100
 
 
+def add_note(connection: Any) -> Any:
+    connection.execute(insert(notes).values(body=BODY))
+    return connection.connection.dbapi_connection
+
+
+async def paused_checkpoint(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """Starts a checkpoint that holds the write gate in its thread until the second event is
+    set; returns once it runs (the first event)."""
+    checkpointer = checkpointer_of(db)
+    running, finish = threading.Event(), threading.Event()
+    run = checkpointer._run
+
+    def paused(*args: Any, **kwargs: Any) -> Any:
+        running.set()
+        finish.wait(10)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(checkpointer, "_run", paused)
+    checkpointer.units = 1
+    await db.transaction(add_note)  # due at once: the checkpoint starts
+    assert await asyncio.to_thread(running.wait, 10)
+    assert checkpointer.holding is not None
+    checkpointer.units = CHECKPOINT_UNITS  # no other one afterwards
+    return running, finish
+
+
+async def test_units_of_work_wait_for_a_checkpoint_then_run_on_the_kept_connection(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While a checkpoint holds the gate, transactions arriving take no connection (each would
+    # otherwise check out a pooled one to wait on the gate with, its page cache made stale).
+    kept = await db.transaction(add_note)
+    _, finish = await paused_checkpoint(db, monkeypatch)
+    waiting = [asyncio.create_task(db.transaction(add_note)) for _ in range(4)]
+    await asyncio.sleep(0.1)
+    assert not any(task.done() for task in waiting)
+    assert db.engine.sync_engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+    finish.set()
+    used = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+    assert all(connection is kept for connection in used)
+    assert checkpointer_of(db).holding is None
+    async with db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(notes))).scalar() == 6
+
+
+async def test_a_cancelled_wait_for_a_checkpoint_leaves_the_others_waiting(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, finish = await paused_checkpoint(db, monkeypatch)
+    first, second = (asyncio.create_task(db.transaction(add_note)) for _ in range(2))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    await asyncio.sleep(0.05)
+    assert first.cancelled()
+    assert not second.done()
+    finish.set()
+    await asyncio.wait_for(second, 10)
+    async with db.session() as session:
+        assert (await session.execute(select(func.count()).select_from(notes))).scalar() == 2
+
+
 CHILD = textwrap.dedent(
     """
     import asyncio, sys
