@@ -26,7 +26,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from sqlalchemy import String, bindparam, insert, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -52,7 +52,7 @@ AUDIT_LOGGER = "bastion.audit"
 AUDIT_LOG_EVENT = "audit_event"
 #: Log lines formatted between two yields to the event loop.
 LOG_CHUNK = 50
-#: Rows chained and inserted per statement (the event loop runs between two).
+#: Rows chained and inserted per statement (on PostgreSQL the event loop runs between two).
 INSERT_CHUNK = 50
 _LINE_FIELDS = ("log.logger", *ecs.FIELDS)
 _LINE_HEAD = f'"log.logger": "{AUDIT_LOGGER}", '
@@ -365,9 +365,15 @@ class DatabaseSink:
                 links += [_link(insert_, e, batch, n) for n, e in enumerate(chunk, start)]
         except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
             raise AuditWriteFailed from exc
+        keys = self._keys
         try:
-            async with self._database.engine.begin() as connection:
-                first = await _append(connection, self._keys, insert_, links)
+            # Database.transaction: on an inline SQLite file, the connection the requests' own
+            # units of work use when it is free. A batch committed on another connection makes
+            # SQLite drop that connection's page cache at its next transaction (WAL: the file
+            # changed under it), and the next request pays to read its pages again.
+            first = await self._database.transaction(
+                lambda connection: _append(connection, keys, insert_, links)
+            )
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
@@ -418,17 +424,21 @@ async def lock_head(connection: AsyncConnection) -> tuple[int, str]:
     Creates the head of an empty chain if it is missing (a schema made without the migrations);
     raises ChainHeadMissing if chained events exist without a head (it was deleted).
     """
-    result = await connection.execute(_LOCK_HEAD)
+    return await connection.run_sync(_lock_head)
+
+
+def _lock_head(connection: Connection) -> tuple[int, str]:
+    result = connection.execute(_LOCK_HEAD)
     row = result.first()
     if row is not None:
         return int(row.seq), str(row.mac)
-    chained = await connection.scalar(
+    chained = connection.scalar(
         select(audit_events.c.id).where(audit_events.c.seq.is_not(None)).limit(1)
     )
     if chained is not None:
         raise ChainHeadMissing
-    legacy = await connection.scalar(select(audit_events.c.id).order_by(audit_events.c.id.desc()))
-    await connection.execute(
+    legacy = connection.scalar(select(audit_events.c.id).order_by(audit_events.c.id.desc()))
+    connection.execute(
         insert(audit_chain_head).values(
             id=HEAD_ROW_ID,
             seq=0,
@@ -452,18 +462,19 @@ async def append_rows(
         texts = tuple(row[name] for name in _TEXTS)
         content = insert_.content(row["time"], texts, row["details"])
         links.append((content, canonical_tail(row["time"], texts, row["details"])))
-    return await _append(connection, keys, insert_, links)
+    return await connection.run_sync(lambda sync: _append(sync, keys, insert_, links))
 
 
-async def _append(
-    connection: AsyncConnection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
+def _append(
+    connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
 ) -> int:
-    seq, mac = await lock_head(connection)
+    """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
+    API: run in a greenlet, the driver's waits suspend through it); the first sequence number."""
+    seq, mac = _lock_head(connection)
     first = seq + 1
     key = keys.current
     key_id = key.key_id
-    # One executemany of ready parameter tuples per chunk; each awaits the database, so
-    # requests run between chunks.
+    # One executemany of ready parameter tuples per chunk.
     for start in range(0, len(links), INSERT_CHUNK):
         chunk = links[start : start + INSERT_CHUNK]
         macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
@@ -483,8 +494,8 @@ async def _append(
             ]
         seq += len(chunk)
         mac = macs[-1]
-        await connection.exec_driver_sql(insert_.sql, params)
-    await connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
+        connection.exec_driver_sql(insert_.sql, params)
+    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
 
 
