@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bastion import server
+from bench.identity import http
 from bench.identity.http import (
     CAN_PIN,
     LOAD_CPU,
@@ -45,7 +46,6 @@ from bench.identity.http import (
     SERVER_CPU,
     Connection,
     create_user,
-    start_bastion,
 )
 
 
@@ -168,13 +168,37 @@ async def logins(port: int, count: int, clients: int) -> None:
     await asyncio.gather(*(client() for _ in range(clients)))
 
 
+def start_bastion(data_dir: Path, args: argparse.Namespace) -> http.Server:
+    """As :func:`bench.identity.http.start_bastion`; ``--hash-memory-kib`` (below OWASP's
+    minimum only for this diagnostic: how much the hash's size changes the rest of a login)."""
+    if not args.hash_memory_kib:
+        return http.start_bastion(data_dir)
+    passwords = {
+        "hash_memory_kib": args.hash_memory_kib,
+        "hash_time_cost": args.hash_time_cost,
+        "allow_insecure_hash_parameters": True,
+    }
+    real_start = http._start  # noqa: SLF001 - the same start, one more setting
+
+    def start(name: str, command: list[str], data_dir: Path, env: dict[str, str]) -> http.Server:
+        return real_start(
+            name, command, data_dir, {**env, "BASTION_PASSWORDS": json.dumps(passwords)}
+        )
+
+    http._start = start  # noqa: SLF001
+    try:
+        return http.start_bastion(data_dir)
+    finally:
+        http._start = real_start  # noqa: SLF001
+
+
 async def served(args: argparse.Namespace, data_dir: Path) -> None:
-    bastion = start_bastion(data_dir)
+    bastion = start_bastion(data_dir, args)
     try:
         await create_user(bastion.port, data_dir, LOGIN_EMAIL)
     finally:
         bastion.stop()
-    bastion = start_bastion(data_dir)
+    bastion = start_bastion(data_dir, args)
     try:
         await asyncio.sleep(1)
         await logins(bastion.port, args.warmup, args.clients)
@@ -190,7 +214,10 @@ async def served(args: argparse.Namespace, data_dir: Path) -> None:
         await logins(bastion.port, args.logins, args.clients)
         sampler.cancel()
         parts = split(bastion.pid, deltas(bastion.pid, before))
-        show(f"served worker, per login {' '.join(args.env)}".rstrip(), parts, args.logins)
+        setup = " ".join(args.env)
+        if args.hash_memory_kib:
+            setup += f" Argon2 m={args.hash_memory_kib} KiB t={args.hash_time_cost}"
+        show(f"served worker, per login {setup}".rstrip(), parts, args.logins)
         print(f"AnonHugePages during the logins: {min(huge)}-{max(huge)} KiB")
     finally:
         bastion.stop()
@@ -279,6 +306,14 @@ def main() -> None:
     parser.add_argument("--hashes", type=int, default=100)
     parser.add_argument("--polluter-mib", type=int, default=0)
     parser.add_argument("--only", choices=("served", "reference"))
+    parser.add_argument(
+        "--hash-memory-kib",
+        type=int,
+        default=0,
+        help="served worker's Argon2 memory (default: the defaults, 19 MiB); a diagnostic of"
+        " how the hash's size changes the cost of the rest of a login",
+    )
+    parser.add_argument("--hash-time-cost", type=int, default=2)
     parser.add_argument(
         "--env",
         action="append",
