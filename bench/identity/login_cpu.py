@@ -44,9 +44,9 @@ from bench.identity.http import (
     LOGIN_EMAIL,
     PASSWORD,
     SERVER_CPU,
-    Connection,
     create_user,
 )
+from bench.identity.login_memory import logins
 
 
 @dataclass(frozen=True)
@@ -154,20 +154,6 @@ def _row(name: str, c: ThreadCounters, n: int) -> None:
 
 
 # -- the served worker ---------------------------------------------------------------------------
-async def logins(port: int, count: int, clients: int) -> None:
-    body = {"email": LOGIN_EMAIL, "password": PASSWORD}
-    queue = iter(range(count))
-
-    async def client() -> None:
-        async with Connection(port) as connection:
-            for _ in queue:
-                status, data = await connection.request("POST", "/v1/sessions", body)
-                if status != 200:
-                    raise SystemExit(f"login failed: {status} {data[:300]!r}")
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-
-
 def start_bastion(data_dir: Path, args: argparse.Namespace) -> http.Server:
     """As :func:`bench.identity.http.start_bastion`; ``--hash-memory-kib`` (below OWASP's
     minimum only for this diagnostic: how much the hash's size changes the rest of a login)."""
