@@ -190,6 +190,57 @@ def _mac() -> Callable[[], Any]:
     return lambda: chain.link_mac(key, 123456, "f" * 64, tail)
 
 
+def _mac_message() -> tuple[Any, bytes]:
+    from bastion.audit import chain, sinks  # noqa: PLC0415
+
+    event = _event()
+    tail = chain.canonical_tail(chain.utc_stamp(event.time), sinks._texts(event), event.details)  # noqa: SLF001
+    key = chain.ChainKey("0a1b2c3d", b"k" * 32)
+    return key, chain._linked(123456, key.key_id, "f" * 64, tail)  # noqa: SLF001
+
+
+def _mac_key() -> Callable[[], Any]:
+    key, message = _mac_message()
+    return lambda: key.mac(message)
+
+
+def _mac_stdlib() -> Callable[[], Any]:
+    import hmac  # noqa: PLC0415
+
+    key, message = _mac_message()
+    secret = key.key
+    return lambda: hmac.digest(secret, message, "sha256").hex()
+
+
+def _mac_copy() -> Callable[[], Any]:
+    import hmac  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = hmac.new(key.key, digestmod="sha256")
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return h.hexdigest()
+
+    return mac
+
+
+def _mac_cryptography() -> Callable[[], Any]:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.hmac import HMAC  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = HMAC(key.key, hashes.SHA256())
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return h.finalize().hex()
+
+    return mac
+
+
 def _now() -> Callable[[], Any]:
     return lambda: datetime.now(UTC)
 
@@ -204,6 +255,10 @@ PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "canonical_tail": _canonical_tail,
     "json_column": _json_column,
     "mac": _mac,
+    "mac_key": _mac_key,
+    "mac_stdlib": _mac_stdlib,
+    "mac_copy": _mac_copy,
+    "mac_cryptography": _mac_cryptography,
     "now": _now,
     "stored": _stored,
 }
