@@ -241,6 +241,20 @@ def _mac_cryptography() -> Callable[[], Any]:
     return mac
 
 
+def _mac_openssl() -> Callable[[], Any]:
+    import _hashlib  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = _hashlib.hmac_new(key.key, digestmod="sha256")
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return str(h.hexdigest())
+
+    return mac
+
+
 def _now() -> Callable[[], Any]:
     return lambda: datetime.now(UTC)
 
@@ -259,6 +273,7 @@ PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "mac_stdlib": _mac_stdlib,
     "mac_copy": _mac_copy,
     "mac_cryptography": _mac_cryptography,
+    "mac_openssl": _mac_openssl,
     "now": _now,
     "stored": _stored,
 }

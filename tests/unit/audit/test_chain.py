@@ -155,8 +155,9 @@ def test_a_tampered_null_mac_is_encoded_as_the_encoder_does() -> None:
 
 @pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
 def test_chain_key_mac_is_hmac_sha256(length: int) -> None:
-    # The MAC is computed from precomputed RFC 2104 pad states, not the hmac module: it must be
-    # the very HMAC-SHA256 for every key length (shorter, equal to and longer than the block).
+    # The MAC is cryptography's HMAC keyed once and copied per link, not the hmac module: it
+    # must be the very HMAC-SHA256 for every key length (shorter, equal to and longer than the
+    # block), and a copy must not consume the keyed state.
     key = bytes(range(256))[:length]
     chain_key = ChainKey("0a", key)
     for message in (b"", b"m", bytes(range(256)) * 3):
