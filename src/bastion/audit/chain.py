@@ -173,21 +173,25 @@ def _normal(value: Any) -> Any:  # noqa: PLR0911 - one case per kind
     return value
 
 
+#: The last minute stamped and its text (``YYYY-MM-DDTHH:MM:``), as one tuple replaced whole
+#: (a thread reading it never sees one minute's key with another's text). Events come in time
+#: order: most share their minute with the one before.
+_MINUTE: list[tuple[tuple[int, ...], str]] = [((), "")]
+
+
 def _time(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    if value.year < _FOUR_DIGIT_YEAR:
+    year = value.year
+    if year < _FOUR_DIGIT_YEAR:
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as stored links were made
-    # That strftime's result without its cost.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest formatting here
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
+    # That strftime's result without its cost: the minute's text remembered, only the seconds
+    # formatted per event.
+    minute = (year, value.month, value.day, value.hour, value.minute)
+    last = _MINUTE[0]
+    if last[0] != minute:
+        last = _MINUTE[0] = (minute, "%04d-%02d-%02dT%02d:%02d:" % minute)  # noqa: UP031
+    return last[1] + "%02d.%06dZ" % (value.second, value.microsecond)  # noqa: UP031
 
 
 def utc_stamp(time: datetime) -> str:
