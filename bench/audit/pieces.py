@@ -95,6 +95,35 @@ def _from_scope() -> Callable[[], Any]:
     )
 
 
+def _decision_log() -> Callable[[], Any]:
+    """A denied check's event built by the decision log (details, subject, ``event_from_scope``)
+    and queued (a recorder whose queue is drained by the loop, not counted apart)."""
+    from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
+    from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
+    from bastion.clock import SystemClock  # noqa: PLC0415
+
+    recorder = QueueAuditRecorder([], queue_size=10**7, batch_size=200)
+    log = DecisionLog(recorder, SystemClock(), sample_rate=1.0).log
+    queue = recorder._queue  # noqa: SLF001
+
+    def decide() -> Any:
+        log(
+            False,
+            store_id="01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
+            model_id="01JDQ8ZK4A1B2C3D4E5F6G7H8J",
+            object="document:d12345",
+            relation="viewer",
+            user="user:u6789",
+            latency_ms=0.123456,
+            reason="no_relationship",
+            scope=_SCOPE,
+            actor="user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
+        )
+        return queue.get_nowait()
+
+    return decide
+
+
 def _record() -> Callable[[], Any]:
     from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
 
@@ -262,6 +291,7 @@ def _now() -> Callable[[], Any]:
 PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "from_scope": _from_scope,
     "record": _record,
+    "decision_log": _decision_log,
     "ecs_line": _ecs_line,
     "ecs_line_shared": _ecs_line_shared,
     "row": _row,
