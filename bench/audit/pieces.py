@@ -42,6 +42,20 @@ _SCOPE: dict[str, Any] = {
 EVENT = ["profile"]
 
 
+#: The denied check the ``decision`` event records (the decision log's arguments).
+_DECISION: dict[str, Any] = {
+    "store_id": "01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
+    "model_id": "01JDQ8ZK4A1B2C3D4E5F6G7H8J",
+    "object": "document:d12345",
+    "relation": "viewer",
+    "user": "user:u6789",
+    "latency_ms": 0.123456,
+    "reason": "no_relationship",
+    "scope": _SCOPE,
+    "actor": "user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
+}
+
+
 def _decision_event() -> Any:
     from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
     from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
@@ -49,18 +63,7 @@ def _decision_event() -> Any:
 
     recorder = QueueAuditRecorder([], queue_size=10, batch_size=1)
     log = DecisionLog(recorder, SystemClock(), sample_rate=1.0)
-    log.log(
-        False,
-        store_id="01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
-        model_id="01JDQ8ZK4A1B2C3D4E5F6G7H8J",
-        object="document:d12345",
-        relation="viewer",
-        user="user:u6789",
-        latency_ms=0.123456,
-        reason="no_relationship",
-        scope=_SCOPE,
-        actor="user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
-    )
+    log.log(False, **_DECISION)
     return recorder._queue.get_nowait()  # noqa: SLF001 - the event as it was queued
 
 
@@ -107,18 +110,7 @@ def _decision_log() -> Callable[[], Any]:
     queue = recorder._queue  # noqa: SLF001
 
     def decide() -> Any:
-        log(
-            False,
-            store_id="01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
-            model_id="01JDQ8ZK4A1B2C3D4E5F6G7H8J",
-            object="document:d12345",
-            relation="viewer",
-            user="user:u6789",
-            latency_ms=0.123456,
-            reason="no_relationship",
-            scope=_SCOPE,
-            actor="user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
-        )
+        log(False, **_DECISION)
         return queue.get_nowait()
 
     return decide
