@@ -179,3 +179,15 @@ def test_link_macs_are_link_mac_in_turn(key_id: str, prev: str) -> None:
     assert link_macs(key, 40, prev, tails) == expected
     assert link_macs(key, 40, prev, tails[:1]) == expected[:1]
     assert link_macs(key, 40, prev, []) == []
+
+
+def test_link_macs_are_the_stdlib_hmac_of_each_link() -> None:
+    # The run of MACs (cryptography's HMAC copied per link, inline) against the hmac module
+    # over each link's canonical bytes, built the way verify builds them.
+    key = ChainKey("6210434e", bytes(range(32)))
+    rows = [event_row(event) for event in GOLDEN_EVENTS * 3]
+    macs = link_macs(key, 6, GENESIS_MAC, [row_tail(row) for row in rows])
+    prev = GENESIS_MAC
+    for seq, (row, mac) in enumerate(zip(rows, macs, strict=True), 7):
+        assert mac == hmac.new(key.key, canonical(seq, key.key_id, row, prev), "sha256").hexdigest()
+        prev = mac
