@@ -108,9 +108,16 @@ async def test_each_filter_uses_an_index_as_before_the_partial_indexes(database_
         assert indexes[0] in plan, plan
 
 
-async def test_an_actor_filter_never_needs_rows_without_an_actor(database: Database) -> None:
-    # The page statement of an actor filter compares the column with a value: rows without an
-    # actor (left out of the partial index) can never match it, so the index is complete for it.
-    statement = page_statement(EventFilter(actor="user:1"), None, 50)
-    assert "audit_events.actor = " in str(statement)
-    assert "IS NULL" not in str(statement)
+def test_each_optional_column_filter_compares_with_a_value() -> None:
+    # Each filter on an optional column compares the column with a value: rows where it is NULL
+    # (left out of the partial indexes) can never match, so each partial index is complete for
+    # its filter.
+    for name, query in (
+        ("actor", EventFilter(actor="user:1")),
+        ("subject", EventFilter(subject="doc:1")),
+        ("client_ip", EventFilter(client_ip="192.0.2.7")),
+        ("request_id", EventFilter(request_id="r1")),
+    ):
+        sql = str(page_statement(query, None, 50))
+        assert f"audit_events.{name} = :{name}_1" in sql, sql
+        assert "NULL" not in sql, sql
