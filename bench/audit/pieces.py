@@ -42,6 +42,20 @@ _SCOPE: dict[str, Any] = {
 EVENT = ["profile"]
 
 
+#: The denied check the ``decision`` event records (the decision log's arguments).
+_DECISION: dict[str, Any] = {
+    "store_id": "01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
+    "model_id": "01JDQ8ZK4A1B2C3D4E5F6G7H8J",
+    "object": "document:d12345",
+    "relation": "viewer",
+    "user": "user:u6789",
+    "latency_ms": 0.123456,
+    "reason": "no_relationship",
+    "scope": _SCOPE,
+    "actor": "user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
+}
+
+
 def _decision_event() -> Any:
     from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
     from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
@@ -49,18 +63,7 @@ def _decision_event() -> Any:
 
     recorder = QueueAuditRecorder([], queue_size=10, batch_size=1)
     log = DecisionLog(recorder, SystemClock(), sample_rate=1.0)
-    log.log(
-        False,
-        store_id="01JDQ8ZK3V6Y2W9X4T5R7M8N0P",
-        model_id="01JDQ8ZK4A1B2C3D4E5F6G7H8J",
-        object="document:d12345",
-        relation="viewer",
-        user="user:u6789",
-        latency_ms=0.123456,
-        reason="no_relationship",
-        scope=_SCOPE,
-        actor="user:01JDQ8ZK5K6M7N8P9Q0R1S2T3V",
-    )
+    log.log(False, **_DECISION)
     return recorder._queue.get_nowait()  # noqa: SLF001 - the event as it was queued
 
 
@@ -93,6 +96,24 @@ def _from_scope() -> Callable[[], Any]:
         subject="user:bench",
         details={"fields": ["display_name"]},
     )
+
+
+def _decision_log() -> Callable[[], Any]:
+    """A denied check's event built by the decision log (details, subject, ``event_from_scope``)
+    and queued (a recorder whose queue is drained by the loop, not counted apart)."""
+    from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
+    from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
+    from bastion.clock import SystemClock  # noqa: PLC0415
+
+    recorder = QueueAuditRecorder([], queue_size=10**7, batch_size=200)
+    log = DecisionLog(recorder, SystemClock(), sample_rate=1.0).log
+    queue = recorder._queue  # noqa: SLF001
+
+    def decide() -> Any:
+        log(False, **_DECISION)
+        return queue.get_nowait()
+
+    return decide
 
 
 def _record() -> Callable[[], Any]:
@@ -190,6 +211,71 @@ def _mac() -> Callable[[], Any]:
     return lambda: chain.link_mac(key, 123456, "f" * 64, tail)
 
 
+def _mac_message() -> tuple[Any, bytes]:
+    from bastion.audit import chain, sinks  # noqa: PLC0415
+
+    event = _event()
+    tail = chain.canonical_tail(chain.utc_stamp(event.time), sinks._texts(event), event.details)  # noqa: SLF001
+    key = chain.ChainKey("0a1b2c3d", b"k" * 32)
+    return key, chain._linked(123456, key.key_id, "f" * 64, tail)  # noqa: SLF001
+
+
+def _mac_key() -> Callable[[], Any]:
+    key, message = _mac_message()
+    return lambda: key.mac(message)
+
+
+def _mac_stdlib() -> Callable[[], Any]:
+    import hmac  # noqa: PLC0415
+
+    key, message = _mac_message()
+    secret = key.key
+    return lambda: hmac.digest(secret, message, "sha256").hex()
+
+
+def _mac_copy() -> Callable[[], Any]:
+    import hmac  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = hmac.new(key.key, digestmod="sha256")
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return h.hexdigest()
+
+    return mac
+
+
+def _mac_cryptography() -> Callable[[], Any]:
+    from cryptography.hazmat.primitives import hashes  # noqa: PLC0415
+    from cryptography.hazmat.primitives.hmac import HMAC  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = HMAC(key.key, hashes.SHA256())
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return h.finalize().hex()
+
+    return mac
+
+
+def _mac_openssl() -> Callable[[], Any]:
+    import _hashlib  # noqa: PLC0415
+
+    key, message = _mac_message()
+    keyed = _hashlib.hmac_new(key.key, digestmod="sha256")
+
+    def mac() -> str:
+        h = keyed.copy()
+        h.update(message)
+        return str(h.hexdigest())
+
+    return mac
+
+
 def _now() -> Callable[[], Any]:
     return lambda: datetime.now(UTC)
 
@@ -197,6 +283,7 @@ def _now() -> Callable[[], Any]:
 PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "from_scope": _from_scope,
     "record": _record,
+    "decision_log": _decision_log,
     "ecs_line": _ecs_line,
     "ecs_line_shared": _ecs_line_shared,
     "row": _row,
@@ -204,6 +291,11 @@ PIECES: dict[str, Callable[[], Callable[[], Any]]] = {
     "canonical_tail": _canonical_tail,
     "json_column": _json_column,
     "mac": _mac,
+    "mac_key": _mac_key,
+    "mac_stdlib": _mac_stdlib,
+    "mac_copy": _mac_copy,
+    "mac_cryptography": _mac_cryptography,
+    "mac_openssl": _mac_openssl,
     "now": _now,
     "stored": _stored,
 }

@@ -19,7 +19,6 @@ as an integer; the MAC must not depend on the backend).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import math
@@ -29,6 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from bastion.audit.recorder import ScrubbedDetails
 from bastion.crypto import KeyPurpose, Keyring
@@ -101,16 +103,16 @@ class ChainKey:
 
     key_id: str
     key: bytes = field(repr=False)
-    #: HMAC-SHA256's inner and outer hashes with the padded key already absorbed (RFC 2104):
-    #: each link copies them, so the key schedule is not redone per link, and the two copies
-    #: cost less than copying an ``hmac`` object (its Python wrapper and OpenSSL's context).
-    _pads: tuple[Any, Any] = field(init=False, repr=False, compare=False)
+    #: HMAC-SHA256 keyed once (the maintained library's, over OpenSSL): each link copies it,
+    #: so the key schedule is not redone per link (cheaper than ``hmac.digest``, which keys
+    #: OpenSSL's HMAC anew per call: see docs/benchmarks.md, decision, eighth session).
+    _keyed: HMAC = field(init=False, repr=False, compare=False)
     #: The start of each link's encoding up to the previous MAC: ``_HEAD``, then (after the
     #: sequence number) the key id as the encoder writes it (``,"<key id>",``).
     _id_json: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_pads", _hmac_pads(self.key))
+        object.__setattr__(self, "_keyed", HMAC(self.key, SHA256()))
         key_id = self.key_id
         if type(key_id) is str:
             object.__setattr__(self, "_id_json", "," + encode_basestring_ascii(key_id) + ",")
@@ -119,26 +121,9 @@ class ChainKey:
 
     def mac(self, message: bytes) -> str:
         """The hex HMAC-SHA256 of ``message`` under this key."""
-        inner, outer = self._pads
-        inner = inner.copy()
-        inner.update(message)
-        outer = outer.copy()
-        outer.update(inner.digest())
-        return str(outer.hexdigest())
-
-
-_SHA256_BLOCK = 64
-
-
-def _hmac_pads(key: bytes) -> tuple[Any, Any]:
-    """SHA-256 states after HMAC's ``key ^ ipad`` and ``key ^ opad`` blocks (RFC 2104 section 2:
-    a key longer than the block is hashed first, then every key is padded with zeros)."""
-    if len(key) > _SHA256_BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_SHA256_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(byte ^ 0x36 for byte in key))
-    outer = hashlib.sha256(bytes(byte ^ 0x5C for byte in key))
-    return inner, outer
+        keyed = self._keyed.copy()
+        keyed.update(message)
+        return keyed.finalize().hex()
 
 
 class ChainKeys:
@@ -188,21 +173,25 @@ def _normal(value: Any) -> Any:  # noqa: PLR0911 - one case per kind
     return value
 
 
+#: The last minute stamped and its text (``YYYY-MM-DDTHH:MM:``), as one tuple replaced whole
+#: (a thread reading it never sees one minute's key with another's text). Events come in time
+#: order: most share their minute with the one before.
+_MINUTE: list[tuple[tuple[int, ...], str]] = [((), "")]
+
+
 def _time(value: datetime) -> str:
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    if value.year < _FOUR_DIGIT_YEAR:
+    year = value.year
+    if year < _FOUR_DIGIT_YEAR:
         return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # as stored links were made
-    # That strftime's result without its cost.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - the fastest formatting here
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
+    # That strftime's result without its cost: the minute's text remembered, only the seconds
+    # formatted per event.
+    minute = (year, value.month, value.day, value.hour, value.minute)
+    last = _MINUTE[0]
+    if last[0] != minute:
+        last = _MINUTE[0] = (minute, "%04d-%02d-%02dT%02d:%02d:" % minute)  # noqa: UP031
+    return last[1] + "%02d.%06dZ" % (value.second, value.microsecond)  # noqa: UP031
 
 
 def utc_stamp(time: datetime) -> str:
@@ -402,12 +391,14 @@ def link_macs(key: ChainKey, seq: int, prev_mac: str, tails: Sequence[str]) -> l
             mac = link_mac(key, seq, mac, tail)
             macs.append(mac)
         return macs
-    keyed = key.mac
+    keyed = key._keyed  # noqa: SLF001 - ChainKey.mac inlined
     for tail in tails[1:]:
         seq += 1
         # _linked's bytes: _HEAD, seq, the key id, then the hex MAC between quotes (what
         # encode_basestring_ascii writes for hex digits), then the tail.
-        mac = keyed((_HEAD + repr(seq) + id_json + '"' + mac + '"' + tail).encode())
+        link = keyed.copy()
+        link.update((_HEAD + repr(seq) + id_json + '"' + mac + '"' + tail).encode())
+        mac = link.finalize().hex()
         macs.append(mac)
     return macs
 

@@ -1,7 +1,10 @@
 """Audit tables: ``audit_events`` (append-only, chained), its chain head, and checkpoints.
 
 Indexes follow the questions an investigator asks: what happened in a time window, of a given
-type, done by an actor, done to a subject, in one request, or from one address.
+type, done by an actor, done to a subject, in one request, or from one address (each filter of
+:mod:`bastion.audit.query`; ``tests/unit/audit/test_query_plans.py`` checks each plan). The four
+on optional columns are partial (rows where the column is set): every event pays an insert into
+each index it is in, and most rejected requests have no actor or subject.
 
 The chain (:mod:`bastion.audit.chain`): each event stored since migration 0005 has a ``seq``
 (1, 2, 3, ... without gaps) and a ``mac`` over its content and the previous event's ``mac``.
@@ -13,7 +16,10 @@ chain existed (those rows are unprotected; any unchained row above it was insert
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, String, Table, Text
+from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bastion.storage.base import Base
@@ -26,6 +32,13 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 MAC_CHARS = 64
 KEY_ID_CHARS = 8
 HEAD_ROW_ID = 1
+
+
+def _present(column: str) -> dict[str, Any]:
+    """A partial index's condition on both backends: rows where ``column`` is not NULL."""
+    condition = sql_column(column).is_not(None)
+    return {"sqlite_where": condition, "postgresql_where": condition}
+
 
 audit_events = Table(
     "audit_events",
@@ -46,10 +59,13 @@ audit_events = Table(
     Column("key_id", String(KEY_ID_CHARS), nullable=True),
     Index("ix_audit_events_time", "time"),
     Index("ix_audit_events_type_time", "type", "time"),
-    Index("ix_audit_events_actor_time", "actor", "time"),
-    Index("ix_audit_events_subject_time", "subject", "time"),
-    Index("ix_audit_events_request_id", "request_id"),
-    Index("ix_audit_events_client_ip_time", "client_ip", "time"),
+    # Partial (migration 0012): an event without the column (no actor in a rejected request,
+    # no request in a background job) is not inserted into its index; ``column = value``
+    # implies ``column IS NOT NULL``, so SQLite and PostgreSQL use these for every filter.
+    Index("ix_audit_events_actor_time", "actor", "time", **_present("actor")),
+    Index("ix_audit_events_subject_time", "subject", "time", **_present("subject")),
+    Index("ix_audit_events_request_id", "request_id", **_present("request_id")),
+    Index("ix_audit_events_client_ip_time", "client_ip", "time", **_present("client_ip")),
     Index("uq_audit_events_seq", "seq", unique=True),
 )
 

@@ -151,6 +151,17 @@ def _record(row: Any) -> EventRecord:
     )
 
 
+def page_statement(query: EventFilter, before_id: int | None, limit: int) -> Select[Any]:
+    """The statement of one page: ``limit + 1`` rows matching ``query`` below ``before_id``,
+    newest (highest id) first. Each filter is served by an index (see
+    :mod:`bastion.audit.models`)."""
+    c = audit_events.c
+    statement = query.apply(select(audit_events))
+    if before_id is not None:
+        statement = statement.where(c.id < before_id)
+    return statement.order_by(c.id.desc()).limit(limit + 1)
+
+
 async def search(
     database: Database,
     query: EventFilter,
@@ -161,12 +172,7 @@ async def search(
     """One page, newest first, and the id to continue below (None: the last page)."""
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be 1..{MAX_PAGE}")
-    c = audit_events.c
-    statement = query.apply(select(audit_events))
-    if before_id is not None:
-        statement = statement.where(c.id < before_id)
-    statement = statement.order_by(c.id.desc()).limit(limit + 1)
     async with database.engine.connect() as connection:
-        rows = (await connection.execute(statement)).all()
+        rows = (await connection.execute(page_statement(query, before_id, limit))).all()
     found = [_record(row) for row in rows[:limit]]
     return found, found[-1].id if len(rows) > limit else None

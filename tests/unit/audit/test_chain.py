@@ -155,8 +155,9 @@ def test_a_tampered_null_mac_is_encoded_as_the_encoder_does() -> None:
 
 @pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
 def test_chain_key_mac_is_hmac_sha256(length: int) -> None:
-    # The MAC is computed from precomputed RFC 2104 pad states, not the hmac module: it must be
-    # the very HMAC-SHA256 for every key length (shorter, equal to and longer than the block).
+    # The MAC is cryptography's HMAC keyed once and copied per link, not the hmac module: it
+    # must be the very HMAC-SHA256 for every key length (shorter, equal to and longer than the
+    # block), and a copy must not consume the keyed state.
     key = bytes(range(256))[:length]
     chain_key = ChainKey("0a", key)
     for message in (b"", b"m", bytes(range(256)) * 3):
@@ -178,3 +179,15 @@ def test_link_macs_are_link_mac_in_turn(key_id: str, prev: str) -> None:
     assert link_macs(key, 40, prev, tails) == expected
     assert link_macs(key, 40, prev, tails[:1]) == expected[:1]
     assert link_macs(key, 40, prev, []) == []
+
+
+def test_link_macs_are_the_stdlib_hmac_of_each_link() -> None:
+    # The run of MACs (cryptography's HMAC copied per link, inline) against the hmac module
+    # over each link's canonical bytes, built the way verify builds them.
+    key = ChainKey("6210434e", bytes(range(32)))
+    rows = [event_row(event) for event in GOLDEN_EVENTS * 3]
+    macs = link_macs(key, 6, GENESIS_MAC, [row_tail(row) for row in rows])
+    prev = GENESIS_MAC
+    for seq, (row, mac) in enumerate(zip(rows, macs, strict=True), 7):
+        assert mac == hmac.new(key.key, canonical(seq, key.key_id, row, prev), "sha256").hexdigest()
+        prev = mac

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -272,3 +274,47 @@ def test_utc_stamp_is_what_it_was(value: datetime) -> None:
         fields = (*utc.timetuple()[:6], utc.microsecond)
         expected = _OLD_FORMAT % fields
     assert utc_stamp(value) == expected
+
+
+def _old_stamp(value: datetime) -> str:
+    utc = value.astimezone(UTC)
+    return _OLD_FORMAT % (*utc.timetuple()[:6], utc.microsecond)
+
+
+def test_utc_stamp_remembers_the_minute_only_for_that_minute() -> None:
+    # The minute's text is remembered: each boundary (second, minute, hour, day, month, year),
+    # going back in time, another offset mapping to the same or another UTC minute.
+    base = datetime(2026, 12, 31, 23, 59, 58, 999999, tzinfo=UTC)
+    steps = [timedelta(microseconds=1), timedelta(seconds=1), timedelta(minutes=1)]
+    times = [base + n * step for step in steps for n in range(-3, 4)]
+    times += [base.astimezone(timezone(timedelta(hours=5, minutes=30))), base, base]
+    times += [base.astimezone(timezone(timedelta(hours=-7))) + timedelta(hours=1), base]
+    for value in times:
+        assert utc_stamp(value) == _old_stamp(value)
+
+
+def test_utc_stamp_is_right_from_concurrent_threads() -> None:
+    # Threads stamping different minutes at once: the remembered minute is replaced whole, so
+    # no stamp takes one minute's text with another's seconds.
+    base = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+    values = [base + timedelta(minutes=n % 7, seconds=n % 59, microseconds=n) for n in range(2000)]
+    wrong: list[datetime] = []
+
+    def stamp_all(offset: int) -> None:
+        wrong.extend(
+            value
+            for value in values[offset:] + values[:offset]
+            if utc_stamp(value) != _old_stamp(value)
+        )
+
+    threads = [threading.Thread(target=stamp_all, args=(n * 300,)) for n in range(4)]
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert wrong == []

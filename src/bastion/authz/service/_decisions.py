@@ -160,8 +160,13 @@ def decision_details(
         _KEYS_KEPT
         and texts.isascii()
         and "\x00" not in texts
-        and max(len(store_id), len(model_id), len(object), len(relation), len(user), len(source))
-        <= MAX_DETAIL_STRING_CHARS
+        # Each text within the bound: all of them together are (every check through the API),
+        # or else each one is.
+        and (
+            len(texts) <= MAX_DETAIL_STRING_CHARS
+            or max(len(store_id), len(model_id), len(object), len(relation), len(user), len(source))
+            <= MAX_DETAIL_STRING_CHARS
+        )
         and math.isfinite(latency_ms)
     ):
         return ScrubbedDetails(

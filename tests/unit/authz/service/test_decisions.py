@@ -43,6 +43,8 @@ def _fields(**changes: Any) -> dict[str, Any]:
         {"user": "user:\ud800"},  # a lone surrogate
         {"relation": "r" * (MAX_DETAIL_STRING_CHARS + 1)},  # beyond the recorder's bound
         {"object": "o" * MAX_DETAIL_STRING_CHARS},  # at the bound
+        # Each within the bound, together beyond it.
+        {"object": "o" * (MAX_DETAIL_STRING_CHARS - 10), "user": "u" * MAX_DETAIL_STRING_CHARS},
         {"latency_ms": float("nan")},
         {"source": "sdk"},
     ],
