@@ -48,16 +48,15 @@ _CACHE_LIMIT = 65_536
 #: write to the index drops it too).
 _SHAPE_LIMIT = 16_384
 
-#: A graph searched once since the last write (kept flat the second time).
-_SEEN = object()
-
 #: What :func:`search` needs of ``obj#root`` for any user of one type: the tuple dicts of the
-#: nodes that grant that type directly, those granting its wildcard, and the nesting leaves
-#: ``(plan, object)`` whose holders are granted.
+#: nodes that grant that type directly, those granting its wildcard, the nesting leaves
+#: ``(plan, object)`` whose holders are granted, and the longest path below ``obj#root``
+#: (nesting heights included: what a graph composed above it adds to).
 Shape = tuple[
     tuple[dict[str, Any], ...],
     tuple[dict[str, Any], ...],
     tuple[tuple["Plan", str], ...],
+    int,
 ]
 
 
@@ -204,15 +203,17 @@ def closure(source: MemoryTupleIndex, otype: str, name: str, user: str) -> set[s
     suffix = "#" + name
     found: set[str] = set()
     frontier = [user]
+    # The reverse index read directly (``by_user`` without a call and a copy per step: the
+    # dicts cannot change during the loop, which writes nothing to the index).
+    by_user = source._by_user  # noqa: SLF001
+    empty: dict[str, Any] = {}
     while frontier:
         current = frontier.pop()
-        for t in source.by_user(otype, name, current):
+        for t in by_user.get((otype, name, current), empty).values():
             if t.condition is None and t.object not in found:
                 found.add(t.object)
                 frontier.append(t.object + suffix)
-    if len(derived) >= _SHAPE_LIMIT:
-        derived.clear()
-    derived[key] = found
+    _keep(derived, key, found)
     return found
 
 
@@ -286,17 +287,14 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
     derived = index._derived  # noqa: SLF001
     key = (root, obj, user_type)
     kept = derived.get(key, derived)
-    if kept is _SEEN:
-        # Seen before since the last write: worth keeping flat (a graph searched only once
-        # costs no more than the walk below).
-        kept = derived[key] = _shape(root, obj, user_type, index)
-    elif kept is derived:
-        if len(derived) >= _SHAPE_LIMIT:
-            derived.clear()
-        derived[key] = _SEEN
-        kept = None
+    if kept is derived:
+        # Not seen since the last write: flattened at once, from the shapes kept for the
+        # nodes below (folders shared by many documents) where there are some.
+        kept = _shape(root, obj, user_type, index)
+        if kept is None:
+            _keep(derived, key, None)
     if kept is not None:
-        directs, wilds, leaves = cast("Shape", kept)
+        directs, wilds, leaves, _ = cast("Shape", kept)
         for users in directs:
             t = users.get(user)
             if t is not None and t.condition is None:
@@ -399,6 +397,20 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
                 parent[3] = longest + 1
 
 
+def _merge(frame: list[Any], shape: Shape) -> None:
+    """Add a kept shape below ``frame`` (its tuple dicts by identity: a node below two of the
+    frame's children adds its dicts once)."""
+    directs, wilds, leaves, longest = shape
+    if directs:
+        frame[4].update(zip(map(id, directs), directs, strict=True))
+    if wilds:
+        frame[5].update(zip(map(id, wilds), wilds, strict=True))
+    if leaves:
+        frame[6].update(dict.fromkeys(leaves))
+    if longest >= frame[3]:
+        frame[3] = longest + 1
+
+
 def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of answering
     root: Plan, obj: str, user_type: str, index: MemoryTupleIndex
 ) -> Shape | None:
@@ -412,29 +424,39 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
     walk would meet no cycle and no limit whatever the user. Otherwise None (the search
     walks in full, and answers or leaves it to the downward walk as it always did).
 
-    Built from the index as it is; kept in its ``_derived`` dict, which every write empties."""
-    directs: list[dict[str, Any]] = []
-    wilds: list[dict[str, Any]] = []
-    leaves: dict[tuple[Plan, str], None] = {}
+    Built from the index as it is, and composed: every node the walk finishes gets its own
+    shape (its graph below is finished: acyclic, its longest path known), kept in the index's
+    ``_derived`` dict (which every write empties) under ``(plan, object, user_type)``, and a
+    node already kept there is not walked again: its shape is added as it is. That is exact:
+    a kept shape's graph is acyclic and closed under its edges, so it cannot lead back to a
+    node on the current path (that would be a cycle within it), and the longest path below a
+    node does not depend on the path that led there. A kept ``None`` (a cycle, a path too deep
+    or a nesting cycle below that node) makes every graph above it ``None`` too. So a document
+    whose folders were seen costs its own few reads and one lookup per parent."""
+    derived = index._derived  # noqa: SLF001
     heights: dict[str, dict[str, int] | None] = {}
-    done: dict[str, int] = {}
     on_path: set[str] = set()
-    stack: list[list[object]] = []
+    # frames: [node, children still to visit, next child, longest path below so far,
+    #          directs by id, wildcards by id, nesting leaves, key in ``_derived``]
+    stack: list[list[Any]] = []
     by_object = index._by_object  # noqa: SLF001
     by_usersets = index._usersets  # noqa: SLF001
     empty: dict[str, Any] = {}
     plan = root
     node = obj + root.suffix
+    key: tuple[Plan, str, str] = (root, obj, user_type)
     while True:
-        name = plan.name
         rels = by_object.get(obj, empty)
-        users = rels.get(name, empty)
+        users = rels.get(plan.name, empty)
+        directs: dict[int, dict[str, Any]] = {}
+        wilds: dict[int, dict[str, Any]] = {}
         if users:
             if user_type in plan.object_types:
-                directs.append(users)
+                directs[id(users)] = users
             if user_type in plan.wildcard_types:
-                wilds.append(users)
+                wilds[id(users)] = users
         leads = _leads(plan, obj, rels, by_usersets.get(obj, empty))
+        leaves: dict[tuple[Plan, str], None] = {}
         below = 0
         children: list[tuple[str, Plan]] = []
         for child_obj, child in leads:
@@ -455,32 +477,49 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
             else:
                 children.append((child_obj, child))
         on_path.add(node)
-        stack.append([node, children, 0, below])
+        stack.append([node, children, 0, below, directs, wilds, leaves, key])
         while True:
             frame = stack[-1]
-            kids: list[tuple[str, Plan]] = frame[1]  # type: ignore[assignment]
-            i: int = frame[2]  # type: ignore[assignment]
+            kids: list[tuple[str, Plan]] = frame[1]
+            i: int = frame[2]
             if i < len(kids):
                 frame[2] = i + 1
                 obj, plan = kids[i]
-                node = obj + plan.suffix
-                known_height = done.get(node)
-                if known_height is not None:
-                    if known_height >= frame[3]:  # type: ignore[operator]
-                        frame[3] = known_height + 1
+                key = (plan, obj, user_type)
+                kept = derived.get(key, derived)
+                if kept is not derived:
+                    if kept is None:
+                        return None
+                    _merge(frame, cast("Shape", kept))
                     continue
+                node = obj + plan.suffix
                 if node in on_path or len(stack) >= _LIMIT:
                     return None
                 break
             stack.pop()
-            finished: str = frame[0]  # type: ignore[assignment]
-            longest: int = frame[3]  # type: ignore[assignment]
-            on_path.discard(finished)
-            done[finished] = longest
-            if not stack:
-                if longest >= _LIMIT:
-                    return None
-                return tuple(directs), tuple(wilds), tuple(leaves)
+            on_path.discard(frame[0])
+            longest: int = frame[3]
+            shape: Shape | None = None
+            if longest < _LIMIT:
+                shape = (
+                    tuple(frame[4].values()),
+                    tuple(frame[5].values()),
+                    tuple(frame[6]),
+                    longest,
+                )
+            _keep(derived, frame[7], shape)
+            if shape is None or not stack:
+                return shape
             parent = stack[-1]
-            if longest >= parent[3]:  # type: ignore[operator]
+            parent[4].update(frame[4])
+            parent[5].update(frame[5])
+            parent[6].update(frame[6])
+            if longest >= parent[3]:
                 parent[3] = longest + 1
+
+
+def _keep(derived: dict[object, object], key: object, value: object) -> None:
+    """Keep ``value`` under ``key`` in an index's ``_derived`` dict, emptied first when full."""
+    if len(derived) >= _SHAPE_LIMIT:
+        derived.clear()
+    derived[key] = value
