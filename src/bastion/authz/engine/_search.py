@@ -48,6 +48,9 @@ _CACHE_LIMIT = 65_536
 #: write to the index drops it too).
 _SHAPE_LIMIT = 16_384
 
+#: A graph met once since the last write (kept flat the second time).
+_SEEN = object()
+
 #: What :func:`search` needs of ``obj#root`` for any user of one type: the tuple dicts of the
 #: nodes that grant that type directly, those granting its wildcard, the nesting leaves
 #: ``(plan, object)`` whose holders are granted, and the longest path below ``obj#root``
@@ -271,6 +274,28 @@ def _leads(
     return leads
 
 
+def _grants(
+    shape: Shape, user: str, wildcard: str, index: MemoryTupleIndex, closures: dict[str, set[str]]
+) -> int:
+    """1 when a kept shape grants ``user`` (a plain user of its type), else 0."""
+    directs, wilds, leaves, _ = shape
+    for users in directs:
+        t = users.get(user)
+        if t is not None and t.condition is None:
+            return 1
+    for users in wilds:
+        t = users.get(wildcard)
+        if t is not None and t.condition is None:
+            return 1
+    for child, child_obj in leaves:
+        found = closures.get(child.key)
+        if found is None:
+            found = closures[child.key] = closure(index, child.type, child.name, user)
+        if child_obj in found:
+            return 1
+    return 0
+
+
 def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the hot path
     root: Plan,
     obj: str,
@@ -287,29 +312,18 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
     derived = index._derived  # noqa: SLF001
     key = (root, obj, user_type)
     kept = derived.get(key, derived)
-    if kept is derived:
-        # Not seen since the last write: flattened at once, from the shapes kept for the
-        # nodes below (folders shared by many documents) where there are some.
+    if kept is _SEEN:
+        # Seen before since the last write: worth keeping flat (a graph searched only once
+        # costs no more than the search below), composed from the shapes kept below it.
         kept = _shape(root, obj, user_type, index)
         if kept is None:
             _keep(derived, key, None)
+    elif kept is derived:
+        _keep(derived, key, _SEEN)
+        kept = None
     if kept is not None:
-        directs, wilds, leaves, _ = cast("Shape", kept)
-        for users in directs:
-            t = users.get(user)
-            if t is not None and t.condition is None:
-                return 1
-        for users in wilds:
-            t = users.get(wildcard)
-            if t is not None and t.condition is None:
-                return 1
-        for child, child_obj in leaves:
-            found = closures.get(child.key)
-            if found is None:
-                found = closures[child.key] = closure(index, child.type, child.name, user)
-            if child_obj in found:
-                return 1
-        return 0
+        return _grants(cast("Shape", kept), user, wildcard, index, closures)
+    root_obj = obj
     heights: dict[str, dict[str, int] | None] = {}
     missing: dict[str, int] | None = {}  # a marker: ``heights`` has no entry
     done: dict[str, int] = {}  # node -> longest path below it (nodes that grant nothing)
@@ -384,6 +398,29 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
                 depth = len(stack)
                 if depth >= _LIMIT:
                     return UNSURE
+                if obj != root_obj:
+                    # A node on another object (a parent folder, shared by many documents):
+                    # answered from its kept shape when there is one and the whole of it is
+                    # within the limit from here (acyclic and closed, it cannot lead back to
+                    # the path); kept the second time it is met.
+                    key = (plan, obj, user_type)
+                    kept = derived.get(key, derived)
+                    if kept is _SEEN:
+                        kept = _shape(plan, obj, user_type, index)
+                        if kept is None:
+                            _keep(derived, key, None)
+                    elif kept is derived:
+                        _keep(derived, key, _SEEN)
+                        kept = None
+                    if kept is not None:
+                        below_kept: int = kept[3]  # type: ignore[index]
+                        if depth + below_kept < _LIMIT:
+                            if _grants(cast("Shape", kept), user, wildcard, index, closures):
+                                return 1
+                            done[node] = below_kept
+                            if below_kept >= frame[3]:  # type: ignore[operator]
+                                frame[3] = below_kept + 1
+                            continue
                 break
             stack.pop()
             finished: str = frame[0]  # type: ignore[assignment]
@@ -426,8 +463,9 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
 
     Built from the index as it is, and composed: every node the walk finishes gets its own
     shape (its graph below is finished: acyclic, its longest path known), kept in the index's
-    ``_derived`` dict (which every write empties) under ``(plan, object, user_type)``, and a
-    node already kept there is not walked again: its shape is added as it is. That is exact:
+    ``_derived`` dict (which every write empties) under ``(plan, object, user_type)`` when it
+    is the root or was met before (:data:`_SEEN`), and a node already kept there is not walked
+    again: its shape is added as it is. That is exact:
     a kept shape's graph is acyclic and closed under its edges, so it cannot lead back to a
     node on the current path (that would be a cycle within it), and the longest path below a
     node does not depend on the path that led there. A kept ``None`` (a cycle, a path too deep
@@ -436,6 +474,7 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
     derived = index._derived  # noqa: SLF001
     heights: dict[str, dict[str, int] | None] = {}
     on_path: set[str] = set()
+    done: dict[tuple[Plan, str, str], Shape] = {}  # the nodes finished by this walk
     # frames: [node, children still to visit, next child, longest path below so far,
     #          directs by id, wildcards by id, nesting leaves, key in ``_derived``]
     stack: list[list[Any]] = []
@@ -486,8 +525,10 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                 frame[2] = i + 1
                 obj, plan = kids[i]
                 key = (plan, obj, user_type)
-                kept = derived.get(key, derived)
-                if kept is not derived:
+                kept: object = done.get(key, derived)
+                if kept is derived:
+                    kept = derived.get(key, derived)
+                if kept is not derived and kept is not _SEEN:
                     if kept is None:
                         return None
                     _merge(frame, cast("Shape", kept))
@@ -507,9 +548,11 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                     tuple(frame[6]),
                     longest,
                 )
-            _keep(derived, frame[7], shape)
+            if not stack or derived.get(frame[7]) is _SEEN:
+                _keep(derived, frame[7], shape)  # the root, or a node met before
             if shape is None or not stack:
                 return shape
+            done[frame[7]] = shape
             parent = stack[-1]
             parent[4].update(frame[4])
             parent[5].update(frame[5])
