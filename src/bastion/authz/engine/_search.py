@@ -48,6 +48,12 @@ _CACHE_LIMIT = 65_536
 #: write to the index drops it too).
 _SHAPE_LIMIT = 16_384
 
+#: The node shapes kept below roots (:func:`_nodes`) are dropped at this count: 2 nodes
+#: (``viewer``, ``editor``) per folder; each entry ~0.5 KB (its tuple dicts are the index's).
+_NODE_LIMIT = 65_536
+#: The key of that dict in ``_derived``.
+_NODES = object()
+
 #: A graph met once since the last write (kept flat the second time).
 _SEEN = object()
 
@@ -316,14 +322,14 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
         # Seen before since the last write: worth keeping flat (a graph searched only once
         # costs no more than the search below), composed from the shapes kept below it.
         kept = _shape(root, obj, user_type, index)
-        if kept is None:
-            _keep(derived, key, None)
+        _keep(derived, key, kept)
     elif kept is derived:
         _keep(derived, key, _SEEN)
         kept = None
     if kept is not None:
         return _grants(cast("Shape", kept), user, wildcard, index, closures)
     root_obj = obj
+    nodes = _nodes(derived)
     heights: dict[str, dict[str, int] | None] = {}
     missing: dict[str, int] | None = {}  # a marker: ``heights`` has no entry
     done: dict[str, int] = {}  # node -> longest path below it (nodes that grant nothing)
@@ -404,13 +410,12 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
                     # within the limit from here (acyclic and closed, it cannot lead back to
                     # the path); kept the second time it is met.
                     key = (plan, obj, user_type)
-                    kept = derived.get(key, derived)
+                    kept = nodes.get(key, nodes)
                     if kept is _SEEN:
                         kept = _shape(plan, obj, user_type, index)
-                        if kept is None:
-                            _keep(derived, key, None)
-                    elif kept is derived:
-                        _keep(derived, key, _SEEN)
+                        _keep_node(nodes, key, kept)
+                    elif kept is nodes:
+                        _keep_node(nodes, key, _SEEN)
                         kept = None
                     if kept is not None:
                         below_kept: int = kept[3]  # type: ignore[index]
@@ -471,7 +476,7 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
     node does not depend on the path that led there. A kept ``None`` (a cycle, a path too deep
     or a nesting cycle below that node) makes every graph above it ``None`` too. So a document
     whose folders were seen costs its own few reads and one lookup per parent."""
-    derived = index._derived  # noqa: SLF001
+    nodes = _nodes(index._derived)  # noqa: SLF001
     heights: dict[str, dict[str, int] | None] = {}
     on_path: set[str] = set()
     done: dict[tuple[Plan, str, str], Shape] = {}  # the nodes finished by this walk
@@ -525,10 +530,10 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                 frame[2] = i + 1
                 obj, plan = kids[i]
                 key = (plan, obj, user_type)
-                kept: object = done.get(key, derived)
-                if kept is derived:
-                    kept = derived.get(key, derived)
-                if kept is not derived and kept is not _SEEN:
+                kept: object = done.get(key, nodes)
+                if kept is nodes:
+                    kept = nodes.get(key, nodes)
+                if kept is not nodes and kept is not _SEEN:
                     if kept is None:
                         return None
                     _merge(frame, cast("Shape", kept))
@@ -548,10 +553,10 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
                     tuple(frame[6]),
                     longest,
                 )
-            if not stack or derived.get(frame[7]) is _SEEN:
-                _keep(derived, frame[7], shape)  # the root, or a node met before
             if shape is None or not stack:
-                return shape
+                return shape  # the caller keeps the root's
+            if nodes.get(frame[7]) is _SEEN:
+                _keep_node(nodes, frame[7], shape)  # a node met before
             done[frame[7]] = shape
             parent = stack[-1]
             parent[4].update(frame[4])
@@ -562,7 +567,30 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
 
 
 def _keep(derived: dict[object, object], key: object, value: object) -> None:
-    """Keep ``value`` under ``key`` in an index's ``_derived`` dict, emptied first when full."""
+    """Keep ``value`` under ``key`` in an index's ``_derived`` dict, emptied first when full
+    (but for the shapes of the nodes below roots, bounded on their own: see :func:`_nodes`)."""
     if len(derived) >= _SHAPE_LIMIT:
+        nodes = derived.get(_NODES)
         derived.clear()
+        if nodes is not None:
+            derived[_NODES] = nodes
     derived[key] = value
+
+
+def _nodes(derived: dict[object, object]) -> dict[object, object]:
+    """The shapes (or :data:`_SEEN` markers) of nodes met below the roots of checks, on other
+    objects than the root's (parent folders, shared by many documents): kept in their own
+    dict inside ``_derived`` (emptied with it by every write), so the churn of documents and
+    users checked once does not push out the folders near the roots that every check meets."""
+    nodes = derived.get(_NODES)
+    if nodes is None:
+        nodes = {}
+        _keep(derived, _NODES, nodes)
+    return cast("dict[object, object]", nodes)
+
+
+def _keep_node(nodes: dict[object, object], key: object, value: object) -> None:
+    """Keep a node's shape (or marker) in :func:`_nodes`, emptied first when full."""
+    if len(nodes) >= _NODE_LIMIT:
+        nodes.clear()
+    nodes[key] = value

@@ -25,7 +25,9 @@ from .test_search import (
 )
 
 
-def _same_as_walk(engine: Engine, index: MemoryTupleIndex, obj: str, relation: str, user: str) -> None:
+def _same_as_walk(
+    engine: Engine, index: MemoryTupleIndex, obj: str, relation: str, user: str
+) -> None:
     assert _answer(engine, index, obj, relation, user) == _answer(
         engine, _downward(index), obj, relation, user
     ), (obj, relation, user)
@@ -42,6 +44,10 @@ def _fresh_shape(plan: Plan, obj: str, index: MemoryTupleIndex) -> object:
         index._derived.update(kept)
 
 
+def _kept_nodes(index: MemoryTupleIndex) -> dict[object, object]:
+    return index._derived[_search._NODES]  # type: ignore[return-value]
+
+
 def _canonical(shape: Any) -> object:
     if shape is None:
         return None
@@ -52,7 +58,8 @@ def _canonical(shape: Any) -> object:
 
 def _kept_shapes_match_fresh_ones(engine: Engine, index: MemoryTupleIndex) -> None:
     """Every shape kept for a user type ``user`` equals the one built from nothing."""
-    for key, value in list(index._derived.items()):
+    nodes = index._derived.get(_search._NODES, {})
+    for key, value in [*index._derived.items(), *nodes.items()]:  # type: ignore[union-attr]
         if isinstance(key, tuple) and len(key) == 3 and isinstance(key[0], Plan):
             plan, obj, user_type = key
             if user_type == "user":
@@ -103,7 +110,7 @@ def test_a_write_to_an_upper_folder_drops_every_document_composed_below_it() -> 
     for doc in documents:
         assert engine.check(index, doc, "viewer", "user:anne").allowed is False
         assert engine.check(index, doc, "viewer", "user:t").allowed is True
-    assert isinstance(index._derived[(folder_viewer, "folder:0", "user")], tuple)
+    assert isinstance(_kept_nodes(index)[(folder_viewer, "folder:0", "user")], tuple)
     assert all(isinstance(index._derived[(plan, d, "user")], tuple) for d in documents)
     index.add(Tuple("folder:0", "editor", "user:anne"))  # the root: every document below
     assert not index._derived
@@ -117,9 +124,7 @@ def test_a_write_to_an_upper_folder_drops_every_document_composed_below_it() -> 
     index.add(Tuple("folder:2", "viewer", "team:top#member"))
     index.add(Tuple("team:inner", "member", "user:i"))
     for doc in documents:
-        assert engine.check(index, doc, "viewer", "user:i").allowed is doc.startswith(
-            "document:2"
-        )
+        assert engine.check(index, doc, "viewer", "user:i").allowed is doc.startswith("document:2")
     _kept_shapes_match_fresh_ones(engine, index)
 
 
@@ -212,7 +217,7 @@ def test_a_chain_too_deep_below_a_kept_folder_is_an_error_from_every_document() 
     )
     assert _answer(engine, index, "document:2", "viewer", "user:x") == (False, False)
     folder_viewer = engine._plans["folder"]["viewer"]
-    assert isinstance(index._derived[(folder_viewer, "folder:20", "user")], tuple)
+    assert isinstance(_kept_nodes(index)[(folder_viewer, "folder:20", "user")], tuple)
     for _ in range(2):
         assert _answer(engine, index, "document:1", "viewer", "user:x") is ResolutionTooComplex
         _same_as_walk(engine, index, "document:2", "viewer", "user:x")
@@ -221,6 +226,7 @@ def test_a_chain_too_deep_below_a_kept_folder_is_an_error_from_every_document() 
 
 def test_composed_shapes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_search, "_SHAPE_LIMIT", 5)
+    monkeypatch.setattr(_search, "_NODE_LIMIT", 3)
     engine = _engine()
     index = MemoryTupleIndex(_folder_tree())
     for _ in range(3):
@@ -229,6 +235,7 @@ def test_composed_shapes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
                 for user in ("user:t", "user:nobody"):
                     _same_as_walk(engine, index, f"document:{f}{g}", "viewer", user)
                     assert len(index._derived) <= 5
+                    assert len(index._derived.get(_search._NODES, ())) <= 3  # type: ignore[arg-type]
 
 
 def test_contextual_tuples_never_use_or_keep_composed_shapes() -> None:
