@@ -173,7 +173,7 @@ def test_a_kept_graph_below_a_cycle_stays_exact() -> None:
 
 @pytest.mark.parametrize("length", range(19, 27))
 @pytest.mark.parametrize("upper_first", [True, False])
-def test_depth_exactly_at_the_limit_with_composed_shapes(length: int, upper_first: bool) -> None:  # noqa: FBT001
+def test_depth_exactly_at_the_limit_with_composed_shapes(length: int, upper_first: bool) -> None:
     """Chains around the depth limit, with a nested team at the top: the shapes of the upper
     folders kept first (or the document's built whole) give the walk's answers and errors."""
     engine = _engine()
