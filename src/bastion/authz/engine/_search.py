@@ -415,7 +415,9 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
                         kept = _shape(plan, obj, user_type, index)
                         _keep_node(nodes, key, kept)
                     elif kept is nodes:
-                        _keep_node(nodes, key, _SEEN)
+                        if len(nodes) >= _NODE_LIMIT:  # ``_keep_node``, without the call
+                            nodes.clear()
+                        nodes[key] = _SEEN
                         kept = None
                     if kept is not None:
                         below_kept: int = kept[3]  # type: ignore[index]
