@@ -9,9 +9,14 @@ before counting starts (the parsed-user and target caches warm, the graphs searc
 as in a running server between writes), then ``--checks`` checks are counted. ``--cold``
 empties what the search keeps in the index (the graphs seen, their flat shapes, the users'
 closures) before each counted check: the cost of a check whose graph and user were not seen
-since the last write. Usage::
+since the last write. ``--pairs P`` draws P distinct pairs instead and checks them in turn,
+round robin, one whole round before counting and ``--checks`` more after: with P far above
+what the index keeps (e.g. 20,000 pairs over the 10,000 documents and users of the
+100,000-tuple scale), most counted checks find neither their document's graph nor their
+user's closure kept, as in a server under checks of documents not seen recently. Usage::
 
-    .venv/bin/python -m bench.authz.engine_instructions [--checks 2000] [--cold] [random granted]
+    .venv/bin/python -m bench.authz.engine_instructions [--checks 2000] [--cold] [--pairs P]
+        [random granted]
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from bench import callgrind
 TARGETS = ("random", "granted")
 
 
-def _drive(target: str, n: int, flags: Path, total: int, *, cold: bool) -> None:
+def _drive(target: str, n: int, flags: Path, total: int, *, cold: bool, pairs: int) -> None:
     from bastion.authz.engine import Engine  # noqa: PLC0415
     from bastion.authz.model import parse_dsl  # noqa: PLC0415
     from bastion.authz.tuples import MemoryTupleIndex  # noqa: PLC0415
@@ -33,16 +38,22 @@ def _drive(target: str, n: int, flags: Path, total: int, *, cold: bool) -> None:
     from bench.authz.rebac_sql import queries  # noqa: PLC0415
 
     tuples, doc_viewers = build(6, total)
-    random_pairs, granted_pairs = queries(tuples, doc_viewers, total, n, 6)
-    pairs = random_pairs if target == "random" else granted_pairs
+    random_pairs, granted_pairs = queries(tuples, doc_viewers, total, pairs or n, 6)
+    chosen = random_pairs if target == "random" else granted_pairs
     engine = Engine(parse_dsl(MODEL))
     index = MemoryTupleIndex(tuples)
-    for _ in range(2):  # the second check of a graph keeps its shape
-        for document, user in pairs:
+    if pairs:  # a whole round, then the next ``n`` checks of the round robin
+        for document, user in chosen:
             engine.check(index, document, "viewer", user)
+        counted = [chosen[i % len(chosen)] for i in range(n)]
+    else:
+        for _ in range(2):  # the second check of a graph keeps its shape
+            for document, user in chosen:
+                engine.check(index, document, "viewer", user)
+        counted = chosen
     derived = index._derived  # noqa: SLF001
     callgrind.ready(flags)
-    for document, user in pairs:
+    for document, user in counted:
         if cold:
             derived.clear()
         engine.check(index, document, "viewer", user)
@@ -55,12 +66,13 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=2000)
     parser.add_argument("--tuples", type=int, default=100_000)
     parser.add_argument("--cold", action="store_true", help="nothing kept from earlier checks")
+    parser.add_argument("--pairs", type=int, default=0, help="distinct pairs, round robin")
     parser.add_argument("--keep", type=Path, help="copy the callgrind files into this folder")
     parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
         target, n, flags = args.drive
-        _drive(target, int(n), Path(flags), args.tuples, cold=args.cold)
+        _drive(target, int(n), Path(flags), args.tuples, cold=args.cold, pairs=args.pairs)
         return
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
@@ -68,9 +80,12 @@ def main() -> None:
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
     kept = "nothing kept" if args.cold else "warm"
+    if args.pairs:
+        kept += f", {args.pairs:,} distinct pairs round robin"
     print(f"{args.checks} checks per target, {args.tuples:,} tuples ({kept}), instructions/check")
     for target in args.targets or TARGETS:
-        extra = ["--tuples", str(args.tuples), *(["--cold"] if args.cold else [])]
+        extra = ["--tuples", str(args.tuples), "--pairs", str(args.pairs)]
+        extra += ["--cold"] if args.cold else []
         value = callgrind.count(
             __spec__.name, [target], args.checks, extra=extra, keep=args.keep, label=target
         )

@@ -13,7 +13,9 @@ process CPU time per request instead (no valgrind; noisy on a loaded machine).
 ``rebac`` is ``check`` on the ReBAC data of :mod:`bench.authz.http` (:mod:`bench.authz.rebac`
 at 100,000 tuples, bulk-loaded; ``--requests`` distinct random document/user pairs, nearly all
 denied), each pair sent twice before counting (the index loaded, what the search keeps
-between writes kept), then once each.
+between writes kept), then once each. With ``--unseen N``, N other random pairs are sent once
+before counting instead, and the ``--requests`` counted pairs are new: checks of documents and
+users mostly not seen since the index was loaded (the folders near the roots seen often).
 
 ``--no-denial-burst`` switches off the monitoring detector that counts every denied decision
 (its share of a denied check's cost). Usage::
@@ -127,6 +129,7 @@ class Workload:
         self.token = ""
         self.check_path = ""
         self.bodies: list[dict[str, Any]] = []
+        self.counted: list[dict[str, Any]] = []
         self.body = {
             "tuple_key": {"user": "user:u1", "relation": "viewer", "object": "document:2"},
             "consistency": "MINIMIZE_LATENCY",
@@ -146,8 +149,9 @@ class Workload:
         self.check_path = f"/stores/{store.id}/check"
         self.token = await _token(self.app)
 
-    async def prepare_rebac(self, n: int) -> None:
-        """A second store with the ReBAC model and data; ``n`` random pairs to check."""
+    async def prepare_rebac(self, n: int, unseen: int = 0) -> None:
+        """A second store with the ReBAC model and data; ``n`` random pairs to check (after
+        ``unseen`` other ones, when given, to warm up with)."""
         from bastion.authz.model import parse_dsl  # noqa: PLC0415
         from bastion.authz.service import RequestInfo  # noqa: PLC0415
         from bench.authz.rebac import MODEL as REBAC_MODEL  # noqa: PLC0415
@@ -160,15 +164,17 @@ class Workload:
         await services.authz.write_model(store.id, parse_dsl(REBAC_MODEL), info)
         tuples, doc_viewers = build(6, REBAC_TUPLES)
         await bulk_load(services.database, store.id, tuples)
-        pairs, _ = queries(tuples, doc_viewers, REBAC_TUPLES, n, 6)
+        pairs, _ = queries(tuples, doc_viewers, REBAC_TUPLES, unseen + n, 6)
         self.check_path = f"/stores/{store.id}/check"
-        self.bodies = [
+        bodies = [
             {
                 "tuple_key": {"user": user, "relation": "viewer", "object": document},
                 "consistency": "MINIMIZE_LATENCY",
             }
             for document, user in pairs
         ]
+        self.bodies = bodies[:unseen]  # the warm-up's (``run`` sends ``self.bodies``)
+        self.counted = bodies[unseen:]
 
     async def run(self, target: str, n: int) -> None:
         method, path, payload = (
@@ -188,7 +194,13 @@ class Workload:
 
 
 async def _app_run(
-    target: str, n: int, flags: Path, *, valgrind: bool, denial_burst: bool = True
+    target: str,
+    n: int,
+    flags: Path,
+    *,
+    valgrind: bool,
+    denial_burst: bool = True,
+    unseen: int = 0,
 ) -> float:
     from bastion import logging as bastion_logging  # noqa: PLC0415
     from bastion.app import create_app  # noqa: PLC0415
@@ -214,8 +226,12 @@ async def _app_run(
         work = Workload(app)
         await work.prepare()
         if target == "rebac":
-            await work.prepare_rebac(n)
-        await work.run(target, 2 * n if target == "rebac" else _WARMUP)
+            await work.prepare_rebac(n, unseen)
+            if unseen:
+                await work.run(target, unseen)
+            work.bodies = work.counted
+        if not unseen or target != "rebac":
+            await work.run(target, 2 * n if target == "rebac" else _WARMUP)
         if valgrind:
             callgrind.ready(flags)
         started = time.process_time()
@@ -226,10 +242,13 @@ async def _app_run(
         return cpu
 
 
-def count(target: str, n: int, keep: Path | None = None, *, denial_burst: bool = True) -> float:
+def count(
+    target: str, n: int, keep: Path | None = None, *, denial_burst: bool = True, unseen: int = 0
+) -> float:
     """Instructions per request of ``target`` (writer included), in a fresh process; the
     callgrind file is copied into ``keep`` (for ``callgrind_annotate``) when given."""
     extra = [] if denial_burst else ["--no-denial-burst"]
+    extra += ["--unseen", str(unseen)] if unseen else []
     return callgrind.count(__spec__.name, [target], n, extra=extra, keep=keep, label=target)
 
 
@@ -243,13 +262,19 @@ def main() -> None:
         action="store_true",
         help="switch off the monitoring detector that counts denied checks (its cost apart)",
     )
+    parser.add_argument(
+        "--unseen", type=int, default=0, help="rebac: warm up with N other pairs, count new ones"
+    )
     parser.add_argument("--keep", type=Path, help="copy the callgrind files into this folder")
     parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
         target, n, flags = args.drive
         burst = not args.no_denial_burst
-        asyncio.run(_app_run(target, int(n), Path(flags), valgrind=True, denial_burst=burst))
+        run = _app_run(
+            target, int(n), Path(flags), valgrind=True, denial_burst=burst, unseen=args.unseen
+        )
+        asyncio.run(run)
         return
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
@@ -264,6 +289,7 @@ def main() -> None:
                     Path(name),
                     valgrind=False,
                     denial_burst=not args.no_denial_burst,
+                    unseen=args.unseen,
                 )
                 cpu = asyncio.run(run)
             print(f"{target:<10} {cpu:>10,.0f} us CPU/request (all threads)")
@@ -272,7 +298,8 @@ def main() -> None:
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
     print(f"{args.requests} requests per target, instructions per request (all threads)")
     for target in targets:
-        value = count(target, args.requests, args.keep, denial_burst=not args.no_denial_burst)
+        burst = not args.no_denial_burst
+        value = count(target, args.requests, args.keep, denial_burst=burst, unseen=args.unseen)
         print(f"{target:<10} {value:>14,.0f}")
 
 

@@ -48,16 +48,24 @@ _CACHE_LIMIT = 65_536
 #: write to the index drops it too).
 _SHAPE_LIMIT = 16_384
 
-#: A graph searched once since the last write (kept flat the second time).
+#: The node shapes kept below roots (:func:`_nodes`) are dropped at this count: 2 nodes
+#: (``viewer``, ``editor``) per folder; each entry ~0.5 KB (its tuple dicts are the index's).
+_NODE_LIMIT = 65_536
+#: The key of that dict in ``_derived``.
+_NODES = object()
+
+#: A graph met once since the last write (kept flat the second time).
 _SEEN = object()
 
 #: What :func:`search` needs of ``obj#root`` for any user of one type: the tuple dicts of the
-#: nodes that grant that type directly, those granting its wildcard, and the nesting leaves
-#: ``(plan, object)`` whose holders are granted.
+#: nodes that grant that type directly, those granting its wildcard, the nesting leaves
+#: ``(plan, object)`` whose holders are granted, and the longest path below ``obj#root``
+#: (nesting heights included: what a graph composed above it adds to).
 Shape = tuple[
     tuple[dict[str, Any], ...],
     tuple[dict[str, Any], ...],
     tuple[tuple["Plan", str], ...],
+    int,
 ]
 
 
@@ -204,15 +212,17 @@ def closure(source: MemoryTupleIndex, otype: str, name: str, user: str) -> set[s
     suffix = "#" + name
     found: set[str] = set()
     frontier = [user]
+    # The reverse index read directly (``by_user`` without a call and a copy per step: the
+    # dicts cannot change during the loop, which writes nothing to the index).
+    by_user = source._by_user  # noqa: SLF001
+    empty: dict[str, Any] = {}
     while frontier:
         current = frontier.pop()
-        for t in source.by_user(otype, name, current):
+        for t in by_user.get((otype, name, current), empty).values():
             if t.condition is None and t.object not in found:
                 found.add(t.object)
                 frontier.append(t.object + suffix)
-    if len(derived) >= _SHAPE_LIMIT:
-        derived.clear()
-    derived[key] = found
+    _keep(derived, key, found)
     return found
 
 
@@ -270,6 +280,28 @@ def _leads(
     return leads
 
 
+def _grants(
+    shape: Shape, user: str, wildcard: str, index: MemoryTupleIndex, closures: dict[str, set[str]]
+) -> int:
+    """1 when a kept shape grants ``user`` (a plain user of its type), else 0."""
+    directs, wilds, leaves, _ = shape
+    for users in directs:
+        t = users.get(user)
+        if t is not None and t.condition is None:
+            return 1
+    for users in wilds:
+        t = users.get(wildcard)
+        if t is not None and t.condition is None:
+            return 1
+    for child, child_obj in leaves:
+        found = closures.get(child.key)
+        if found is None:
+            found = closures[child.key] = closure(index, child.type, child.name, user)
+        if child_obj in found:
+            return 1
+    return 0
+
+
 def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the hot path
     root: Plan,
     obj: str,
@@ -288,30 +320,16 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
     kept = derived.get(key, derived)
     if kept is _SEEN:
         # Seen before since the last write: worth keeping flat (a graph searched only once
-        # costs no more than the walk below).
-        kept = derived[key] = _shape(root, obj, user_type, index)
+        # costs no more than the search below), composed from the shapes kept below it.
+        kept = _shape(root, obj, user_type, index)
+        _keep(derived, key, kept)
     elif kept is derived:
-        if len(derived) >= _SHAPE_LIMIT:
-            derived.clear()
-        derived[key] = _SEEN
+        _keep(derived, key, _SEEN)
         kept = None
     if kept is not None:
-        directs, wilds, leaves = cast("Shape", kept)
-        for users in directs:
-            t = users.get(user)
-            if t is not None and t.condition is None:
-                return 1
-        for users in wilds:
-            t = users.get(wildcard)
-            if t is not None and t.condition is None:
-                return 1
-        for child, child_obj in leaves:
-            found = closures.get(child.key)
-            if found is None:
-                found = closures[child.key] = closure(index, child.type, child.name, user)
-            if child_obj in found:
-                return 1
-        return 0
+        return _grants(cast("Shape", kept), user, wildcard, index, closures)
+    root_obj = obj
+    nodes = _nodes(derived)
     heights: dict[str, dict[str, int] | None] = {}
     missing: dict[str, int] | None = {}  # a marker: ``heights`` has no entry
     done: dict[str, int] = {}  # node -> longest path below it (nodes that grant nothing)
@@ -386,6 +404,30 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
                 depth = len(stack)
                 if depth >= _LIMIT:
                     return UNSURE
+                if obj != root_obj:
+                    # A node on another object (a parent folder, shared by many documents):
+                    # answered from its kept shape when there is one and the whole of it is
+                    # within the limit from here (acyclic and closed, it cannot lead back to
+                    # the path); kept the second time it is met.
+                    key = (plan, obj, user_type)
+                    kept = nodes.get(key, nodes)
+                    if kept is _SEEN:
+                        kept = _shape(plan, obj, user_type, index)
+                        _keep_node(nodes, key, kept)
+                    elif kept is nodes:
+                        if len(nodes) >= _NODE_LIMIT:  # ``_keep_node``, without the call
+                            nodes.clear()
+                        nodes[key] = _SEEN
+                        kept = None
+                    if kept is not None:
+                        below_kept: int = kept[3]  # type: ignore[index]
+                        if depth + below_kept < _LIMIT:
+                            if _grants(cast("Shape", kept), user, wildcard, index, closures):
+                                return 1
+                            done[node] = below_kept
+                            if below_kept >= frame[3]:  # type: ignore[operator]
+                                frame[3] = below_kept + 1
+                            continue
                 break
             stack.pop()
             finished: str = frame[0]  # type: ignore[assignment]
@@ -397,6 +439,20 @@ def search(  # noqa: PLR0911, PLR0912, PLR0915, PLR0917 - one flat loop on the h
             parent = stack[-1]
             if longest >= parent[3]:  # type: ignore[operator]
                 parent[3] = longest + 1
+
+
+def _merge(frame: list[Any], shape: Shape) -> None:
+    """Add a kept shape below ``frame`` (its tuple dicts by identity: a node below two of the
+    frame's children adds its dicts once)."""
+    directs, wilds, leaves, longest = shape
+    if directs:
+        frame[4].update(zip(map(id, directs), directs, strict=True))
+    if wilds:
+        frame[5].update(zip(map(id, wilds), wilds, strict=True))
+    if leaves:
+        frame[6].update(dict.fromkeys(leaves))
+    if longest >= frame[3]:
+        frame[3] = longest + 1
 
 
 def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of answering
@@ -412,29 +468,41 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
     walk would meet no cycle and no limit whatever the user. Otherwise None (the search
     walks in full, and answers or leaves it to the downward walk as it always did).
 
-    Built from the index as it is; kept in its ``_derived`` dict, which every write empties."""
-    directs: list[dict[str, Any]] = []
-    wilds: list[dict[str, Any]] = []
-    leaves: dict[tuple[Plan, str], None] = {}
+    Built from the index as it is, and composed: every node the walk finishes gets its own
+    shape (its graph below is finished: acyclic, its longest path known), kept in the index's
+    ``_derived`` dict (which every write empties) under ``(plan, object, user_type)`` when it
+    is the root or was met before (:data:`_SEEN`), and a node already kept there is not walked
+    again: its shape is added as it is. That is exact:
+    a kept shape's graph is acyclic and closed under its edges, so it cannot lead back to a
+    node on the current path (that would be a cycle within it), and the longest path below a
+    node does not depend on the path that led there. A kept ``None`` (a cycle, a path too deep
+    or a nesting cycle below that node) makes every graph above it ``None`` too. So a document
+    whose folders were seen costs its own few reads and one lookup per parent."""
+    nodes = _nodes(index._derived)  # noqa: SLF001
     heights: dict[str, dict[str, int] | None] = {}
-    done: dict[str, int] = {}
     on_path: set[str] = set()
-    stack: list[list[object]] = []
+    done: dict[tuple[Plan, str, str], Shape] = {}  # the nodes finished by this walk
+    # frames: [node, children still to visit, next child, longest path below so far,
+    #          directs by id, wildcards by id, nesting leaves, key in ``_derived``]
+    stack: list[list[Any]] = []
     by_object = index._by_object  # noqa: SLF001
     by_usersets = index._usersets  # noqa: SLF001
     empty: dict[str, Any] = {}
     plan = root
     node = obj + root.suffix
+    key: tuple[Plan, str, str] = (root, obj, user_type)
     while True:
-        name = plan.name
         rels = by_object.get(obj, empty)
-        users = rels.get(name, empty)
+        users = rels.get(plan.name, empty)
+        directs: dict[int, dict[str, Any]] = {}
+        wilds: dict[int, dict[str, Any]] = {}
         if users:
             if user_type in plan.object_types:
-                directs.append(users)
+                directs[id(users)] = users
             if user_type in plan.wildcard_types:
-                wilds.append(users)
+                wilds[id(users)] = users
         leads = _leads(plan, obj, rels, by_usersets.get(obj, empty))
+        leaves: dict[tuple[Plan, str], None] = {}
         below = 0
         children: list[tuple[str, Plan]] = []
         for child_obj, child in leads:
@@ -455,32 +523,76 @@ def _shape(  # noqa: PLR0912, PLR0915 - the search's walk, collecting instead of
             else:
                 children.append((child_obj, child))
         on_path.add(node)
-        stack.append([node, children, 0, below])
+        stack.append([node, children, 0, below, directs, wilds, leaves, key])
         while True:
             frame = stack[-1]
-            kids: list[tuple[str, Plan]] = frame[1]  # type: ignore[assignment]
-            i: int = frame[2]  # type: ignore[assignment]
+            kids: list[tuple[str, Plan]] = frame[1]
+            i: int = frame[2]
             if i < len(kids):
                 frame[2] = i + 1
                 obj, plan = kids[i]
-                node = obj + plan.suffix
-                known_height = done.get(node)
-                if known_height is not None:
-                    if known_height >= frame[3]:  # type: ignore[operator]
-                        frame[3] = known_height + 1
+                key = (plan, obj, user_type)
+                kept: object = done.get(key, nodes)
+                if kept is nodes:
+                    kept = nodes.get(key, nodes)
+                if kept is not nodes and kept is not _SEEN:
+                    if kept is None:
+                        return None
+                    _merge(frame, cast("Shape", kept))
                     continue
+                node = obj + plan.suffix
                 if node in on_path or len(stack) >= _LIMIT:
                     return None
                 break
             stack.pop()
-            finished: str = frame[0]  # type: ignore[assignment]
-            longest: int = frame[3]  # type: ignore[assignment]
-            on_path.discard(finished)
-            done[finished] = longest
-            if not stack:
-                if longest >= _LIMIT:
-                    return None
-                return tuple(directs), tuple(wilds), tuple(leaves)
+            on_path.discard(frame[0])
+            longest: int = frame[3]
+            shape: Shape | None = None
+            if longest < _LIMIT:
+                shape = (
+                    tuple(frame[4].values()),
+                    tuple(frame[5].values()),
+                    tuple(frame[6]),
+                    longest,
+                )
+            if shape is None or not stack:
+                return shape  # the caller keeps the root's
+            if nodes.get(frame[7]) is _SEEN:
+                _keep_node(nodes, frame[7], shape)  # a node met before
+            done[frame[7]] = shape
             parent = stack[-1]
-            if longest >= parent[3]:  # type: ignore[operator]
+            parent[4].update(frame[4])
+            parent[5].update(frame[5])
+            parent[6].update(frame[6])
+            if longest >= parent[3]:
                 parent[3] = longest + 1
+
+
+def _keep(derived: dict[object, object], key: object, value: object) -> None:
+    """Keep ``value`` under ``key`` in an index's ``_derived`` dict, emptied first when full
+    (but for the shapes of the nodes below roots, bounded on their own: see :func:`_nodes`)."""
+    if len(derived) >= _SHAPE_LIMIT:
+        nodes = derived.get(_NODES)
+        derived.clear()
+        if nodes is not None:
+            derived[_NODES] = nodes
+    derived[key] = value
+
+
+def _nodes(derived: dict[object, object]) -> dict[object, object]:
+    """The shapes (or :data:`_SEEN` markers) of nodes met below the roots of checks, on other
+    objects than the root's (parent folders, shared by many documents): kept in their own
+    dict inside ``_derived`` (emptied with it by every write), so the churn of documents and
+    users checked once does not push out the folders near the roots that every check meets."""
+    nodes = derived.get(_NODES)
+    if nodes is None:
+        nodes = {}
+        _keep(derived, _NODES, nodes)
+    return cast("dict[object, object]", nodes)
+
+
+def _keep_node(nodes: dict[object, object], key: object, value: object) -> None:
+    """Keep a node's shape (or marker) in :func:`_nodes`, emptied first when full."""
+    if len(nodes) >= _NODE_LIMIT:
+        nodes.clear()
+    nodes[key] = value
