@@ -3,7 +3,9 @@ bare FastAPI endpoint answering a trivial JSON POST, in the same run.
 
 As in :mod:`bench.identity.http`: the servers are pinned to CPU 0 and ``wrk`` to CPU 1. The store
 holds the ReBAC data of :mod:`bench.authz.rebac` (``--tuples``, 1,000,000 by default), bulk-loaded
-into the server's SQLite database before it starts (:func:`bench.authz.rebac_sql.bulk_load`); the
+into the server's database before it starts (:func:`bench.authz.rebac_sql.bulk_load`): a SQLite
+file, or with ``--backend postgres`` a throwaway PostgreSQL database on ``--postgres-url``
+(dropped at the end; PostgreSQL's own processes are not pinned to a CPU). The
 first check loads the worker's in-memory index and is not timed. The caller is a service account
 in ``BASTION_AUTHZ`` ``query_users`` with a bearer token from ``POST /v1/sessions``. Every limit
 stays in the stack (its cost is measured) with budgets above the load, set for this run only.
@@ -14,7 +16,8 @@ team; ``MINIMIZE_LATENCY``) with the bearer header; the bare app
 gets the same bodies and headers on its own ``POST /check`` (a pydantic body, a JSON answer). For
 reference, ``GET /v1/account`` with the same token is measured too: the cost of any
 authenticated request through Bastion's stack, before the authorization API does anything.
-Usage: ``.venv/bin/python -m bench.authz.http [--tuples 1000000] [--duration 10] [--rounds 3]``.
+Usage: ``.venv/bin/python -m bench.authz.http [--tuples 1000000] [--duration 10] [--rounds 3]
+[--pairs 1000] [--backend sqlite|postgres]``.
 Target (issue 6): check req/s at least 0.5x the bare endpoint's.
 """
 
@@ -42,7 +45,14 @@ from bastion.clock import SystemClock
 from bastion.storage import Database
 from bastion.storage.migrate import upgrade
 from bench.authz.rebac import MODEL, build
-from bench.authz.rebac_sql import INFO, DiscardAudit, bulk_load, queries
+from bench.authz.rebac_sql import (
+    INFO,
+    POSTGRES_URL,
+    DiscardAudit,
+    bulk_load,
+    database_url,
+    queries,
+)
 from bench.identity.http import (
     CAN_PIN,
     LOAD_CPU,
@@ -111,9 +121,16 @@ async def load_store(
 
 
 def start_bastion(
-    data_dir: Path, query_users: list[str], sample_rate: float = 1.0, *, denial_burst: bool = True
+    data_dir: Path,
+    query_users: list[str],
+    sample_rate: float = 1.0,
+    *,
+    denial_burst: bool = True,
+    database_url: str | None = None,
 ) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BASTION_")}
+    if database_url is not None:
+        env["BASTION_DATABASE_URL"] = database_url
     env.update(
         BASTION_DATA_DIR=str(data_dir),
         BASTION_SECRET_KEY="b" * 48,
@@ -206,19 +223,33 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[float,
 
 
 async def run(args: argparse.Namespace, data_dir: Path) -> None:
-    url = f"sqlite+aiosqlite:///{(data_dir / 'bastion.db').resolve()}"
+    if args.backend == "sqlite":
+        await measure(args, data_dir, f"sqlite+aiosqlite:///{(data_dir / 'bastion.db').resolve()}")
+        return
+    async with database_url("postgres", args.postgres_url) as url:
+        await measure(args, data_dir, url)
+
+
+async def measure(args: argparse.Namespace, data_dir: Path, url: str) -> None:
     t0 = time.perf_counter()
     store_id, random_pairs, granted_pairs = await load_store(
         url, args.tuples, args.seed, args.pairs
     )
-    print(f"# {args.tuples:,} tuples loaded into SQLite in {time.perf_counter() - t0:.1f} s")
-    bastion = start_bastion(data_dir, [])
+    print(
+        f"# {args.tuples:,} tuples loaded into {args.backend} in {time.perf_counter() - t0:.1f} s"
+    )
+    served_url = None if args.backend == "sqlite" else url
+    bastion = start_bastion(data_dir, [], database_url=served_url)
     try:
         user_id = await service_account(bastion.port, data_dir)
     finally:
         bastion.stop()
     bastion = start_bastion(
-        data_dir, [user_id], args.decision_sample_rate, denial_burst=not args.no_denial_burst
+        data_dir,
+        [user_id],
+        args.decision_sample_rate,
+        denial_burst=not args.no_denial_burst,
+        database_url=served_url,
     )
     server = start_bare(data_dir)
     pairs = granted_pairs if args.granted else random_pairs
@@ -264,7 +295,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
 def report(args: argparse.Namespace, results: dict[str, list[tuple[float, float, float]]]) -> None:
     kind = "granted" if args.granted else "random (mostly denied)"
     print(
-        f"HTTP check: 1 worker on CPU 0, wrk on CPU 1, {args.rounds} rounds x {args.duration}s, "
+        f"HTTP check ({args.backend}): 1 worker on CPU 0, wrk on CPU 1, {args.rounds} rounds x "
+        f"{args.duration}s, "
         f"{args.connections} connections, {args.pairs} distinct {kind} checks, decision "
         f"sample rate {args.decision_sample_rate}"
         f"{', denial_burst detector off' if args.no_denial_burst else ''}; medians, rounds in "
@@ -303,6 +335,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--pairs", type=int, default=1000, help="distinct checks in the load")
+    parser.add_argument(
+        "--backend",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the served worker's database (postgres: a throwaway database on --postgres-url)",
+    )
+    parser.add_argument("--postgres-url", default=POSTGRES_URL)
     parser.add_argument(
         "--granted", action="store_true", help="checks granted through a folder team"
     )
