@@ -174,7 +174,7 @@ def _algorithm_sign(algorithm: JWSAlgModel, key: Any, signing_input: bytes) -> b
 
 #: Prepared signers by (kid, header): an access token's header is the same for every token a
 #: key signs, so its checks and encoding are done once per key, not per token.
-_SIGNERS: dict[tuple[str, tuple[tuple[str, str], ...]], _Signer] = {}
+_SIGNERS: dict[tuple[str, tuple[tuple[str, Any], ...]], _Signer] = {}
 _SIGNERS_MAX = 64
 
 
@@ -183,7 +183,8 @@ def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
     string map (joserfc then does everything, per call)."""
     if "b64" in header or not all(type(value) is str for value in header.values()):
         return None
-    cache_key = (key.kid, tuple(sorted(header.items())))
+    # By the header's members in their order: its encoded segment keeps that order.
+    cache_key = (key.kid, tuple(header.items()))
     signer = _SIGNERS.get(cache_key)
     if signer is not None and signer.source is key.key:
         return signer
