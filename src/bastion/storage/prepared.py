@@ -21,6 +21,7 @@ registers none).
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -148,6 +149,15 @@ class _Form:
         #: (name, processor, default) of each parameter in the driver's order (named: any).
         self.binds = [(name, processors[name], defaults[name]) for name in order or binds]
         self.positional = order is not None
+        #: Positional: each distinct name's (name, processor, default) once, and the picker of
+        #: the driver's tuple from their values (a name bound several times, such as a
+        #: statement's "now", is read and processed once).
+        distinct = list(dict.fromkeys(order or ()))
+        self._distinct = [(name, processors[name], defaults[name]) for name in distinct]
+        where = [distinct.index(name) for name in order or ()]
+        self._pick: Callable[[list[Any]], tuple[Any, ...]] | None = (
+            operator.itemgetter(*where) if len(where) > 1 else None
+        )
         returned = list(getattr(statement, "exported_columns", ()))
         self.returns = bool(returned)
         row_type: Any = namedtuple("Row", [column.key for column in returned])  # type: ignore[misc]
@@ -158,6 +168,14 @@ class _Form:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         get = values.get
+        pick = self._pick
+        if pick is not None:
+            return pick(
+                [
+                    get(name, default) if process is None else process(get(name, default))
+                    for name, process, default in self._distinct
+                ]
+            )
         out = [
             get(name, default) if process is None else process(get(name, default))
             for name, process, default in self.binds
