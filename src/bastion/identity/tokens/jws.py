@@ -32,7 +32,7 @@ from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmErr
 from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import guess_key
 from joserfc.jws import CompactSignature, JWSRegistry
-from joserfc.util import json_b64encode, urlsafe_b64encode
+from joserfc.util import json_b64encode
 from nacl.bindings import crypto_sign, crypto_sign_BYTES, crypto_sign_seed_keypair
 
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
@@ -201,6 +201,15 @@ def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
     return signer
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64url_encode(data: bytes) -> bytes:
+    """joserfc's ``urlsafe_b64encode`` (``base64.urlsafe_b64encode`` less its padding) in one
+    frame: the standard alphabet's ``+/`` as ``-_``, no ``=``."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
 def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str:
     """Sign ``payload`` with ``key``; ``header["alg"]`` must be the key's algorithm. The same
     token as joserfc's ``serialize_compact``, whose header checks and encoding run once per key
@@ -210,8 +219,8 @@ def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str
     signer = _signer(header, key)
     if signer is None:
         return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
-    signing_input = signer.header_segment + b"." + urlsafe_b64encode(payload)
-    signature = urlsafe_b64encode(signer.sign(signing_input))
+    signing_input = signer.header_segment + b"." + _b64url_encode(payload)
+    signature = _b64url_encode(signer.sign(signing_input))
     return (signing_input + b"." + signature).decode("ascii")
 
 
