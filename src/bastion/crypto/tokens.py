@@ -50,9 +50,26 @@ class TokenKind(enum.StrEnum):
     WEBAUTHN_CEREMONY = "bst_wac"
 
 
+#: Each kind's ``<prefix>_`` and the whole shape of its tokens, made once (a token's checks
+#: then cost no enum call, string building or slicing).
+_PREFIXES: dict[TokenKind, str] = {kind: f"{kind.value}_" for kind in TokenKind}
+_SHAPES: dict[TokenKind, re.Pattern[str]] = {
+    kind: re.compile(rf"{re.escape(prefix)}[A-Za-z0-9_-]{{{_SECRET_CHARS}}}")
+    for kind, prefix in _PREFIXES.items()
+}
+
+
+def _prefix(kind: TokenKind) -> str:
+    """``f"{TokenKind(kind).value}_"``: looked up for a member, through the enum otherwise
+    (its ``ValueError`` for anything that is not a kind included)."""
+    if type(kind) is TokenKind:
+        return _PREFIXES[kind]
+    return f"{TokenKind(kind).value}_"
+
+
 def new_token(kind: TokenKind) -> str:
     """Return a fresh ``<prefix>_<secret>`` token with 256 bits of entropy."""
-    return f"{TokenKind(kind).value}_{secrets.token_urlsafe(TOKEN_BYTES)}"
+    return _prefix(kind) + secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def is_well_formed(token: str, kind: TokenKind) -> bool:
@@ -61,7 +78,10 @@ def is_well_formed(token: str, kind: TokenKind) -> bool:
     A cheap filter before a lookup, not an authentication check: only finding
     :func:`hash_token` of the token in the store authenticates it.
     """
-    prefix = f"{TokenKind(kind).value}_"
+    if type(kind) is TokenKind:
+        # The prefix and the secret's shape in one match.
+        return isinstance(token, str) and _SHAPES[kind].fullmatch(token) is not None
+    prefix = _prefix(kind)
     return (
         isinstance(token, str)
         and token.startswith(prefix)

@@ -219,10 +219,15 @@ class DirectRoute(Route):
             name=route.name,
             include_in_schema=False,
         )
+        #: A path without parameters: what it matches contains it (Starlette matches the path
+        #: less its root path), so a path that does not cannot match.
+        self._literal = not self.param_convertors
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] != self._method:
             return Match.NONE, {}
+        if self._literal and self.path not in scope["path"]:
+            return Match.NONE, {}  # what Starlette's match answers, without its regex
         match, child_scope = super().matches(scope)
         if match is not Match.NONE:
             # As FastAPI's routes do: metrics and the rejection audit name the route template.

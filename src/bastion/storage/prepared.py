@@ -21,6 +21,7 @@ registers none).
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -57,9 +58,13 @@ def _utc_text(value: datetime | None) -> str | None:
     ``isoformat``'s), the same ``ValueError`` for a naive datetime."""
     if value is None:
         return None
-    last = _LAST_UTC_TEXT[0]
+    recent = _RECENT_UTC_TEXTS
+    last = recent[0]
     if value is last[0]:  # a transaction binds its "now" several times
         return last[1]
+    before = recent[1]
+    if value is before[0]:  # ... between which it binds another one ("idle since")
+        return before[1]
     tz = value.tzinfo
     if tz is None:
         raise ValueError("naive datetime: Bastion stores aware UTC timestamps only")
@@ -74,13 +79,14 @@ def _utc_text(value: datetime | None) -> str | None:
         utc.second,
         utc.microsecond,
     )
-    _LAST_UTC_TEXT[0] = (value, text)
+    recent[1] = last
+    recent[0] = (value, text)
     return text
 
 
-#: The last (value, text) of :func:`_utc_text`: datetimes are immutable, and the pair is
-#: replaced whole, so a reader sees a matching one.
-_LAST_UTC_TEXT: list[tuple[datetime | None, str]] = [(None, "")]
+#: The last two (value, text) of :func:`_utc_text`, the newest first: datetimes are immutable,
+#: and each pair is replaced whole, so a reader sees matching ones.
+_RECENT_UTC_TEXTS: list[tuple[datetime | None, str]] = [(None, ""), (None, "")]
 
 
 def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
@@ -143,6 +149,15 @@ class _Form:
         #: (name, processor, default) of each parameter in the driver's order (named: any).
         self.binds = [(name, processors[name], defaults[name]) for name in order or binds]
         self.positional = order is not None
+        #: Positional: each distinct name's (name, processor, default) once, and the picker of
+        #: the driver's tuple from their values (a name bound several times, such as a
+        #: statement's "now", is read and processed once).
+        distinct = list(dict.fromkeys(order or ()))
+        self._distinct = [(name, processors[name], defaults[name]) for name in distinct]
+        where = [distinct.index(name) for name in order or ()]
+        self._pick: Callable[[list[Any]], tuple[Any, ...]] | None = (
+            operator.itemgetter(*where) if len(where) > 1 else None
+        )
         returned = list(getattr(statement, "exported_columns", ()))
         self.returns = bool(returned)
         row_type: Any = namedtuple("Row", [column.key for column in returned])  # type: ignore[misc]
@@ -153,6 +168,14 @@ class _Form:
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
         get = values.get
+        pick = self._pick
+        if pick is not None:
+            return pick(
+                [
+                    get(name, default) if process is None else process(get(name, default))
+                    for name, process, default in self._distinct
+                ]
+            )
         out = [
             get(name, default) if process is None else process(get(name, default))
             for name, process, default in self.binds
@@ -192,11 +215,18 @@ class PreparedStatement:
             raise TypeError("a Core statement is required")
         self.statement = statement
         self._forms: weakref.WeakKeyDictionary[Dialect, _Form] = weakref.WeakKeyDictionary()
+        #: The last dialect's form, tried first (an app runs on one dialect): a weak reference
+        #: to the dialect, as the forms' keys are.
+        self._last: tuple[weakref.ref[Dialect], _Form] | None = None
 
     def _form(self, dialect: Dialect) -> _Form:
+        last = self._last
+        if last is not None and last[0]() is dialect:
+            return last[1]
         form = self._forms.get(dialect)
         if form is None:
             form = self._forms[dialect] = _Form(self.statement, dialect)
+        self._last = (weakref.ref(dialect), form)
         return form
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> list[Any]:

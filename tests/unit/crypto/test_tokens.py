@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import pytest
+
 from bastion.crypto import (
     TOKEN_BYTES,
     TokenKind,
@@ -43,6 +45,20 @@ def test_a_token_of_one_kind_is_not_well_formed_as_another() -> None:
     assert not is_well_formed(token + "A", TokenKind.PASSWORD_RESET)
     assert not is_well_formed(token[:-1] + "=", TokenKind.PASSWORD_RESET)
     assert not is_well_formed(token.encode(), TokenKind.PASSWORD_RESET)  # type: ignore[arg-type]
+
+
+def test_a_kind_named_by_its_value_is_that_kind() -> None:
+    token = new_token("bst_ref")  # type: ignore[arg-type]
+    assert token.startswith("bst_ref_")
+    assert is_well_formed(token, TokenKind.REFRESH)
+    assert is_well_formed(token, "bst_ref")  # type: ignore[arg-type]
+    assert not is_well_formed(token, "bst_ses")  # type: ignore[arg-type]
+    assert not is_well_formed(token + "\n", TokenKind.REFRESH)
+    assert not is_well_formed("x" + token, TokenKind.REFRESH)
+    with pytest.raises(ValueError, match="bst_nope"):
+        new_token("bst_nope")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bst_nope"):
+        is_well_formed(token, "bst_nope")  # type: ignore[arg-type]
 
 
 def test_hash_token_is_sha256_hex_of_the_whole_token() -> None:

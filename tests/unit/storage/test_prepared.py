@@ -207,6 +207,40 @@ def test_sqlite_utc_datetime_binds_repeat_the_same_value() -> None:
     ]
 
 
+def test_sqlite_utc_datetime_binds_of_interleaved_values_are_each_their_own() -> None:
+    from sqlalchemy.dialects import sqlite  # noqa: PLC0415
+
+    from bastion.storage.columns import UTCDateTime  # noqa: PLC0415
+    from bastion.storage.prepared import _bind_processor  # noqa: PLC0415
+
+    dialect = sqlite.dialect()
+    kind = UTCDateTime()
+    fast = _bind_processor(kind, dialect)
+    reference = kind.dialect_impl(dialect).bind_processor(dialect)
+    assert fast is not None
+    assert reference is not None
+    # A rotation's order (now, now, idle since, now), then three values taking turns: the
+    # two remembered texts never answer for a third value, equal or not.
+    a, b, c = NOW, NOW - timedelta(days=7), NOW + timedelta(seconds=1)
+    equal_to_a = NOW.astimezone(timezone(timedelta(hours=2)))
+    for value in [a, a, b, a, c, b, a, c, c, equal_to_a, b, a, None, a]:
+        assert fast(value) == reference(value)
+
+
+def test_a_statement_compiled_for_two_dialects_keeps_each_form() -> None:
+    from sqlalchemy import Column, Integer, MetaData, Table  # noqa: PLC0415
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
+
+    table = Table("t", MetaData(), Column("id", Integer, primary_key=True))
+    prepared = PreparedStatement(select(table.c.id).where(table.c.id == bindparam("i")))
+    lite, pg = sqlite.dialect(), postgresql.dialect()
+    forms = [prepared._form(d) for d in (lite, pg, lite, lite, pg)]
+    assert [form.sql.count("?") for form in forms] == [1, 0, 1, 1, 0]
+    assert forms[0] is forms[2] is forms[3]
+    assert forms[1] is forms[4]
+    assert forms[0] is not forms[1]
+
+
 def test_json_lists_are_remembered_as_equal_new_lists() -> None:
     import json  # noqa: PLC0415
 

@@ -32,7 +32,7 @@ from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmErr
 from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import guess_key
 from joserfc.jws import CompactSignature, JWSRegistry
-from joserfc.util import json_b64encode, urlsafe_b64encode
+from joserfc.util import json_b64encode
 from nacl.bindings import crypto_sign, crypto_sign_BYTES, crypto_sign_seed_keypair
 
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason, SigningKeyError
@@ -174,7 +174,7 @@ def _algorithm_sign(algorithm: JWSAlgModel, key: Any, signing_input: bytes) -> b
 
 #: Prepared signers by (kid, header): an access token's header is the same for every token a
 #: key signs, so its checks and encoding are done once per key, not per token.
-_SIGNERS: dict[tuple[str, tuple[tuple[str, str], ...]], _Signer] = {}
+_SIGNERS: dict[tuple[str, tuple[tuple[str, Any], ...]], _Signer] = {}
 _SIGNERS_MAX = 64
 
 
@@ -183,7 +183,8 @@ def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
     string map (joserfc then does everything, per call)."""
     if "b64" in header or not all(type(value) is str for value in header.values()):
         return None
-    cache_key = (key.kid, tuple(sorted(header.items())))
+    # By the header's members in their order: its encoded segment keeps that order.
+    cache_key = (key.kid, tuple(header.items()))
     signer = _SIGNERS.get(cache_key)
     if signer is not None and signer.source is key.key:
         return signer
@@ -200,6 +201,15 @@ def _signer(header: dict[str, Any], key: SigningKey) -> _Signer | None:
     return signer
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64url_encode(data: bytes) -> bytes:
+    """joserfc's ``urlsafe_b64encode`` (``base64.urlsafe_b64encode`` less its padding) in one
+    frame: the standard alphabet's ``+/`` as ``-_``, no ``=``."""
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=")
+
+
 def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str:
     """Sign ``payload`` with ``key``; ``header["alg"]`` must be the key's algorithm. The same
     token as joserfc's ``serialize_compact``, whose header checks and encoding run once per key
@@ -209,8 +219,8 @@ def sign_compact(header: dict[str, Any], payload: bytes, key: SigningKey) -> str
     signer = _signer(header, key)
     if signer is None:
         return _jws.serialize_compact(header, payload, key.key, registry=_registry(key.algorithm))
-    signing_input = signer.header_segment + b"." + urlsafe_b64encode(payload)
-    signature = urlsafe_b64encode(signer.sign(signing_input))
+    signing_input = signer.header_segment + b"." + _b64url_encode(payload)
+    signature = _b64url_encode(signer.sign(signing_input))
     return (signing_input + b"." + signature).decode("ascii")
 
 

@@ -17,7 +17,14 @@ from bastion.identity.tokens.errors import InvalidToken, SigningKeyError
 from bastion.identity.tokens.jws import _registry, _signer, sign_compact, verify_compact
 from bastion.identity.tokens.keys import SigningAlgorithm, SigningKey
 
-PAYLOADS = (b'{"sub":"user-1"}', b"", "caf\u00e9 \u2603".encode())
+PAYLOADS = (
+    b'{"sub":"user-1"}',
+    b"",
+    "caf\u00e9 \u2603".encode(),
+    b"\xfb\xff\xbf",  # "+//" and "/" in standard base64: "-__" and "_" here
+    b"\xfb",  # two "=" of padding left off
+    b"\xff\xfe",  # one "=" left off
+)
 
 
 def _key(algorithm: SigningAlgorithm = SigningAlgorithm.EDDSA) -> SigningKey:
@@ -35,6 +42,14 @@ def test_ed25519_tokens_are_joserfcs_byte_for_byte(payload: bytes) -> None:
     header = {"alg": key.algorithm.value, "kid": key.kid, "typ": "at+jwt"}
     for _ in range(2):  # prepared, then from the prepared signer
         assert sign_compact(header, payload, key) == _joserfc(header, payload, key)
+
+
+def test_headers_with_the_same_members_in_another_order_are_each_joserfcs() -> None:
+    key = _key()
+    first = {"alg": key.algorithm.value, "kid": key.kid, "typ": "at+jwt"}
+    second = {"typ": "at+jwt", "kid": key.kid, "alg": key.algorithm.value}
+    for header in (first, second, first):
+        assert sign_compact(header, b"{}", key) == _joserfc(header, b"{}", key)
 
 
 def test_es256_tokens_verify_and_share_joserfcs_header() -> None:
