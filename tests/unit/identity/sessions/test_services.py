@@ -284,6 +284,13 @@ async def test_eviction_reads_only_live_sessions_through_the_partial_index(
     details = [row[-1] for row in plan]
     assert any("ix_sessions_user_live" in detail for detail in details), details
     assert not any("TEMP B-TREE" in detail for detail in details), details
+    # The rows to revoke are found by primary key from that list, never by searching
+    # ix_sessions_revoked_at (every live session of every user, on every login).
+    assert not any("ix_sessions_revoked_at" in detail for detail in details), details
+    assert any(
+        detail.startswith("SEARCH sessions USING INDEX sqlite_autoindex_sessions_1 (id=?)")
+        for detail in details
+    ), details
 
 
 @pytest.mark.parametrize("parent_hash", ["", "a" * 64, "é|x", "0" * 1000])
