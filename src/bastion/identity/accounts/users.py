@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -63,7 +63,18 @@ class User:
 
     @classmethod
     def of(cls, row: Row[Any]) -> User:
+        if row._fields == _USER_COLUMNS:
+            # A whole ``users`` row, its columns in this class's field order: positional, not
+            # a dictionary of the fields built and unpacked (every login builds one).
+            return cls(*cast("tuple[Any, ...]", row))
         return cls(**{name: getattr(row, name) for name in cls.__slots__})
+
+
+#: The columns of ``users`` in table order, which is :class:`User`'s field order (checked at
+#: import: a column added to one and not the other fails here, not in a login).
+_USER_COLUMNS = tuple(column.key for column in users.c)
+if User.__slots__ != _USER_COLUMNS:  # pragma: no cover - a schema/model mismatch
+    raise RuntimeError("User's fields must be the users table's columns, in order")
 
 
 def new_user_id() -> str:
