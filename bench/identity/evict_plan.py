@@ -4,9 +4,11 @@ CPU per login as other users' live sessions grow (diagnostic).
 One user with 100 live and 3,000 ended sessions, ``--others`` other users with one live
 session each; each iteration inserts a session and runs ``EVICT_BEYOND_LIMIT`` (one session
 evicted) in a transaction rolled back, so every iteration sees the same table. ``--variant
-pk`` runs the statement with its outer ``revoked_at IS NULL`` written ``+revoked_at IS NULL``
-(SQLite then cannot use ``ix_sessions_revoked_at`` for it); ``covering`` adds
-``absolute_expires_at`` to ``ix_sessions_user_live``; ``both`` does both. Usage::
+pk`` was the statement with its outer ``revoked_at IS NULL`` written ``+revoked_at IS NULL``
+(SQLite then cannot use ``ix_sessions_revoked_at`` for it); the statement now writes that check
+as ``coalesce(revoked_at, NULL) IS NULL`` to the same effect, so ``main`` is that variant and
+``pk`` changes nothing more. ``covering`` adds ``absolute_expires_at`` to
+``ix_sessions_user_live``; ``both`` does both. Usage::
 
     .venv/bin/python -m bench.identity.evict_plan [--variant main|pk|covering|both]
         [--others 10000] [--iterations 1000]
