@@ -14,6 +14,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import re
 import secrets
 import time
@@ -153,28 +154,40 @@ def mail_dir(settings: Settings) -> Path:
     return settings.data_dir / "mail"
 
 
-#: Mail files never change once written: parse each one once (tests read hundreds).
-_PARSED_MAILS: dict[Path, dict[str, Any]] = {}
+#: Mail files never change once written: parse each one once, and read its modification time
+#: once (tests read hundreds, and poll the folder while waiting for one: re-reading every file
+#: on every poll made a long test quadratic). Keyed by the file's path text.
+_PARSED_MAILS: dict[str, dict[str, Any]] = {}
+_MAIL_ORDER: dict[str, tuple[int, str]] = {}
 
 
-def _parse_mail(path: Path) -> dict[str, Any] | None:
+def _parse_mail(path: str) -> dict[str, Any] | None:
     mail = _PARSED_MAILS.get(path)
     if mail is None:
         try:
-            mail = json.loads(path.read_text(encoding="utf-8"))
+            mail = json.loads(Path(path).read_bytes())
         except ValueError:
             return None  # still being written: read it on the next poll
         _PARSED_MAILS[path] = mail
     return mail
 
 
+def _mail_order(entry: os.DirEntry[str]) -> tuple[int, str]:
+    key = _MAIL_ORDER.get(entry.path)
+    if key is None:
+        key = _MAIL_ORDER[entry.path] = (entry.stat().st_mtime_ns, entry.name)
+    return key
+
+
 def read_mails(settings: Settings) -> list[dict[str, Any]]:
     """Every mail the file mailer wrote, oldest first."""
-    folder = mail_dir(settings)
-    if not folder.is_dir():
+    try:
+        with os.scandir(mail_dir(settings)) as entries:
+            files = [e for e in entries if e.name.endswith(".json") and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    files = sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    return [mail for p in files if (mail := _parse_mail(p)) is not None]
+    files.sort(key=_mail_order)
+    return [mail for e in files if (mail := _parse_mail(e.path)) is not None]
 
 
 def _recipient(mail: dict[str, Any]) -> str:
