@@ -10,12 +10,15 @@ three: ``LOGIN_*``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Integer,
     Text,
+    TypeDecorator,
     and_,
     bindparam,
     case,
@@ -28,6 +31,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 from bastion.identity.accounts.models import users
 from bastion.identity.sessions.models import refresh_tokens, sessions
@@ -96,6 +101,49 @@ ADD_TOKEN = insert(refresh_tokens).values(
 ROTATE_CONSUME = PreparedStatement(CONSUME)
 ROTATE_RENEW = PreparedStatement(RENEW)
 ROTATE_ADD_TOKEN = PreparedStatement(ADD_TOKEN)
+#: Lists of strings whose JSON text :class:`_RememberedJSON` remembers, at most.
+_REMEMBERED_JSON_TEXTS = 64
+_REMEMBERED_JSON_ITEMS = 8
+
+
+class _RememberedJSON(TypeDecorator[Any]):
+    """``sessions.amr``'s type for the login's bound ``methods``: the column's own bind
+    processing (the same JSON text, the same SQL and cast), with the text of a short list of
+    strings remembered. A login binds one of a few method lists (``["pwd"]``): its JSON text is
+    encoded once, not on every login. Anything else is encoded each time."""
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return sessions.c.amr.type.dialect_impl(dialect)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        process = super().bind_processor(dialect)
+        if process is None:
+            return None
+        known: dict[tuple[str, ...], Any] = {}
+
+        def remembering(value: Any) -> Any:
+            if (
+                type(value) is not list
+                or len(value) > _REMEMBERED_JSON_ITEMS
+                or not all(type(item) is str for item in value)
+            ):
+                return process(value)
+            key = tuple(value)
+            text = known.get(key)
+            if text is None:
+                text = process(value)
+                if type(text) is str:
+                    if len(known) >= _REMEMBERED_JSON_TEXTS:
+                        known.clear()
+                    known[key] = text
+            return text
+
+        return remembering
+
+
 #: Starts a session only while its user may log in: the row is inserted from the user's row,
 #: read under a share lock (PostgreSQL; SQLite runs one writer at a time), so a session cannot
 #: outlive a concurrent disable or erasure (both change the user's row first, then end its
@@ -108,7 +156,7 @@ _NEW_SESSION_VALUES = {
     "absolute_expires_at": bindparam("until", type_=_s.absolute_expires_at.type),
     "ip": bindparam("client_ip", type_=_s.ip.type),
     "user_agent": bindparam("agent", type_=_s.user_agent.type),
-    "amr": bindparam("methods", type_=_s.amr.type),
+    "amr": bindparam("methods", type_=_RememberedJSON()),
     "acr": bindparam("level", type_=_s.acr.type),
     "transport": bindparam("via", type_=_s.transport.type),
 }

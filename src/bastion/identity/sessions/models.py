@@ -45,11 +45,16 @@ sessions = Table(
     # reads (``_statements.EVICT_BEYOND_LIMIT``). Partial, so the work stays bounded by the
     # limit however many ended sessions the user has piled up (ix_sessions_user_id alone made
     # every login scan all of them, and login cost grew with the user's history).
+    # ``absolute_expires_at`` and ``revoked_at`` (always NULL here) last: the eviction's "not
+    # expired, not revoked" tests are answered from the index, without reading each live
+    # session's row (migration 0013; SQLite 3.40 needs the partial index's own column too).
     Index(
         "ix_sessions_user_live",
         "user_id",
         "created_at",
         "id",
+        "absolute_expires_at",
+        "revoked_at",
         sqlite_where=text("revoked_at IS NULL"),
         postgresql_where=text("revoked_at IS NULL"),
     ),

@@ -194,8 +194,9 @@ class SessionService:
             "until": now + self.absolute,
             "client_ip": ip[:MAX_IP_CHARS] if ip else None,
             "agent": user_agent[:MAX_USER_AGENT_CHARS] if user_agent else None,
-            "methods": [AuthMethod(m).value for m in amr],
-            "level": AssuranceLevel(acr).value,
+            # Members as they are (every login's): the enum's call only for anything else.
+            "methods": [(m if type(m) is AuthMethod else AuthMethod(m)).value for m in amr],
+            "level": (acr if type(acr) is AssuranceLevel else AssuranceLevel(acr)).value,
             "via": transport,
         }
         first_token = {"new_hash": hash_token(refresh_token), "sid": session_id, "now": now}
