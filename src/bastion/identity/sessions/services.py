@@ -60,6 +60,7 @@ from bastion.identity.tokens.rotation import SigningKeyManager
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.storage import Database
 from bastion.storage.prepared import PreparedStatement
+from bastion.storage.sqlite_inline import InlineUnit
 
 __all__ = ["IssuedTokens", "RevokeReason", "SessionInfo", "SessionService"]
 
@@ -280,16 +281,31 @@ class SessionService:
         sealed = self._cipher.encrypt(
             successor.encode(), associated_data=_successor_binding(token_hash)
         )
-        # One transaction, run as one unit of work (one greenlet, see Database.transaction).
-        outcome = await self.database.transaction(
+        # The usual case, on an inline SQLite file: the rotation's three statements and the
+        # commit in one synchronous call (Database.try_unit). Anything else (a used or unknown
+        # token, a session that may not be renewed, a writer to wait for, an error; PostgreSQL)
+        # takes the transaction below, which starts over.
+        outcome: _Renewed | tuple[str, list[str]] | None = self.database.try_unit(
             partial(
-                self._rotate_or_revoke,
+                self._rotate_unit,
                 token_hash=token_hash,
                 now=now,
                 successor=successor,
                 sealed=sealed,
             )
         )
+        if outcome is None:
+            # One transaction, run as one unit of work (one greenlet, see
+            # Database.transaction).
+            outcome = await self.database.transaction(
+                partial(
+                    self._rotate_or_revoke,
+                    token_hash=token_hash,
+                    now=now,
+                    successor=successor,
+                    sealed=sealed,
+                )
+            )
         if isinstance(outcome, _Renewed):
             # Signed after the commit: no signing-key work inside the write transaction.
             return await self._tokens(
@@ -329,21 +345,47 @@ class SessionService:
     ) -> _Renewed | None:
         """Consume an unused token, renew its session and store the successor, in three
         statements; None if the token was already used (or is unknown)."""
+        renewed = self._rotation(
+            partial(_on_connection, connection), token_hash, now, successor, sealed
+        )
+        if isinstance(renewed, str):
+            # The session may not be renewed: raises the precise reason (revoked or expired);
+            # the transaction rolls back and the token stays unused.
+            self._live_session(connection, renewed, now)
+            raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
+        return renewed
+
+    def _rotate_unit(
+        self, unit: InlineUnit, *, token_hash: str, now: datetime, successor: str, sealed: str
+    ) -> _Renewed | None:
+        """:meth:`_rotate` as a unit of :meth:`Database.try_unit`: the renewal, or None
+        (rolled back) for anything else, which the ordinary transaction then handles."""
+        renewed = self._rotation(partial(_in_unit, unit), token_hash, now, successor, sealed)
+        return renewed if type(renewed) is _Renewed else None
+
+    def _rotation(
+        self,
+        execute: Callable[[PreparedStatement, Mapping[str, Any]], list[Any]],
+        token_hash: str,
+        now: datetime,
+        successor: str,
+        sealed: str,
+    ) -> _Renewed | str | None:
+        """The rotation's three statements, run by ``execute``: the renewal; the session id
+        when the token was consumed but its session may not be renewed (the caller must roll
+        back); None if the token was already used (or is unknown)."""
         params = {"hash": token_hash, "now": now, "sealed": sealed}
-        rows = ROTATE_CONSUME.execute(connection, params)
+        rows = execute(ROTATE_CONSUME, params)
         rotated = next((row for row in rows if row.token_hash == token_hash), None)
         if rotated is None:
             return None
-        session_id = rotated.session_id
+        session_id: str = rotated.session_id
         renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
-        renewed = ROTATE_RENEW.execute(connection, renew)
+        renewed = execute(ROTATE_RENEW, renew)
         if not renewed:
-            # Raises the precise reason (revoked or expired); the transaction rolls back and
-            # the token stays unused.
-            self._live_session(connection, session_id, now)
-            raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
+            return session_id
         add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
-        ROTATE_ADD_TOKEN.execute(connection, add)
+        execute(ROTATE_ADD_TOKEN, add)
         session = renewed[0]
         return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
 
@@ -562,6 +604,18 @@ def _start_session(
         raise InvalidCredentials
     LOGIN_FIRST_TOKEN.execute(connection, first_token)
     return [row.id for row in LOGIN_EVICT.execute(connection, evict)]
+
+
+def _on_connection(
+    connection: Connection, statement: PreparedStatement, values: Mapping[str, Any]
+) -> list[Any]:
+    return statement.execute(connection, values)
+
+
+def _in_unit(
+    unit: InlineUnit, statement: PreparedStatement, values: Mapping[str, Any]
+) -> list[Any]:
+    return statement.execute_unit(unit, values)
 
 
 def _info(row: Row[Any]) -> SessionInfo:
