@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -182,6 +183,64 @@ async def test_concurrent_refreshes_never_fork_the_chain(stack: SessionStack) ->
     )
     tokens = {r.refresh_token for r in results if isinstance(r, IssuedTokens)}
     assert len(tokens) == 1, results
+
+
+async def test_a_rotation_on_an_inline_sqlite_file_is_one_synchronous_unit(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the rotation runs as one call (``Database.try_unit``), not as a transaction
+    through SQLAlchemy; on PostgreSQL through the transaction as before. Same answers."""
+    issued = await _login(stack)
+    units, transactions = [], []
+    try_unit, transaction = stack.database.try_unit, stack.database.transaction
+
+    def counting_unit(work: Any) -> Any:
+        units.append(outcome := try_unit(work))
+        return outcome
+
+    async def counting_transaction(work: Any) -> Any:
+        transactions.append(work)
+        return await transaction(work)
+
+    monkeypatch.setattr(stack.database, "try_unit", counting_unit)
+    monkeypatch.setattr(stack.database, "transaction", counting_transaction)
+    second = await stack.sessions.refresh(issued.refresh_token)
+    third = await stack.sessions.refresh(second.refresh_token)
+    claims = await stack.tokens.verify(third.access_token)
+    assert claims.session_id == issued.session_id
+    if stack.database.is_sqlite:
+        assert len(units) == 2
+        assert all(units)
+        assert transactions == []
+    else:
+        assert units == [None, None]
+        assert len(transactions) == 2
+    # The unit's write is the usual one: single use, the successor sealed beside its parent.
+    assert await _sealed_of(stack, second.refresh_token) is not None
+    assert await _sealed_of(stack, issued.refresh_token) is None
+    stack.clock.advance(timedelta(seconds=11))
+    assert await _reason(stack, second.refresh_token) is InvalidTokenReason.REUSED
+    assert await _reason(stack, third.refresh_token) is InvalidTokenReason.SESSION_REVOKED
+    assert len(stack.recorder.of(EventType.TOKEN_REFRESH_REUSE_DETECTED)) == 1
+
+
+async def test_a_rotation_waits_for_a_writer_holding_the_database(stack: SessionStack) -> None:
+    """A writer of the process inside its transaction: the unit does not run (it would have to
+    wait on the loop's thread); the rotation waits through the ordinary transaction."""
+    issued = await _login(stack)
+    user = await stack.user("bob@example.org")
+    async with stack.database.engine.connect() as connection:
+        await connection.execute(
+            update(users).where(users.c.id == user.id).values(display_name="Bob")
+        )
+        rotation = asyncio.create_task(stack.sessions.refresh(issued.refresh_token))
+        await asyncio.sleep(0.3)
+        if stack.database.is_sqlite:
+            assert not rotation.done()  # waiting for the writer to end
+        await connection.commit()
+    second = await rotation
+    third = await stack.sessions.refresh(second.refresh_token)
+    assert third.session_id == issued.session_id
 
 
 async def test_unknown_and_malformed(stack: SessionStack) -> None:
