@@ -10,9 +10,10 @@ user keeps a usable token (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
 One exception, the *retry grace*: a client whose refresh answer was lost (a network error, two
 tabs refreshing at once) presents the same token again within ``refresh_grace_seconds``
 (default 10). It then gets the *same successor* the first request got, not a new one, so the
-chain stays single: the successor is kept sealed beside its parent (AES-GCM under a key derived
-from the secret key, bound to the parent's digest) and erased once the successor is used in
-turn. After the grace, or once the successor itself has been used, a replay is reuse.
+chain stays single: the successor is kept sealed in its own row (AES-GCM under a key derived
+from the secret key, bound to the parent's digest), the parent's row names it, and the sealed
+copy is erased once the successor is used in turn. After the grace, or once the successor
+itself has been used, a replay is reuse.
 
 A session ends when revoked (logout, password change or reset, admin), when it has not been
 refreshed for ``session_idle_seconds``, or ``session_absolute_seconds`` after the login.
@@ -374,17 +375,22 @@ class SessionService:
         """The rotation's three statements, run by ``execute``: the renewal; the session id
         when the token was consumed but its session may not be renewed (the caller must roll
         back); None if the token was already used (or is unknown)."""
-        params = {"hash": token_hash, "now": now, "sealed": sealed}
-        rows = execute(ROTATE_CONSUME, params)
-        rotated = next((row for row in rows if row.token_hash == token_hash), None)
-        if rotated is None:
+        new_hash = hash_token(successor)
+        rows = execute(ROTATE_CONSUME, {"hash": token_hash, "now": now, "new_hash": new_hash})
+        if not rows:
             return None
-        session_id: str = rotated.session_id
+        session_id: str = rows[0].session_id
         renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
         renewed = execute(ROTATE_RENEW, renew)
         if not renewed:
             return session_id
-        add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
+        add = {
+            "new_hash": new_hash,
+            "sid": session_id,
+            "hash": token_hash,
+            "now": now,
+            "sealed": sealed,
+        }
         execute(ROTATE_ADD_TOKEN, add)
         session = renewed[0]
         return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
@@ -403,24 +409,27 @@ class SessionService:
         """The same successor for a concurrent retry within the grace; None for reuse."""
         c = refresh_tokens.c
         previous = connection.execute(
-            select(c.session_id, c.used_at, c.successor_sealed).where(c.token_hash == token_hash)
+            select(c.session_id, c.used_at, c.successor_hash).where(c.token_hash == token_hash)
         ).first()
         if previous is None:
             raise InvalidToken(Reason.UNKNOWN_TOKEN)
-        if previous.used_at is None or previous.successor_sealed is None:
+        if previous.used_at is None or previous.successor_hash is None:
             return None
         if now - previous.used_at > self.refresh_grace:
             return None
+        # The successor's row: unused, its sealed copy still there (erased when it is used).
+        row = connection.execute(
+            select(c.used_at, c.successor_sealed).where(c.token_hash == previous.successor_hash)
+        ).first()
+        if row is None or row.used_at is not None or row.successor_sealed is None:
+            return None
         try:
             successor = self._cipher.decrypt(
-                previous.successor_sealed, associated_data=_successor_binding(token_hash)
+                row.successor_sealed, associated_data=_successor_binding(token_hash)
             ).decode()
         except DecryptionFailed:
             return None
-        row = connection.execute(
-            select(c.used_at).where(c.token_hash == hash_token(successor))
-        ).first()
-        if row is None or row.used_at is not None:
+        if hash_token(successor) != previous.successor_hash:
             return None
         session = self._live_session(connection, previous.session_id, now)
         return _Renewed(session.user_id, session.id, session.amr, session.acr, successor)
