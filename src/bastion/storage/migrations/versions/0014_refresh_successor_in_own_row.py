@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.sql.selectable import NamedFromClause
 
 revision: str = "0014"
 down_revision: str | None = "0012"
@@ -33,7 +34,7 @@ depends_on: str | Sequence[str] | None = None
 _TEMPORARY_INDEX = "ix_refresh_tokens_parent_hash_0014"
 
 
-def _tokens(name: str = "refresh_tokens") -> sa.TableClause:
+def _tokens(name: str = "refresh_tokens") -> NamedFromClause:
     table = sa.table(
         "refresh_tokens",
         sa.column("token_hash", sa.String()),
