@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.sql.selectable import NamedFromClause
 
 revision: str = "0014"
 down_revision: str | None = "0012"
@@ -34,22 +33,20 @@ depends_on: str | Sequence[str] | None = None
 _TEMPORARY_INDEX = "ix_refresh_tokens_parent_hash_0014"
 
 
-def _tokens(name: str = "refresh_tokens") -> NamedFromClause:
-    table = sa.table(
-        "refresh_tokens",
-        sa.column("token_hash", sa.String()),
-        sa.column("parent_hash", sa.String()),
-        sa.column("used_at", sa.DateTime()),
-        sa.column("successor_sealed", sa.Text()),
-        sa.column("successor_hash", sa.String()),
-    )
-    return table if name == "refresh_tokens" else table.alias(name)
+_tokens = sa.table(
+    "refresh_tokens",
+    sa.column("token_hash", sa.String()),
+    sa.column("parent_hash", sa.String()),
+    sa.column("used_at", sa.DateTime()),
+    sa.column("successor_sealed", sa.Text()),
+    sa.column("successor_hash", sa.String()),
+)
 
 
 def upgrade() -> None:
     op.add_column("refresh_tokens", sa.Column("successor_hash", sa.String(64), nullable=True))
     op.create_index(_TEMPORARY_INDEX, "refresh_tokens", ["parent_hash"])
-    token, child, parent = _tokens(), _tokens("child"), _tokens("parent")
+    token, child, parent = _tokens, _tokens.alias("child"), _tokens.alias("parent")
     # A used token holding a sealed successor names that successor (its child)...
     op.execute(
         sa.update(token)
@@ -81,7 +78,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    token, child = _tokens(), _tokens("child")
+    token, child = _tokens, _tokens.alias("child")
     # The sealed copy of an unused successor goes back to its parent's row...
     op.execute(
         sa.update(token)
