@@ -130,10 +130,13 @@ def test_sync_helper_migrates(tmp_path: Path) -> None:
 async def test_0014_moves_each_sealed_successor_into_its_own_row_and_back(
     database_url: str,
 ) -> None:
-    """A chain t1 -> t2 -> t3 (t1 and t2 used, t3 live) in 0012's layout: t2's row holds t3
+    """A chain t1 -> t2 -> t3 (t1 and t2 used, t3 live) in the old layout: t2's row holds t3
     sealed. After 0014, t3 holds its own sealed copy and t2 names it; the downgrade puts it
     back. (So a retry within the grace across the upgrade gets the same successor.)"""
-    await migrate.upgrade(database_url, "0012")
+    script = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0014")
+    assert script is not None
+    before = str(script.down_revision)  # the revision 0014 follows
+    await migrate.upgrade(database_url, before)
     now = datetime.now(UTC)
     model = refresh_tokens.c
     old = table(
@@ -151,7 +154,7 @@ async def test_0014_moves_each_sealed_successor_into_its_own_row_and_back(
     def downgrade(connection: Connection) -> None:
         config = migrate.alembic_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, "0012")
+        command.downgrade(config, before)
 
     try:
         async with db.engine.begin() as conn:
