@@ -199,6 +199,17 @@ class Database:
             await asyncio.shield(holding)
         return await greenlet_spawn(kept.transaction, work)
 
+    def try_unit(self, work: Callable[[sqlite_inline.InlineUnit], _T | None]) -> _T | None:
+        """``work`` as one write transaction run synchronously (no greenlet, no await), on an
+        inline SQLite file's kept connection, when nothing has to wait: see
+        :meth:`~bastion.storage.sqlite_inline.InlineConnection.try_unit`. None when it did
+        not run or wrote nothing (rolled back): always on other databases, and whenever the
+        kept connection is in use or not made yet, a WAL checkpoint holds the write gate,
+        another writer holds or waits for it, or the database answered an error; the caller
+        then runs its ordinary :meth:`transaction`, which starts over."""
+        kept = self._kept
+        return kept.try_unit(work) if kept is not None else None
+
     async def ping(self) -> None:
         """Run a trivial query. Raises StorageUnavailable when the database does not answer."""
         try:
@@ -272,6 +283,28 @@ class _KeptConnection:
         try:
             with sqlite_inline.direct(connection), connection.begin():
                 return work(connection)
+        finally:
+            self._busy = False
+
+    def try_unit(self, work: Callable[[sqlite_inline.InlineUnit], _T | None]) -> _T | None:
+        """On the loop's thread (no greenlet): ``work`` on the kept connection's inline
+        connection if it is free, made, valid and of this loop, else None."""
+        connection = self._connection
+        if (
+            self._busy
+            or connection is None
+            or connection.invalidated
+            or connection.closed
+            or self._loop is not asyncio.get_running_loop()
+            or connection.in_transaction()
+        ):
+            return None
+        inline: Any = connection.connection.dbapi_connection
+        if not isinstance(inline, sqlite_inline.InlineConnection):
+            return None
+        self._busy = True
+        try:
+            return inline.try_unit(work, connection.dialect)
         finally:
             self._busy = False
 

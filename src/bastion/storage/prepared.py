@@ -37,7 +37,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import JSON, TypeEngine
 
 from bastion.storage.columns import UTCDateTime
-from bastion.storage.sqlite_inline import InlineConnection
+from bastion.storage.sqlite_inline import InlineConnection, InlineUnit
 
 __all__ = ["PreparedStatement"]
 
@@ -254,3 +254,11 @@ class PreparedStatement:
         finally:
             cursor.close()
         return form.rows(rows, description) if rows else []
+
+    def execute_unit(self, unit: InlineUnit, values: Mapping[str, Any]) -> list[Any]:
+        """:meth:`execute` inside a unit of :meth:`Database.try_unit
+        <bastion.storage.Database.try_unit>` (inline SQLite): the same SQL, parameters and
+        rows. Raises :mod:`sqlite3`'s errors as they are (the unit rolls back on them)."""
+        form = self._form(unit.dialect)
+        raw, description = unit.fetch(form.sql, form.parameters(values))
+        return form.rows(raw, description) if raw else []

@@ -77,6 +77,7 @@ __all__ = [
     "DRIVER",
     "GateHolder",
     "InlineConnection",
+    "InlineUnit",
     "SQLiteDialect_inline",
     "WriteGate",
 ]
@@ -423,6 +424,50 @@ class InlineConnection(AdaptedConnection):
             cursor.close()
             raise
 
+    # -- a whole write transaction in one call ------------------------------------------
+    def try_unit(self, work: Callable[[InlineUnit], _T | None], dialect: Any) -> _T | None:
+        """Run ``work`` as one write transaction, synchronously, when it need not wait: its
+        statements (through the :class:`InlineUnit` it is given) then the commit, in one call
+        on the loop's thread, with no greenlet and no await. None (nothing written: rolled
+        back) when it could not run so: the connection busy or in a transaction, the write
+        gate held or queued for, a database error of any kind (a busy database included),
+        or ``work`` itself returning None (it met a case it leaves to the caller's ordinary
+        path). The caller then takes that ordinary path (:meth:`run`'s gate waits, busy
+        retries and error handling), which starts over.
+
+        The same transaction as the ordinary path's: the same connection, pragmas and
+        durability, SQLite's deferred ``BEGIN`` before the first write (so a unit must start
+        with a write, as a rotation does), the write gate held until it ends, and the
+        checkpointer told of it (:attr:`on_write`) as any write transaction."""
+        sqlite = self.sqlite
+        if self._busy or self._gate is None or sqlite.isolation_level is None:
+            return None  # autocommit would commit each statement on its own
+        if self._in_transaction() or not self._gate.try_take(self):
+            return None
+        self._holds_gate = True
+        self._busy = True
+        cursor = self._prepared
+        if cursor is None:
+            cursor = self._prepared = sqlite.cursor()
+        committed = False
+        try:
+            result = work(InlineUnit(cursor, dialect))
+            if result is not None:
+                sqlite.commit()
+                committed = True
+                return result
+        except sqlite3.Error:
+            self._prepared = None  # a failed statement takes its cursor with it
+            cursor.close()
+        finally:
+            try:
+                if not committed:
+                    sqlite.rollback()
+            finally:
+                self._busy = False
+                self._settle()
+        return None
+
     # -- the DBAPI connection ------------------------------------------------------------
     def cursor(self, server_side: bool = False) -> InlineCursor:
         return InlineServerSideCursor(self) if server_side else InlineCursor(self)
@@ -506,6 +551,24 @@ class direct:  # noqa: N801 - a context manager used as a function, as it was on
     def __exit__(self, *_exc: object) -> None:
         if self._inline is not None:
             self._inline._direct = False  # noqa: SLF001
+
+
+class InlineUnit:
+    """What a unit of :meth:`InlineConnection.try_unit` runs its statements with."""
+
+    __slots__ = ("_cursor", "dialect")
+
+    def __init__(self, cursor: sqlite3.Cursor, dialect: Any) -> None:
+        self._cursor = cursor
+        #: The SQLAlchemy dialect the statements are compiled for.
+        self.dialect = dialect
+
+    def fetch(self, operation: str, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
+        """Run one statement and fetch all its rows: ``(rows, description)``."""
+        cursor = self._cursor
+        cursor.execute(operation, parameters)
+        description = cursor.description
+        return (cursor.fetchall() if description is not None else []), description
 
 
 class InlineCursor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, column, insert, inspect, select, table
 
+from bastion.identity.accounts.users import insert_user
+from bastion.identity.sessions.models import refresh_tokens, sessions
 from bastion.storage import Database, MigrationError, StorageUnavailable, migrate
 from bastion.storage.schema import MODEL_MODULES, load_metadata
 
@@ -122,3 +125,96 @@ def test_sync_helper_migrates(tmp_path: Path) -> None:
     migrate.upgrade_sync(url)
     elapsed = time.perf_counter() - started
     assert elapsed < 1.0, f"migrating an empty SQLite database took {elapsed:.2f}s"
+
+
+async def test_0014_moves_each_sealed_successor_into_its_own_row_and_back(
+    database_url: str,
+) -> None:
+    """A chain t1 -> t2 -> t3 (t1 and t2 used, t3 live) in the old layout: t2's row holds t3
+    sealed. After 0014, t3 holds its own sealed copy and t2 names it; the downgrade puts it
+    back. (So a retry within the grace across the upgrade gets the same successor.)"""
+    script = ScriptDirectory.from_config(migrate.alembic_config()).get_revision("0014")
+    assert script is not None
+    before = str(script.down_revision)  # the revision 0014 follows
+    await migrate.upgrade(database_url, before)
+    now = datetime.now(UTC)
+    model = refresh_tokens.c
+    old = table(
+        "refresh_tokens",
+        *(column(c.name, c.type) for c in model if c.name not in {"id", "successor_hash"}),
+    )
+    new = table("refresh_tokens", *(column(c.name, c.type) for c in model))
+    db = Database(database_url)
+
+    async def layout(*names: str) -> dict[str, tuple[object, ...]]:
+        async with db.engine.connect() as conn:
+            rows = await conn.execute(select(new.c.token_hash, *(new.c[n] for n in names)))
+            return {row[0]: tuple(row[1:]) for row in rows}
+
+    def downgrade(connection: Connection) -> None:
+        config = migrate.alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, before)
+
+    try:
+        async with db.engine.begin() as conn:
+            user = await insert_user(
+                conn,
+                email="m@example.org",
+                email_normalized="m@example.org",
+                display_name="M",
+                password_hash=None,
+                now=now,
+            )
+            await conn.execute(
+                insert(sessions).values(
+                    id="s1",
+                    user_id=user.id,
+                    created_at=now,
+                    last_seen_at=now,
+                    absolute_expires_at=now,
+                    amr=[],
+                    acr="aal1",
+                    transport="bearer",
+                )
+            )
+            for token, parent, used, sealed in (
+                ("t1", None, now, None),
+                ("t2", "t1", now, "sealed-t3"),
+                ("t3", "t2", None, None),
+            ):
+                await conn.execute(
+                    insert(old).values(
+                        token_hash=token,
+                        session_id="s1",
+                        parent_hash=parent,
+                        created_at=now,
+                        used_at=used,
+                        successor_sealed=sealed,
+                    )
+                )
+        await migrate.upgrade(database_url)
+        assert await layout("successor_sealed", "successor_hash") == {
+            "t1": (None, None),
+            "t2": (None, "t3"),
+            "t3": ("sealed-t3", None),
+        }
+        async with db.engine.begin() as conn:
+            await conn.run_sync(downgrade)
+        async with db.engine.connect() as conn:
+            columns = await conn.run_sync(
+                lambda c: {col["name"] for col in inspect(c).get_columns("refresh_tokens")}
+            )
+            indexes = await conn.run_sync(
+                lambda c: {ix["name"] for ix in inspect(c).get_indexes("refresh_tokens")}
+            )
+        assert "successor_hash" not in columns
+        assert "ix_refresh_tokens_session_id" in indexes
+        assert not any("parent_hash" in name for name in indexes)  # 0014's temporary one
+        assert await layout("successor_sealed") == {
+            "t1": (None,),
+            "t2": ("sealed-t3",),
+            "t3": (None,),
+        }
+    finally:
+        await db.dispose()

@@ -747,3 +747,137 @@ async def test_a_read_in_another_event_loop_uses_the_pool(db: Database) -> None:
     await db.read(lambda c: seen.append(_dbapi(c)))
     assert seen[1] is not seen[0]
     assert seen[2] is seen[0]
+
+
+# -- Database.try_unit: a whole write transaction in one synchronous call ---------------------
+_row, _n = bindparam("row", type_=Integer), bindparam("n", type_=Integer)
+_ADD = PreparedStatement(insert(counters).values(id=_row, n=_n).returning(counters.c.id))
+
+
+def _add(*rows: int, result: Any = "done") -> Any:
+    def work(unit: sqlite_inline.InlineUnit) -> Any:
+        for row in rows:
+            _ADD.execute_unit(unit, {"row": row, "n": row})
+        return result
+
+    return work
+
+
+async def _kept(db: Database) -> Any:
+    """The kept connection's inline connection (made by a first transaction)."""
+    seen: list[Any] = []
+    await db.transaction(lambda c: seen.append(_dbapi(c)))
+    return seen[0]
+
+
+async def test_a_unit_commits_in_one_call_and_holds_nothing_after(db: Database, path: Path) -> None:
+    kept = await _kept(db)
+    assert db.checkpointer is not None
+    counted = db.checkpointer._due  # what it counts towards a checkpoint
+    assert db.try_unit(_add(1, 2)) == "done"
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None
+    assert db.checkpointer._due > counted  # counted as any write transaction
+    # Committed: another connection sees it.
+    with sqlite3.connect(path) as other:
+        assert [r[0] for r in other.execute("SELECT id FROM counters ORDER BY id")] == [1, 2]
+
+
+async def test_a_unit_that_declines_or_meets_an_error_writes_nothing(db: Database) -> None:
+    await _kept(db)
+    assert db.try_unit(_add(1, result=None)) is None  # declined: rolled back
+    assert db.try_unit(_add(2, 2)) is None  # IntegrityError on the second: all rolled back
+    assert await ids(db) == []
+    assert db.try_unit(_add(3)) == "done"  # the connection stays usable
+    assert await ids(db) == [3]
+
+
+async def test_a_unit_that_raises_otherwise_rolls_back_and_propagates(
+    db: Database, path: Path
+) -> None:
+    kept = await _kept(db)
+
+    def fail(unit: sqlite_inline.InlineUnit) -> None:
+        _add(1)(unit)
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        db.try_unit(fail)
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None
+    assert await ids(db) == []
+
+
+async def test_a_unit_does_not_run_while_another_writer_holds_the_gate(db: Database) -> None:
+    await _kept(db)
+    wrote, resume = asyncio.Event(), asyncio.Event()
+    ran: list[int] = []
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=1, n=1))
+            wrote.set()
+            await resume.wait()
+
+    def work(unit: sqlite_inline.InlineUnit) -> str:
+        ran.append(1)
+        return str(_add(2)(unit))
+
+    first = asyncio.create_task(holder())
+    await wrote.wait()
+    assert db.try_unit(work) is None
+    assert ran == []  # not even started: it would have had to wait
+    resume.set()
+    await first
+    assert db.try_unit(work) == "done"
+    assert await ids(db) == [1, 2]
+
+
+async def test_a_unit_meeting_a_lock_held_elsewhere_writes_nothing(
+    db: Database, path: Path
+) -> None:
+    await _kept(db)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer, as SQLite sees it
+        assert db.try_unit(_add(1)) is None  # SQLITE_BUSY at once: no wait on the loop
+        assert gate_of(path).holder is None
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert db.try_unit(_add(1)) == "done"
+    assert await ids(db) == [1]
+
+
+async def test_a_unit_runs_only_on_a_free_kept_connection_of_this_loop(db: Database) -> None:
+    assert db.try_unit(_add(1)) is None  # no kept connection made yet
+    await _kept(db)
+    ran: list[Any] = []
+
+    def inner(unit: sqlite_inline.InlineUnit) -> str:
+        ran.append(db.try_unit(_add(5)))  # the kept connection is busy: not re-entered
+        return str(_add(1)(unit))
+
+    assert db.try_unit(inner) == "done"
+    assert ran == [None]
+
+    def elsewhere() -> Any:
+        async def attempt() -> Any:
+            return db.try_unit(_add(2))
+
+        return asyncio.run(attempt())
+
+    assert await asyncio.to_thread(elsewhere) is None
+    assert await ids(db) == [1]
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///{path}", "sqlite+inline://"])
+async def test_no_unit_runs_without_a_kept_inline_connection(url: str, path: Path) -> None:
+    database = Database(url.format(path=path))
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(counters.metadata.create_all)
+        await database.transaction(lambda _c: None)
+        assert database.try_unit(_add(1)) is None
+    finally:
+        await database.dispose()

@@ -19,15 +19,12 @@ from sqlalchemy import (
     Integer,
     Text,
     TypeDecorator,
-    and_,
     bindparam,
-    case,
     exists,
     func,
     insert,
     not_,
     null,
-    or_,
     select,
     update,
 )
@@ -55,28 +52,20 @@ __all__ = [
 ]
 
 _t, _s = refresh_tokens.c, sessions.c
-_own = refresh_tokens.alias("own")
 _presented = _t.token_hash == bindparam("hash")
 #: Consumes an unused token: the UPDATE is the check that it was unused (atomic, no SELECT
-#: first), and keeps its successor sealed beside it for the retry grace. The same statement ends
-#: the retry grace of the token's parent (its sealed copy of this token goes: once a token is
-#: used, a retry of its parent is reuse), so it may return the parent's row too.
+#: first). It names the successor's row for the retry grace (the successor is kept sealed in its
+#: own row, :data:`ADD_TOKEN`), and erases the token's own sealed copy: once a token is used, a
+#: retry of its parent is reuse. One row: the token's own.
 CONSUME = (
     update(refresh_tokens)
-    .where(
-        or_(
-            and_(_presented, _t.used_at.is_(None)),
-            _t.token_hash
-            == select(_own.c.parent_hash)
-            .where(_own.c.token_hash == bindparam("hash"))
-            .scalar_subquery(),
-        )
-    )
+    .where(_presented, _t.used_at.is_(None))
     .values(
-        used_at=case((_presented, bindparam("now", type_=_t.used_at.type)), else_=_t.used_at),
-        successor_sealed=case((_presented, bindparam("sealed", type_=Text())), else_=None),
+        used_at=bindparam("now", type_=_t.used_at.type),
+        successor_hash=bindparam("new_hash", type_=_t.successor_hash.type),
+        successor_sealed=null(),
     )
-    .returning(_t.token_hash, _t.session_id)
+    .returning(_t.session_id)
 )
 #: Renews the session if it may still be renewed (not revoked, within its absolute and idle
 #: lifetimes, its user not disabled) and returns what the access token needs; no row otherwise.
@@ -92,11 +81,14 @@ RENEW = (
     .values(last_seen_at=bindparam("now"))
     .returning(_s.id, _s.user_id, _s.amr, _s.acr)
 )
+#: Stores the successor, sealed in its own row (bound to its parent's digest) for the parent's
+#: retry grace until it is used in turn (:data:`CONSUME` erases it then).
 ADD_TOKEN = insert(refresh_tokens).values(
     token_hash=bindparam("new_hash"),
     session_id=bindparam("sid"),
     parent_hash=bindparam("hash"),
     created_at=bindparam("now"),
+    successor_sealed=bindparam("sealed", type_=Text()),
 )
 ROTATE_CONSUME = PreparedStatement(CONSUME)
 ROTATE_RENEW = PreparedStatement(RENEW)

@@ -1,9 +1,13 @@
 """Tables of sessions: one row per login, and the chain of refresh tokens of each session.
 
-A refresh token is stored as its SHA-256 digest. When it is rotated, ``used_at`` is set and its
-successor is kept *sealed* (encrypted under a key derived from the secret key, bound to the
-parent's digest) for the short retry grace only, so a concurrent retry of the same token gets
-the same successor (see :mod:`bastion.identity.sessions.services`).
+A refresh token is stored as its SHA-256 digest. A token issued by a rotation is kept *sealed*
+in its own row too (``successor_sealed``: encrypted under a key derived from the secret key,
+bound to its parent's digest) until it is used; when a token is rotated, ``used_at`` is set and
+``successor_hash`` names its successor's row. So a concurrent retry of the same token within the
+short retry grace gets the same successor (see :mod:`bastion.identity.sessions.services`). Both
+live in the rows a rotation writes anyway (the token used, the successor inserted): it writes no
+third row (migration 0014; the sealed copy used to sit in the parent's row, erased by a third
+write).
 """
 
 from __future__ import annotations
@@ -74,6 +78,9 @@ refresh_tokens = Table(
     Column("parent_hash", String(64), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("used_at", UTCDateTime(), nullable=True),
+    # Sealed copy of this token while it is unused, if a rotation issued it (see above).
     Column("successor_sealed", Text, nullable=True),
     Index("ix_refresh_tokens_session_id", "session_id"),
+    # Once used: the digest of the successor the rotation issued (its row holds it sealed).
+    Column("successor_hash", String(64), nullable=True),
 )

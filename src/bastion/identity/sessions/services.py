@@ -10,9 +10,10 @@ user keeps a usable token (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
 One exception, the *retry grace*: a client whose refresh answer was lost (a network error, two
 tabs refreshing at once) presents the same token again within ``refresh_grace_seconds``
 (default 10). It then gets the *same successor* the first request got, not a new one, so the
-chain stays single: the successor is kept sealed beside its parent (AES-GCM under a key derived
-from the secret key, bound to the parent's digest) and erased once the successor is used in
-turn. After the grace, or once the successor itself has been used, a replay is reuse.
+chain stays single: the successor is kept sealed in its own row (AES-GCM under a key derived
+from the secret key, bound to the parent's digest), the parent's row names it, and the sealed
+copy is erased once the successor is used in turn. After the grace, or once the successor
+itself has been used, a replay is reuse.
 
 A session ends when revoked (logout, password change or reset, admin), when it has not been
 refreshed for ``session_idle_seconds``, or ``session_absolute_seconds`` after the login.
@@ -60,6 +61,7 @@ from bastion.identity.tokens.rotation import SigningKeyManager
 from bastion.identity.tokens.services import AccessTokenService
 from bastion.storage import Database
 from bastion.storage.prepared import PreparedStatement
+from bastion.storage.sqlite_inline import InlineUnit
 
 __all__ = ["IssuedTokens", "RevokeReason", "SessionInfo", "SessionService"]
 
@@ -281,16 +283,31 @@ class SessionService:
         sealed = self._cipher.encrypt(
             successor.encode(), associated_data=_successor_binding(token_hash)
         )
-        # One transaction, run as one unit of work (one greenlet, see Database.transaction).
-        outcome = await self.database.transaction(
+        # The usual case, on an inline SQLite file: the rotation's three statements and the
+        # commit in one synchronous call (Database.try_unit). Anything else (a used or unknown
+        # token, a session that may not be renewed, a writer to wait for, an error; PostgreSQL)
+        # takes the transaction below, which starts over.
+        outcome: _Renewed | tuple[str, list[str]] | None = self.database.try_unit(
             partial(
-                self._rotate_or_revoke,
+                self._rotate_unit,
                 token_hash=token_hash,
                 now=now,
                 successor=successor,
                 sealed=sealed,
             )
         )
+        if outcome is None:
+            # One transaction, run as one unit of work (one greenlet, see
+            # Database.transaction).
+            outcome = await self.database.transaction(
+                partial(
+                    self._rotate_or_revoke,
+                    token_hash=token_hash,
+                    now=now,
+                    successor=successor,
+                    sealed=sealed,
+                )
+            )
         if isinstance(outcome, _Renewed):
             # Signed after the commit: no signing-key work inside the write transaction.
             return await self._tokens(
@@ -330,21 +347,52 @@ class SessionService:
     ) -> _Renewed | None:
         """Consume an unused token, renew its session and store the successor, in three
         statements; None if the token was already used (or is unknown)."""
-        params = {"hash": token_hash, "now": now, "sealed": sealed}
-        rows = ROTATE_CONSUME.execute(connection, params)
-        rotated = next((row for row in rows if row.token_hash == token_hash), None)
-        if rotated is None:
-            return None
-        session_id = rotated.session_id
-        renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
-        renewed = ROTATE_RENEW.execute(connection, renew)
-        if not renewed:
-            # Raises the precise reason (revoked or expired); the transaction rolls back and
-            # the token stays unused.
-            self._live_session(connection, session_id, now)
+        renewed = self._rotation(
+            partial(_on_connection, connection), token_hash, now, successor, sealed
+        )
+        if isinstance(renewed, str):
+            # The session may not be renewed: raises the precise reason (revoked or expired);
+            # the transaction rolls back and the token stays unused.
+            self._live_session(connection, renewed, now)
             raise InvalidToken(Reason.SESSION_REVOKED)  # changed under us: fail closed
-        add = {"new_hash": hash_token(successor), "sid": session_id, "hash": token_hash, "now": now}
-        ROTATE_ADD_TOKEN.execute(connection, add)
+        return renewed
+
+    def _rotate_unit(
+        self, unit: InlineUnit, *, token_hash: str, now: datetime, successor: str, sealed: str
+    ) -> _Renewed | None:
+        """:meth:`_rotate` as a unit of :meth:`Database.try_unit`: the renewal, or None
+        (rolled back) for anything else, which the ordinary transaction then handles."""
+        renewed = self._rotation(partial(_in_unit, unit), token_hash, now, successor, sealed)
+        return renewed if type(renewed) is _Renewed else None
+
+    def _rotation(
+        self,
+        execute: Callable[[PreparedStatement, Mapping[str, Any]], list[Any]],
+        token_hash: str,
+        now: datetime,
+        successor: str,
+        sealed: str,
+    ) -> _Renewed | str | None:
+        """The rotation's three statements, run by ``execute``: the renewal; the session id
+        when the token was consumed but its session may not be renewed (the caller must roll
+        back); None if the token was already used (or is unknown)."""
+        new_hash = hash_token(successor)
+        rows = execute(ROTATE_CONSUME, {"hash": token_hash, "now": now, "new_hash": new_hash})
+        if not rows:
+            return None
+        session_id: str = rows[0].session_id
+        renew = {"sid": session_id, "now": now, "idle_since": now - self.idle}
+        renewed = execute(ROTATE_RENEW, renew)
+        if not renewed:
+            return session_id
+        add = {
+            "new_hash": new_hash,
+            "sid": session_id,
+            "hash": token_hash,
+            "now": now,
+            "sealed": sealed,
+        }
+        execute(ROTATE_ADD_TOKEN, add)
         session = renewed[0]
         return _Renewed(session.user_id, session_id, session.amr or (), session.acr, successor)
 
@@ -362,24 +410,27 @@ class SessionService:
         """The same successor for a concurrent retry within the grace; None for reuse."""
         c = refresh_tokens.c
         previous = connection.execute(
-            select(c.session_id, c.used_at, c.successor_sealed).where(c.token_hash == token_hash)
+            select(c.session_id, c.used_at, c.successor_hash).where(c.token_hash == token_hash)
         ).first()
         if previous is None:
             raise InvalidToken(Reason.UNKNOWN_TOKEN)
-        if previous.used_at is None or previous.successor_sealed is None:
+        if previous.used_at is None or previous.successor_hash is None:
             return None
         if now - previous.used_at > self.refresh_grace:
             return None
+        # The successor's row: unused, its sealed copy still there (erased when it is used).
+        row = connection.execute(
+            select(c.used_at, c.successor_sealed).where(c.token_hash == previous.successor_hash)
+        ).first()
+        if row is None or row.used_at is not None or row.successor_sealed is None:
+            return None
         try:
             successor = self._cipher.decrypt(
-                previous.successor_sealed, associated_data=_successor_binding(token_hash)
+                row.successor_sealed, associated_data=_successor_binding(token_hash)
             ).decode()
         except DecryptionFailed:
             return None
-        row = connection.execute(
-            select(c.used_at).where(c.token_hash == hash_token(successor))
-        ).first()
-        if row is None or row.used_at is not None:
+        if hash_token(successor) != previous.successor_hash:
             return None
         session = self._live_session(connection, previous.session_id, now)
         return _Renewed(session.user_id, session.id, session.amr, session.acr, successor)
@@ -563,6 +614,18 @@ def _start_session(
         raise InvalidCredentials
     LOGIN_FIRST_TOKEN.execute(connection, first_token)
     return [row.id for row in LOGIN_EVICT.execute(connection, evict)]
+
+
+def _on_connection(
+    connection: Connection, statement: PreparedStatement, values: Mapping[str, Any]
+) -> list[Any]:
+    return statement.execute(connection, values)
+
+
+def _in_unit(
+    unit: InlineUnit, statement: PreparedStatement, values: Mapping[str, Any]
+) -> list[Any]:
+    return statement.execute_unit(unit, values)
 
 
 def _info(row: Row[Any]) -> SessionInfo:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -94,15 +95,64 @@ async def _sealed_of(stack: SessionStack, token: str) -> str | None:
 
 async def test_a_used_successor_ends_its_parents_grace(stack: SessionStack) -> None:
     issued = await _login(stack)
+    assert await _sealed_of(stack, issued.refresh_token) is None  # a login's: no parent
     first = await stack.sessions.refresh(issued.refresh_token)
-    assert await _sealed_of(stack, issued.refresh_token) is not None  # the retry grace
-    second = await stack.sessions.refresh(first.refresh_token)
-    # The parent's sealed copy of a used token is erased in the same rotation...
-    assert await _sealed_of(stack, issued.refresh_token) is None
+    # The retry grace of ``issued``: its successor kept sealed in the successor's own row.
     assert await _sealed_of(stack, first.refresh_token) is not None
+    assert await _sealed_of(stack, issued.refresh_token) is None
+    second = await stack.sessions.refresh(first.refresh_token)
+    # The sealed copy of a used token is erased by the rotation that uses it...
+    assert await _sealed_of(stack, first.refresh_token) is None
+    assert await _sealed_of(stack, second.refresh_token) is not None
     # ...and the token that was just used keeps its own grace for its successor.
     retry = await stack.sessions.refresh(first.refresh_token)
     assert retry.refresh_token == second.refresh_token
+
+
+async def test_a_rotation_writes_the_used_token_and_its_successor_only(
+    stack: SessionStack,
+) -> None:
+    """No third row: the parent of the token used is left as it was."""
+    issued = await _login(stack)
+    first = await stack.sessions.refresh(issued.refresh_token)
+
+    async def rows() -> dict[str, tuple[object, ...]]:
+        async with stack.database.engine.connect() as connection:
+            result = await connection.execute(select(refresh_tokens))
+            return {row.token_hash: tuple(row) for row in result}
+
+    before = await rows()
+    stack.clock.advance(timedelta(seconds=1))
+    second = await stack.sessions.refresh(first.refresh_token)
+    after = await rows()
+    changed = {h for h in before if before[h] != after[h]}
+    assert changed == {hash_token(first.refresh_token)}
+    assert set(after) - set(before) == {hash_token(second.refresh_token)}
+    used = after[hash_token(first.refresh_token)]
+    assert hash_token(second.refresh_token) in used  # it names its successor
+
+
+async def test_a_retry_gets_no_successor_whose_sealed_copy_does_not_match(
+    stack: SessionStack,
+) -> None:
+    """The retry grace hands out only the successor the used token names: a sealed copy moved
+    from another row (it is bound to its parent's digest) or naming another token is reuse."""
+    issued = await _login(stack)
+    first = await stack.sessions.refresh(issued.refresh_token)
+    other = await stack.sessions.refresh((await _start(stack, issued.user_id)).refresh_token)
+    c = refresh_tokens.c
+    async with stack.database.engine.begin() as connection:
+        foreign = (
+            await connection.execute(
+                select(c.successor_sealed).where(c.token_hash == hash_token(other.refresh_token))
+            )
+        ).scalar_one()
+        await connection.execute(
+            update(refresh_tokens)
+            .where(c.token_hash == hash_token(first.refresh_token))
+            .values(successor_sealed=foreign)
+        )
+    assert await _reason(stack, issued.refresh_token) is InvalidTokenReason.REUSED
 
 
 async def test_a_disabled_users_session_is_not_renewed(stack: SessionStack) -> None:
@@ -182,6 +232,64 @@ async def test_concurrent_refreshes_never_fork_the_chain(stack: SessionStack) ->
     )
     tokens = {r.refresh_token for r in results if isinstance(r, IssuedTokens)}
     assert len(tokens) == 1, results
+
+
+async def test_a_rotation_on_an_inline_sqlite_file_is_one_synchronous_unit(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite the rotation runs as one call (``Database.try_unit``), not as a transaction
+    through SQLAlchemy; on PostgreSQL through the transaction as before. Same answers."""
+    issued = await _login(stack)
+    units, transactions = [], []
+    try_unit, transaction = stack.database.try_unit, stack.database.transaction
+
+    def counting_unit(work: Any) -> Any:
+        units.append(outcome := try_unit(work))
+        return outcome
+
+    async def counting_transaction(work: Any) -> Any:
+        transactions.append(work)
+        return await transaction(work)
+
+    monkeypatch.setattr(stack.database, "try_unit", counting_unit)
+    monkeypatch.setattr(stack.database, "transaction", counting_transaction)
+    second = await stack.sessions.refresh(issued.refresh_token)
+    third = await stack.sessions.refresh(second.refresh_token)
+    claims = await stack.tokens.verify(third.access_token)
+    assert claims.session_id == issued.session_id
+    if stack.database.is_sqlite:
+        assert len(units) == 2
+        assert all(units)
+        assert transactions == []
+    else:
+        assert units == [None, None]
+        assert len(transactions) == 2
+    # The unit's write is the usual one: single use, the successor sealed in its own row.
+    assert await _sealed_of(stack, third.refresh_token) is not None
+    assert await _sealed_of(stack, second.refresh_token) is None
+    stack.clock.advance(timedelta(seconds=11))
+    assert await _reason(stack, second.refresh_token) is InvalidTokenReason.REUSED
+    assert await _reason(stack, third.refresh_token) is InvalidTokenReason.SESSION_REVOKED
+    assert len(stack.recorder.of(EventType.TOKEN_REFRESH_REUSE_DETECTED)) == 1
+
+
+async def test_a_rotation_waits_for_a_writer_holding_the_database(stack: SessionStack) -> None:
+    """A writer of the process inside its transaction: the unit does not run (it would have to
+    wait on the loop's thread); the rotation waits through the ordinary transaction."""
+    issued = await _login(stack)
+    user = await stack.user("bob@example.org")
+    async with stack.database.engine.connect() as connection:
+        await connection.execute(
+            update(users).where(users.c.id == user.id).values(display_name="Bob")
+        )
+        rotation = asyncio.create_task(stack.sessions.refresh(issued.refresh_token))
+        await asyncio.sleep(0.3)
+        if stack.database.is_sqlite:
+            assert not rotation.done()  # waiting for the writer to end
+        await connection.commit()
+    second = await rotation
+    third = await stack.sessions.refresh(second.refresh_token)
+    assert third.session_id == issued.session_id
 
 
 async def test_unknown_and_malformed(stack: SessionStack) -> None:
@@ -318,3 +426,40 @@ def test_the_successor_binding_is_binds(parent_hash: str) -> None:
     from bastion.identity.sessions.services import _successor_binding  # noqa: PLC0415
 
     assert _successor_binding(parent_hash) == bind("refresh_tokens", "successor", parent_hash)
+
+
+async def test_a_rotation_and_its_retry_grace_read_every_row_through_an_index(
+    stack: SessionStack,
+) -> None:
+    """The rotation's statements and the grace's lookups (the used token, then the successor
+    it names) find their rows by index: no scan of ``refresh_tokens`` or ``sessions``."""
+    if stack.database.engine.dialect.name != "sqlite":
+        pytest.skip("query plans are SQLite's; PostgreSQL chooses plans from table statistics")
+    from bastion.identity.sessions import _statements  # noqa: PLC0415
+
+    c = refresh_tokens.c
+    now = stack.clock.now()
+    values = {"hash": "h", "new_hash": "n", "sid": "s", "now": now, "idle_since": now}
+    values |= {"sealed": "x"}
+    statements = [
+        _statements.CONSUME,
+        _statements.RENEW,
+        _statements.ADD_TOKEN,
+        select(c.session_id, c.used_at, c.successor_hash).where(c.token_hash == "h"),
+        select(c.used_at, c.successor_sealed).where(c.token_hash == "n"),
+    ]
+    dialect = stack.database.engine.dialect
+    for statement in statements:
+        compiled = statement.compile(dialect=dialect)
+        params = compiled.construct_params(values)
+        processors = compiled._bind_processors  # the dialect's own conversions
+        positional = tuple(
+            processors[name](params[name]) if name in processors else params[name]
+            for name in compiled.positiontup or ()
+        )
+        async with stack.database.engine.connect() as connection:
+            plan = (
+                await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), positional)
+            ).all()
+        details = [row[-1] for row in plan]
+        assert not any(d.startswith("SCAN") for d in details), (str(compiled), details)
