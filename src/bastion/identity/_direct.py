@@ -10,10 +10,12 @@ drift from it:
 
 1. the JSON body as FastAPI reads it (:func:`json_body`: the content type decides whether it
    is parsed, invalid JSON is a ``json_invalid`` validation error, a read failure a 400; the
-   value the JSON middleware parsed the same body to is taken instead of a second parse);
+   value the JSON middleware parsed the same body to is taken instead of a second parse),
+   validated by the route's body field;
 2. the endpoint's own work, given a sub-response as FastAPI's dependencies get one;
 3. the answer validated and serialized by the route's response field (``exclude_none`` as
-   declared), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
+   declared; or :class:`Serialized`, the bytes the handler vouches the field would make, tested
+   against it), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
    the sub-response collected (per-user ``RateLimit`` fields, session cookies).
 
 Errors propagate to the app's exception handlers (problem+json), as from the FastAPI route. The
@@ -49,12 +51,21 @@ from bastion.http.json_body import json_invalid, loads_body
 from bastion.http.json_body import read_body as _read_body
 from bastion.http.middleware.direct_routes import Prepared
 
-__all__ = ["DirectRoute", "api_route", "json_body"]
+__all__ = ["DirectRoute", "Serialized", "api_route", "json_body"]
 
 #: The endpoint's work: the request, its sub-response, the validated body (None when the route
-#: has none or it was absent); returns the answer's content before response validation, or a
-#: response of its own (sent as it is, without the sub-response's headers, as FastAPI does).
+#: has none or it was absent); returns the answer's content before response validation, its
+#: JSON already serialized (:class:`Serialized`), or a response of its own (sent as it is,
+#: without the sub-response's headers, as FastAPI does).
 Handler = Callable[[Request, Response, Any], Awaitable[Any]]
+
+
+class Serialized(bytes):
+    """An answer's JSON as the route's response field would serialize the content (the handler
+    vouches for it: byte for byte, tested against the field): sent without validation or
+    serialization."""
+
+
 _JSON = "application/json"
 _JSON_BYTES = _JSON.encode("latin-1")
 
@@ -184,14 +195,17 @@ class _Endpoint:
         if isinstance(content, Response):
             # As FastAPI does: a response of the handler's own is sent as it is.
             return content
-        if type(content) is self._model:
-            # What the validation answers for it: this very instance (see _unvalidated_model).
-            value = content
+        if type(content) is Serialized:
+            data: bytes = content
         else:
-            value, errors = self._response.validate(content, {}, loc=("response",))
-            if errors:
-                raise RequestValidationError(errors)
-        data = self._response.serialize_json(value, exclude_none=self._exclude_none)
+            if type(content) is self._model:
+                # What the validation answers for it: this very instance (_unvalidated_model).
+                value = content
+            else:
+                value, errors = self._response.validate(content, {}, loc=("response",))
+                if errors:
+                    raise RequestValidationError(errors)
+            data = self._response.serialize_json(value, exclude_none=self._exclude_none)
         status = sub.status_code or self._status
         if status < 200 or status in (204, 304):  # pragma: no cover
             response = Response(content=data, media_type=_JSON, status_code=status)
