@@ -10,14 +10,22 @@ drift from it:
 
 1. the JSON body as FastAPI reads it (:func:`json_body`: the content type decides whether it
    is parsed, invalid JSON is a ``json_invalid`` validation error, a read failure a 400; the
-   value the JSON middleware parsed the same body to is taken instead of a second parse);
+   value the JSON middleware parsed the same body to is taken instead of a second parse),
+   validated by the route's body field;
 2. the endpoint's own work, given a sub-response as FastAPI's dependencies get one;
 3. the answer validated and serialized by the route's response field (``exclude_none`` as
-   declared), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
+   declared; or :class:`Serialized`, the bytes the handler vouches the field would make, tested
+   against it), sent as FastAPI sends it: ``content-length``, ``content-type`` then the headers
    the sub-response collected (per-user ``RateLimit`` fields, session cookies).
 
 Errors propagate to the app's exception handlers (problem+json), as from the FastAPI route. The
 FastAPI route stays registered for every other method and for the OpenAPI document.
+
+Served by Bastion's app, a direct route at the head of the router is answered by
+:class:`~bastion.http.middleware.direct_routes.DirectRoutesMiddleware` (behind every security
+layer, before FastAPI's exception layer, exit stack and router): it calls the endpoint's
+:meth:`_Endpoint.answer` and sends what it prepared; the router still serves the route wherever
+that layer does not (a root path, FastAPI telemetry on).
 """
 
 from __future__ import annotations
@@ -41,13 +49,23 @@ from starlette.types import Receive, Scope, Send
 
 from bastion.http.json_body import json_invalid, loads_body
 from bastion.http.json_body import read_body as _read_body
+from bastion.http.middleware.direct_routes import Prepared
 
-__all__ = ["DirectRoute", "api_route", "json_body"]
+__all__ = ["DirectRoute", "Serialized", "api_route", "json_body"]
 
 #: The endpoint's work: the request, its sub-response, the validated body (None when the route
-#: has none or it was absent); returns the answer's content before response validation, or a
-#: response of its own (sent as it is, without the sub-response's headers, as FastAPI does).
+#: has none or it was absent); returns the answer's content before response validation, its
+#: JSON already serialized (:class:`Serialized`), or a response of its own (sent as it is,
+#: without the sub-response's headers, as FastAPI does).
 Handler = Callable[[Request, Response, Any], Awaitable[Any]]
+
+
+class Serialized(bytes):
+    """An answer's JSON as the route's response field would serialize the content (the handler
+    vouches for it: byte for byte, tested against the field): sent without validation or
+    serialization."""
+
+
 _JSON = "application/json"
 _JSON_BYTES = _JSON.encode("latin-1")
 
@@ -168,29 +186,31 @@ class _Endpoint:
             raise RequestValidationError(errors, body=received)
         return value
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
+    async def answer(self, request: Request) -> Prepared | Response:
+        """The answer to ``request``, not sent (see :mod:`bastion.http.middleware.direct_routes`):
+        a response of the handler's own, or the status, headers and body to send."""
         body = await self._validated_body(request)
         sub = _sub_response()
         content = await self._handler(request, sub, body)
         if isinstance(content, Response):
             # As FastAPI does: a response of the handler's own is sent as it is.
-            await content(scope, receive, send)
-            return
-        if type(content) is self._model:
-            # What the validation answers for it: this very instance (see _unvalidated_model).
-            value = content
+            return content
+        if type(content) is Serialized:
+            data: bytes = content
         else:
-            value, errors = self._response.validate(content, {}, loc=("response",))
-            if errors:
-                raise RequestValidationError(errors)
-        data = self._response.serialize_json(value, exclude_none=self._exclude_none)
+            if type(content) is self._model:
+                # What the validation answers for it: this very instance (_unvalidated_model).
+                value = content
+            else:
+                value, errors = self._response.validate(content, {}, loc=("response",))
+                if errors:
+                    raise RequestValidationError(errors)
+            data = self._response.serialize_json(value, exclude_none=self._exclude_none)
         status = sub.status_code or self._status
-        if scope["type"] != "http" or status < 200 or status in (204, 304):  # pragma: no cover
+        if status < 200 or status in (204, 304):  # pragma: no cover
             response = Response(content=data, media_type=_JSON, status_code=status)
             response.headers.raw.extend(sub.headers.raw)
-            await response(scope, receive, send)
-            return
+            return response
         # What Response(content=data, media_type=_JSON) sends, without building one: its
         # content-length and content-type, then the sub-response's headers.
         headers = [
@@ -198,6 +218,15 @@ class _Endpoint:
             (b"content-type", _JSON_BYTES),
             *sub.raw_headers,  # what ``sub.headers.raw`` lists (its list, not a copy of it)
         ]
+        return status, headers, data
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Routed by the router (the direct routes middleware absent or passed by)."""
+        answer = await self.answer(Request(scope, receive, send))
+        if not isinstance(answer, tuple):
+            await answer(scope, receive, send)
+            return
+        status, headers, data = answer
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": data})
 
@@ -222,6 +251,9 @@ class DirectRoute(Route):
         #: A path without parameters: what it matches contains it (Starlette matches the path
         #: less its root path), so a path that does not cannot match.
         self._literal = not self.param_convertors
+        #: Its method when :class:`~bastion.http.middleware.direct_routes.DirectRoutesMiddleware`
+        #: may answer it before the router (a path without parameters), else None.
+        self.direct_method: str | None = self._method if self._literal else None
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] != self._method:

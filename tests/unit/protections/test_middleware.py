@@ -180,6 +180,38 @@ async def test_one_policy_fast_lane_answers_as_the_verdict_path(
     assert refused.json()["violated-policies"] == ["api-ip"]
 
 
+async def test_several_policies_fast_lane_answers_as_the_verdict_path(
+    clock: FrozenClock, ticker: Ticker
+) -> None:
+    # POST /login is counted by login and api-ip: the in-memory store takes both units without
+    # a verdict (RateLimiter.admit, MemoryStore.take_each). The same fields as the verdict
+    # path, all or nothing: a refusal by one policy takes no unit from the other.
+    fast = build(
+        MemoryStore(ticker=ticker), policies=[Policy.per("login", 3, 60, paths=["/login"]), API]
+    )
+    slow = build(
+        _Awaited(MemoryStore(ticker=ticker)),
+        policies=[Policy.per("login", 3, 60, paths=["/login"]), API],
+    )
+    async with client(fast) as first, client(slow) as second:
+
+        async def both(path: str) -> int:
+            method = "POST" if path == "/login" else "GET"
+            a, b = await first.request(method, path), await second.request(method, path)
+            assert a.status_code == b.status_code
+            for name in ("ratelimit-policy", "ratelimit", "retry-after"):
+                assert a.headers.get(name) == b.headers.get(name), name
+            return a.status_code
+
+        statuses = []
+        for _ in range(5):
+            statuses.append(await both("/login"))
+            clock.advance(timedelta(milliseconds=700))
+        assert statuses == [200] * 3 + [429] * 2
+        # The refused logins took no api-ip unit: 10 - 3 remain for other paths.
+        assert [await both("/x") for _ in range(8)] == [200] * 7 + [429]
+
+
 class _Awaited:
     """A memory store seen only through ``decide``: the limiter's path for other stores."""
 

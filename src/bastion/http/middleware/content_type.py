@@ -63,6 +63,8 @@ def is_json_content_type(values: Sequence[bytes]) -> bool:
     """True for one ``application/json`` or ``application/*+json``, charset UTF-8 or none."""
     if len(values) != 1:
         return False
+    if values[0] == _JSON:  # what nearly every client sends: no parameter to look at
+        return True
     media_type, _, parameters = values[0].partition(b";")
     media_type = media_type.strip().lower()
     if media_type != _JSON:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import to_json
 from starlette.responses import Response
 
 from bastion.http.errors import NotFound
 from bastion.http.responses import problems
-from bastion.identity._direct import DirectRoute, api_route
+from bastion.identity._direct import DirectRoute, Serialized, api_route
 from bastion.identity.fields import Email, OpaqueToken, Password
 from bastion.identity.mfa.errors import SecondFactorRequired
 from bastion.identity.services import IdentityServices
@@ -26,7 +27,13 @@ from bastion.identity.sessions.transport import (
 )
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
 
-__all__ = ["MfaChallengeOut", "TokensOut", "include", "token_answer"]
+__all__ = [
+    "MfaChallengeOut",
+    "TokensOut",
+    "bearer_json",
+    "include",
+    "token_answer",
+]
 
 COOKIE = "cookie"
 
@@ -62,6 +69,31 @@ class MfaChallengeOut(BaseModel):
     challenge_token: str
     expires_in: int
     methods: list[str]
+
+
+#: The bearer answer of a login or refresh as ``TokensOut`` serializes it with ``exclude_none``:
+#: compact JSON, the fields in declaration order.
+_BEARER_JSON = (
+    b'{"access_token":%b,"token_type":"Bearer","expires_in":%d,"refresh_token":%b,"session_id":%b}'
+)
+
+
+def bearer_json(tokens: IssuedTokens) -> Serialized | None:
+    """The bytes the FastAPI route sends for ``token_answer(...)`` with the bearer transport,
+    without building the model: each string as pydantic's serializer writes it
+    (``pydantic_core.to_json``, the model's own string encoding). None when a value is not of
+    the plain type the model keeps as it is (the model decides then)."""
+    access, refresh, session = tokens.access_token, tokens.refresh_token, tokens.session_id
+    expires = tokens.expires_in
+    if (
+        type(access) is not str
+        or type(refresh) is not str
+        or type(session) is not str
+        or type(expires) is not int
+    ):
+        return None
+    values = (to_json(access), expires, to_json(refresh), to_json(session))
+    return Serialized(_BEARER_JSON % values)
 
 
 def token_answer(
@@ -108,13 +140,14 @@ class SessionStatus(BaseModel):
 
 
 def _password_login(
-    identity: IdentityServices,
-) -> Callable[[Request, Response, LoginIn], Awaitable[TokensOut | Response]]:
-    """The login endpoint's work, shared by the FastAPI route and its direct twin."""
+    identity: IdentityServices, *, serialized: bool = False
+) -> Callable[[Request, Response, LoginIn], Awaitable[TokensOut | Serialized | Response]]:
+    """The login endpoint's work, shared by the FastAPI route and (``serialized``: a bearer
+    answer as its JSON bytes) its direct twin."""
 
     async def password_login(
         request: Request, response: Response, body: LoginIn
-    ) -> TokensOut | Response:
+    ) -> TokensOut | Serialized | Response:
         if body.transport == COOKIE:
             identity.csrf.check_origin(request)  # login CSRF: a foreign site logging a victim in
         try:
@@ -128,6 +161,10 @@ def _password_login(
                 methods=required.methods,
             )
             return JSONResponse(challenge.model_dump(), status_code=status.HTTP_202_ACCEPTED)
+        if serialized and body.transport != COOKIE:
+            prepared = bearer_json(result.tokens)
+            if prepared is not None:
+                return prepared
         return token_answer(identity, result.tokens, body.transport, response)
 
     return password_login
@@ -156,11 +193,13 @@ def include(
             **problems(401, 403, 422, 429, 503),
         },
     )
-    async def login(body: LoginIn, request: Request, response: Response) -> TokensOut | Response:
+    async def login(body: LoginIn, request: Request, response: Response) -> Any:
         return await password_login(request, response, body)
 
     password_login = _password_login(identity)
-    hot_login = DirectRoute(api_route(router, "/v1/sessions", "POST"), password_login)
+    hot_login = DirectRoute(
+        api_route(router, "/v1/sessions", "POST"), _password_login(identity, serialized=True)
+    )
 
     @router.post(
         "/v1/sessions/refresh",
@@ -190,7 +229,17 @@ def include(
             csrf.check_session(request.headers.get("x-csrf-token") or "", session_id)
         return answer(await sessions.refresh(cookie, scope=request.scope), COOKIE, response)
 
-    hot = DirectRoute(api_route(router, "/v1/sessions/refresh", "POST"), rotate)
+    async def rotate_direct(
+        request: Request, response: Response, body: RefreshIn | None
+    ) -> TokensOut | Serialized:
+        """:func:`rotate`, a bearer answer as its JSON bytes."""
+        token = body.refresh_token if body is not None else None
+        if token is not None:
+            tokens = await sessions.refresh(token, scope=request.scope)
+            return bearer_json(tokens) or answer(tokens, "bearer", response)
+        return await rotate(request, response, body)
+
+    hot = DirectRoute(api_route(router, "/v1/sessions/refresh", "POST"), rotate_direct)
 
     @router.get(
         "/v1/sessions",

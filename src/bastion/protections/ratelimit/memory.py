@@ -123,6 +123,25 @@ class MemoryStore:
         tats.put(key, new_tat, new_tat, now)
         return until_full
 
+    def take_each(self, buckets: Sequence[tuple[str, Rate]]) -> list[int] | None:
+        """One unit from each of ``buckets`` (distinct keys), all or none, as
+        :meth:`decide_now` takes them for checks of cost 1: nanoseconds until each bucket is
+        full again, or ``None`` when any refuses, with nothing taken and nothing touched."""
+        now = self._now()
+        tats = self._tats
+        data = tats._data  # noqa: SLF001 - BoundedTable.get inlined (same module): hot path
+        new_tats: list[int] = []
+        for key, rate in buckets:
+            entry = data.get(key)
+            tat = entry[0] if entry is not None and entry[1] > now and entry[0] > now else now
+            new_tat = tat + rate.interval_ns
+            if new_tat - now > rate.tolerance_ns:  # gcra.evaluate's slack < 0
+                return None
+            new_tats.append(new_tat)
+        for (key, _), new_tat in zip(buckets, new_tats, strict=True):
+            tats.put(key, new_tat, new_tat, now)
+        return [new_tat - now for new_tat in new_tats]
+
     def decide_now(self, checks: Sequence[Check]) -> tuple[Decision, ...]:
         """The synchronous core of :meth:`decide` (same contract)."""
         now = self._now()

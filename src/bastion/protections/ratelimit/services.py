@@ -111,9 +111,9 @@ _Plan = tuple[Identity, tuple[Policy, ...], tuple[Check, ...]]
 _Header = tuple[bytes, bytes]
 #: ``RateLimit-Policy`` and ``RateLimit`` (see :meth:`RateLimiter.admit`).
 _Headers = tuple[_Header, _Header]
-#: What :meth:`RateLimiter.admit` needs: the one policy that counts the request, its store
-#: key and its ``RateLimit-Policy`` header (the same for every request).
-_Lane = tuple[Policy, str, _Header]
+#: What :meth:`RateLimiter.admit` needs: the policies that count the request with their store
+#: keys (distinct), and its ``RateLimit-Policy`` header (the same for every request).
+_Lane = tuple[tuple[tuple[Policy, str, Rate], ...], _Header]
 #: A remembered plan: the ``applied`` it was made for, the plan, the lane if there is one.
 _Entry = tuple[Sequence[Applied], _Plan, _Lane | None]
 
@@ -183,24 +183,41 @@ class RateLimiter:
         return await verdict
 
     def admit(self, scope: Scope, applied: Sequence[Applied]) -> _Headers | None:
-        """The common case of :meth:`decide`, decided without building a verdict: one policy
-        counts the request, the store is the in-process one, and it allows the request. Takes
-        the unit and returns the request's ``RateLimit-Policy`` and ``RateLimit`` headers
-        (:meth:`Verdict.headers`); ``None`` (nothing taken) when the case is another one or
-        the request is refused: :meth:`decide` it then."""
+        """The common case of :meth:`decide`, decided without building a verdict: the store is
+        the in-process one, and it allows the request for every policy that counts it (their
+        buckets distinct). Takes the units and returns the request's ``RateLimit-Policy`` and
+        ``RateLimit`` headers (:meth:`Verdict.headers`); ``None`` (nothing taken) when the case
+        is another one or the request is refused: :meth:`decide` it then."""
         lane = self._plan_entry(scope, applied)[2]
         store = self.store
         if lane is None or type(store) is not MemoryStore:
             return None
-        policy, key, policy_header = lane
-        rate = policy.rate
-        until_full = store.take_one(key, rate)
-        if until_full is None:
+        buckets, policy_header = lane
+        if len(buckets) == 1:
+            policy, key, rate = buckets[0]
+            until_full = store.take_one(key, rate)
+            if until_full is None:
+                return None
+            # headers.fields for one allowed decision: remaining units, seconds until full.
+            remaining = (rate.tolerance_ns - until_full) // rate.interval_ns
+            window = math.ceil(until_full / NS_PER_SECOND)
+            value = b"%b%d;t=%d" % (policy.limit_prefix, remaining, window)
+            return policy_header, (headers.RATELIMIT, value)
+        taken = store.take_each([(key, rate) for _, key, rate in buckets])
+        if taken is None:
             return None
-        # headers.fields for one allowed decision: remaining units, seconds until full.
-        remaining = (rate.tolerance_ns - until_full) // rate.interval_ns
-        window = math.ceil(until_full / NS_PER_SECOND)
-        value = b"%b%d;t=%d" % (policy.limit_prefix, remaining, window)
+        # headers.limit_field for allowed decisions, item by item as above.
+        value = b", ".join(
+            [
+                b"%b%d;t=%d"
+                % (
+                    policy.limit_prefix,
+                    (rate.tolerance_ns - until_full) // rate.interval_ns,
+                    math.ceil(until_full / NS_PER_SECOND),
+                )
+                for (policy, _, rate), until_full in zip(buckets, taken, strict=True)
+            ]
+        )
         return policy_header, (headers.RATELIMIT, value)
 
     def decide(self, scope: Scope, applied: Sequence[Applied]) -> Verdict | Awaitable[Verdict]:
@@ -295,9 +312,14 @@ class RateLimiter:
         plan = self._build_plan(scope, applied)
         _, policies, checks = plan
         lane: _Lane | None = None
-        if len(checks) == 1 and type(self.store) is MemoryStore:
-            policy = policies[0]
-            lane = (policy, checks[0].key, (headers.RATELIMIT_POLICY, policy.field_bytes))
+        keys = [check.key for check in checks]
+        if checks and len(set(keys)) == len(keys) and type(self.store) is MemoryStore:
+            buckets = tuple(
+                (policy, check.key, check.rate)
+                for policy, check in zip(policies, checks, strict=True)
+            )
+            field = headers.policy_field(policies).encode("ascii")
+            lane = (buckets, (headers.RATELIMIT_POLICY, field))
         return applied, plan, lane
 
     def _build_plan(self, scope: Scope, applied: Sequence[Applied]) -> _Plan:
