@@ -487,8 +487,12 @@ class InlineConnection(AdaptedConnection):
             self._prepared = None  # a failed statement takes its cursor with it
             cursor.close()
         finally:
-            self._busy = False
-            self._settle()
+            try:
+                if self._in_transaction():  # reads never begin one; no snapshot may outlive
+                    self.sqlite.rollback()
+            finally:
+                self._busy = False
+                self._settle()
         return None
 
     # -- the DBAPI connection ------------------------------------------------------------

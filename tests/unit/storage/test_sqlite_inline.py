@@ -989,3 +989,16 @@ async def test_no_read_runs_without_a_kept_inline_connection(url: str, path: Pat
         assert database.try_read(_read(1)) is None
     finally:
         await database.dispose()
+
+
+async def test_a_read_leaves_no_transaction_open(db: Database, path: Path) -> None:
+    """Whatever ``work`` did to the connection, no snapshot or lock outlives the call."""
+    kept = await _kept(db)
+
+    def opens(unit: sqlite_inline.InlineUnit) -> Any:
+        kept.sqlite.execute("BEGIN")  # behind the unit's back
+        return _read(1)(unit)
+
+    assert db.try_read(opens) == ([],)
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None
