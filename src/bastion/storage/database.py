@@ -210,6 +210,16 @@ class Database:
         kept = self._kept
         return kept.try_unit(work) if kept is not None else None
 
+    def try_read(self, work: Callable[[sqlite_inline.InlineUnit], _T | None]) -> _T | None:
+        """``work``'s reads run synchronously (no greenlet, no await) on an inline SQLite
+        file's kept connection, when nothing has to wait: see
+        :meth:`~bastion.storage.sqlite_inline.InlineConnection.try_read`. None when it did not
+        run or ``work`` returned None: always on other databases, and whenever the kept
+        connection is in use or not made yet, a statement may write, or the database answered
+        an error; the caller then runs its ordinary :meth:`read`."""
+        kept = self._kept
+        return kept.try_read(work) if kept is not None else None
+
     async def ping(self) -> None:
         """Run a trivial query. Raises StorageUnavailable when the database does not answer."""
         try:
@@ -289,6 +299,15 @@ class _KeptConnection:
     def try_unit(self, work: Callable[[sqlite_inline.InlineUnit], _T | None]) -> _T | None:
         """On the loop's thread (no greenlet): ``work`` on the kept connection's inline
         connection if it is free, made, valid and of this loop, else None."""
+        return self._try(work, write=True)
+
+    def try_read(self, work: Callable[[sqlite_inline.InlineUnit], _T | None]) -> _T | None:
+        """:meth:`try_unit` for reads (:meth:`InlineConnection.try_read`)."""
+        return self._try(work, write=False)
+
+    def _try(
+        self, work: Callable[[sqlite_inline.InlineUnit], _T | None], *, write: bool
+    ) -> _T | None:
         connection = self._connection
         if (
             self._busy
@@ -304,7 +323,9 @@ class _KeptConnection:
             return None
         self._busy = True
         try:
-            return inline.try_unit(work, connection.dialect)
+            if write:
+                return inline.try_unit(work, connection.dialect)
+            return inline.try_read(work, connection.dialect)
         finally:
             self._busy = False
 

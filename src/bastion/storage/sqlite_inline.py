@@ -468,6 +468,33 @@ class InlineConnection(AdaptedConnection):
                 self._settle()
         return None
 
+    def try_read(self, work: Callable[[InlineUnit], _T | None], dialect: Any) -> _T | None:
+        """Run ``work``'s reads synchronously, in autocommit (each ``SELECT`` sees the latest
+        commit, as a read on a pooled connection does), with no greenlet and no await. None
+        when it could not run so: the connection busy or in a transaction, a database error
+        of any kind (a busy database included), a statement that may write (refused before it
+        runs: a read takes no write gate), or ``work`` itself returning None. The caller then
+        takes its ordinary path (:meth:`run`'s busy retries and error handling)."""
+        if self._busy or self._in_transaction():
+            return None
+        self._busy = True
+        cursor = self._prepared
+        if cursor is None:
+            cursor = self._prepared = self.sqlite.cursor()
+        try:
+            return work(_ReadUnit(cursor, dialect))
+        except sqlite3.Error:
+            self._prepared = None  # a failed statement takes its cursor with it
+            cursor.close()
+        finally:
+            try:
+                if self._in_transaction():  # reads never begin one; no snapshot may outlive
+                    self.sqlite.rollback()
+            finally:
+                self._busy = False
+                self._settle()
+        return None
+
     # -- the DBAPI connection ------------------------------------------------------------
     def cursor(self, server_side: bool = False) -> InlineCursor:
         return InlineServerSideCursor(self) if server_side else InlineCursor(self)
@@ -569,6 +596,18 @@ class InlineUnit:
         cursor.execute(operation, parameters)
         description = cursor.description
         return (cursor.fetchall() if description is not None else []), description
+
+
+class _ReadUnit(InlineUnit):
+    """The unit of :meth:`InlineConnection.try_read`: reads only."""
+
+    __slots__ = ()
+
+    def fetch(self, operation: str, parameters: Sequence[Any]) -> tuple[list[Any], Any]:
+        if classify(operation) != READ:
+            # Refused before it runs: it would write without the write gate.
+            raise sqlite3.ProgrammingError("a read unit runs reads only")
+        return InlineUnit.fetch(self, operation, parameters)
 
 
 class InlineCursor:

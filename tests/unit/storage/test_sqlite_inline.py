@@ -881,3 +881,124 @@ async def test_no_unit_runs_without_a_kept_inline_connection(url: str, path: Pat
         assert database.try_unit(_add(1)) is None
     finally:
         await database.dispose()
+
+
+# -- Database.try_read: reads in one synchronous call ----------------------------------------
+_N_OF = PreparedStatement(select(counters.c.n).where(counters.c.id == _row))
+
+
+def _read(row: int) -> Any:
+    def work(unit: sqlite_inline.InlineUnit) -> Any:
+        return ([r.n for r in _N_OF.execute_unit(unit, {"row": row})],)
+
+    return work
+
+
+async def test_a_read_runs_in_one_call_and_holds_nothing_after(db: Database, path: Path) -> None:
+    kept = await _kept(db)
+    assert db.try_unit(_add(1)) == "done"
+    assert db.try_read(_read(1)) == ([1],)
+    assert db.try_read(_read(2)) == ([],)
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None
+    # Each read sees the latest commit, another connection's included.
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE counters SET n = 7 WHERE id = 1")
+    assert db.try_read(_read(1)) == ([7],)
+
+
+async def test_a_read_does_not_wait_for_a_writer_holding_the_gate(db: Database) -> None:
+    """WAL: a reader reads the last commit while a writer of the process is inside its
+    transaction (holding the gate), as a read on a pooled connection does."""
+    await _kept(db)
+    assert db.try_unit(_add(1)) == "done"
+    wrote, resume = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with db.session() as session:
+            await session.execute(insert(counters).values(id=2, n=2))
+            wrote.set()
+            await resume.wait()
+
+    first = asyncio.create_task(holder())
+    await wrote.wait()
+    assert db.try_read(_read(1)) == ([1],)
+    assert db.try_read(_read(2)) == ([],)  # not committed yet
+    resume.set()
+    await first
+    assert db.try_read(_read(2)) == ([2],)
+
+
+async def test_a_read_unit_refuses_a_write_before_it_runs(db: Database, path: Path) -> None:
+    """A read takes no write gate: a statement that may write is refused (nothing run, nothing
+    written), and the caller's ordinary path runs it."""
+    kept = await _kept(db)
+    assert db.try_read(_add(1)) is None
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None
+    assert await ids(db) == []
+    assert db.try_read(_read(1)) == ([],)  # the connection stays usable
+
+
+async def test_a_read_declined_or_failing_gives_none(db: Database) -> None:
+    await _kept(db)
+    assert db.try_read(lambda _: None) is None
+
+    def bad(unit: sqlite_inline.InlineUnit) -> Any:
+        return unit.fetch("SELECT nope FROM counters", ())
+
+    assert db.try_read(bad) is None  # sqlite3.OperationalError: no such column
+    assert db.try_read(_read(1)) == ([],)
+
+    def fail(unit: sqlite_inline.InlineUnit) -> None:
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError):
+        db.try_read(fail)
+    assert db.try_read(_read(1)) == ([],)
+
+
+async def test_a_read_runs_only_on_a_free_kept_connection_of_this_loop(db: Database) -> None:
+    assert db.try_read(_read(1)) is None  # no kept connection made yet
+    await _kept(db)
+    ran: list[Any] = []
+
+    def inner(unit: sqlite_inline.InlineUnit) -> Any:
+        ran.append(db.try_read(_read(1)))  # the kept connection is busy: not re-entered
+        return _read(1)(unit)
+
+    assert db.try_read(inner) == ([],)
+    assert ran == [None]
+
+    def elsewhere() -> Any:
+        async def attempt() -> Any:
+            return db.try_read(_read(1))
+
+        return asyncio.run(attempt())
+
+    assert await asyncio.to_thread(elsewhere) is None
+
+
+@pytest.mark.parametrize("url", ["sqlite+aiosqlite:///{path}", "sqlite+inline://"])
+async def test_no_read_runs_without_a_kept_inline_connection(url: str, path: Path) -> None:
+    database = Database(url.format(path=path))
+    try:
+        async with database.engine.begin() as connection:
+            await connection.run_sync(counters.metadata.create_all)
+        await database.read(lambda _c: None)
+        assert database.try_read(_read(1)) is None
+    finally:
+        await database.dispose()
+
+
+async def test_a_read_leaves_no_transaction_open(db: Database, path: Path) -> None:
+    """Whatever ``work`` did to the connection, no snapshot or lock outlives the call."""
+    kept = await _kept(db)
+
+    def opens(unit: sqlite_inline.InlineUnit) -> Any:
+        kept.sqlite.execute("BEGIN")  # behind the unit's back
+        return _read(1)(unit)
+
+    assert db.try_read(opens) == ([],)
+    assert not kept.in_transaction
+    assert gate_of(path).holder is None

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.accounts.models import users
 from bastion.storage.prepared import PreparedStatement
+from bastion.storage.sqlite_inline import InlineUnit
 
 __all__ = [
     "USER_BY_ID",
@@ -22,6 +23,7 @@ __all__ = [
     "new_user_id",
     "read_user",
     "read_user_by_email",
+    "read_user_by_email_unit",
     "set_password",
 ]
 
@@ -102,6 +104,13 @@ def read_user_by_email(connection: Connection, email_normalized: str) -> User | 
     """:func:`find_by_email` on a synchronous connection (:meth:`Database.read`)."""
     rows = _READ_USER_BY_EMAIL.execute(connection, {"email": email_normalized})
     return User.of(rows[0]) if rows else None
+
+
+def read_user_by_email_unit(unit: InlineUnit, email_normalized: str) -> tuple[User | None]:
+    """:func:`read_user_by_email` as a read of :meth:`Database.try_read` (the user in a
+    1-tuple: None would mean the read did not run)."""
+    rows = _READ_USER_BY_EMAIL.execute_unit(unit, {"email": email_normalized})
+    return (User.of(rows[0]) if rows else None,)
 
 
 async def insert_user(

@@ -23,7 +23,7 @@ from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
 from bastion.identity.accounts.guard import CredentialGuard, client_ip_of
 from bastion.identity.accounts.models import users
-from bastion.identity.accounts.users import User, read_user_by_email
+from bastion.identity.accounts.users import User, read_user_by_email, read_user_by_email_unit
 from bastion.identity.emails import normalize_email
 from bastion.identity.errors import InvalidCredentials
 from bastion.identity.passwords import PasswordService
@@ -141,7 +141,15 @@ class LoginService:
         """
         normalized = normalize_email(email)
         await self.guard.check(normalized, scope)
-        user = await self.database.read(partial(read_user_by_email, email_normalized=normalized))
+        # On an inline SQLite file, one synchronous read (no greenlet); else the ordinary one.
+        found = self.database.try_read(
+            partial(read_user_by_email_unit, email_normalized=normalized)
+        )
+        user = (
+            found[0]
+            if found is not None
+            else await self.database.read(partial(read_user_by_email, email_normalized=normalized))
+        )
         # Hash even for unknown users: the response time must not reveal which accounts exist
         # (user enumeration). verify(None, ...) runs a dummy verification of the same cost.
         encoded = user.password_hash if user is not None else None

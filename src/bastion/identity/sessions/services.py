@@ -209,18 +209,36 @@ class SessionService:
             "keep": MAX_SESSIONS_PER_USER,
             "reason": RevokeReason.SESSION_LIMIT,
         }
-        # One transaction, run as one unit of work (one greenlet, see Database.transaction).
-        evicted = await self.database.transaction(
-            partial(
-                _start_session,
-                session=session,
-                first_token=first_token,
-                evict=evict,
-                precondition=precondition,
-                new_session=new_session or LOGIN_NEW_SESSION,
-                refused=refused,
+        statement = new_session or LOGIN_NEW_SESSION
+        # The usual case, on an inline SQLite file: the three statements and the commit in one
+        # synchronous call (Database.try_unit). Anything else (a precondition, which asks on a
+        # Connection; no session inserted: refused, disabled or erased; a writer to wait for,
+        # an error; PostgreSQL) takes the transaction below, which starts over.
+        evicted: list[str] | None = None
+        if precondition is None:
+            evicted = self.database.try_unit(
+                partial(
+                    _start_session_unit,
+                    session=session,
+                    first_token=first_token,
+                    evict=evict,
+                    new_session=statement,
+                )
             )
-        )
+        if evicted is None:
+            # One transaction, run as one unit of work (one greenlet, see
+            # Database.transaction).
+            evicted = await self.database.transaction(
+                partial(
+                    _start_session,
+                    session=session,
+                    first_token=first_token,
+                    evict=evict,
+                    precondition=precondition,
+                    new_session=statement,
+                    refused=refused,
+                )
+            )
         self.revocations.add(evicted)
         return await self._tokens(user_id, session_id, amr, acr, refresh_token)
 
@@ -614,6 +632,24 @@ def _start_session(
         raise InvalidCredentials
     LOGIN_FIRST_TOKEN.execute(connection, first_token)
     return [row.id for row in LOGIN_EVICT.execute(connection, evict)]
+
+
+def _start_session_unit(
+    unit: InlineUnit,
+    *,
+    session: Mapping[str, Any],
+    first_token: Mapping[str, Any],
+    evict: Mapping[str, Any],
+    new_session: PreparedStatement,
+) -> list[str] | None:
+    """:func:`_start_session` (without a precondition) as a unit of
+    :meth:`Database.try_unit`: the evicted ids, or None (rolled back) when no session was
+    inserted, which the ordinary transaction then answers (``refused``, ``InvalidCredentials``).
+    The INSERT comes first: the unit starts with a write."""
+    if not new_session.execute_unit(unit, session):
+        return None
+    LOGIN_FIRST_TOKEN.execute_unit(unit, first_token)
+    return [row.id for row in LOGIN_EVICT.execute_unit(unit, evict)]
 
 
 def _on_connection(

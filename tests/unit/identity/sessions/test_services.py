@@ -463,3 +463,141 @@ async def test_a_rotation_and_its_retry_grace_read_every_row_through_an_index(
             ).all()
         details = [row[-1] for row in plan]
         assert not any(d.startswith("SCAN") for d in details), (str(compiled), details)
+
+
+def _count_units(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[Any], list[Any]]:
+    """``Database.try_unit``'s outcomes and ``Database.transaction``'s calls, from now on
+    (after a read, which makes the kept connection that a unit runs on)."""
+    units: list[Any] = []
+    transactions: list[Any] = []
+    try_unit, transaction = stack.database.try_unit, stack.database.transaction
+
+    def counting_unit(work: Any) -> Any:
+        units.append(outcome := try_unit(work))
+        return outcome
+
+    async def counting_transaction(work: Any) -> Any:
+        transactions.append(work)
+        return await transaction(work)
+
+    monkeypatch.setattr(stack.database, "try_unit", counting_unit)
+    monkeypatch.setattr(stack.database, "transaction", counting_transaction)
+    return units, transactions
+
+
+async def _create(stack: SessionStack, user_id: str, **options: Any) -> IssuedTokens:
+    return await stack.sessions.create(
+        user_id,
+        amr=[AuthMethod.PASSWORD],
+        acr=AssuranceLevel.AAL1,
+        transport="bearer",
+        ip="192.0.2.1",
+        user_agent="agent",
+        **options,
+    )
+
+
+async def test_a_login_on_an_inline_sqlite_file_is_one_synchronous_unit(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a login's session, first token and eviction run as one call
+    (``Database.try_unit``), not as a transaction through SQLAlchemy; on PostgreSQL through the
+    transaction as before. Same rows, same eviction, same answers."""
+    monkeypatch.setattr(session_services, "MAX_SESSIONS_PER_USER", 2)
+    user = await stack.user()
+    await stack.database.read(lambda _: None)
+    units, transactions = _count_units(stack, monkeypatch)
+    issued = []
+    for _ in range(3):
+        stack.clock.advance(timedelta(seconds=1))
+        issued.append(await _create(stack, user.id))
+    if stack.database.is_sqlite:
+        assert units == [[], [], [issued[0].session_id]]
+        assert transactions == []
+    else:
+        assert units == [None, None, None]
+        assert len(transactions) == 3
+    live = {s.id for s in await stack.sessions.list_active(user.id)}
+    assert live == {t.session_id for t in issued[1:]}
+    assert await stack.revocations.is_revoked(issued[0].session_id)
+    (info,) = [s for s in await stack.sessions.list_active(user.id) if s.id == issued[2].session_id]
+    assert (info.ip, info.user_agent, info.amr, info.acr, info.transport) == (
+        "192.0.2.1",
+        "agent",
+        ("pwd",),
+        "aal1",
+        "bearer",
+    )
+    # The first refresh token was stored: it rotates.
+    second = await stack.sessions.refresh(issued[2].refresh_token)
+    assert second.session_id == issued[2].session_id
+
+
+async def test_a_login_refused_by_its_statement_falls_back_to_the_transaction(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No session inserted (a disabled account here): the unit writes nothing and the ordinary
+    transaction answers, with ``refused`` asked there; nothing is written."""
+    user = await stack.user()
+    async with stack.database.engine.begin() as connection:
+        await connection.execute(update(users).where(users.c.id == user.id).values(disabled=True))
+    await stack.database.read(lambda _: None)
+    units, transactions = _count_units(stack, monkeypatch)
+    asked: list[str] = []
+
+    def refused(connection: Any) -> None:
+        asked.append("refused")
+
+    with pytest.raises(InvalidCredentials):
+        await _create(stack, user.id, refused=refused)
+    assert units == [None]
+    assert len(transactions) == 1
+    assert asked == ["refused"]
+    assert await _sessions_of(stack, user.id) == []
+    async with stack.database.engine.connect() as connection:
+        tokens = (await connection.execute(select(refresh_tokens.c.token_hash))).all()
+    assert tokens == []
+
+
+async def test_a_login_with_a_precondition_takes_the_transaction(
+    stack: SessionStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A precondition asks on a SQLAlchemy connection: no unit; what it raises rolls back."""
+    user = await stack.user()
+    await stack.database.read(lambda _: None)
+    units, transactions = _count_units(stack, monkeypatch)
+
+    class Refused(Exception):
+        pass
+
+    def precondition(connection: Any) -> None:
+        raise Refused
+
+    with pytest.raises(Refused):
+        await _create(stack, user.id, precondition=precondition)
+    assert units == []
+    assert len(transactions) == 1
+    assert await _sessions_of(stack, user.id) == []
+    issued = await _create(stack, user.id, precondition=lambda _: None)
+    assert units == []
+    assert await stack.sessions.is_live(issued.session_id)
+
+
+async def test_a_login_waits_for_a_writer_holding_the_database(stack: SessionStack) -> None:
+    """A writer of the process inside its transaction: the unit does not run (it would have to
+    wait on the loop's thread); the login waits through the ordinary transaction."""
+    user = await stack.user()
+    other = await stack.user("bob@example.org")
+    async with stack.database.engine.connect() as connection:
+        await connection.execute(
+            update(users).where(users.c.id == other.id).values(display_name="Bob")
+        )
+        login = asyncio.create_task(_create(stack, user.id))
+        await asyncio.sleep(0.3)
+        if stack.database.is_sqlite:
+            assert not login.done()  # waiting for the writer to end
+        await connection.commit()
+    issued = await login
+    assert await stack.sessions.is_live(issued.session_id)
