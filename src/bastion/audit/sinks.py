@@ -29,6 +29,7 @@ from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util.concurrency import await_
 
 from bastion.audit import ecs
 from bastion.audit.chain import (
@@ -44,16 +45,24 @@ from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
-from bastion.audit.recorder import Batch, ScrubbedDetails, clean_text, scrub, with_details
+from bastion.audit.recorder import (
+    WRITE_SLICE,
+    Batch,
+    ScrubbedDetails,
+    clean_text,
+    scrub,
+    with_details,
+)
 from bastion.logging import direct_lines, get_logger
 from bastion.storage import Database
 
 AUDIT_LOGGER = "bastion.audit"
 AUDIT_LOG_EVENT = "audit_event"
 #: Log lines formatted between two yields to the event loop.
-LOG_CHUNK = 50
-#: Rows chained and inserted per statement (on PostgreSQL the event loop runs between two).
-INSERT_CHUNK = 50
+LOG_CHUNK = WRITE_SLICE
+#: Rows prepared, then chained and inserted per statement, between two yields to the event loop
+#: (inside the batch's transaction too: see :func:`_append`).
+INSERT_CHUNK = WRITE_SLICE
 _LINE_FIELDS = ("log.logger", *ecs.FIELDS)
 _LINE_HEAD = f'"log.logger": "{AUDIT_LOGGER}", '
 
@@ -337,7 +346,8 @@ class DatabaseSink:
         self._wanted: frozenset[EventType] | None = frozenset()
 
     def subscribe(self, subscriber: AuditSubscriber) -> None:
-        """Call ``subscriber.on_stored(events)`` after every committed batch.
+        """Call ``subscriber.on_stored(events)`` after every committed batch (a batch of more
+        than :data:`INSERT_CHUNK` events in several calls, in chain order).
 
         A subscriber that declares ``event_types`` (a collection of :class:`EventType`) may be
         handed only the events of the types some subscriber declared (it must still ignore
@@ -377,13 +387,22 @@ class DatabaseSink:
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
+            await self._hand_out(events, first)
+
+    async def _hand_out(self, events: Sequence[AuditEvent], first: int) -> None:
+        """Every subscriber gets the committed ``events`` (``first``: the first one's sequence
+        number), in chain order, :data:`INSERT_CHUNK` at a time with the loop running between."""
+        for start in range(0, len(events), INSERT_CHUNK):
+            if start:
+                await asyncio.sleep(0)
             wanted = self._wanted
+            chunk = events[start : start + INSERT_CHUNK]
             if wanted is None:
-                stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+                stored = [StoredEvent(first + n, event) for n, event in enumerate(chunk, start)]
             else:
                 stored = [
                     StoredEvent(first + n, event)
-                    for n, event in enumerate(events)
+                    for n, event in enumerate(chunk, start)
                     # A type outside the enum is handed out: no declaration can leave it out.
                     if event.type in wanted or type(event.type) is not EventType
                 ]
@@ -469,13 +488,21 @@ def _append(
     connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
 ) -> int:
     """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
-    API: run in a greenlet, the driver's waits suspend through it); the first sequence number."""
+    API: run in a greenlet, the driver's waits suspend through it); the first sequence number.
+
+    The event loop runs between two chunks of :data:`INSERT_CHUNK` rows (their MACs and their
+    insert), so a large batch never holds it for long. The transaction stays open across those
+    yields, holding what it locked first: the head's row lock on PostgreSQL (as it did across
+    the driver's own waits), SQLite's write lock and this process's write gate on an inline
+    SQLite file (the process's other writers wait on the gate in order; readers go on)."""
     seq, mac = _lock_head(connection)
     first = seq + 1
     key = keys.current
     key_id = key.key_id
     # One executemany of ready parameter tuples per chunk.
     for start in range(0, len(links), INSERT_CHUNK):
+        if start:
+            await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
         chunk = links[start : start + INSERT_CHUNK]
         macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
         if insert_.plain:
