@@ -35,6 +35,7 @@ from bastion.audit import ecs
 from bastion.audit.chain import (
     CONTENT_COLUMNS,
     GENESIS_MAC,
+    ChainKey,
     ChainKeys,
     canonical_tail,
     flat_texts,
@@ -391,23 +392,22 @@ class DatabaseSink:
 
     async def _hand_out(self, events: Sequence[AuditEvent], first: int) -> None:
         """Every subscriber gets the committed ``events`` (``first``: the first one's sequence
-        number), in chain order, :data:`INSERT_CHUNK` at a time with the loop running between."""
-        for start in range(0, len(events), INSERT_CHUNK):
+        number) it may want, in chain order, :data:`INSERT_CHUNK` at a time with the loop
+        running between two."""
+        wanted = self._wanted
+        if wanted is None:
+            stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+        else:
+            stored = [
+                StoredEvent(first + n, event)
+                for n, event in enumerate(events)
+                # A type outside the enum is handed out: no declaration can leave it out.
+                if event.type in wanted or type(event.type) is not EventType
+            ]
+        for start in range(0, len(stored), INSERT_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            wanted = self._wanted
-            chunk = events[start : start + INSERT_CHUNK]
-            if wanted is None:
-                stored = [StoredEvent(first + n, event) for n, event in enumerate(chunk, start)]
-            else:
-                stored = [
-                    StoredEvent(first + n, event)
-                    for n, event in enumerate(chunk, start)
-                    # A type outside the enum is handed out: no declaration can leave it out.
-                    if event.type in wanted or type(event.type) is not EventType
-                ]
-            if stored:
-                self._notify(stored)
+            self._notify(stored[start : start + INSERT_CHUNK])
 
     def _notify(self, stored: list[StoredEvent]) -> None:
         for subscriber in self._subscribers:
@@ -498,32 +498,45 @@ def _append(
     seq, mac = _lock_head(connection)
     first = seq + 1
     key = keys.current
-    key_id = key.key_id
-    # One executemany of ready parameter tuples per chunk.
-    for start in range(0, len(links), INSERT_CHUNK):
-        if start:
-            await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
-        chunk = links[start : start + INSERT_CHUNK]
-        macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
-        if insert_.plain:
-            params: list[Any] = [
-                (*content, n, link, key_id)
-                for n, (content, _), link in zip(
-                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
-                )
-            ]
-        else:
-            params = [
-                insert_.params(content, n, link, key_id)
-                for n, (content, _), link in zip(
-                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
-                )
-            ]
-        seq += len(chunk)
-        mac = macs[-1]
-        connection.exec_driver_sql(insert_.sql, params)
+    # One executemany of ready parameter tuples per chunk, on the driver's cursor: SQLAlchemy's
+    # exec_driver_sql per chunk (an execution context, a result) costs more than a small
+    # chunk's rows would save. The driver's errors become AuditWriteFailed, as SQLAlchemy's do.
+    cursor = connection.connection.cursor()
+    try:
+        for start in range(0, len(links), INSERT_CHUNK):
+            if start:
+                await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
+            chunk = links[start : start + INSERT_CHUNK]
+            seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise AuditWriteFailed from exc
+    finally:
+        cursor.close()
     connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
+
+
+def _insert_chunk(
+    cursor: Any, insert_: _Insert, chunk: Sequence[_Link], *, key: ChainKey, head: tuple[int, str]
+) -> tuple[int, str]:
+    """Chain ``chunk`` after ``head`` (seq, MAC) with ``key`` and insert it on the driver's
+    ``cursor``; the new head."""
+    seq, mac = head
+    key_id = key.key_id
+    macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
+    numbers = range(seq + 1, seq + 1 + len(chunk))
+    if insert_.plain:
+        params: list[Any] = [
+            (*content, n, link, key_id)
+            for n, (content, _), link in zip(numbers, chunk, macs, strict=True)
+        ]
+    else:
+        params = [
+            insert_.params(content, n, link, key_id)
+            for n, (content, _), link in zip(numbers, chunk, macs, strict=True)
+        ]
+    cursor.executemany(insert_.sql, params)
+    return seq + len(chunk), macs[-1]
 
 
 event_row = _row

@@ -455,3 +455,20 @@ async def test_concurrent_sinks_on_one_file_still_build_one_chain(database: Data
         [f"req-{n}" for n in range(5 * WRITE_SLICE)],
         [f"other-{n}" for n in range(5 * WRITE_SLICE)],
     )
+
+
+async def test_a_refused_insert_is_an_audit_error_and_leaves_the_chain_as_it_was(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rows go through the driver's own cursor: its errors must still fail the batch as
+    # AuditWriteFailed (the recorder retries it) and roll the whole transaction back.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])
+    insert_ = sinks._insert_for(database.engine.dialect)
+    monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
+    with pytest.raises(AuditWriteFailed):
+        await sink.write([event(n) for n in range(1, 2 * WRITE_SLICE + 2)])
+    monkeypatch.undo()
+    await sink.write([event(99)])
+    assert [r["request_id"] for r in await rows(database)] == ["req-0", "req-99"]
+    assert (await verify_chain(database, KEYS)).intact
