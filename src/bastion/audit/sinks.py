@@ -226,6 +226,21 @@ class _Insert:
         #: Whether a row's values are the parameters as they are (SQLite, asyncpg).
         self.plain = order == _INSERTED and not self._chain
         self._order = order
+        # The chain head's two statements, for the driver's cursor when their parameters are
+        # plain positional values in a known order (SQLite, asyncpg); else through SQLAlchemy.
+        lock, move = _LOCK_HEAD.compile(dialect=dialect), _MOVE_HEAD.compile(dialect=dialect)
+        head_columns = ("id", "seq", "mac")
+        self.plain_head = (
+            lock.positional
+            and move.positional
+            and list(lock.positiontup or ()) == ["id_1"]
+            and list(move.positiontup or ()) == ["new_seq", "new_mac", "id_1"]
+            and not any(
+                audit_chain_head.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in head_columns
+            )
+        )
+        self.lock_sql, self.move_sql = lock.string, move.string
 
     def content(
         self,
@@ -494,26 +509,40 @@ def _append(
     insert), so a large batch never holds it for long. The transaction stays open across those
     yields, holding what it locked first: the head's row lock on PostgreSQL (as it did across
     the driver's own waits), SQLite's write lock and this process's write gate on an inline
-    SQLite file (the process's other writers wait on the gate in order; readers go on)."""
-    seq, mac = _lock_head(connection)
-    first = seq + 1
-    key = keys.current
-    # One executemany of ready parameter tuples per chunk, on the driver's cursor: SQLAlchemy's
-    # exec_driver_sql per chunk (an execution context, a result) costs more than a small
-    # chunk's rows would save. The driver's errors become AuditWriteFailed, as SQLAlchemy's do.
+    SQLite file (the process's other writers wait on the gate in order; readers go on).
+
+    The statements run on the driver's cursor (SQLAlchemy's execution context and result per
+    statement cost more than a small chunk's rows); the driver's errors become
+    AuditWriteFailed, as SQLAlchemy's do in :meth:`DatabaseSink.write`."""
     cursor = connection.connection.cursor()
     try:
+        seq, mac = _lock_head_on(connection, cursor, insert_)
+        first = seq + 1
+        key = keys.current
         for start in range(0, len(links), INSERT_CHUNK):
             if start:
                 await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
             chunk = links[start : start + INSERT_CHUNK]
             seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
+        if insert_.plain_head:
+            cursor.execute(insert_.move_sql, (seq, mac, HEAD_ROW_ID))
+        else:
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     except connection.dialect.loaded_dbapi.Error as exc:
         raise AuditWriteFailed from exc
     finally:
         cursor.close()
-    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
     return first
+
+
+def _lock_head_on(connection: Connection, cursor: Any, insert_: _Insert) -> tuple[int, str]:
+    """:func:`_lock_head`, on the driver's ``cursor`` when the head exists."""
+    if insert_.plain_head:
+        cursor.execute(insert_.lock_sql, (HEAD_ROW_ID,))
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1])
+    return _lock_head(connection)  # through SQLAlchemy: creates a missing head (or refuses)
 
 
 def _insert_chunk(
