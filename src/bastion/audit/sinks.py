@@ -588,11 +588,15 @@ class LogSink:
         self._logger = get_logger(AUDIT_LOGGER)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
-        log: Any = self._logger.bind()
-        enabled = getattr(log, "is_enabled_for", None)
-        if enabled is not None and not enabled(logging.INFO):
-            return
+        # Direct lines only when the configuration writes info lines (checked there); else
+        # through structlog, formatting nothing when it drops them.
         direct = direct_lines(AUDIT_LOG_EVENT, logging.INFO, _LINE_FIELDS)
+        log: Any = None
+        if direct is None:
+            log = self._logger.bind()
+            enabled = getattr(log, "is_enabled_for", None)
+            if enabled is not None and not enabled(logging.INFO):
+                return
         batch = events if type(events) is Batch else None
         for start in range(0, len(events), LOG_CHUNK):
             if start:

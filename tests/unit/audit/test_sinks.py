@@ -472,3 +472,28 @@ async def test_a_refused_insert_is_an_audit_error_and_leaves_the_chain_as_it_was
     await sink.write([event(99)])
     assert [r["request_id"] for r in await rows(database)] == ["req-0", "req-99"]
     assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    formatted: list[AuditEvent] = []
+    real = sinks._ecs_members
+
+    def spy(event: AuditEvent, batch: Batch | None, n: int) -> str:
+        formatted.append(event)
+        return real(event, batch, n)
+
+    monkeypatch.setattr(sinks, "_ecs_members", spy)
+    out = io.StringIO()
+    bastion_logging.configure("warning", json=True, stream=out)
+    try:
+        await LogSink().write(Batch([event(n) for n in range(3)]))
+        assert out.getvalue() == ""
+        assert formatted == []
+        bastion_logging.configure("info", json=True, stream=out)
+        await LogSink().write(Batch([event(n) for n in range(3)]))
+    finally:
+        structlog.reset_defaults()
+    assert out.getvalue().count("\n") == 3
+    assert len(formatted) == 3
