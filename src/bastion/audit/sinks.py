@@ -59,11 +59,18 @@ from bastion.storage import Database
 
 AUDIT_LOGGER = "bastion.audit"
 AUDIT_LOG_EVENT = "audit_event"
-#: Log lines formatted between two yields to the event loop.
+#: Log lines formatted between two yields to the event loop (a recorder's batch says its own
+#: ``slice_size``).
 LOG_CHUNK = WRITE_SLICE
 #: Rows prepared, then chained and inserted per statement, between two yields to the event loop
-#: (inside the batch's transaction too: see :func:`_append`).
+#: (inside the batch's transaction too: see :func:`_append`); a recorder's batch says its own.
 INSERT_CHUNK = WRITE_SLICE
+
+
+def _slice_size(events: Sequence[AuditEvent], default: int) -> int:
+    return events.slice_size if type(events) is Batch else default
+
+
 _LINE_FIELDS = ("log.logger", *ecs.FIELDS)
 _LINE_HEAD = f'"log.logger": "{AUDIT_LOGGER}", '
 
@@ -362,8 +369,8 @@ class DatabaseSink:
         self._wanted: frozenset[EventType] | None = frozenset()
 
     def subscribe(self, subscriber: AuditSubscriber) -> None:
-        """Call ``subscriber.on_stored(events)`` after every committed batch (a batch of more
-        than :data:`INSERT_CHUNK` events in several calls, in chain order).
+        """Call ``subscriber.on_stored(events)`` after every committed batch (a large batch in
+        several calls, in chain order).
 
         A subscriber that declares ``event_types`` (a collection of :class:`EventType`) may be
         handed only the events of the types some subscriber declared (it must still ignore
@@ -383,11 +390,12 @@ class DatabaseSink:
         # the head lock is held only for the MACs and the inserts.
         links: list[_Link] = []
         batch = events if type(events) is Batch else None
+        size = _slice_size(events, INSERT_CHUNK)
         try:
-            for start in range(0, len(events), INSERT_CHUNK):
+            for start in range(0, len(events), size):
                 if start:
                     await asyncio.sleep(0)
-                chunk = events[start : start + INSERT_CHUNK]
+                chunk = events[start : start + size]
                 links += [_link(insert_, e, batch, n) for n, e in enumerate(chunk, start)]
         except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
             raise AuditWriteFailed from exc
@@ -398,17 +406,17 @@ class DatabaseSink:
             # SQLite drop that connection's page cache at its next transaction (WAL: the file
             # changed under it), and the next request pays to read its pages again.
             first = await self._database.transaction(
-                lambda connection: _append(connection, keys, insert_, links)
+                lambda connection: _append(connection, keys, insert_, links, size)
             )
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
-            await self._hand_out(events, first)
+            await self._hand_out(events, first, size)
 
-    async def _hand_out(self, events: Sequence[AuditEvent], first: int) -> None:
+    async def _hand_out(self, events: Sequence[AuditEvent], first: int, size: int) -> None:
         """Every subscriber gets the committed ``events`` (``first``: the first one's sequence
-        number) it may want, in chain order, :data:`INSERT_CHUNK` at a time with the loop
-        running between two."""
+        number) it may want, in chain order, ``size`` at a time with the loop running between
+        two."""
         wanted = self._wanted
         if wanted is None:
             stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
@@ -419,10 +427,10 @@ class DatabaseSink:
                 # A type outside the enum is handed out: no declaration can leave it out.
                 if event.type in wanted or type(event.type) is not EventType
             ]
-        for start in range(0, len(stored), INSERT_CHUNK):
+        for start in range(0, len(stored), size):
             if start:
                 await asyncio.sleep(0)
-            self._notify(stored[start : start + INSERT_CHUNK])
+            self._notify(stored[start : start + size])
 
     def _notify(self, stored: list[StoredEvent]) -> None:
         for subscriber in self._subscribers:
@@ -496,17 +504,17 @@ async def append_rows(
         texts = tuple(row[name] for name in _TEXTS)
         content = insert_.content(row["time"], texts, row["details"])
         links.append((content, canonical_tail(row["time"], texts, row["details"])))
-    return await connection.run_sync(lambda sync: _append(sync, keys, insert_, links))
+    return await connection.run_sync(lambda sync: _append(sync, keys, insert_, links, INSERT_CHUNK))
 
 
 def _append(
-    connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
+    connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link], size: int
 ) -> int:
     """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
     API: run in a greenlet, the driver's waits suspend through it); the first sequence number.
 
-    The event loop runs between two chunks of :data:`INSERT_CHUNK` rows (their MACs and their
-    insert), so a large batch never holds it for long. The transaction stays open across those
+    The event loop runs between two chunks of ``size`` rows (their MACs and their insert), so
+    a large batch never holds it for long. The transaction stays open across those
     yields, holding what it locked first: the head's row lock on PostgreSQL (as it did across
     the driver's own waits), SQLite's write lock and this process's write gate on an inline
     SQLite file (the process's other writers wait on the gate in order; readers go on).
@@ -519,10 +527,10 @@ def _append(
         seq, mac = _lock_head_on(connection, cursor, insert_)
         first = seq + 1
         key = keys.current
-        for start in range(0, len(links), INSERT_CHUNK):
+        for start in range(0, len(links), size):
             if start:
                 await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
-            chunk = links[start : start + INSERT_CHUNK]
+            chunk = links[start : start + size]
             seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
         if insert_.plain_head:
             cursor.execute(insert_.move_sql, (seq, mac, HEAD_ROW_ID))
@@ -598,10 +606,11 @@ class LogSink:
             if enabled is not None and not enabled(logging.INFO):
                 return
         batch = events if type(events) is Batch else None
-        for start in range(0, len(events), LOG_CHUNK):
+        size = _slice_size(events, LOG_CHUNK)
+        for start in range(0, len(events), size):
             if start:
                 await asyncio.sleep(0)
-            chunk = [_scrubbed(event) for event in events[start : start + LOG_CHUNK]]
+            chunk = [_scrubbed(event) for event in events[start : start + size]]
             if direct is not None:
                 lines = [
                     direct.line(_LINE_HEAD + _ecs_members(e, batch, n))

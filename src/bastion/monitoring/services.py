@@ -193,8 +193,9 @@ class DetectorEngine:
             finally:
                 self._queue.task_done()
             evaluated += 1
-            if evaluated >= WRITE_SLICE:
-                # A batch's events are evaluated in slices, with requests served between two.
+            if evaluated >= max(WRITE_SLICE, self._queue.qsize()):
+                # A batch's events are evaluated in slices, with requests served between two;
+                # larger ones while a backlog waits, so detection keeps up (as the audit writer).
                 evaluated = 0
                 await asyncio.sleep(0)
 
