@@ -513,11 +513,12 @@ def _append(
     """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
     API: run in a greenlet, the driver's waits suspend through it); the first sequence number.
 
-    The event loop runs between two chunks of ``size`` rows (their MACs and their insert), so
-    a large batch never holds it for long. The transaction stays open across those
-    yields, holding what it locked first: the head's row lock on PostgreSQL (as it did across
-    the driver's own waits), SQLite's write lock and this process's write gate on an inline
-    SQLite file (the process's other writers wait on the gate in order; readers go on).
+    The event loop runs between the head's lock, each chunk of ``size`` rows (their MACs and
+    their insert) and the head's move with the commit, so a batch never holds it for long. The
+    transaction stays open across those yields, holding what it locked first: the head's row
+    lock on PostgreSQL (as it did across the driver's own waits), SQLite's write lock and this
+    process's write gate on an inline SQLite file (the process's other writers wait on the gate
+    in order; readers go on).
 
     The statements run on the driver's cursor (SQLAlchemy's execution context and result per
     statement cost more than a small chunk's rows); the driver's errors become
@@ -528,10 +529,10 @@ def _append(
         first = seq + 1
         key = keys.current
         for start in range(0, len(links), size):
-            if start:
-                await_(asyncio.sleep(0))  # between two chunks: requests run (see the docstring)
+            await_(asyncio.sleep(0))  # requests run between two steps (see the docstring)
             chunk = links[start : start + size]
             seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
+        await_(asyncio.sleep(0))
         if insert_.plain_head:
             cursor.execute(insert_.move_sql, (seq, mac, HEAD_ROW_ID))
         else:
