@@ -16,6 +16,17 @@ writing (at once when the batch fills, or when closing). A chained database appe
 as much per transaction as 20 rows, so at a moderate request rate, one transaction per event
 would multiply the trail's cost; events wait in memory a little longer instead (they were never
 written synchronously).
+
+The writer shares the event loop with the requests, so it never holds it for long: it wakes
+only after the step that recorded the event (the route's own step, which hands the response
+to the transport when the route does not wait on anything after recording), and every sink
+works in slices with the loop running between two (the database sink's preparation, MACs
+and inserts, its subscribers, the log sink's lines): :data:`WRITE_SLICE` events while the
+writer keeps up, so a request that arrives while a batch is written waits for one slice, not
+for the batch. The loop gives the writer one turn per iteration, like any other task; when
+events arrive faster than small slices write them (each iteration of a saturated worker serves
+a request per connection), the slices grow to the backlog the writer finds after taking a
+batch, up to the whole batch: the writer catches up instead of letting the queue fill.
 """
 
 from __future__ import annotations
@@ -45,6 +56,11 @@ RETRY_BASE_DELAY_SECONDS = 0.1
 RETRY_MAX_DELAY_SECONDS = 5.0
 #: How long the writer waits for a batch to fill before writing what it has.
 FLUSH_DELAY_SECONDS = 0.05
+#: While the writer keeps up, at most this many events are prepared, chained and inserted,
+#: handed to subscribers or logged by a sink between two yields to the event loop (about
+#: 1.5 million instructions for the database sink's inserts): about the longest a request waits
+#: behind the writer. A writer that falls behind writes larger slices (see the module docstring).
+WRITE_SLICE = 16
 #: At most one "dropped" log line and one overflow event per interval, however hard the flood.
 DROP_REPORT_INTERVAL_SECONDS = 1.0
 #: Bounds on details, so attacker-influenced values cannot bloat the trail.
@@ -179,15 +195,18 @@ class Batch(list[AuditEvent]):
     """A batch as the recorder hands it to every sink, with room for what more than one sink
     formats per event: the first sink that formats the event's UTC stamp (``stamps``) or its
     scrubbed details' JSON text (``details_json``, ``json.dumps``' bytes) stores it at the event's
-    index, and the others reuse it (see :mod:`bastion.audit.sinks`). Sinks must not change it.
+    index, and the others reuse it (see :mod:`bastion.audit.sinks`), and the size of the slices
+    the sinks write it in (``slice_size``). Sinks must not change it.
     """
 
-    __slots__ = ("details_json", "stamps")
+    __slots__ = ("details_json", "slice_size", "stamps")
 
-    def __init__(self, events: Sequence[AuditEvent]) -> None:
+    def __init__(self, events: Sequence[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
         super().__init__(events)
         self.stamps: list[str | None] = [None] * len(self)
         self.details_json: list[str | None] = [None] * len(self)
+        #: How many events a sink handles between two yields to the event loop.
+        self.slice_size = max(1, slice_size)
 
 
 class _EventQueue(asyncio.Queue[AuditEvent]):
@@ -379,8 +398,11 @@ class QueueAuditRecorder:
             await self._fill()
             batch += self._queue.take(self._batch_size - 1)
             self._in_flight = len(batch)
+            # Slices as large as the backlog behind this batch: a writer that falls behind
+            # takes longer turns until it catches up (see the module docstring).
+            slice_size = max(WRITE_SLICE, self._queue.qsize())
             try:
-                await self._write(self._with_overflow_notice(batch))
+                await self._write(self._with_overflow_notice(batch), slice_size)
             finally:
                 self._in_flight = 0
                 self._queue.done(len(batch))
@@ -418,8 +440,8 @@ class QueueAuditRecorder:
             details={"dropped": dropped, "dropped_total": self._dropped},
         )
 
-    async def _write(self, events: list[AuditEvent]) -> None:
-        batch = Batch(events)
+    async def _write(self, events: list[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
+        batch = Batch(events, slice_size)
         results = await asyncio.gather(*(self._write_to(sink, batch) for sink in self._sinks))
         if all(results):
             self._written += len(events)

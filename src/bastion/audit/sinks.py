@@ -29,11 +29,13 @@ from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util.concurrency import await_
 
 from bastion.audit import ecs
 from bastion.audit.chain import (
     CONTENT_COLUMNS,
     GENESIS_MAC,
+    ChainKey,
     ChainKeys,
     canonical_tail,
     flat_texts,
@@ -44,16 +46,31 @@ from bastion.audit.errors import AuditWriteFailed, ChainHeadMissing
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.models import HEAD_ROW_ID, audit_chain_head, audit_events
-from bastion.audit.recorder import Batch, ScrubbedDetails, clean_text, scrub, with_details
+from bastion.audit.recorder import (
+    WRITE_SLICE,
+    Batch,
+    ScrubbedDetails,
+    clean_text,
+    scrub,
+    with_details,
+)
 from bastion.logging import direct_lines, get_logger
 from bastion.storage import Database
 
 AUDIT_LOGGER = "bastion.audit"
 AUDIT_LOG_EVENT = "audit_event"
-#: Log lines formatted between two yields to the event loop.
-LOG_CHUNK = 50
-#: Rows chained and inserted per statement (on PostgreSQL the event loop runs between two).
-INSERT_CHUNK = 50
+#: Log lines formatted between two yields to the event loop (a recorder's batch says its own
+#: ``slice_size``).
+LOG_CHUNK = WRITE_SLICE
+#: Rows prepared, then chained and inserted per statement, between two yields to the event loop
+#: (inside the batch's transaction too: see :func:`_append`); a recorder's batch says its own.
+INSERT_CHUNK = WRITE_SLICE
+
+
+def _slice_size(events: Sequence[AuditEvent], default: int) -> int:
+    return events.slice_size if type(events) is Batch else default
+
+
 _LINE_FIELDS = ("log.logger", *ecs.FIELDS)
 _LINE_HEAD = f'"log.logger": "{AUDIT_LOGGER}", '
 
@@ -216,6 +233,21 @@ class _Insert:
         #: Whether a row's values are the parameters as they are (SQLite, asyncpg).
         self.plain = order == _INSERTED and not self._chain
         self._order = order
+        # The chain head's two statements, for the driver's cursor when their parameters are
+        # plain positional values in a known order (SQLite, asyncpg); else through SQLAlchemy.
+        lock, move = _LOCK_HEAD.compile(dialect=dialect), _MOVE_HEAD.compile(dialect=dialect)
+        head_columns = ("id", "seq", "mac")
+        self.plain_head = (
+            lock.positional
+            and move.positional
+            and list(lock.positiontup or ()) == ["id_1"]
+            and list(move.positiontup or ()) == ["new_seq", "new_mac", "id_1"]
+            and not any(
+                audit_chain_head.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in head_columns
+            )
+        )
+        self.lock_sql, self.move_sql = lock.string, move.string
 
     def content(
         self,
@@ -337,7 +369,8 @@ class DatabaseSink:
         self._wanted: frozenset[EventType] | None = frozenset()
 
     def subscribe(self, subscriber: AuditSubscriber) -> None:
-        """Call ``subscriber.on_stored(events)`` after every committed batch.
+        """Call ``subscriber.on_stored(events)`` after every committed batch (a large batch in
+        several calls, in chain order).
 
         A subscriber that declares ``event_types`` (a collection of :class:`EventType`) may be
         handed only the events of the types some subscriber declared (it must still ignore
@@ -357,11 +390,12 @@ class DatabaseSink:
         # the head lock is held only for the MACs and the inserts.
         links: list[_Link] = []
         batch = events if type(events) is Batch else None
+        size = _slice_size(events, INSERT_CHUNK)
         try:
-            for start in range(0, len(events), INSERT_CHUNK):
+            for start in range(0, len(events), size):
                 if start:
                     await asyncio.sleep(0)
-                chunk = events[start : start + INSERT_CHUNK]
+                chunk = events[start : start + size]
                 links += [_link(insert_, e, batch, n) for n, e in enumerate(chunk, start)]
         except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
             raise AuditWriteFailed from exc
@@ -372,23 +406,31 @@ class DatabaseSink:
             # SQLite drop that connection's page cache at its next transaction (WAL: the file
             # changed under it), and the next request pays to read its pages again.
             first = await self._database.transaction(
-                lambda connection: _append(connection, keys, insert_, links)
+                lambda connection: _append(connection, keys, insert_, links, size)
             )
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
-            wanted = self._wanted
-            if wanted is None:
-                stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
-            else:
-                stored = [
-                    StoredEvent(first + n, event)
-                    for n, event in enumerate(events)
-                    # A type outside the enum is handed out: no declaration can leave it out.
-                    if event.type in wanted or type(event.type) is not EventType
-                ]
-            if stored:
-                self._notify(stored)
+            await self._hand_out(events, first, size)
+
+    async def _hand_out(self, events: Sequence[AuditEvent], first: int, size: int) -> None:
+        """Every subscriber gets the committed ``events`` (``first``: the first one's sequence
+        number) it may want, in chain order, ``size`` at a time with the loop running between
+        two."""
+        wanted = self._wanted
+        if wanted is None:
+            stored = [StoredEvent(first + n, event) for n, event in enumerate(events)]
+        else:
+            stored = [
+                StoredEvent(first + n, event)
+                for n, event in enumerate(events)
+                # A type outside the enum is handed out: no declaration can leave it out.
+                if event.type in wanted or type(event.type) is not EventType
+            ]
+        for start in range(0, len(stored), size):
+            if start:
+                await asyncio.sleep(0)
+            self._notify(stored[start : start + size])
 
     def _notify(self, stored: list[StoredEvent]) -> None:
         for subscriber in self._subscribers:
@@ -462,41 +504,77 @@ async def append_rows(
         texts = tuple(row[name] for name in _TEXTS)
         content = insert_.content(row["time"], texts, row["details"])
         links.append((content, canonical_tail(row["time"], texts, row["details"])))
-    return await connection.run_sync(lambda sync: _append(sync, keys, insert_, links))
+    return await connection.run_sync(lambda sync: _append(sync, keys, insert_, links, INSERT_CHUNK))
 
 
 def _append(
-    connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link]
+    connection: Connection, keys: ChainKeys, insert_: _Insert, links: Sequence[_Link], size: int
 ) -> int:
     """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
-    API: run in a greenlet, the driver's waits suspend through it); the first sequence number."""
-    seq, mac = _lock_head(connection)
-    first = seq + 1
-    key = keys.current
-    key_id = key.key_id
-    # One executemany of ready parameter tuples per chunk.
-    for start in range(0, len(links), INSERT_CHUNK):
-        chunk = links[start : start + INSERT_CHUNK]
-        macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
-        if insert_.plain:
-            params: list[Any] = [
-                (*content, n, link, key_id)
-                for n, (content, _), link in zip(
-                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
-                )
-            ]
+    API: run in a greenlet, the driver's waits suspend through it); the first sequence number.
+
+    The event loop runs between the head's lock, each chunk of ``size`` rows (their MACs and
+    their insert) and the head's move with the commit, so a batch never holds it for long. The
+    transaction stays open across those yields, holding what it locked first: the head's row
+    lock on PostgreSQL (as it did across the driver's own waits), SQLite's write lock and this
+    process's write gate on an inline SQLite file (the process's other writers wait on the gate
+    in order; readers go on).
+
+    The statements run on the driver's cursor (SQLAlchemy's execution context and result per
+    statement cost more than a small chunk's rows); the driver's errors become
+    AuditWriteFailed, as SQLAlchemy's do in :meth:`DatabaseSink.write`."""
+    cursor = connection.connection.cursor()
+    try:
+        seq, mac = _lock_head_on(connection, cursor, insert_)
+        first = seq + 1
+        key = keys.current
+        for start in range(0, len(links), size):
+            await_(asyncio.sleep(0))  # requests run between two steps (see the docstring)
+            chunk = links[start : start + size]
+            seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
+        await_(asyncio.sleep(0))
+        if insert_.plain_head:
+            cursor.execute(insert_.move_sql, (seq, mac, HEAD_ROW_ID))
         else:
-            params = [
-                insert_.params(content, n, link, key_id)
-                for n, (content, _), link in zip(
-                    range(seq + 1, seq + 1 + len(chunk)), chunk, macs, strict=True
-                )
-            ]
-        seq += len(chunk)
-        mac = macs[-1]
-        connection.exec_driver_sql(insert_.sql, params)
-    connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
+            connection.execute(_MOVE_HEAD, {"new_seq": seq, "new_mac": mac})
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise AuditWriteFailed from exc
+    finally:
+        cursor.close()
     return first
+
+
+def _lock_head_on(connection: Connection, cursor: Any, insert_: _Insert) -> tuple[int, str]:
+    """:func:`_lock_head`, on the driver's ``cursor`` when the head exists."""
+    if insert_.plain_head:
+        cursor.execute(insert_.lock_sql, (HEAD_ROW_ID,))
+        row = cursor.fetchone()
+        if row is not None:
+            return int(row[0]), str(row[1])
+    return _lock_head(connection)  # through SQLAlchemy: creates a missing head (or refuses)
+
+
+def _insert_chunk(
+    cursor: Any, insert_: _Insert, chunk: Sequence[_Link], *, key: ChainKey, head: tuple[int, str]
+) -> tuple[int, str]:
+    """Chain ``chunk`` after ``head`` (seq, MAC) with ``key`` and insert it on the driver's
+    ``cursor``; the new head."""
+    seq, mac = head
+    key_id = key.key_id
+    macs = link_macs(key, seq, mac, [tail for _, tail in chunk])
+    numbers = range(seq + 1, seq + 1 + len(chunk))
+    if insert_.plain:
+        params: list[Any] = [
+            (*content, n, link, key_id)
+            for n, (content, _), link in zip(numbers, chunk, macs, strict=True)
+        ]
+    else:
+        params = [
+            insert_.params(content, n, link, key_id)
+            for n, (content, _), link in zip(numbers, chunk, macs, strict=True)
+        ]
+    cursor.executemany(insert_.sql, params)
+    return seq + len(chunk), macs[-1]
 
 
 event_row = _row
@@ -519,16 +597,21 @@ class LogSink:
         self._logger = get_logger(AUDIT_LOGGER)
 
     async def write(self, events: Sequence[AuditEvent]) -> None:
-        log: Any = self._logger.bind()
-        enabled = getattr(log, "is_enabled_for", None)
-        if enabled is not None and not enabled(logging.INFO):
-            return
+        # Direct lines only when the configuration writes info lines (checked there); else
+        # through structlog, formatting nothing when it drops them.
         direct = direct_lines(AUDIT_LOG_EVENT, logging.INFO, _LINE_FIELDS)
+        log: Any = None
+        if direct is None:
+            log = self._logger.bind()
+            enabled = getattr(log, "is_enabled_for", None)
+            if enabled is not None and not enabled(logging.INFO):
+                return
         batch = events if type(events) is Batch else None
-        for start in range(0, len(events), LOG_CHUNK):
+        size = _slice_size(events, LOG_CHUNK)
+        for start in range(0, len(events), size):
             if start:
                 await asyncio.sleep(0)
-            chunk = [_scrubbed(event) for event in events[start : start + LOG_CHUNK]]
+            chunk = [_scrubbed(event) for event in events[start : start + size]]
             if direct is not None:
                 lines = [
                     direct.line(_LINE_HEAD + _ecs_members(e, batch, n))

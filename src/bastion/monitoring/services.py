@@ -20,6 +20,7 @@ from typing import Any
 
 from bastion.audit.events import EventType
 from bastion.audit.interfaces import AuditRecorder, StoredEvent
+from bastion.audit.recorder import WRITE_SLICE
 from bastion.logging import get_logger
 from bastion.monitoring.alerts import Alert, Detector, Severity
 from bastion.monitoring.email import EmailAlerts, SignInNotifier
@@ -179,15 +180,24 @@ class DetectorEngine:
             self._task = asyncio.create_task(self._run(), name="bastion-detectors")
 
     async def _run(self) -> None:
+        evaluated = 0
         while True:
-            stored = await self._queue.get()
+            if self._queue.empty():
+                evaluated = 0  # get() waits: the loop runs
+            stored = await self._queue.get()  # no yield while the queue holds events
             try:
-                await self.process(stored)
+                await self.process(stored)  # no yield either with an in-memory store
             except Exception as exc:  # noqa: BLE001 - one bad event must not stop detection
                 self._metrics.detector_errors += 1
                 logger.error("detector_failed", error=type(exc).__name__)  # noqa: TRY400
             finally:
                 self._queue.task_done()
+            evaluated += 1
+            if evaluated >= max(WRITE_SLICE, self._queue.qsize()):
+                # A batch's events are evaluated in slices, with requests served between two;
+                # larger ones while a backlog waits, so detection keeps up (as the audit writer).
+                evaluated = 0
+                await asyncio.sleep(0)
 
     async def drain(self) -> None:
         """Wait until every queued event was evaluated (tests)."""

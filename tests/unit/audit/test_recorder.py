@@ -17,6 +17,7 @@ from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.recorder import (
     MAX_DETAIL_STRING_CHARS,
     TRUNCATED,
+    WRITE_SLICE,
     Batch,
     QueueAuditRecorder,
     _EventQueue,
@@ -432,3 +433,62 @@ async def test_put_now_is_put_nowait() -> None:
     for queue in (fast, plain):
         queue.task_done()
     await asyncio.wait_for(asyncio.gather(*joined), timeout=10)
+
+
+class SlicedSink:
+    """Writes a batch in its slices with the loop running between two, as the real sinks do."""
+
+    def __init__(self) -> None:
+        self.events: list[AuditEvent] = []
+        self.slices: list[int] = []
+
+    async def write(self, events: Sequence[AuditEvent]) -> None:
+        assert type(events) is Batch
+        size = events.slice_size
+        for start in range(0, len(events), size):
+            if start:
+                await asyncio.sleep(0)
+            self.slices.append(len(events[start : start + size]))
+        self.events.extend(events)
+
+
+async def _record_from_connections(
+    recorder: QueueAuditRecorder, connections: int, requests: int
+) -> list[int]:
+    """Each connection records one event per loop iteration, as a saturated worker's requests
+    do; returns the queue depths seen."""
+    depths: list[int] = []
+
+    async def connection() -> None:
+        for n in range(requests):
+            recorder.record(make_event(n))
+            depths.append(recorder.queue_depth)
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return depths
+
+
+async def test_a_writer_that_falls_behind_writes_larger_slices_and_keeps_up() -> None:
+    # The loop gives the writer one turn per iteration; 32 connections record 32 events per
+    # iteration. In slices of WRITE_SLICE a batch of 200 takes 13 turns (416 new events): the
+    # queue would grow until it drops events. The slices grow with the backlog instead.
+    sink = SlicedSink()
+    recorder = QueueAuditRecorder([sink], queue_size=100_000, batch_size=200, flush_delay=0)
+    await recorder.start()
+    depths = await _record_from_connections(recorder, connections=32, requests=300)
+    await recorder.aclose()
+    assert len(sink.events) == 32 * 300
+    assert recorder.dropped_total == 0
+    assert max(depths) <= 4 * 200  # bounded: the writer keeps up
+    assert max(sink.slices) > WRITE_SLICE
+
+
+async def test_a_writer_that_keeps_up_writes_small_slices() -> None:
+    sink = SlicedSink()
+    recorder = QueueAuditRecorder([sink], queue_size=1000, batch_size=200, flush_delay=0)
+    await recorder.start()
+    await _record_from_connections(recorder, connections=1, requests=100)
+    await recorder.aclose()
+    assert len(sink.events) == 100
+    assert max(sink.slices) <= WRITE_SLICE

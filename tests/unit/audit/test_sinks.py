@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import itertools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 import structlog
@@ -13,13 +16,14 @@ from sqlalchemy import insert, select, text
 from structlog.testing import capture_logs
 
 from bastion import logging as bastion_logging
+from bastion.audit import sinks
 from bastion.audit.chain import ChainKeys
 from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import StoredEvent
 from bastion.audit.models import audit_events
-from bastion.audit.recorder import Batch, QueueAuditRecorder, scrub, with_details
+from bastion.audit.recorder import WRITE_SLICE, Batch, QueueAuditRecorder, scrub, with_details
 from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
 from bastion.audit.verify import verify_chain
 from bastion.crypto import Keyring
@@ -377,3 +381,119 @@ def test_the_metrics_declare_what_they_count() -> None:
         metrics.on_stored([stored])
         changed = [m.samples for m in metrics.collect()] != [m.samples for m in before]
         assert changed == (kind in metrics.event_types), kind
+
+
+async def test_a_large_batch_is_written_in_slices_with_the_loop_running_between(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch must never hold the event loop for long (issue 7): between two iterations of the
+    # loop, the database sink prepares at most WRITE_SLICE links, chains and inserts at most
+    # WRITE_SLICE rows (inside the batch's one transaction), hands at most WRITE_SLICE events
+    # to its subscribers, and the log sink writes at most WRITE_SLICE lines.
+    progress = {"prepared": 0, "chained": 0, "handed": 0}
+    real_link, real_macs = sinks._link, sinks.link_macs
+
+    def counted_link(*args: Any) -> Any:
+        progress["prepared"] += 1
+        return real_link(*args)
+
+    def counted_macs(key: Any, seq: int, mac: str, tails: Sequence[str]) -> list[str]:
+        progress["chained"] += len(tails)
+        return real_macs(key, seq, mac, tails)
+
+    monkeypatch.setattr(sinks, "_link", counted_link)
+    monkeypatch.setattr(sinks, "link_macs", counted_macs)
+
+    class Counting:
+        def on_stored(self, events: Sequence[StoredEvent]) -> None:
+            progress["handed"] += len(events)
+
+    database_sink = DatabaseSink(database, KEYS)
+    database_sink.subscribe(Counting())
+    out = io.StringIO()
+    bastion_logging.configure("info", json=True, stream=out)
+    loop = asyncio.get_running_loop()
+    seen: list[dict[str, int]] = []
+    running = True
+
+    def probe() -> None:  # runs once in every iteration of the loop
+        seen.append({**progress, "logged": out.getvalue().count("\n")})
+        if running:
+            loop.call_soon(probe)
+
+    loop.call_soon(probe)
+    batch = Batch([event(n) for n in range(10 * WRITE_SLICE + 3)])
+    try:
+        await asyncio.gather(database_sink.write(batch), LogSink().write(batch))
+    finally:
+        running = False
+        structlog.reset_defaults()
+    probe()
+    assert seen[-1] == dict.fromkeys(("prepared", "chained", "handed", "logged"), len(batch))
+    for name in seen[-1]:
+        steps = [after[name] - before[name] for before, after in itertools.pairwise(seen)]
+        assert max(steps) <= WRITE_SLICE, name
+    assert (await verify_chain(database, KEYS)).intact
+    assert [r["seq"] for r in await rows(database)] == list(range(1, len(batch) + 1))
+
+
+async def test_concurrent_sinks_on_one_file_still_build_one_chain(database: Database) -> None:
+    # The transaction stays open while the loop runs between two slices: another writer of the
+    # process waits for it (SQLite's write gate, PostgreSQL's head row lock), so the chain of two
+    # interleaved large batches is still gap-free and verifies.
+    first, second = DatabaseSink(database, KEYS), DatabaseSink(database, KEYS)
+    await asyncio.gather(
+        first.write([event(n) for n in range(5 * WRITE_SLICE)]),
+        second.write([event(n, request_id=f"other-{n}") for n in range(5 * WRITE_SLICE)]),
+    )
+    stored = await rows(database)
+    assert [r["seq"] for r in stored] == list(range(1, 10 * WRITE_SLICE + 1))
+    assert (await verify_chain(database, KEYS)).intact
+    ids = [str(r["request_id"]) for r in stored]
+    # Each batch is one transaction: its rows are contiguous in the chain.
+    assert ids[: 5 * WRITE_SLICE] in (
+        [f"req-{n}" for n in range(5 * WRITE_SLICE)],
+        [f"other-{n}" for n in range(5 * WRITE_SLICE)],
+    )
+
+
+async def test_a_refused_insert_is_an_audit_error_and_leaves_the_chain_as_it_was(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rows go through the driver's own cursor: its errors must still fail the batch as
+    # AuditWriteFailed (the recorder retries it) and roll the whole transaction back.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])
+    insert_ = sinks._insert_for(database.engine.dialect)
+    monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
+    with pytest.raises(AuditWriteFailed):
+        await sink.write([event(n) for n in range(1, 2 * WRITE_SLICE + 2)])
+    monkeypatch.undo()
+    await sink.write([event(99)])
+    assert [r["request_id"] for r in await rows(database)] == ["req-0", "req-99"]
+    assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    formatted: list[AuditEvent] = []
+    real = sinks._ecs_members
+
+    def spy(event: AuditEvent, batch: Batch | None, n: int) -> str:
+        formatted.append(event)
+        return real(event, batch, n)
+
+    monkeypatch.setattr(sinks, "_ecs_members", spy)
+    out = io.StringIO()
+    bastion_logging.configure("warning", json=True, stream=out)
+    try:
+        await LogSink().write(Batch([event(n) for n in range(3)]))
+        assert out.getvalue() == ""
+        assert formatted == []
+        bastion_logging.configure("info", json=True, stream=out)
+        await LogSink().write(Batch([event(n) for n in range(3)]))
+    finally:
+        structlog.reset_defaults()
+    assert out.getvalue().count("\n") == 3
+    assert len(formatted) == 3
