@@ -29,7 +29,6 @@ from sqlalchemy import String, bindparam, insert, select, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.util.concurrency import await_
 
 from bastion.audit import ecs
 from bastion.audit.chain import (
@@ -513,12 +512,13 @@ def _append(
     """Chain and insert ``links`` inside ``connection``'s transaction (SQLAlchemy's synchronous
     API: run in a greenlet, the driver's waits suspend through it); the first sequence number.
 
-    The event loop runs between the head's lock, each chunk of ``size`` rows (their MACs and
-    their insert) and the head's move with the commit, so a batch never holds it for long. The
-    transaction stays open across those yields, holding what it locked first: the head's row
-    lock on PostgreSQL (as it did across the driver's own waits), SQLite's write lock and this
-    process's write gate on an inline SQLite file (the process's other writers wait on the gate
-    in order; readers go on).
+    Chunks of ``size`` rows (their MACs and their insert). On PostgreSQL the event loop runs
+    during each statement's round trip (the driver's waits), the head's row lock held. On an
+    inline SQLite file the transaction is one step of the loop, on purpose: it holds the
+    process's write gate and the kept connection, and a yield inside it would send every write
+    arriving meanwhile (logins, rotations) to a pooled connection that must re-read its pages
+    (docs/benchmarks.md, "refresh5"); the steps before and after it (preparation, subscribers,
+    log lines, detectors) are sliced instead.
 
     The statements run on the driver's cursor (SQLAlchemy's execution context and result per
     statement cost more than a small chunk's rows); the driver's errors become
@@ -529,10 +529,8 @@ def _append(
         first = seq + 1
         key = keys.current
         for start in range(0, len(links), size):
-            await_(asyncio.sleep(0))  # requests run between two steps (see the docstring)
             chunk = links[start : start + size]
             seq, mac = _insert_chunk(cursor, insert_, chunk, key=key, head=(seq, mac))
-        await_(asyncio.sleep(0))
         if insert_.plain_head:
             cursor.execute(insert_.move_sql, (seq, mac, HEAD_ROW_ID))
         else:
