@@ -240,19 +240,7 @@ async def test_a_rotation_on_an_inline_sqlite_file_is_one_synchronous_unit(
     """On SQLite the rotation runs as one call (``Database.try_unit``), not as a transaction
     through SQLAlchemy; on PostgreSQL through the transaction as before. Same answers."""
     issued = await _login(stack)
-    units, transactions = [], []
-    try_unit, transaction = stack.database.try_unit, stack.database.transaction
-
-    def counting_unit(work: Any) -> Any:
-        units.append(outcome := try_unit(work))
-        return outcome
-
-    async def counting_transaction(work: Any) -> Any:
-        transactions.append(work)
-        return await transaction(work)
-
-    monkeypatch.setattr(stack.database, "try_unit", counting_unit)
-    monkeypatch.setattr(stack.database, "transaction", counting_transaction)
+    units, transactions = _count_units(stack, monkeypatch)
     second = await stack.sessions.refresh(issued.refresh_token)
     third = await stack.sessions.refresh(second.refresh_token)
     claims = await stack.tokens.verify(third.access_token)
