@@ -61,7 +61,7 @@ def sign_test_rank(n: int, confidence: float = CONFIDENCE) -> int:
     if not 0 < confidence < 1:
         raise ValueError("confidence must be in (0, 1)")
     tail = (1 - confidence) / 2
-    total = 2**n  # exact integers: no underflow for thousands of samples
+    total = 1 << n  # 2**n in exact integers: no underflow for thousands of samples
     term, cumulative, k = 1, 1, 0  # cumulative = sum(comb(n, i) for i <= k)
     while cumulative / total <= tail:
         k += 1

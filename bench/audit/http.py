@@ -20,7 +20,8 @@ The writer drains the queue in the same process, after the response (group commi
   ``/bench`` median, and a paired bootstrap of the p50 ratio. This is the **latency** one event
   adds to its own request (building it, queueing it). The writer's batches land on whichever
   requests are being served, of either path, so they shift both paths alike and do not show in
-  the difference.
+  the difference. The random order matters here: the writer's 50 ms timer is 10 slots at
+  200 req/s, and with a fixed alternation it would fall on the recording path every time.
 - **server CPU per request**: separate phases of one path each at the same rate and duration,
   the worker's user + system time from ``/proc/<pid>/stat`` (every thread; 1/``CLK_TCK``
   resolution) from before the phase to ``--drain`` seconds after its last answer, divided by the

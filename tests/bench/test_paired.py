@@ -11,7 +11,7 @@ from bench.paired import bootstrap_ratio, median_interval, percentile, sign_test
 
 def _coverage(n: int, k: int) -> float:
     """P(x_(k) <= median <= x_(n+1-k)) for n draws of a continuous distribution."""
-    return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+    return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / (1 << n)
 
 
 @pytest.mark.parametrize("n", [6, 7, 10, 25, 100, 101, 800, 2400])
