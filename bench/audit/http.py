@@ -23,11 +23,13 @@ The writer drains the queue in the same process, after the response (group commi
   the difference. The random order matters here: the writer's 50 ms timer is 10 slots at
   200 req/s, and with a fixed alternation it would fall on the recording path every time.
 - **server CPU per request**: separate phases of one path each at the same rate and duration,
-  the worker's user + system time from ``/proc/<pid>/stat`` (every thread; 1/``CLK_TCK``
-  resolution) from before the phase to ``--drain`` seconds after its last answer, divided by the
-  requests answered. This is the event's whole **cost**, the writer's work included; it also
-  counts the worker's idle ticks over the phase, alike on both paths. The latency percentiles of
-  these phases are printed too, but they are not paired (one path at a time).
+  the worker's CPU time from before the phase to ``--drain`` seconds after its last answer,
+  divided by the requests answered, read two ways: the live threads' ``schedstat``
+  (nanoseconds) and ``/proc/<pid>/stat`` (user + system of every thread, exited ones too, in
+  1/``CLK_TCK`` steps); the two agree unless a thread came and went. This is the event's whole
+  **cost**, the writer's work included; it also counts the worker's idle work over the phase,
+  alike on both paths. The latency percentiles of these phases are printed too, but they are
+  not paired (one path at a time).
 
 Nothing is trimmed: every answered request counts; non-2xx answers are counted and left out, and
 a pair with one is left out whole. The load average is printed at the start and the end. Usage:
@@ -196,23 +198,30 @@ def _report_paced(args: argparse.Namespace, phases: list[Phase]) -> None:
 
 
 def _report_cpu(
-    args: argparse.Namespace, cpu: dict[str, list[float]], single: dict[str, list[Phase]]
+    args: argparse.Namespace, cpu: dict[str, list[Cpu]], single: dict[str, list[Phase]]
 ) -> None:
     tick_us = 1e6 / os.sysconf("SC_CLK_TCK") / (args.rate * args.duration)
     print(
         f"server CPU per request: one path per phase at {args.rate:.0f} req/s, {args.duration} s "
-        f"+ {args.drain} s drain, /proc/<pid>/stat (one tick = {tick_us:.1f} us per request); "
-        f"medians, rounds in brackets; latency of these phases not paired"
+        f"+ {args.drain} s drain; medians, rounds in brackets; live threads' schedstat (ns) and "
+        f"/proc/<pid>/stat (every thread, one tick = {tick_us:.1f} us per request); "
+        "latency of these phases not paired"
     )
     for path in PATHS:
-        rounds = ", ".join(f"{c * 1e6:.0f}" for c in cpu[path])
+        threads = ", ".join(f"{c.threads * 1e6:.0f}" for c in cpu[path])
+        ticks = ", ".join(f"{c.ticks * 1e6:.0f}" for c in cpu[path])
         latencies = [s for phase in single[path] for s in phase.latencies(path)]
         print(
-            f"  {path:12} {statistics.median(cpu[path]) * 1e6:6.0f} us ({rounds})  "
-            f"{_distribution(latencies)}"
+            f"  {path:12} {statistics.median(c.threads for c in cpu[path]) * 1e6:6.1f} us "
+            f"({threads}), stat {statistics.median(c.ticks for c in cpu[path]) * 1e6:4.0f} us "
+            f"({ticks})  {_distribution(latencies)}"
         )
-    base, audited = (statistics.median(cpu[p]) for p in PATHS)
-    print(f"  one event: {_us(audited - base)} us of server CPU ({audited / base:.3f}x)")
+    for name in ("threads", "ticks"):
+        base, audited = (statistics.median(getattr(c, name) for c in cpu[p]) for p in PATHS)
+        print(
+            f"  one event ({'schedstat' if name == 'threads' else 'stat'}): "
+            f"{_us(audited - base)} us of server CPU ({audited / base:.3f}x)"
+        )
 
 
 def _paced(port: int, args: argparse.Namespace, order: list[str]) -> Phase:
@@ -223,20 +232,36 @@ def _paced(port: int, args: argparse.Namespace, order: list[str]) -> Phase:
     return run_loop(run_phase(port, args.rate, args.paced_connections, order))
 
 
-def _cpu_phase(pid: int, port: int, args: argparse.Namespace, path: str) -> tuple[float, Phase]:
-    """Server CPU seconds per answered request, and the phase."""
-    before = process_cpu_seconds(pid)
+@dataclass(frozen=True)
+class Cpu:
+    """Server CPU seconds per answered request, two ways."""
+
+    #: Live threads, ``/proc/<pid>/task/*/schedstat``: nanoseconds; misses a thread that exits.
+    threads: float
+    #: The process, ``/proc/<pid>/stat``: every thread, exited ones too; 1/``CLK_TCK`` steps.
+    ticks: float
+
+
+def _thread_cpu_seconds(pid: int) -> float:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
+
+
+def _cpu_phase(pid: int, port: int, args: argparse.Namespace, path: str) -> tuple[Cpu, Phase]:
+    """Server CPU per answered request of a phase of ``path`` only, and the phase."""
+    threads, ticks = _thread_cpu_seconds(pid), process_cpu_seconds(pid)
     phase = _paced(port, args, single_order(round(args.rate * args.duration), path))
     time.sleep(args.drain)  # the writer's batches come after the last answer
-    spent = process_cpu_seconds(pid) - before
-    return spent / max(len(phase.latencies(path)), 1), phase
+    answered = max(len(phase.latencies(path)), 1)
+    threads = (_thread_cpu_seconds(pid) - threads) / answered
+    return Cpu(threads, (process_cpu_seconds(pid) - ticks) / answered), phase
 
 
 @dataclass
 class Results:
     saturated: dict[str, list[Run]]
     paced: list[Phase]
-    cpu: dict[str, list[float]]
+    cpu: dict[str, list[Cpu]]
     single: dict[str, list[Phase]]
 
 
