@@ -1,20 +1,40 @@
-"""Recording an event on the HTTP overhead benchmark: wrk against a served Bastion.
+"""Recording an event on the HTTP overhead benchmark: a served Bastion, two loads.
 
 One uvicorn worker pinned to CPU 0 serves :func:`bench.audit.latency.build_app` (Bastion's full
 stack; sinks as ``bastion serve`` runs them: chained database + ECS log line at level info,
-detectors on). wrk pinned to CPU 1 alternates, round by round, between ``/bench`` (records
-nothing: the baseline) and ``/bench-audit`` (records one event). The writer drains the queue in
-the same process, so its cost is in what is measured. Two loads, both reported:
+detectors on): ``/bench`` records nothing (the baseline), ``/bench-audit`` records one event.
+The writer drains the queue in the same process, after the response (group commit: up to
+50 ms later). The load runs on CPU 1. Three measurements, all reported:
 
-- **saturation**: ``wrk -t1 -c32`` as fast as the server answers: throughput (and p99) ratio;
-- **paced**: a fixed, moderate rate (``--rate`` requests per second over ``--paced-connections``
-  connections, each waiting ``connections / rate`` seconds between requests, a wrk Lua
-  ``delay()``): the server is not saturated, so the latency percentiles show what one event
-  adds to a request at a realistic rate (its request-path cost, plus the writer's work when it
-  happens to run while a request is being served).
+- **saturation**: ``wrk -t1 -c32`` as fast as the server answers, alternating the paths round by
+  round: throughput (and p99) ratio. Medians over rounds.
+- **paced latency, interleaved**: a fixed, moderate rate (``--rate`` requests per second in
+  total over ``--paced-connections`` keep-alive connections, an open schedule: request ``k`` is
+  due at ``k / rate``) from an asyncio client (:mod:`bench.audit.paced`) that times every request
+  client-side (monotonic clock). The paths alternate request by request, in pairs of adjacent
+  slots whose order is drawn per pair (seeded): both paths see the same machine state, which
+  whole rounds of one path did not (their p50 moved between about 0.25 and 0.95 ms from round
+  to round on either path). Reported: p50/p90/p99 per path over every request, the differences
+  and ratios, and the paired estimate (:mod:`bench.paired`): the median of the per-pair
+  differences with its sign-test 95 % interval, as microseconds and as a share of the
+  ``/bench`` median, and a paired bootstrap of the p50 ratio. This is the **latency** one event
+  adds to its own request (building it, queueing it). The writer's batches land on whichever
+  requests are being served, of either path, so they shift both paths alike and do not show in
+  the difference. The random order matters here: the writer's 50 ms timer is 10 slots at
+  200 req/s, and with a fixed alternation it would fall on the recording path every time.
+- **server CPU per request**: separate phases of one path each at the same rate and duration,
+  the worker's CPU time from before the phase to ``--drain`` seconds after its last answer,
+  divided by the requests answered, read two ways: the live threads' ``schedstat``
+  (nanoseconds) and ``/proc/<pid>/stat`` (user + system of every thread, exited ones too, in
+  1/``CLK_TCK`` steps); the two agree unless a thread came and went. This is the event's whole
+  **cost**, the writer's work included; it also counts the worker's idle work over the phase,
+  alike on both paths. The latency percentiles of these phases are printed too, but they are
+  not paired (one path at a time).
 
-Medians over rounds. Usage: ``.venv/bin/python -m bench.audit.http [--duration 8] [--rounds 3]
-[--rate 200] [--paced-connections 4]`` (``--rate 0``: saturation only).
+Nothing is trimmed: every answered request counts; non-2xx answers are counted and left out, and
+a pair with one is left out whole. The load average is printed at the start and the end. Usage:
+``.venv/bin/python -m bench.audit.http [--duration 8] [--rounds 3] [--rate 200]
+[--paced-connections 4] [--seed 0] [--paced-only]`` (``--rate 0``: saturation only).
 """
 
 from __future__ import annotations
@@ -35,16 +55,16 @@ from fastapi import FastAPI
 
 from bench.audit.common import machine
 from bench.audit.latency import build_app
+from bench.audit.paced import Phase, interleaved_order, run_phase, single_order
 from bench.http_overhead.run import _free_port, _pin, _wait_for
+from bench.identity.http import CAN_PIN, process_cpu_seconds
+from bench.paired import bootstrap_ratio, median_interval, percentile
 
 PATHS = ("/bench", "/bench-audit")
-#: wrk calls delay() before each request of a connection: milliseconds to wait.
-PACING_SCRIPT = """
-local pause = tonumber(os.getenv("BENCH_DELAY_MS"))
-function delay()
-  return pause
-end
-"""
+BASE, AUDITED = PATHS
+#: Issue 7: recording an event adds under 5 % to a request.
+TARGET_ADDED = 0.05
+SERVER_CPU, LOAD_CPU = 0, 1
 
 
 @dataclass(frozen=True)
@@ -89,9 +109,8 @@ def _parse(output: str) -> Run:
     return Run(float(rps.group(1)), _ms(*p50.groups()), _ms(*p99.groups()), bad)
 
 
-def _wrk(url: str, duration: int, connections: int, script: Path | None = None) -> Run:
-    wrk = [*_pin(1), "wrk", "-t1", f"-c{connections}", "--latency", f"-d{duration}s"]
-    wrk += ["-s", str(script)] if script else []
+def _wrk(url: str, duration: int, connections: int) -> Run:
+    wrk = [*_pin(LOAD_CPU), "wrk", "-t1", f"-c{connections}", "--latency", f"-d{duration}s"]
     completed = subprocess.run([*wrk, url], capture_output=True, text=True, check=True)
     return _parse(completed.stdout)
 
@@ -118,25 +137,182 @@ def _report(title: str, results: dict[str, list[Run]]) -> None:
     )
 
 
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:+.0f}"
+
+
+def _distribution(latencies: list[float]) -> str:
+    p50, p90, p99 = (percentile(latencies, q) * 1000 for q in (50, 90, 99))
+    return f"n {len(latencies):6}  p50 {p50:6.3f}  p90 {p90:6.3f}  p99 {p99:6.3f} ms"
+
+
+def _report_paced(args: argparse.Namespace, phases: list[Phase]) -> None:
+    latencies = {p: [s for phase in phases for s in phase.latencies(p)] for p in PATHS}
+    pairs = [pair for phase in phases for pair in phase.pairs(BASE, AUDITED)]
+    print(
+        f"paced, interleaved: {args.rate:.0f} req/s over {args.paced_connections} connections, "
+        f"{len(phases)} x {args.duration} s, the two paths in pairs of adjacent requests "
+        f"({1000 / args.rate:.1f} ms apart), order drawn per pair (seed {args.seed}+round)"
+    )
+    for path in PATHS:
+        print(f"  {path:12} {_distribution(latencies[path])}")
+    diffs = []
+    for q in (50, 90, 99):
+        base, audited = (percentile(latencies[p], q) for p in PATHS)
+        diffs.append(f"p{q} {_us(audited - base)} us ({audited / base:.3f}x)")
+    print(f"  {AUDITED} - {BASE}: " + "; ".join(diffs))
+    base_p50 = percentile(latencies[BASE], 50)
+    added = median_interval([audited - base for base, audited in pairs])
+    share = [x / base_p50 for x in (added.value, added.low, added.high)]
+    print(
+        f"  paired, {len(pairs)} pairs: median of per-pair differences {_us(added.value)} us, "
+        f"95 % interval [{_us(added.low)}, {_us(added.high)}] us (sign test) = "
+        f"{share[0]:+.1%} [{share[1]:+.1%}, {share[2]:+.1%}] of the {BASE} p50"
+    )
+    ratio = bootstrap_ratio([b for b, _ in pairs], [a for _, a in pairs], seed=args.seed)
+    print(
+        f"  paired bootstrap of the p50 ratio: {ratio.value:.3f}x, "
+        f"95 % interval [{ratio.low:.3f}, {ratio.high:.3f}]"
+    )
+    rounds = ", ".join(
+        f"{_us(statistics.median(a - b for b, a in phase.pairs(BASE, AUDITED)))}/"
+        f"{percentile(phase.latencies(BASE), 50) * 1000:.2f}"
+        for phase in phases
+    )
+    print(f"  per round, median per-pair difference us / {BASE} p50 ms: {rounds}")
+    if share[2] < TARGET_ADDED:
+        verdict = f"under {TARGET_ADDED:.0%}: the whole interval is below"
+    elif share[1] > TARGET_ADDED:
+        verdict = f"over {TARGET_ADDED:.0%}: the whole interval is above"
+    else:
+        verdict = f"undecided: the interval contains {TARGET_ADDED:.0%} (more requests narrow it)"
+    print(f"  latency added by one event (target < {TARGET_ADDED:.0%}): {verdict}")
+    lags = [lag for phase in phases for lag in phase.lag]
+    late = sum(lag > 1 / args.rate for lag in lags)
+    rates = ", ".join(f"{len(phase.paths) / phase.elapsed:.1f}" for phase in phases)
+    print(
+        f"  schedule: req/s {rates}; send lag p50 {percentile(lags, 50) * 1000:.2f}, p99 "
+        f"{percentile(lags, 99) * 1000:.2f}, max {max(lags) * 1000:.2f} ms; {late} requests sent "
+        f"more than {1000 / args.rate:.1f} ms late; non-2xx {sum(p.failed for p in phases)}"
+    )
+
+
+def _report_cpu(
+    args: argparse.Namespace, cpu: dict[str, list[Cpu]], single: dict[str, list[Phase]]
+) -> None:
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK") / (args.rate * args.duration)
+    print(
+        f"server CPU per request: one path per phase at {args.rate:.0f} req/s, {args.duration} s "
+        f"+ {args.drain} s drain; medians, rounds in brackets; live threads' schedstat (ns) and "
+        f"/proc/<pid>/stat (every thread, one tick = {tick_us:.1f} us per request); "
+        "latency of these phases not paired"
+    )
+    for path in PATHS:
+        threads = ", ".join(f"{c.threads * 1e6:.0f}" for c in cpu[path])
+        ticks = ", ".join(f"{c.ticks * 1e6:.0f}" for c in cpu[path])
+        latencies = [s for phase in single[path] for s in phase.latencies(path)]
+        print(
+            f"  {path:12} {statistics.median(c.threads for c in cpu[path]) * 1e6:6.1f} us "
+            f"({threads}), stat {statistics.median(c.ticks for c in cpu[path]) * 1e6:4.0f} us "
+            f"({ticks})  {_distribution(latencies)}"
+        )
+    for name in ("threads", "ticks"):
+        base, audited = (statistics.median(getattr(c, name) for c in cpu[p]) for p in PATHS)
+        print(
+            f"  one event ({'schedstat' if name == 'threads' else 'stat'}): "
+            f"{_us(audited - base)} us of server CPU ({audited / base:.3f}x)"
+        )
+
+
+def _paced(port: int, args: argparse.Namespace, order: list[str]) -> Phase:
+    try:
+        from uvloop import run as run_loop  # noqa: PLC0415 - optional: a leaner client
+    except ImportError:
+        run_loop = asyncio.run  # type: ignore[assignment]
+    return run_loop(run_phase(port, args.rate, args.paced_connections, order))
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """Server CPU seconds per answered request, two ways."""
+
+    #: Live threads, ``/proc/<pid>/task/*/schedstat``: nanoseconds; misses a thread that exits.
+    threads: float
+    #: The process, ``/proc/<pid>/stat``: every thread, exited ones too; 1/``CLK_TCK`` steps.
+    ticks: float
+
+
+def _thread_cpu_seconds(pid: int) -> float:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return sum(int((task / "schedstat").read_text().split()[0]) for task in tasks) / 1e9
+
+
+def _cpu_phase(pid: int, port: int, args: argparse.Namespace, path: str) -> tuple[Cpu, Phase]:
+    """Server CPU per answered request of a phase of ``path`` only, and the phase."""
+    threads, ticks = _thread_cpu_seconds(pid), process_cpu_seconds(pid)
+    phase = _paced(port, args, single_order(round(args.rate * args.duration), path))
+    time.sleep(args.drain)  # the writer's batches come after the last answer
+    answered = max(len(phase.latencies(path)), 1)
+    threads = (_thread_cpu_seconds(pid) - threads) / answered
+    return Cpu(threads, (process_cpu_seconds(pid) - ticks) / answered), phase
+
+
+@dataclass
+class Results:
+    saturated: dict[str, list[Run]]
+    paced: list[Phase]
+    cpu: dict[str, list[Cpu]]
+    single: dict[str, list[Phase]]
+
+
+def _measure(port: int, pid: int, args: argparse.Namespace) -> Results:
+    results = Results({p: [] for p in PATHS}, [], {p: [] for p in PATHS}, {p: [] for p in PATHS})
+    requests = round(args.rate * args.duration)
+    if not args.paced_only:
+        for path in PATHS:  # warm-up
+            _wrk(f"http://127.0.0.1:{port}{path}", 2, args.connections)
+    if args.rate:  # warm-up of the client's path, not measured
+        _paced(port, args, interleaved_order(round(args.rate * 2), PATHS, -1))
+    for n in range(args.rounds):
+        if not args.paced_only:
+            for path in PATHS:
+                url = f"http://127.0.0.1:{port}{path}"
+                time.sleep(1)  # let the writer drain between measurements
+                results.saturated[path].append(_wrk(url, args.duration, args.connections))
+        if not args.rate:
+            continue
+        time.sleep(1)
+        order = interleaved_order(requests, PATHS, args.seed + n)
+        results.paced.append(_paced(port, args, order))
+        for path in PATHS if n % 2 == 0 else PATHS[::-1]:  # alternate which goes first
+            time.sleep(1)
+            cpu, phase = _cpu_phase(pid, port, args, path)
+            results.cpu[path].append(cpu)
+            results.single[path].append(phase)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rate", type=float, default=200.0, help="Paced req/s (0: skip).")
+    parser.add_argument("--rate", type=float, default=200.0, help="paced req/s in total (0: skip)")
     parser.add_argument("--paced-connections", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0, help="of the paced order (+ the round)")
+    parser.add_argument("--drain", type=float, default=0.5, help="seconds after a CPU phase")
+    parser.add_argument("--paced-only", action="store_true", help="skip the saturation load")
     args = parser.parse_args()
     print(f"run: {machine()}")
+    if CAN_PIN:
+        os.sched_setaffinity(0, {LOAD_CPU})  # the paced client stays off the server's CPU
     with tempfile.TemporaryDirectory() as tmp:
         from bastion.storage import migrate  # noqa: PLC0415
 
         asyncio.run(migrate.upgrade(f"sqlite+aiosqlite:///{Path(tmp) / 'bastion.db'}"))
-        script = Path(tmp) / "pacing.lua"
-        script.write_text(PACING_SCRIPT)
-        os.environ["BENCH_DELAY_MS"] = str(round(args.paced_connections * 1000 / args.rate or 1))
         port = _free_port()
         # Served as `bastion serve` serves Bastion (bench/serve.py).
-        command = [*_pin(0), sys.executable, "-m", "bench.serve", "bench.audit.http:app"]
+        command = [*_pin(SERVER_CPU), sys.executable, "-m", "bench.serve", "bench.audit.http:app"]
         command += [str(port), "bastion"]
         server = subprocess.Popen(
             command,
@@ -144,31 +320,19 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        saturated: dict[str, list[Run]] = {path: [] for path in PATHS}
-        paced: dict[str, list[Run]] = {path: [] for path in PATHS}
         try:
             _wait_for(port, server, timeout=120)
-            for path in PATHS:  # warm-up
-                _wrk(f"http://127.0.0.1:{port}{path}", 2, args.connections)
-            for _ in range(args.rounds):
-                for path in PATHS:
-                    url = f"http://127.0.0.1:{port}{path}"
-                    time.sleep(1)  # let the writer drain between measurements
-                    saturated[path].append(_wrk(url, args.duration, args.connections))
-                    if args.rate:
-                        time.sleep(1)
-                        paced[path].append(_wrk(url, args.duration, args.paced_connections, script))
+            results = _measure(port, server.pid, args)  # taskset execs: pid is the worker's
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"{args.rounds} rounds x {args.duration}s each (medians)")
-    _report(f"saturation: {args.connections} connections", saturated)
+    print(f"{args.rounds} rounds x {args.duration}s each")
+    if not args.paced_only:
+        _report(f"saturation: {args.connections} connections (medians)", results.saturated)
     if args.rate:
-        _report(
-            f"paced: {args.paced_connections} connections, one request every "
-            f"{os.environ['BENCH_DELAY_MS']} ms each (target {args.rate:.0f} req/s)",
-            paced,
-        )
+        _report_paced(args, results.paced)
+        _report_cpu(args, results.cpu, results.single)
+    print("load average at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":
