@@ -127,6 +127,8 @@ class WalCheckpointer:
             self._task = None
 
     async def _checkpoint(self, gate: WriteGate) -> None:
+        # First without the gate (writers go on): the bulk of the WAL is copied and synced.
+        await self._collect(asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE)), count=False)
         # From its wait for the gate to its release: units of work of the Database wait for
         # it holding no connection (see :attr:`holding`).
         released = self.holding = asyncio.get_running_loop().create_future()
@@ -154,6 +156,9 @@ class WalCheckpointer:
                 self._due = max(self._due, self.units)
                 self._dirty = True
                 return None
+        # What the gated pass copies: everything written so far.
+        self._due = 0
+        self._dirty = False
         work = asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE))
         try:
             await asyncio.wait((work,), timeout=MAX_GATE_HOLD_SECONDS)
@@ -161,14 +166,18 @@ class WalCheckpointer:
             gate.release(holder)
         return work
 
-    async def _collect(self, work: asyncio.Future[tuple[int, int, int] | None]) -> None:
+    async def _collect(
+        self, work: asyncio.Future[tuple[int, int, int] | None], *, count: bool = True
+    ) -> None:
         try:
-            self.last = await work
+            last = await work
         except Exception as error:  # noqa: BLE001 - a failed checkpoint must fail nothing else
             # The class name only: a driver's message may quote a path.
             logger.warning("sqlite_checkpoint_failed", error=type(error).__name__)
         else:
-            self.runs += 1
+            if count:
+                self.last = last
+                self.runs += 1
 
     def _run(self, statement: str, *, close: bool = False) -> tuple[int, int, int] | None:
         """In a worker thread: one checkpoint on the checkpointer's own connection (opened
@@ -190,6 +199,16 @@ class WalCheckpointer:
                     self._connection.close()
                     self._connection = None
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+    async def released(self) -> bool:
+        """If a checkpoint of this loop waits for or holds the write gate, wait until it lets
+        go of it (shielded: a cancelled waiter cancels nobody else's wait); whether there was
+        one. A unit of work that found the gate held by it can then run as it would have."""
+        holding = self.holding
+        if holding is None or holding.get_loop() is not asyncio.get_running_loop():
+            return False
+        await asyncio.shield(holding)
+        return True
 
     async def idle(self) -> None:
         """Wait for a running checkpoint (started on this loop) to end."""

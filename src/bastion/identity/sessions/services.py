@@ -305,15 +305,16 @@ class SessionService:
         # commit in one synchronous call (Database.try_unit). Anything else (a used or unknown
         # token, a session that may not be renewed, a writer to wait for, an error; PostgreSQL)
         # takes the transaction below, which starts over.
-        outcome: _Renewed | tuple[str, list[str]] | None = self.database.try_unit(
-            partial(
-                self._rotate_unit,
-                token_hash=token_hash,
-                now=now,
-                successor=successor,
-                sealed=sealed,
-            )
+        unit = partial(
+            self._rotate_unit, token_hash=token_hash, now=now, successor=successor, sealed=sealed
         )
+        outcome: _Renewed | tuple[str, list[str]] | None = self.database.try_unit(unit)
+        checkpointer = self.database.checkpointer
+        if outcome is None and checkpointer is not None and await checkpointer.released():
+            # A WAL checkpoint held the write gate (a few milliseconds, every few thousand
+            # rotations): every rotation arriving meanwhile waited here, and each now runs as
+            # the usual case, one after another, rather than through the transaction below.
+            outcome = self.database.try_unit(unit)
         if outcome is None:
             # One transaction, run as one unit of work (one greenlet, see
             # Database.transaction).
