@@ -320,6 +320,49 @@ async def test_a_rotation_meeting_a_wal_checkpoint_waits_then_runs_as_one_unit(
     assert await _reason(stack, second.refresh_token) is InvalidTokenReason.REUSED
 
 
+async def _last_seen(stack: SessionStack, session_id: str) -> Any:
+    c = session_models.sessions.c
+    async with stack.database.engine.connect() as connection:
+        query = select(c.last_seen_at).where(c.id == session_id)
+        return (await connection.execute(query)).scalar_one()
+
+
+async def test_a_rotation_records_the_sessions_activity_once_a_step(stack: SessionStack) -> None:
+    """``last_seen_at`` is written when older than the step (a hundredth of the idle lifetime
+    here, one hour: 36 s), not on every rotation; the idle lifetime then ends a session up to a
+    step early, never late."""
+    assert stack.sessions.seen_step == timedelta(seconds=36)
+    issued = await _login(stack)
+    logged_in = await _last_seen(stack, issued.session_id)
+    stack.clock.advance(timedelta(seconds=20))
+    second = await stack.sessions.refresh(issued.refresh_token)
+    assert await _last_seen(stack, issued.session_id) == logged_in  # within the step
+    stack.clock.advance(timedelta(seconds=20))  # 40 s after the recorded time
+    third = await stack.sessions.refresh(second.refresh_token)
+    assert await _last_seen(stack, issued.session_id) == stack.clock.now()
+    stack.clock.advance(timedelta(seconds=30))
+    fourth = await stack.sessions.refresh(third.refresh_token)  # not recorded
+    # An hour after the recorded time (30 s short of an hour after the last refresh): ended.
+    stack.clock.advance(timedelta(minutes=59, seconds=31))
+    assert await _reason(stack, fourth.refresh_token) is InvalidTokenReason.SESSION_EXPIRED
+
+
+async def test_the_step_is_at_most_a_minute(stack: SessionStack) -> None:
+    service = session_services.SessionService(
+        stack.database,
+        stack.tokens,
+        stack.sessions._cipher,
+        stack.revocations,
+        signing=stack.sessions.signing,
+        audit=stack.recorder,
+        clock=stack.clock,
+        idle=timedelta(days=3),
+        absolute=timedelta(days=30),
+        refresh_grace=timedelta(seconds=10),
+    )
+    assert service.seen_step == timedelta(seconds=60)
+
+
 async def test_unknown_and_malformed(stack: SessionStack) -> None:
     assert await _reason(stack, "nope") is InvalidTokenReason.MALFORMED
     assert await _reason(stack, "bst_ref_" + "A" * 43) is InvalidTokenReason.UNKNOWN_TOKEN
@@ -468,10 +511,12 @@ async def test_a_rotation_and_its_retry_grace_read_every_row_through_an_index(
     c = refresh_tokens.c
     now = stack.clock.now()
     values = {"hash": "h", "new_hash": "n", "sid": "s", "now": now, "idle_since": now}
-    values |= {"sealed": "x"}
+    values |= {"sealed": "x", "stale": now}
     statements = [
         _statements.CONSUME,
         _statements.RENEW,
+        _statements.RENEWABLE,
+        _statements.TOUCH,
         _statements.ADD_TOKEN,
         select(c.session_id, c.used_at, c.successor_hash).where(c.token_hash == "h"),
         select(c.used_at, c.successor_sealed).where(c.token_hash == "n"),
