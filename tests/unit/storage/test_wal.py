@@ -22,7 +22,12 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, s
 
 from bastion.storage import Database
 from bastion.storage.sqlite_inline import InlineConnection
-from bastion.storage.wal import CHECKPOINT_UNITS, TRANSACTION_UNITS, WalCheckpointer
+from bastion.storage.wal import (
+    CHECKPOINT_UNITS,
+    RESTART_EVERY,
+    TRANSACTION_UNITS,
+    WalCheckpointer,
+)
 
 notes = Table(
     "notes",
@@ -221,6 +226,7 @@ async def paused_checkpoint(
 
     monkeypatch.setattr(checkpointer, "_run", paused)
     checkpointer.units = 1
+    checkpointer.restart_every = 1  # this one has both passes
     await db.transaction(add_note)  # due at once: the checkpoint starts
     assert await asyncio.to_thread(running.wait, 10)
     assert (checkpointer.holding is not None) == gated
@@ -252,6 +258,37 @@ async def test_the_first_pass_lets_writers_go_on_and_the_second_copies_the_rest(
     assert wal_size(path) == size
     async with db.session() as session:
         assert (await session.execute(select(func.count()).select_from(notes))).scalar() == 27
+
+
+async def test_one_checkpoint_in_restart_every_holds_the_gate(
+    db: Database, path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The others sync and copy the WAL without keeping writers out, as often as SQLite's own
+    # checkpoints (the same exposure of commits to a power loss); one in RESTART_EVERY then
+    # copies the rest holding the gate, and the next commit starts the WAL over.
+    assert RESTART_EVERY > 1
+    checkpointer = checkpointer_of(db)
+    gated: list[bool] = []
+    run = checkpointer._run
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        gated.append(checkpointer.holding is not None)
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(checkpointer, "_run", recorded)
+    commits = CHECKPOINT_UNITS // (TRANSACTION_UNITS + 1)
+    sizes = []
+    for _ in range(RESTART_EVERY):
+        await write(db, commits)
+        await checkpointer.idle()
+        sizes.append(wal_size(path))
+    assert checkpointer.runs == RESTART_EVERY
+    assert gated == [False] * RESTART_EVERY + [True]
+    assert checkpointer.last is not None
+    assert checkpointer.last[1] == checkpointer.last[2]  # copied to its end
+    assert max(sizes) < WAL_BOUND
+    await write(db, 1)  # started over: the file is not longer than before
+    assert wal_size(path) == sizes[-1]
 
 
 async def test_released_waits_for_a_checkpoint_holding_the_gate(

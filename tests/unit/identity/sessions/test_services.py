@@ -302,6 +302,7 @@ async def test_a_rotation_meeting_a_wal_checkpoint_waits_then_runs_as_one_unit(
 
     monkeypatch.setattr(checkpointer, "_run", paused)
     checkpointer.units = 1
+    checkpointer.restart_every = 1  # the checkpoint has its pass under the gate
     second = await stack.sessions.refresh(issued.refresh_token)  # the write that starts it
     assert await asyncio.to_thread(running.wait, 10)
     checkpointer.units = 10**9
