@@ -313,7 +313,8 @@ async def test_a_rotation_meeting_a_wal_checkpoint_waits_then_runs_as_one_unit(
     assert units == [None]  # the gate was held
     finish.set()
     third = await asyncio.wait_for(rotation, 10)
-    assert units[1:] and all(units[1:])
+    assert units[1:]
+    assert all(units[1:])
     assert transactions == []
     assert (await stack.tokens.verify(third.access_token)).session_id == issued.session_id
     # Single use as ever: the token used during the checkpoint is spent.
