@@ -33,7 +33,7 @@ So inline connections of a :class:`~bastion.storage.Database` run with
   recovery reads after a crash. Writers wait only for that pass, and a quarter as often:
   measured on refresh rotations at 32 connections, the gate was held 14 % of the time when
   every checkpoint held it from start to end (one pass every 1000 units), 7-10 % with two
-  passes every time (see docs/benchmarks.md, refresh8).
+  passes every time, 1.7-2.0 % so (see docs/benchmarks.md, refresh8).
 * :meth:`~bastion.storage.Database.transaction` waits for such a pass
   (:attr:`WalCheckpointer.holding`, :meth:`WalCheckpointer.released`) *before* it takes a
   connection, so the units of work that arrive meanwhile run one after another on its kept

@@ -325,9 +325,9 @@ class SessionService:
         outcome: _Renewed | tuple[str, list[str]] | None = self.database.try_unit(unit)
         checkpointer = self.database.checkpointer
         if outcome is None and checkpointer is not None and await checkpointer.released():
-            # A WAL checkpoint held the write gate (a few milliseconds, every few thousand
-            # rotations): every rotation arriving meanwhile waited here, and each now runs as
-            # the usual case, one after another, rather than through the transaction below.
+            # A WAL checkpoint's last pass held the write gate (a few milliseconds, about every
+            # 800 rotations under load): every rotation arriving meanwhile waited here, and each
+            # now runs as the usual case, one after another, not through the transaction below.
             outcome = self.database.try_unit(unit)
         if outcome is None:
             # One transaction, run as one unit of work (one greenlet, see
