@@ -162,15 +162,17 @@ def gc_counts(pid: int, path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _gc_line(before: dict[str, Any], after: dict[str, Any], n: int) -> str:
+def _gc_line(before: dict[str, Any], after: dict[str, Any], n: int, seconds: float) -> str:
     runs = [(a - b) / n for a, b in zip(after["collections"], before["collections"], strict=True)]
     cpu = [
         (a - b) / n * 1e6 for a, b in zip(after["cpu_seconds"], before["cpu_seconds"], strict=True)
     ]
     tracked = after["tracked"]
-    pooled = {k: (v - before["pooled"][k]) / n for k, v in after["pooled"].items()}
+    pooled = {k: round((v - before["pooled"][k]) / n, 5) for k, v in after["pooled"].items()}
+    held = after["pooled"]["gate_seconds"] - before["pooled"]["gate_seconds"]
     return (
-        f"   pooled connections per refresh: {pooled}\n"
+        f"   per refresh: {pooled}\n"
+        f"   checkpoints held the write gate {held / seconds:.1%} of the step's {seconds:.2f} s\n"
         f"   gc per refresh: runs gen0/1/2 {runs[0]:.3f}/{runs[1]:.4f}/{runs[2]:.5f},"
         f" CPU {cpu[0]:.1f}/{cpu[1]:.1f}/{cpu[2]:.1f} us; tracked now {tracked}"
     )
@@ -206,8 +208,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             tracer = _strace(server.pid, args.strace, connections) if args.strace else None
             before = Counters.read(server.pid)
             client = time.process_time()
+            started = time.monotonic()
             done = await chain_tokens(server.port, tokens, args.refreshes)
             await asyncio.sleep(0.3)  # the audit writer's last batch, inside the figure
+            seconds = time.monotonic() - started
             after = Counters.read(server.pid)
             if tracer is not None:
                 tracer.send_signal(signal.SIGINT)
@@ -226,7 +230,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             if gc_before is not None:
                 gc_after = gc_counts(server.pid, stats)
                 if gc_after is not None:
-                    print(_gc_line(gc_before, gc_after, done))
+                    print(_gc_line(gc_before, gc_after, done, seconds))
     finally:
         server.stop()
 

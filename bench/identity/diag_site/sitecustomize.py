@@ -18,8 +18,21 @@ import signal
 import time
 from typing import Any
 
-#: Units of work run on a pooled connection (the kept one was busy), by kind.
-POOLED = {"transaction": 0, "read": 0}
+#: Units of work run on a pooled connection (the kept one was busy), by kind; and
+#: ``try_unit`` calls, those that did not run (None: the caller's ordinary path followed),
+#: ordinary ``Database.transaction`` calls, WAL checkpoints (with the seconds from their wait
+#: for the write gate to its release, and the WAL frames they found and copied).
+POOLED = {
+    "transaction": 0,
+    "read": 0,
+    "try_unit": 0,
+    "try_unit_none": 0,
+    "db_transaction": 0,
+    "checkpoints": 0,
+    "gate_seconds": 0.0,
+    "wal_frames": 0,
+    "frames_copied": 0,
+}
 
 
 def _count_pooled() -> None:
@@ -33,6 +46,51 @@ def _count_pooled() -> None:
             return _original(*args)
 
         setattr(database, name, counted)
+
+    try_unit = database.Database.try_unit
+    transaction = database.Database.transaction
+
+    def counted_try(self: Any, work: Any) -> Any:
+        POOLED["try_unit"] += 1
+        result = try_unit(self, work)
+        if result is None:
+            POOLED["try_unit_none"] += 1
+        return result
+
+    async def counted_transaction(self: Any, work: Any) -> Any:
+        POOLED["db_transaction"] += 1
+        return await transaction(self, work)
+
+    database.Database.try_unit = counted_try  # type: ignore[method-assign]
+    database.Database.transaction = counted_transaction  # type: ignore[method-assign]
+    _count_checkpoints()
+
+
+def _count_checkpoints() -> None:
+    from bastion.storage import wal  # noqa: PLC0415
+
+    holding = wal.WalCheckpointer._checkpoint_holding_gate  # noqa: SLF001 - a diagnostic
+    collect = wal.WalCheckpointer._collect  # noqa: SLF001
+
+    async def timed(self: Any, gate: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await holding(self, gate)
+        finally:
+            POOLED["gate_seconds"] += time.perf_counter() - started
+
+    async def counted(self: Any, work: Any, **kwargs: Any) -> None:
+        runs = self.runs
+        await collect(self, work, **kwargs)
+        if self.runs == runs:
+            return  # a pass that is not the checkpoint's last (or failed)
+        POOLED["checkpoints"] += 1
+        if self.last is not None:
+            POOLED["wal_frames"] += self.last[1]
+            POOLED["frames_copied"] += self.last[2]
+
+    wal.WalCheckpointer._checkpoint_holding_gate = timed  # type: ignore[method-assign] # noqa: SLF001
+    wal.WalCheckpointer._collect = counted  # type: ignore[method-assign] # noqa: SLF001
 
 
 def _gc_stats(path: str) -> None:

@@ -13,20 +13,32 @@ So inline connections of a :class:`~bastion.storage.Database` run with
 * The driver reports every write transaction that ends (with the rows it changed). Each counts
   :data:`TRANSACTION_UNITS` plus its rows; past :data:`CHECKPOINT_UNITS` (about SQLite's own
   1000 pages for one-row transactions, sooner for bulk writes), one checkpoint is started.
-* The checkpoint is ``PRAGMA wal_checkpoint(PASSIVE)`` on its own stdlib :mod:`sqlite3`
+* A checkpoint is ``PRAGMA wal_checkpoint(PASSIVE)`` on its own stdlib :mod:`sqlite3`
   connection, in a worker thread (:func:`asyncio.to_thread`): the loop only starts it and
   collects the result. PASSIVE, as SQLite's auto-checkpoint: it never waits for, nor locks
-  out, readers or writers of any process.
-* While it runs it holds the process's write gate (:class:`~bastion.storage.sqlite_inline.
-  WriteGate`), for at most :data:`MAX_GATE_HOLD_SECONDS`: this process's writers wait for it on
-  the gate (asynchronously: requests that do not write go on), so the checkpoint is not
-  overtaken by new commits and can copy the whole WAL, and the next commit starts the WAL over
-  from its beginning. Without that, on a loop that commits continuously, the WAL would never
-  be fully copied and would grow without bound. :meth:`~bastion.storage.Database.transaction`
-  waits for the checkpoint (:attr:`WalCheckpointer.holding`) *before* it takes a connection,
-  so the units of work that arrive meanwhile run one after another on its kept connection
-  afterwards, instead of each checking out a pooled connection to wait on the gate with (see
-  there).
+  out, readers or writers of any process. It syncs the WAL, copies the pages it holds into the
+  database file and syncs that, while this process's writers go on: as often as SQLite's own
+  checkpoint, so a commit is exposed to a power loss or an OS crash for as long as before
+  (``synchronous=NORMAL``: commits survive a crash of the process at once, and the others once
+  a checkpoint synced the WAL).
+* Every :data:`RESTART_EVERY` th checkpoint then runs a second pass holding the process's write
+  gate (:class:`~bastion.storage.sqlite_inline.WriteGate`), for at most
+  :data:`MAX_GATE_HOLD_SECONDS`: it copies what was committed during the first (and syncs both
+  files again) while this process's writers wait for it on the gate (asynchronously: requests
+  that do not write go on), so it is not overtaken by new commits and copies the whole WAL, and
+  the next commit starts the WAL over from its beginning. Without that, on a loop that commits
+  continuously, the WAL would never be fully copied and would grow without bound; with it the
+  WAL stays within about :data:`RESTART_EVERY` times :data:`CHECKPOINT_UNITS` pages (16 MiB of
+  4 KiB pages, ~20 MiB measured under refresh rotations at 32 connections), which is also what
+  recovery reads after a crash. Writers wait only for that pass, and a quarter as often:
+  measured on refresh rotations at 32 connections, the gate was held 14 % of the time when
+  every checkpoint held it from start to end (one pass every 1000 units), 7-10 % with two
+  passes every time, 1.7-2.0 % so (see docs/benchmarks.md, refresh8).
+* :meth:`~bastion.storage.Database.transaction` waits for such a pass
+  (:attr:`WalCheckpointer.holding`, :meth:`WalCheckpointer.released`) *before* it takes a
+  connection, so the units of work that arrive meanwhile run one after another on its kept
+  connection afterwards, instead of each checking out a pooled connection to wait on the gate
+  with (see there).
 * :meth:`WalCheckpointer.close` (from :meth:`Database.dispose`) waits for a running
   checkpoint, then runs ``PRAGMA wal_checkpoint(TRUNCATE)`` in a thread without waiting for
   locks (it falls back to PASSIVE when another process writes), leaving an empty WAL.
@@ -54,6 +66,7 @@ __all__ = [
     "CHECKPOINT_UNITS",
     "INLINE_WAL_PRAGMA",
     "MAX_GATE_HOLD_SECONDS",
+    "RESTART_EVERY",
     "TRANSACTION_UNITS",
     "WalCheckpointer",
 ]
@@ -65,6 +78,9 @@ INLINE_WAL_PRAGMA = "PRAGMA wal_autocheckpoint=0"
 TRANSACTION_UNITS = 3
 #: Units after which a checkpoint starts.
 CHECKPOINT_UNITS = 1000
+#: One checkpoint in this many ends with the pass that holds the write gate and lets the next
+#: commit start the WAL over (the others leave the WAL growing; it is copied up to its end).
+RESTART_EVERY = 4
 #: How long this process's writers may be kept waiting by one checkpoint; it goes on without
 #: the gate afterwards (still correct, but commits may then overtake it).
 MAX_GATE_HOLD_SECONDS = 1.0
@@ -96,6 +112,9 @@ class WalCheckpointer:
         # A URI in read-write mode: a checkpoint must never create a missing database file.
         self._uri = path.absolute().as_uri() + "?mode=rw"
         self.units = units
+        #: See :data:`RESTART_EVERY`.
+        self.restart_every = RESTART_EVERY
+        self._started = 0  # checkpoints started
         self._due = 0
         self._dirty = False  # written to since the last checkpoint started
         self._task: asyncio.Task[None] | None = None
@@ -127,6 +146,13 @@ class WalCheckpointer:
             self._task = None
 
     async def _checkpoint(self, gate: WriteGate) -> None:
+        # Without the gate (writers go on): the WAL is synced, copied and the database synced.
+        first = asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE))
+        self._started += 1
+        if self._started % self.restart_every:
+            await self._collect(first)
+            return
+        await self._collect(first, count=False)
         # From its wait for the gate to its release: units of work of the Database wait for
         # it holding no connection (see :attr:`holding`).
         released = self.holding = asyncio.get_running_loop().create_future()
@@ -154,6 +180,9 @@ class WalCheckpointer:
                 self._due = max(self._due, self.units)
                 self._dirty = True
                 return None
+        # What the gated pass copies: everything written so far.
+        self._due = 0
+        self._dirty = False
         work = asyncio.ensure_future(asyncio.to_thread(self._run, _PASSIVE))
         try:
             await asyncio.wait((work,), timeout=MAX_GATE_HOLD_SECONDS)
@@ -161,14 +190,18 @@ class WalCheckpointer:
             gate.release(holder)
         return work
 
-    async def _collect(self, work: asyncio.Future[tuple[int, int, int] | None]) -> None:
+    async def _collect(
+        self, work: asyncio.Future[tuple[int, int, int] | None], *, count: bool = True
+    ) -> None:
         try:
-            self.last = await work
+            last = await work
         except Exception as error:  # noqa: BLE001 - a failed checkpoint must fail nothing else
             # The class name only: a driver's message may quote a path.
             logger.warning("sqlite_checkpoint_failed", error=type(error).__name__)
         else:
-            self.runs += 1
+            if count:
+                self.last = last
+                self.runs += 1
 
     def _run(self, statement: str, *, close: bool = False) -> tuple[int, int, int] | None:
         """In a worker thread: one checkpoint on the checkpointer's own connection (opened
@@ -190,6 +223,16 @@ class WalCheckpointer:
                     self._connection.close()
                     self._connection = None
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
+
+    async def released(self) -> bool:
+        """If a checkpoint of this loop waits for or holds the write gate, wait until it lets
+        go of it (shielded: a cancelled waiter cancels nobody else's wait); whether there was
+        one. A unit of work that found the gate held by it can then run as it would have."""
+        holding = self.holding
+        if holding is None or holding.get_loop() is not asyncio.get_running_loop():
+            return False
+        await asyncio.shield(holding)
+        return True
 
     async def idle(self) -> None:
         """Wait for a running checkpoint (started on this loop) to end."""

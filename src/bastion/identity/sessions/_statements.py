@@ -45,9 +45,12 @@ __all__ = [
     "LOGIN_NEW_SESSION",
     "NEW_SESSION",
     "RENEW",
+    "RENEWABLE",
     "ROTATE_ADD_TOKEN",
     "ROTATE_CONSUME",
-    "ROTATE_RENEW",
+    "ROTATE_RENEWABLE",
+    "ROTATE_TOUCH",
+    "TOUCH",
     "login_new_session_unless",
 ]
 
@@ -67,19 +70,39 @@ CONSUME = (
     )
     .returning(_t.session_id)
 )
+_renewable = (
+    _s.id == bindparam("sid"),
+    _s.revoked_at.is_(None),
+    _s.absolute_expires_at > bindparam("now"),
+    _s.last_seen_at >= bindparam("idle_since"),
+    exists().where(users.c.id == _s.user_id, users.c.disabled.is_(False)),
+)
 #: Renews the session if it may still be renewed (not revoked, within its absolute and idle
 #: lifetimes, its user not disabled) and returns what the access token needs; no row otherwise.
 RENEW = (
     update(sessions)
-    .where(
-        _s.id == bindparam("sid"),
-        _s.revoked_at.is_(None),
-        _s.absolute_expires_at > bindparam("now"),
-        _s.last_seen_at >= bindparam("idle_since"),
-        exists().where(users.c.id == _s.user_id, users.c.disabled.is_(False)),
-    )
+    .where(*_renewable)
     .values(last_seen_at=bindparam("now"))
     .returning(_s.id, _s.user_id, _s.amr, _s.acr)
+)
+#: A rotation's check of its session: :data:`RENEW`'s conditions and answer, with the session's
+#: ``last_seen_at``, and the row lock the UPDATE would take (PostgreSQL: ``FOR NO KEY UPDATE``,
+#: so a concurrent revocation waits for the rotation, or the rotation for it and then finds the
+#: session revoked; SQLite: the rotation's transaction already holds the write lock). No row:
+#: the session may not be renewed.
+RENEWABLE = (
+    select(_s.id, _s.user_id, _s.amr, _s.acr, _s.last_seen_at)
+    .where(*_renewable)
+    .with_for_update(key_share=True)
+)
+#: Records the session's activity when its ``last_seen_at`` is older than ``stale``: run by a
+#: rotation after :data:`RENEWABLE` found it so (``SessionService.seen_step``), not on every
+#: rotation. Its row is already locked (PostgreSQL) or the database's write lock held (SQLite).
+TOUCH = (
+    update(sessions)
+    .where(_s.id == bindparam("sid"), _s.last_seen_at < bindparam("stale"))
+    .values(last_seen_at=bindparam("now"))
+    .returning(_s.id)
 )
 #: Stores the successor, sealed in its own row (bound to its parent's digest) for the parent's
 #: retry grace until it is used in turn (:data:`CONSUME` erases it then).
@@ -91,7 +114,8 @@ ADD_TOKEN = insert(refresh_tokens).values(
     successor_sealed=bindparam("sealed", type_=Text()),
 )
 ROTATE_CONSUME = PreparedStatement(CONSUME)
-ROTATE_RENEW = PreparedStatement(RENEW)
+ROTATE_RENEWABLE = PreparedStatement(RENEWABLE)
+ROTATE_TOUCH = PreparedStatement(TOUCH)
 ROTATE_ADD_TOKEN = PreparedStatement(ADD_TOKEN)
 #: Lists of strings whose JSON text :class:`_RememberedJSON` remembers, at most.
 _REMEMBERED_JSON_TEXTS = 64
