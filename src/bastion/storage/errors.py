@@ -3,6 +3,7 @@
     BastionError
     └── StorageError                 500 storage_error
         ├── StorageUnavailable       503 storage_unavailable   (cannot reach the database)
+        │   └── StorageDisconnected  503 storage_unavailable   (lost mid-use; shown to clients)
         └── MigrationError           500 storage_migration_failed
 
 Messages never carry the driver's text: it can hold SQL, bound values or connection strings.
@@ -10,6 +11,8 @@ The original exception stays chained (``raise ... from exc``) for the operator's
 """
 
 from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError
 
 from bastion.errors import BastionError
 
@@ -30,3 +33,32 @@ class MigrationError(StorageError):
     code = "storage_migration_failed"
     status = 500
     title = "The database migration failed"
+
+
+class StorageDisconnected(StorageUnavailable, DBAPIError):  # type: ignore[misc]
+    """The connection to the database was lost while in use (the server ended it, or the
+    network did): raised by the engine in place of SQLAlchemy's error, which it still is (a
+    ``DBAPIError`` with ``connection_invalidated`` set and the driver's error as ``orig``), so
+    code that handles database errors handles it as before; a request it reaches is answered
+    503 (``expose``: a transient outage, the client may retry), not a masked 500.
+
+    The pool has given the connection up by then: the next unit of work gets a new one. The
+    failed unit of work was rolled back by the server, unless the connection was lost during
+    its COMMIT (then, as with any lost connection, its outcome is unknown)."""
+
+    expose = True
+    title = "The service is temporarily unavailable"
+
+    def __init__(self, error: DBAPIError) -> None:
+        StorageUnavailable.__init__(self)
+        # DBAPIError's attributes (its __init__ would format the driver's message into ours).
+        self.statement = error.statement
+        self.params = error.params
+        self.orig = error.orig
+        self.hide_parameters = error.hide_parameters
+        self.ismulti = error.ismulti
+        self.connection_invalidated = True
+
+    def __str__(self) -> str:
+        # Never the driver's text (SQL, bound values): the original stays chained.
+        return self.detail
