@@ -50,8 +50,10 @@ class StorageDisconnected(StorageUnavailable, DBAPIError):  # type: ignore[misc]
     title = "The service is temporarily unavailable"
 
     def __init__(self, error: DBAPIError) -> None:
-        StorageUnavailable.__init__(self)
-        # DBAPIError's attributes (its __init__ would format the driver's message into ours).
+        # Not BastionError's __init__ (its super() is DBAPIError's here), nor DBAPIError's (it
+        # would format the driver's message into ours): the attributes of both, set here.
+        self.detail = self.title
+        Exception.__init__(self, self.detail)
         self.statement = error.statement
         self.params = error.params
         self.orig = error.orig
