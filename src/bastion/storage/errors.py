@@ -2,8 +2,8 @@
 
     BastionError
     └── StorageError                 500 storage_error
-        ├── StorageUnavailable       503 storage_unavailable   (cannot reach the database)
-        │   └── StorageDisconnected  503 storage_unavailable   (lost mid-use; shown to clients)
+        ├── StorageUnavailable       503 storage_unavailable   (cannot reach the database; shown)
+        │   └── StorageDisconnected  503 storage_unavailable   (a connection lost while in use)
         └── MigrationError           500 storage_migration_failed
 
 Messages never carry the driver's text: it can hold SQL, bound values or connection strings.
@@ -24,9 +24,13 @@ class StorageError(BastionError):
 
 
 class StorageUnavailable(StorageError):
+    """The database did not answer. Shown to clients as it is (``expose``): a transient
+    outage they may retry, which a masked 500 would hide; the title names no internals."""
+
     code = "storage_unavailable"
     status = 503
-    title = "The database is unavailable"
+    expose = True
+    title = "The service is temporarily unavailable"
 
 
 class MigrationError(StorageError):
@@ -40,14 +44,11 @@ class StorageDisconnected(StorageUnavailable, DBAPIError):  # type: ignore[misc]
     network did): raised by the engine in place of SQLAlchemy's error, which it still is (a
     ``DBAPIError`` with ``connection_invalidated`` set and the driver's error as ``orig``), so
     code that handles database errors handles it as before; a request it reaches is answered
-    503 (``expose``: a transient outage, the client may retry), not a masked 500.
+    503, as :class:`StorageUnavailable`.
 
     The pool has given the connection up by then: the next unit of work gets a new one. The
     failed unit of work was rolled back by the server, unless the connection was lost during
     its COMMIT (then, as with any lost connection, its outcome is unknown)."""
-
-    expose = True
-    title = "The service is temporarily unavailable"
 
     def __init__(self, error: DBAPIError) -> None:
         # Not BastionError's __init__ (its super() is DBAPIError's here), nor DBAPIError's (it
