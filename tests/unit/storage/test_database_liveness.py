@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection, func, literal, select
+from sqlalchemy import Connection, event, func, literal, select
 from sqlalchemy.exc import DBAPIError
 
 from bastion.errors import BastionError
@@ -138,3 +138,45 @@ async def test_a_connection_lost_in_use_is_a_503_that_is_still_a_dbapi_error(
     assert "4111" not in str(error)
     assert "SELECT" not in str(error)
     assert (await db.read(backend))[0] != pid  # the next unit of work gets a new connection
+
+
+
+@pytest.fixture
+def round_trips(db: Database) -> list[bytes]:
+    """What the database's connections send, one item per message flight to the server."""
+    sent: list[bytes] = []
+
+    def count_writes(dbapi_connection: Any, _record: object) -> None:
+        transport = dbapi_connection._connection._transport
+        write = transport.write
+
+        def counted(data: bytes) -> None:
+            sent.append(bytes(data))
+            write(data)
+
+        transport.write = counted
+
+    event.listen(db.engine.sync_engine, "connect", count_writes, insert=True)
+    return sent
+
+
+def _one(connection: Connection) -> int:
+    return int(connection.execute(select(literal(1))).scalar_one())
+
+
+async def test_reads_send_no_begin_and_transactions_still_do(
+    db: Database, round_trips: list[bytes]
+) -> None:
+    await db.read(_one)
+    await db.transaction(_one)  # the statement prepared: each unit below sends only its own
+    round_trips.clear()
+    await db.read(_one)
+    assert len(round_trips) == 1  # the statement: no BEGIN, no ROLLBACK
+    round_trips.clear()
+    await db.transaction(_one)
+    assert len(round_trips) == 3  # BEGIN, the statement, COMMIT
+    assert b"BEGIN" in round_trips[0]
+    round_trips.clear()
+    async with db.engine.connect() as connection:  # the pool restored the default
+        await connection.run_sync(_one)
+    assert len(round_trips) == 3  # BEGIN, the statement, ROLLBACK
