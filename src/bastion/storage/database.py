@@ -311,7 +311,7 @@ class _LivenessCheck:
         if is_closed is None or idle:
             try:
                 self._dialect.do_ping(dbapi_connection)
-            except Exception as exc:  # noqa: BLE001 - any failure: replaced, as the pre-ping does
+            except Exception as exc:  # any failure: replaced, as the pre-ping does
                 raise InvalidatePoolError from exc
 
 

@@ -15,12 +15,12 @@ import asyncpg
 import pytest
 from sqlalchemy import Connection, event, func, literal, select
 from sqlalchemy.exc import DBAPIError
+from tests.conftest import POSTGRES_URL
 
 from bastion.errors import BastionError
 from bastion.storage import Database, StorageUnavailable
 from bastion.storage import database as database_module
 from bastion.storage.errors import StorageDisconnected
-from tests.conftest import POSTGRES_URL
 
 pytestmark = [
     pytest.mark.postgres,
@@ -34,7 +34,9 @@ async def terminate(pid: int) -> None:
     try:
         assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
         for _ in range(500):
-            if not await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid):
+            if not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", pid
+            ):
                 return
             await asyncio.sleep(0.01)
         raise AssertionError(f"backend {pid} still there")
@@ -73,7 +75,7 @@ def pings(db: Database, monkeypatch: pytest.MonkeyPatch) -> list[object]:
     dialect = db.engine.sync_engine.dialect
     do_ping = dialect.do_ping
 
-    def counted(dbapi_connection: object) -> bool:
+    def counted(dbapi_connection: Any) -> bool:
         sent.append(dbapi_connection)
         return do_ping(dbapi_connection)
 
@@ -90,7 +92,7 @@ async def test_a_connection_the_server_ended_is_replaced_without_a_ping(
     new_pid, _ = await db.read(backend)  # no error: the pool made a new connection
     assert new_pid != pid
     assert pings == []
-    assert not db.engine.sync_engine.pool._pre_ping  # noqa: SLF001 - three round trips each
+    assert not db.engine.sync_engine.pool._pre_ping  # three round trips each
 
 
 async def test_a_connection_idle_for_long_is_pinged_first(
@@ -138,7 +140,6 @@ async def test_a_connection_lost_in_use_is_a_503_that_is_still_a_dbapi_error(
     assert "4111" not in str(error)
     assert "SELECT" not in str(error)
     assert (await db.read(backend))[0] != pid  # the next unit of work gets a new connection
-
 
 
 @pytest.fixture
