@@ -12,8 +12,8 @@ after), driven through raw ASGI calls on one task. Counts are split between that
 request itself) and every other task (the audit writer, mail outbox ...), whose work the run
 waits for after each request. Each request kind is warmed up first (asyncpg prepares each
 statement once per connection), then measured ``--repeat`` times; min and max are printed.
-``--sites`` lists where the request's checkouts come from (the innermost Bastion coroutine
-outside :mod:`bastion.storage`). Usage::
+``--sites`` lists where the request's checkouts come from (the innermost Bastion frame
+outside :mod:`bastion.storage`) with the round trips each made. Usage::
 
     .venv/bin/python -m bench.identity.pg_roundtrips [--admin-url postgresql://...] [--sites]
 """
@@ -52,6 +52,8 @@ class Counts:
         self.request: Counter[str] = Counter()
         self.other: Counter[str] = Counter()
         self.sites: Counter[str] = Counter()
+        self.site_trips: Counter[str] = Counter()
+        self._site = "?"
         self.request_task: asyncio.Task[Any] | None = None
 
     def add(self, metric: str) -> None:
@@ -62,7 +64,10 @@ class Counts:
         if task is not None and task is self.request_task:
             self.request[metric] += 1
             if metric == "checkouts":
-                self.sites[_site()] += 1
+                self._site = _site()
+                self.sites[self._site] += 1
+            elif metric == "round_trips":
+                self.site_trips[self._site] += 1
         else:
             self.other[metric] += 1
 
@@ -239,6 +244,7 @@ async def measure(
     for index in range(_WARMUP + repeat):
         counts.reset()
         counts.sites.clear()
+        counts.site_trips.clear()
         task = asyncio.ensure_future(run())
         counts.request_task = task
         status = await task
@@ -293,7 +299,13 @@ async def _measure_all(
     results = {}
     for label, request, expected in requests.kinds():
         samples = await measure(app, counts, request, expected, args.repeat)
-        results[label] = (samples, Counter(counts.sites))
+        sites = Counter(
+            {
+                f"{site}  ({counts.site_trips[site]} round trips)": n
+                for site, n in counts.sites.items()
+            }
+        )
+        results[label] = (samples, sites)
     return results
 
 
