@@ -317,9 +317,10 @@ class _LivenessCheck:
 
 def _lost_is_unavailable(context: ExceptionContext) -> BaseException | None:
     """A connection lost while in use is :class:`StorageDisconnected` (a 503, still a
-    ``DBAPIError``); SQLAlchemy invalidates the connection as before."""
+    ``DBAPIError``); SQLAlchemy invalidates the connection as before. A failed pre-ping
+    (drivers other than asyncpg) is left to the pool, which replaces the connection."""
     error = context.sqlalchemy_exception
-    if context.is_disconnect and isinstance(error, DBAPIError):
+    if context.is_disconnect and not context.is_pre_ping and isinstance(error, DBAPIError):
         return StorageDisconnected(error)
     return None
 
