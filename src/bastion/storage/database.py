@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import event, select
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,7 +36,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from bastion.storage import sqlite_inline
-from bastion.storage.errors import StorageUnavailable
+from bastion.storage.errors import StorageDisconnected, StorageUnavailable
 from bastion.storage.wal import INLINE_WAL_PRAGMA, WalCheckpointer
 
 if TYPE_CHECKING:
@@ -70,6 +71,11 @@ _log = logging.getLogger(__name__)
 
 #: Bound on connecting to PostgreSQL and on a readiness ping, so a dead database fails fast.
 CONNECT_TIMEOUT_SECONDS = 5.0
+
+#: A pooled asyncpg connection idle (checked in) for longer than this is pinged before it is
+#: handed out again; one used more recently is handed out unless its driver saw the server
+#: close it (see :class:`_LivenessCheck`).
+PING_AFTER_IDLE_SECONDS = 10.0
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -132,14 +138,20 @@ class Database:
                 if self.url.get_driver_name() == sqlite_inline.DRIVER:
                     self.checkpointer = WalCheckpointer(path)
         else:
-            options["pool_pre_ping"] = True
+            # asyncpg: Bastion's own check at checkout (_LivenessCheck), not SQLAlchemy's
+            # pre-ping (three round trips each checkout). Other drivers keep the pre-ping.
+            options["pool_pre_ping"] = self.url.get_driver_name() != "asyncpg"
             options["connect_args"] = {"timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
+        if not self.is_sqlite:
+            _LivenessCheck.install(self.engine.sync_engine)
+            event.listen(self.engine.sync_engine, "handle_error", _lost_is_unavailable)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
         if self.checkpointer is not None:
             event.listen(self.engine.sync_engine, "connect", self._hand_checkpoints_over)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._reads_outside_transactions = self.url.get_driver_name() == "asyncpg"
         #: Inline SQLite files keep one connection checked out for :meth:`transaction`
         #: (see :class:`_KeptConnection`); other databases check one out per unit of work.
         self._kept: _KeptConnection | None = (
@@ -172,9 +184,16 @@ class Database:
         through the greenlet as they do under ``AsyncConnection``. On an inline SQLite file, on
         the connection this database keeps checked out when it is free (:class:`_KeptConnection`),
         rolled back on return as the pool resets a connection it gets back.
+
+        ``work`` only reads. On PostgreSQL (asyncpg) it runs outside a transaction: no BEGIN
+        and no ROLLBACK, two of a point read's three round trips. Each statement still runs
+        on its own snapshot, as it does in a READ COMMITTED transaction; a write would commit
+        at once (use :meth:`transaction`).
         """
         if self._kept is not None:
             return await greenlet_spawn(self._kept.read, work)
+        if self._reads_outside_transactions:
+            return await greenlet_spawn(_outside_transaction, self.engine.sync_engine, work)
         return await greenlet_spawn(_on_connection, self.engine.sync_engine, work)
 
     async def transaction(self, work: Callable[[Connection], _T]) -> _T:
@@ -250,9 +269,73 @@ class Database:
         await self.engine.dispose()
 
 
+class _LivenessCheck:
+    """Hands out a pooled asyncpg connection only if it is alive, without SQLAlchemy's
+    pre-ping (BEGIN, a query, ROLLBACK: three round trips on every checkout, half of a point
+    read's).
+
+    A connection the server ended (restart, ``pg_terminate_backend``, ``idle_session_timeout``)
+    is closed in asyncpg as soon as the event loop reads the server's goodbye, so asking the
+    driver costs nothing. A connection idle for longer than :data:`PING_AFTER_IDLE_SECONDS` is
+    also pinged, as the pre-ping did, since a network path can fail silently. A dead one is
+    replaced by the pool (``DisconnectionError``: a new connection, the checkout goes on).
+    What this does not see (the server's goodbye not read yet, or a connection lost while in
+    use) fails the unit of work with :class:`StorageDisconnected`, a 503, and the pool gives
+    that connection up: as a connection lost mid-use did with the pre-ping."""
+
+    __slots__ = ("_dialect",)
+
+    _IDLE_SINCE = "bastion_idle_since"
+
+    def __init__(self, engine: Engine) -> None:
+        self._dialect = engine.dialect
+
+    @classmethod
+    def install(cls, engine: Engine) -> None:
+        if engine.pool._pre_ping:  # noqa: SLF001 - a driver this check does not know
+            return
+        check = cls(engine)
+        event.listen(engine, "checkout", check.checkout)
+        event.listen(engine, "checkin", check.checkin)
+
+    def checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info[self._IDLE_SINCE] = time.monotonic()
+
+    def checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        driver = getattr(dbapi_connection, "_connection", None)  # the asyncpg connection
+        is_closed = getattr(driver, "is_closed", None)
+        if is_closed is not None and is_closed():
+            raise DisconnectionError  # this one only: the others are checked as they go out
+        idle_since = record.info.get(self._IDLE_SINCE)  # none: new since the pool made it
+        idle = idle_since is not None and time.monotonic() - idle_since > PING_AFTER_IDLE_SECONDS
+        if is_closed is None or idle:
+            try:
+                self._dialect.do_ping(dbapi_connection)
+            except Exception as exc:  # any failure: replaced, as the pre-ping does
+                raise InvalidatePoolError from exc
+
+
+def _lost_is_unavailable(context: ExceptionContext) -> BaseException | None:
+    """A connection lost while in use is :class:`StorageDisconnected` (a 503, still a
+    ``DBAPIError``); SQLAlchemy invalidates the connection as before. A failed pre-ping
+    (drivers other than asyncpg) is left to the pool, which replaces the connection."""
+    error = context.sqlalchemy_exception
+    if context.is_disconnect and not context.is_pre_ping and isinstance(error, DBAPIError):
+        return StorageDisconnected(error)
+    return None
+
+
 def _on_connection(engine: Engine, work: Callable[[Connection], _T]) -> _T:
     with engine.connect() as connection, sqlite_inline.direct(connection):
         return work(connection)
+
+
+def _outside_transaction(engine: Engine, work: Callable[[Connection], _T]) -> _T:
+    # AUTOCOMMIT: asyncpg's adapter sends no BEGIN, so the return has nothing to roll back.
+    # Set on this checkout only, locally (no round trip); the pool restores the default
+    # isolation level when the connection comes back.
+    with engine.connect() as connection:
+        return work(connection.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 def _in_transaction(engine: Engine, work: Callable[[Connection], _T]) -> _T:

@@ -1,0 +1,340 @@
+"""Connection checkouts, pre-pings and round trips per identity request on PostgreSQL.
+
+Counts, in process and exactly (no timing): pool checkouts and new connections (SQLAlchemy pool
+events), liveness pings (the dialect's ``do_ping``, whoever calls it: ``pool_pre_ping`` or
+Bastion's own checkout check), statements seen by ``before_cursor_execute`` (SQLAlchemy Core;
+:mod:`bastion.storage.prepared` statements bypass it) and round trips: every write of the
+asyncpg connection's transport is one message flight to the server that the client then waits
+for (BEGIN, a prepared statement's Bind/Execute/Sync, COMMIT, ROLLBACK, a ping's three).
+
+The app is Bastion's ``create_app`` on a fresh PostgreSQL database (created, migrated, dropped
+after), driven through raw ASGI calls on one task. Counts are split between that task (the
+request itself) and every other task (the audit writer, mail outbox ...), whose work the run
+waits for after each request. Each request kind is warmed up first (asyncpg prepares each
+statement once per connection), then measured ``--repeat`` times; min and max are printed.
+``--sites`` lists where the request's checkouts come from (the innermost Bastion frame
+outside :mod:`bastion.storage`) with the round trips each made. Usage::
+
+    .venv/bin/python -m bench.identity.pg_roundtrips [--admin-url postgresql://...] [--sites]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import greenlet
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from bench.identity.inprocess import EMAIL, PASSWORD, _verified_user, settings_for
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REJECTED_PASSWORD = "password"  # noqa: S105 - the policy refuses it: the failed change
+METRICS = ("checkouts", "connects", "pings", "statements", "round_trips")
+_WARMUP = 3
+ASGIApp = Any
+
+
+class Counts:
+    """Per-metric counts for the request task and for every other task."""
+
+    def __init__(self) -> None:
+        self.request: Counter[str] = Counter()
+        self.other: Counter[str] = Counter()
+        self.sites: Counter[str] = Counter()
+        self.site_trips: Counter[str] = Counter()
+        self._site = "?"
+        self.request_task: asyncio.Task[Any] | None = None
+
+    def add(self, metric: str) -> None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop (disposal at exit)
+            task = None
+        if task is not None and task is self.request_task:
+            self.request[metric] += 1
+            if metric == "checkouts":
+                self._site = _site()
+                self.sites[self._site] += 1
+            elif metric == "round_trips":
+                self.site_trips[self._site] += 1
+        else:
+            self.other[metric] += 1
+
+    def reset(self) -> None:
+        self.request.clear()
+        self.other.clear()
+
+
+def _frames() -> Iterator[Any]:
+    """The calling frames, innermost first, across greenlets: SQLAlchemy's async API runs the
+    checkout in a greenlet whose parent holds the awaiting coroutines."""
+    frame: Any = sys._getframe(1)  # noqa: SLF001 - walking the stack is the point
+    current: Any = greenlet.getcurrent()
+    while True:
+        while frame is not None:
+            yield frame
+            frame = frame.f_back
+        current = current.parent
+        if current is None:
+            return
+        frame = current.gr_frame
+
+
+def _site() -> str:
+    """The innermost Bastion frame outside the storage package that led to this checkout."""
+    for frame in _frames():
+        name = frame.f_code.co_filename
+        if "/bastion/" in name and "/bastion/storage/" not in name:
+            module = name.rsplit("/bastion/", 1)[1].removesuffix(".py").replace("/", ".")
+            return f"{module}:{frame.f_code.co_name}:{frame.f_lineno}"
+    return "?"
+
+
+def instrument(engine: Any, counts: Counts) -> None:
+    """Count checkouts, connections, pings, Core statements and transport writes."""
+    sync = engine.sync_engine
+    event.listen(sync, "checkout", lambda *_: counts.add("checkouts"))
+    event.listen(sync, "before_cursor_execute", lambda *_: counts.add("statements"))
+
+    def connected(dbapi_connection: Any, _record: Any) -> None:
+        counts.add("connects")
+        transport = dbapi_connection._connection._transport  # noqa: SLF001 - counting writes
+        write = transport.write
+
+        def counted(data: Any) -> None:
+            counts.add("round_trips")
+            write(data)
+
+        transport.write = counted
+
+    # Inserted first: the transport is wrapped before any other connect handler talks.
+    event.listen(sync, "connect", connected, insert=True)
+    dialect = sync.dialect
+    do_ping = dialect.do_ping
+
+    def ping(dbapi_connection: Any) -> bool:
+        counts.add("pings")
+        return bool(do_ping(dbapi_connection))
+
+    dialect.do_ping = ping
+
+
+async def call(
+    app: ASGIApp, method: str, path: str, payload: object | None, token: str | None = None
+) -> tuple[int, bytes]:
+    """One request straight into the ASGI app, on the calling task."""
+    body = b"" if payload is None else json.dumps(payload).encode()
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if token is not None:
+        headers.append((b"authorization", f"Bearer {token}".encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
+
+
+class Requests:
+    """The measured requests, each returning its status (checked against the expected one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.tokens: dict[str, Any] = {}
+        self.registered = 0
+
+    async def login(self) -> int:
+        status, data = await call(
+            self.app, "POST", "/v1/sessions", {"email": EMAIL, "password": PASSWORD}
+        )
+        if status == 200:
+            self.tokens = json.loads(data)
+        return status
+
+    async def refresh(self) -> int:
+        body = {"refresh_token": self.tokens["refresh_token"]}
+        status, data = await call(self.app, "POST", "/v1/sessions/refresh", body)
+        if status == 200:
+            self.tokens = json.loads(data)
+        return status
+
+    async def account(self) -> int:
+        return (await call(self.app, "GET", "/v1/account", None, self.tokens["access_token"]))[0]
+
+    async def failed_password_change(self) -> int:
+        body = {"current_password": PASSWORD, "new_password": REJECTED_PASSWORD}
+        path = "/v1/account/password"
+        return (await call(self.app, "POST", path, body, self.tokens["access_token"]))[0]
+
+    async def registration(self) -> int:
+        self.registered += 1
+        email = f"bench-rt-{self.registered}-{secrets.token_hex(3)}@example.com"
+        body = {"email": email, "password": PASSWORD, "display_name": "Bench User"}
+        return (await call(self.app, "POST", "/v1/accounts", body))[0]
+
+    def kinds(self) -> list[tuple[str, Callable[[], Awaitable[int]], int]]:
+        return [
+            ("POST /v1/sessions (login)", self.login, 200),
+            ("POST /v1/sessions/refresh", self.refresh, 200),
+            ("GET /v1/account", self.account, 200),
+            ("POST /v1/account/password (rejected)", self.failed_password_change, 422),
+            ("POST /v1/accounts (registration)", self.registration, 202),
+        ]
+
+
+async def _settled(app: ASGIApp) -> None:
+    """Wait until the audit recorder has written what the request queued."""
+    queue = getattr(app.state.services.audit, "_queue", None)
+    if queue is not None:
+        await queue.join()
+    await asyncio.sleep(0.05)  # other background work the request woke (mail outbox)
+
+
+async def measure(
+    app: ASGIApp,
+    counts: Counts,
+    run: Callable[[], Awaitable[int]],
+    expected: int,
+    repeat: int,
+) -> list[tuple[Counter[str], Counter[str]]]:
+    samples = []
+    for index in range(_WARMUP + repeat):
+        counts.reset()
+        counts.sites.clear()
+        counts.site_trips.clear()
+        task = asyncio.ensure_future(run())
+        counts.request_task = task
+        status = await task
+        counts.request_task = None
+        if status != expected:
+            raise SystemExit(f"expected {expected}, got {status}")
+        await _settled(app)
+        if index >= _WARMUP:
+            samples.append((Counter(counts.request), Counter(counts.other)))
+    return samples
+
+
+def _span(samples: list[Counter[str]], metric: str) -> str:
+    values = sorted(sample[metric] for sample in samples)
+    low, high = values[0], values[-1]
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+async def run(args: argparse.Namespace) -> None:
+    from bastion import logging as bastion_logging  # noqa: PLC0415
+    from bastion.app import create_app  # noqa: PLC0415
+    from bastion.storage import migrate  # noqa: PLC0415
+
+    name = f"bastion_rt_{secrets.token_hex(6)}"  # hex digits only: safe in DDL
+    admin = await asyncpg.connect(args.admin_url, timeout=5)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(args.admin_url).set(drivername="postgresql+asyncpg", database=name)
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            settings = settings_for(Path(directory)).model_copy(
+                update={"database_url": url.render_as_string(hide_password=False)}
+            )
+            bastion_logging.configure(settings.log_level, json=settings.log_json)
+            await migrate.upgrade(settings.effective_database_url)
+            app = create_app(settings)
+            counts = Counts()
+            instrument(app.state.services.database.engine, counts)
+            async with app.router.lifespan_context(app):
+                requests = Requests(app)
+                await _verified_user(app, Path(directory), EMAIL)
+                await requests.login()
+                await _settled(app)
+                report(await _measure_all(app, counts, requests, args), counts, args)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _measure_all(
+    app: ASGIApp, counts: Counts, requests: Requests, args: argparse.Namespace
+) -> dict[str, tuple[list[tuple[Counter[str], Counter[str]]], Counter[str]]]:
+    results = {}
+    for label, request, expected in requests.kinds():
+        samples = await measure(app, counts, request, expected, args.repeat)
+        sites = Counter(
+            {
+                f"{site}  ({counts.site_trips[site]} round trips)": n
+                for site, n in counts.sites.items()
+            }
+        )
+        results[label] = (samples, sites)
+    return results
+
+
+def report(
+    results: dict[str, tuple[list[tuple[Counter[str], Counter[str]]], Counter[str]]],
+    counts: Counts,
+    args: argparse.Namespace,
+) -> None:
+    del counts
+    header = "".join(f"{metric:>12}" for metric in METRICS)
+    print(f"per request, min-max of {args.repeat} (request task | other tasks)")
+    print(f"{'':40}{header}")
+    for label, (samples, sites) in results.items():
+        mine = [sample[0] for sample in samples]
+        theirs = [sample[1] for sample in samples]
+        print(f"{label:40}" + "".join(f"{_span(mine, m):>12}" for m in METRICS))
+        print(f"{'  other tasks':40}" + "".join(f"{_span(theirs, m):>12}" for m in METRICS))
+        if args.sites:
+            for site, n in sites.most_common():
+                print(f"      {n:3}  {site}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--admin-url", default=ADMIN_URL, help="creates and drops the database")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--sites", action="store_true", help="where the checkouts come from")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
