@@ -16,7 +16,6 @@ from sqlalchemy import insert, select, text
 from structlog.testing import capture_logs
 
 from bastion import logging as bastion_logging
-from bastion.audit import sinks
 from bastion.audit.chain import ChainKeys
 from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
@@ -24,7 +23,17 @@ from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import StoredEvent
 from bastion.audit.models import audit_events
 from bastion.audit.recorder import WRITE_SLICE, Batch, QueueAuditRecorder, scrub, with_details
-from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
+from bastion.audit.sinks import (
+    AUDIT_LOGGER,
+    DatabaseSink,
+    InMemorySink,
+    LogSink,
+    _append,
+    _database,
+    _log,
+    _rows,
+    event_row,
+)
 from bastion.audit.verify import verify_chain
 from bastion.crypto import Keyring
 from bastion.storage import Database
@@ -315,14 +324,12 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     # _texts checks the type and outcome once, at import, when they are the enums' members;
     # every member must then give what the per-column check gives, and any other value (a
     # plain or foreign text) is still checked, as are the other columns.
-    from bastion.audit import sinks  # noqa: PLC0415 - the sink's private helpers
-
-    assert sinks._PLAIN_ENUMS
+    assert _rows._PLAIN_ENUMS
 
     def general(e: AuditEvent) -> tuple[str | None, ...]:
-        values = [getattr(e, name) for name in sinks._TEXTS]
+        values = [getattr(e, name) for name in _rows._TEXTS]
         values[:2] = [values[0]._value_, values[1]._value_]
-        return tuple(sinks._fit(n, v) for n, v in zip(sinks._TEXTS, values, strict=True))
+        return tuple(_rows._fit(n, v) for n, v in zip(_rows._TEXTS, values, strict=True))
 
     class Foreign(str):
         _value_ = "x" * 100 + "\x00"
@@ -332,8 +339,8 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     cases.append(event(3, actor="a" * 300, subject="user:\udc80", client_ip="1" * 70))
     cases.append(event(4, type=Foreign("x"), reason="r\x00"))  # type: ignore[arg-type]
     for case in cases:
-        assert sinks._texts(case) == general(case)
-    assert sinks._texts(cases[-1])[0] == "x" * 64
+        assert _rows._texts(case) == general(case)
+    assert _rows._texts(cases[-1])[0] == "x" * 64
 
 
 class _Seen:
@@ -391,9 +398,9 @@ async def test_a_large_batch_is_written_in_slices_with_the_loop_running_between(
     # WRITE_SLICE rows on PostgreSQL (inside the batch's one transaction, the loop running
     # during each statement's round trip), hands at most WRITE_SLICE events to its
     # subscribers, and the log sink writes at most WRITE_SLICE lines. On SQLite the transaction
-    # is one step (see sinks._append: no yield while holding the write gate).
+    # is one step (see sinks._append._append: no yield while holding the write gate).
     progress = {"prepared": 0, "chained": 0, "handed": 0}
-    real_link, real_macs = sinks._link, sinks.link_macs
+    real_link, real_macs = _database._link, _append.link_macs
 
     def counted_link(*args: Any) -> Any:
         progress["prepared"] += 1
@@ -403,8 +410,8 @@ async def test_a_large_batch_is_written_in_slices_with_the_loop_running_between(
         progress["chained"] += len(tails)
         return real_macs(key, seq, mac, tails)
 
-    monkeypatch.setattr(sinks, "_link", counted_link)
-    monkeypatch.setattr(sinks, "link_macs", counted_macs)
+    monkeypatch.setattr(_database, "_link", counted_link)
+    monkeypatch.setattr(_append, "link_macs", counted_macs)
 
     class Counting:
         def on_stored(self, events: Sequence[StoredEvent]) -> None:
@@ -469,7 +476,7 @@ async def test_a_refused_insert_is_an_audit_error_and_leaves_the_chain_as_it_was
     # AuditWriteFailed (the recorder retries it) and roll the whole transaction back.
     sink = DatabaseSink(database, KEYS)
     await sink.write([event(0)])
-    insert_ = sinks._insert_for(database.engine.dialect)
+    insert_ = _rows._insert_for(database.engine.dialect)
     monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
     with pytest.raises(AuditWriteFailed):
         await sink.write([event(n) for n in range(1, 2 * WRITE_SLICE + 2)])
@@ -483,13 +490,13 @@ async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     formatted: list[AuditEvent] = []
-    real = sinks._ecs_members
+    real = _log._ecs_members
 
     def spy(event: AuditEvent, batch: Batch | None, n: int) -> str:
         formatted.append(event)
         return real(event, batch, n)
 
-    monkeypatch.setattr(sinks, "_ecs_members", spy)
+    monkeypatch.setattr(_log, "_ecs_members", spy)
     out = io.StringIO()
     bastion_logging.configure("warning", json=True, stream=out)
     try:
