@@ -11,6 +11,10 @@ each phase ``--batches`` times on batches of ``--size`` of the bench handler's e
   layer's fixed cost of a batch's transaction);
 - ``log``: ``LogSink.write`` (the ECS lines);
 - ``writes``: the recorder's ``_write`` (both sinks through ``asyncio.gather``, retries armed);
+- ``sequential``: both sinks' ``write`` on one batch, one after the other (``writes`` minus
+  this is ``asyncio.gather``'s own cost);
+- ``gather``: ``asyncio.gather`` of two coroutines that do nothing;
+- ``direct_lines``: the log sink's per-batch resolution of the logging configuration;
 - ``writer``: the events recorded then the queue joined (the writer's whole loop: its wake-up,
   the flush timer, the take, ``_write``), minus nothing: ``record()`` is counted in it.
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -35,7 +40,16 @@ from typing import Any
 from bench.audit.common import machine
 from bench.audit.pieces import _SCOPE
 
-PHASES = ("database", "transaction", "log", "writes", "writer")
+PHASES = (
+    "database",
+    "transaction",
+    "log",
+    "writes",
+    "sequential",
+    "gather",
+    "direct_lines",
+    "writer",
+)
 _WARMUP = 100
 
 
@@ -60,7 +74,13 @@ def _events(size: int) -> list[Any]:
 
 def _phases(app: Any, size: int) -> dict[str, Callable[[], Awaitable[Any]]]:
     from bastion.audit.recorder import Batch  # noqa: PLC0415
-    from bastion.audit.sinks import DatabaseSink, LogSink  # noqa: PLC0415
+    from bastion.audit.sinks import AUDIT_LOG_EVENT, DatabaseSink, LogSink  # noqa: PLC0415
+
+    try:
+        from bastion.audit.sinks._log import _LINE_FIELDS  # noqa: PLC0415
+    except ImportError:  # a tree before sinks.py became a package
+        from bastion.audit.sinks import _LINE_FIELDS  # type: ignore[attr-defined,no-redef] # noqa: PLC0415
+    from bastion.logging import direct_lines  # noqa: PLC0415
 
     recorder = app.state.services.audit
     sinks = recorder._sinks  # noqa: SLF001 - the recorder's own sinks
@@ -77,11 +97,30 @@ def _phases(app: Any, size: int) -> dict[str, Callable[[], Awaitable[Any]]]:
     def nothing(_connection: Any) -> None:
         return None
 
+    async def sequential() -> None:
+        batch = Batch(_events(size))
+        await database_sink.write(batch)
+        await log_sink.write(batch)
+
+    async def idle() -> None:
+        return None
+
+    async def gather() -> None:
+        _events(size)  # as every phase: the events' making is taken off
+        await asyncio.gather(idle(), idle())
+
+    async def direct() -> None:
+        _events(size)
+        direct_lines(AUDIT_LOG_EVENT, logging.INFO, _LINE_FIELDS)
+
     return {
         "database": lambda: database_sink.write(Batch(_events(size))),
         "transaction": lambda: database.transaction(nothing),
         "log": lambda: log_sink.write(Batch(_events(size))),
         "writes": lambda: recorder._write(_events(size)),  # noqa: SLF001
+        "sequential": sequential,
+        "gather": gather,
+        "direct_lines": direct,
         "writer": writer,
     }
 
@@ -121,7 +160,9 @@ async def _drive(size: int, batches: int, phases: list[str], flags: Path) -> Non
             _wait(flags / f"ack-{n}")
 
 
-def _measure(size: int, batches: int, phases: list[str]) -> dict[str, float]:
+def _measure(
+    size: int, batches: int, phases: list[str], keep: Path | None = None
+) -> dict[str, float]:
     marks = [*phases, "events"]
     with tempfile.TemporaryDirectory() as name:
         flags = Path(name)
@@ -155,6 +196,9 @@ def _measure(size: int, batches: int, phases: list[str]) -> dict[str, float]:
             if match is None:
                 raise SystemExit(f"no summary in dump {n}")
             counts[mark] = int(match.group(1)) / batches
+            if keep is not None:
+                keep.mkdir(parents=True, exist_ok=True)
+                shutil.copy(out.with_name(f"{out.name}.{n}"), keep / f"callgrind.{mark}.out")
     return counts
 
 
@@ -169,6 +213,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1)
     parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--keep", type=Path, help="Copy each phase's callgrind file here.")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("phases", nargs="*", default=list(PHASES))
     args = parser.parse_args()
@@ -178,7 +223,7 @@ def main() -> None:
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
     print(f"run: {machine()}")
-    counts = _measure(args.size, args.batches, args.phases)
+    counts = _measure(args.size, args.batches, args.phases, args.keep)
     events = counts.pop("events")
     print(
         f"instructions per batch of {args.size} ({args.batches} batches; the events' making, "

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text
 from structlog.testing import capture_logs
 
 from bastion import logging as bastion_logging
@@ -21,7 +21,7 @@ from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import StoredEvent
-from bastion.audit.models import audit_events
+from bastion.audit.models import audit_chain_head, audit_events
 from bastion.audit.recorder import WRITE_SLICE, Batch, QueueAuditRecorder, scrub, with_details
 from bastion.audit.sinks import (
     AUDIT_LOGGER,
@@ -509,3 +509,80 @@ async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
         structlog.reset_defaults()
     assert out.getvalue().count("\n") == 3
     assert len(formatted) == 3
+
+
+async def test_a_small_batch_on_inline_sqlite_is_one_unit_without_a_sqlalchemy_transaction(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of at most UNIT_ROWS events goes through Database.try_unit on an inline SQLite
+    # file (its statements and commit in one synchronous call: no greenlet, no SQLAlchemy
+    # transaction); a larger one, and every batch on PostgreSQL, through Database.transaction.
+    # Either way the rows, their order and the chain are the same.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])  # the kept connection made
+    transactions: list[object] = []
+    real = database.transaction
+
+    async def counted(work: Any) -> Any:
+        transactions.append(work)
+        return await real(work)
+
+    monkeypatch.setattr(database, "transaction", counted)
+    small = Batch([event(n) for n in range(1, _append.UNIT_ROWS + 1)])
+    await sink.write(small)
+    through_small = len(transactions)
+    large = Batch([event(n) for n in range(100, 100 + _append.UNIT_ROWS + 1)])
+    await sink.write(large)
+    inline = database.engine.url.get_driver_name() == "inline"
+    assert (through_small, len(transactions)) == ((0, 1) if inline else (1, 2))
+    stored = await rows(database)
+    assert [r["seq"] for r in stored] == list(range(1, len(small) + len(large) + 2))
+    expected = ["req-0", *(f"req-{n}" for n in range(1, _append.UNIT_ROWS + 1))]
+    expected += [f"req-{n}" for n in range(100, 100 + _append.UNIT_ROWS + 1)]
+    assert [r["request_id"] for r in stored] == expected
+    assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_a_batch_the_unit_cannot_take_goes_the_ordinary_way(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # try_unit gives None (nothing written) when the kept connection or the write gate is
+    # busy, or on a database error: the batch then runs through Database.transaction from the
+    # start, once. A refused insert is still AuditWriteFailed with nothing written.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])
+    monkeypatch.setattr(database, "try_unit", lambda _work: None)
+    await sink.write([event(1), event(2)])
+    monkeypatch.undo()
+    insert_ = _rows._insert_for(database.engine.dialect)
+    monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
+    with pytest.raises(AuditWriteFailed):
+        await sink.write([event(3)])  # refused in the unit (rolled back), then in the transaction
+    monkeypatch.undo()
+    await sink.write([event(4)])
+    assert [r["request_id"] for r in await rows(database)] == ["req-0", "req-1", "req-2", "req-4"]
+    assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_a_missing_head_is_left_to_the_ordinary_path(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unit writes nothing when the head row is missing (None): the ordinary path then
+    # creates the head of an empty chain, as before.
+    async with database.engine.begin() as connection:
+        await connection.execute(delete(audit_chain_head))
+    units: list[int | None] = []
+    real = database.try_unit
+
+    def spied(work: Any) -> Any:
+        result = real(work)
+        units.append(result)
+        return result
+
+    monkeypatch.setattr(database, "try_unit", spied)
+    await DatabaseSink(database, KEYS).write([event(1)])
+    await DatabaseSink(database, KEYS).write([event(2)])
+    inline = database.engine.url.get_driver_name() == "inline"
+    assert units == ([None, 2] if inline else [None, None])
+    assert [r["seq"] for r in await rows(database)] == [1, 2]
+    assert (await verify_chain(database, KEYS)).intact

@@ -12,7 +12,7 @@ from bastion.audit.errors import AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType
 from bastion.audit.interfaces import AuditSubscriber, StoredEvent
 from bastion.audit.recorder import Batch
-from bastion.audit.sinks._append import INSERT_CHUNK, _append
+from bastion.audit.sinks._append import INSERT_CHUNK, UNIT_ROWS, _append, append_unit
 from bastion.audit.sinks._rows import _insert_for, _Link, _link, _slice_size
 from bastion.logging import get_logger
 from bastion.storage import Database
@@ -68,14 +68,25 @@ class DatabaseSink:
         except (ValueError, TypeError) as exc:  # a value no column type accepts (naive time)
             raise AuditWriteFailed from exc
         keys = self._keys
+        database = self._database
         try:
-            # Database.transaction: on an inline SQLite file, the connection the requests' own
-            # units of work use when it is free. A batch committed on another connection makes
-            # SQLite drop that connection's page cache at its next transaction (WAL: the file
-            # changed under it), and the next request pays to read its pages again.
-            first = await self._database.transaction(
-                lambda connection: _append(connection, keys, insert_, links, size)
+            # A small batch on an inline SQLite file whose kept connection and write gate are
+            # free: the whole transaction in one synchronous call (Database.try_unit: no
+            # greenlet, no SQLAlchemy transaction); else, or when it did not run (nothing
+            # written), the ordinary path from the start.
+            first = (
+                database.try_unit(lambda unit: append_unit(unit, keys, insert_, links, size))
+                if len(links) <= UNIT_ROWS
+                else None
             )
+            if first is None:
+                # Database.transaction: on an inline SQLite file, the connection the requests'
+                # own units of work use when it is free. A batch committed on another connection
+                # makes SQLite drop that connection's page cache at its next transaction (WAL:
+                # the file changed under it), and the next request pays to read its pages again.
+                first = await database.transaction(
+                    lambda connection: _append(connection, keys, insert_, links, size)
+                )
         except (SQLAlchemyError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
