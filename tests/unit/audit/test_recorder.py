@@ -470,15 +470,17 @@ async def _record_from_connections(
 
 
 async def test_a_writer_that_falls_behind_writes_larger_slices_and_keeps_up() -> None:
-    # The loop gives the writer one turn per iteration; 32 connections record 32 events per
-    # iteration. In slices of WRITE_SLICE a batch of 200 takes 13 turns (416 new events): the
-    # queue would grow until it drops events. The slices grow with the backlog instead.
+    # The loop gives the writer one turn per iteration; 48 connections record 48 events per
+    # iteration. In slices of WRITE_SLICE a batch of 200 takes 13 turns (624 new events): the
+    # queue would grow until it drops events (deepest queue 9,264 with fixed slices). The
+    # slices grow with the backlog instead (deepest 480). At 32 connections a writer that
+    # runs its only sink in its own task keeps up without a backlog.
     sink = SlicedSink()
     recorder = QueueAuditRecorder([sink], queue_size=100_000, batch_size=200, flush_delay=0)
     await recorder.start()
-    depths = await _record_from_connections(recorder, connections=32, requests=300)
+    depths = await _record_from_connections(recorder, connections=48, requests=300)
     await recorder.aclose()
-    assert len(sink.events) == 32 * 300
+    assert len(sink.events) == 48 * 300
     assert recorder.dropped_total == 0
     assert max(depths) <= 4 * 200  # bounded: the writer keeps up
     assert max(sink.slices) > WRITE_SLICE
