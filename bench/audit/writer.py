@@ -18,7 +18,11 @@ each phase ``--batches`` times on batches of ``--size`` of the bench handler's e
 - ``writer``: the events recorded then the queue joined (the writer's whole loop: its wake-up,
   the flush timer, the take, ``_write``), minus nothing: ``record()`` is counted in it.
 
-Usage: ``.venv/bin/python -m bench.audit.writer [--size 1] [--batches 200] [phase ...]``.
+``--uvloop`` runs the driver on uvloop's event loop (as ``bastion serve`` and uvicorn do): the
+loop's own work per turn (ready callbacks, timers, the selector) is then C, not Python.
+
+Usage: ``.venv/bin/python -m bench.audit.writer [--size 1] [--batches 200] [--uvloop]
+[--keep DIR] [phase ...]``.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ async def _drive(size: int, batches: int, phases: list[str], flags: Path) -> Non
 
 
 def _measure(
-    size: int, batches: int, phases: list[str], keep: Path | None = None
+    size: int, batches: int, phases: list[str], keep: Path | None = None, *, uvloop: bool = False
 ) -> dict[str, float]:
     marks = [*phases, "events"]
     with tempfile.TemporaryDirectory() as name:
@@ -170,6 +174,7 @@ def _measure(
         command = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
         command += [f"--callgrind-out-file={out}", sys.executable, "-m", "bench.audit.writer"]
         command += ["--drive", str(flags), f"--size={size}", f"--batches={batches}", *phases]
+        command += ["--uvloop"] if uvloop else []
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         proc = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -214,19 +219,28 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1)
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--keep", type=Path, help="Copy each phase's callgrind file here.")
+    parser.add_argument("--uvloop", action="store_true", help="Drive on uvloop's event loop.")
     parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("phases", nargs="*", default=list(PHASES))
     args = parser.parse_args()
     if args.drive:
-        asyncio.run(_drive(args.size, args.batches, args.phases, Path(args.drive)))
+        drive = _drive(args.size, args.batches, args.phases, Path(args.drive))
+        if args.uvloop:
+            import uvloop  # noqa: PLC0415
+
+            uvloop.run(drive)
+        else:
+            asyncio.run(drive)
         return
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
     print(f"run: {machine()}")
-    counts = _measure(args.size, args.batches, args.phases, args.keep)
+    counts = _measure(args.size, args.batches, args.phases, args.keep, uvloop=args.uvloop)
     events = counts.pop("events")
+    loop = "uvloop" if args.uvloop else "asyncio's loop"
     print(
-        f"instructions per batch of {args.size} ({args.batches} batches; the events' making, "
+        f"instructions per batch of {args.size} ({args.batches} batches, {loop}; the events' "
+        "making, "
         f"{events:,.0f} a batch, taken off; per event in brackets)"
     )
     for name, count in counts.items():
