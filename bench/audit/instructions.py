@@ -17,8 +17,15 @@ rate (about 12 per batch at 200 requests/s with the 50 ms flush delay), where ea
 transaction is shared by few events. Without it, the writer drains the whole queue at the end,
 in batches of ``BASTION_AUDIT_BATCH_SIZE`` (200), as under saturation.
 
+``--no-drain`` counts the requests alone: the writer never runs while counting (the requests
+never give the loop a turn; checked: nothing written, every event still queued), so
+``/bench-audit`` minus ``/bench`` is the request path's cost of an event (``event_from_scope``,
+``record()``, the queue). ``--split`` runs ``/bench`` and ``/bench-audit`` without draining,
+then ``/bench-audit`` at writer batches of 1, 4, 12 and 32: the writer's instructions per event
+at each batch size, and a fit of ``per event + per batch / batch size``.
+
 Usage: ``.venv/bin/python -m bench.audit.instructions [--requests 1000] [--no-log-sink]
-[--table-order] [--batch N]``.
+[--table-order] [--batch N] [--no-drain] [--split]``.
 """
 
 from __future__ import annotations
@@ -38,9 +45,19 @@ PATHS = ("/bench", "/bench-audit")
 _WARMUP = 300
 
 
-async def _requests(app: Any, path: str, n: int, batch: int = 0) -> None:
+async def _requests(app: Any, path: str, n: int, batch: int = 0, *, drain: bool = True) -> None:
     scope = {**SCOPE, "path": path, "raw_path": path.encode()}
-    queue = app.state.services.audit._queue  # noqa: SLF001 - the writer's work counts
+    recorder = app.state.services.audit
+    queue = recorder._queue  # noqa: SLF001 - the writer's work counts
+    if not drain:
+        written, queued = recorder.written_total, queue.qsize()
+        for _ in range(n):
+            await app(dict(scope), _receive, _send)
+        # The writer must not have run: nothing written, every event recorded still queued.
+        events = n if path == "/bench-audit" else 0
+        if recorder.written_total != written or queue.qsize() != queued + events:
+            raise SystemExit("the writer ran during a --no-drain count")
+        return
     group = batch or n
     for start in range(0, n, group):
         for _ in range(min(group, n - start)):
@@ -58,6 +75,7 @@ async def _drive(
     log_sink: bool,
     measured_first: bool = True,
     batch: int = 0,
+    drain: bool = True,
 ) -> None:
     """Run inside valgrind: build and warm up, wait for counting, drive, wait to be stopped."""
     from bastion import logging as bastion_logging  # noqa: PLC0415
@@ -75,20 +93,56 @@ async def _drive(
     async with app.router.lifespan_context(app):
         await _requests(app, path, _WARMUP)
         callgrind.ready(flags)
-        await _requests(app, path, n, batch)
+        await _requests(app, path, n, batch, drain=drain)
         callgrind.done(flags)
 
 
 def count(
-    path: str, n: int, *, log_sink: bool = True, table_order: bool = False, batch: int = 0
+    path: str,
+    n: int,
+    *,
+    log_sink: bool = True,
+    table_order: bool = False,
+    batch: int = 0,
+    drain: bool = True,
 ) -> float:
-    """Instructions per request to ``path`` (with the writer's work), in a fresh process."""
+    """Instructions per request to ``path`` (with the writer's work unless not ``drain``), in a
+    fresh process."""
     extra = [] if log_sink else ["--no-log-sink"]
     extra += ["--table-order"] if table_order else []
     extra += [f"--batch={batch}"] if batch else []
+    extra += [] if drain else ["--no-drain"]
     return callgrind.count(
-        "bench.audit.instructions", [path], n, extra=extra, label=path, timeout=600
+        "bench.audit.instructions", [path], n, extra=extra, label=path, timeout=900
     )
+
+
+SPLIT_BATCHES = (1, 4, 12, 32)
+
+
+def split(n: int, *, log_sink: bool) -> None:
+    """The request path's and the writer's instructions per event (see the module docstring)."""
+    base = count("/bench", n, log_sink=log_sink, drain=False)
+    request = count("/bench-audit", n, log_sink=log_sink, drain=False)
+    print(f"request path: /bench {base:,.0f}, /bench-audit {request:,.0f} (writer not run)")
+    print(f"  an event on the request path: +{request - base:,.0f}")
+    writer: dict[int, float] = {}
+    for batch in SPLIT_BATCHES:
+        total = count("/bench-audit", n, log_sink=log_sink, batch=batch)
+        writer[batch] = total - request
+        print(
+            f"  batches of {batch:2}: /bench-audit {total:,.0f}, writer {writer[batch]:,.0f} an "
+            f"event, event in all +{total - base:,.0f}",
+            flush=True,
+        )
+    # Least squares of writer = per_event + per_batch * (1 / batch).
+    xs = [1 / b for b in writer]
+    ys = list(writer.values())
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
+        (x - mx) ** 2 for x in xs
+    )
+    print(f"  writer fit: {my - slope * mx:,.0f} an event + {slope:,.0f} a batch")
 
 
 def main() -> None:
@@ -103,6 +157,12 @@ def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=0, help="Requests per writer batch (0: one drain at the end)."
     )
+    parser.add_argument(
+        "--no-drain", action="store_true", help="Count the requests alone (the writer not run)."
+    )
+    parser.add_argument(
+        "--split", action="store_true", help="Request path and writer at batches 1, 4, 12, 32."
+    )
     parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drive:
@@ -115,6 +175,7 @@ def main() -> None:
                 log_sink=not args.no_log_sink,
                 measured_first=not args.table_order,
                 batch=args.batch,
+                drain=not args.no_drain,
             )
         )
         return
@@ -122,9 +183,17 @@ def main() -> None:
         raise SystemExit("valgrind is missing: apt-get install -y valgrind")
     print(f"run: {machine()}")
     log_sink = not args.no_log_sink
+    if args.split:
+        split(args.requests, log_sink=log_sink)
+        return
     counts = {
         path: count(
-            path, args.requests, log_sink=log_sink, table_order=args.table_order, batch=args.batch
+            path,
+            args.requests,
+            log_sink=log_sink,
+            table_order=args.table_order,
+            batch=args.batch,
+            drain=not args.no_drain,
         )
         for path in PATHS
     }

@@ -125,24 +125,25 @@ def _record() -> Callable[[], Any]:
 
 
 def _ecs_line() -> Callable[[], Any]:
-    from bastion.audit import ecs, sinks  # noqa: PLC0415
+    from bastion.audit import ecs  # noqa: PLC0415
+    from bastion.audit.sinks import _log  # noqa: PLC0415
 
     event = _event()
-    head = sinks._LINE_HEAD  # noqa: SLF001 - the sink's own line
+    head = _log._LINE_HEAD  # noqa: SLF001 - the sink's own line
     tail = ', "level": "info", "message": "audit_event"}'
     return lambda: "{" + head + ecs.ecs_members(event) + tail
 
 
 def _ecs_line_shared() -> Callable[[], Any]:
-    from bastion.audit import sinks  # noqa: PLC0415
     from bastion.audit.recorder import Batch  # noqa: PLC0415
+    from bastion.audit.sinks import _log, _rows  # noqa: PLC0415
 
     event = _event()
     batch = Batch([event])  # the database sink wrote first: the stamp and JSON text are shared
-    sinks._link(sinks._insert_for(_sqlite_dialect()), event, batch, 0)  # noqa: SLF001
-    head = sinks._LINE_HEAD  # noqa: SLF001 - the sink's own line
+    _rows._link(_rows._insert_for(_sqlite_dialect()), event, batch, 0)  # noqa: SLF001
+    head = _log._LINE_HEAD  # noqa: SLF001 - the sink's own line
     tail = ', "level": "info", "message": "audit_event"}'
-    return lambda: "{" + head + sinks._ecs_members(event, batch, 0) + tail  # noqa: SLF001
+    return lambda: "{" + head + _log._ecs_members(event, batch, 0) + tail  # noqa: SLF001
 
 
 def _stored() -> Callable[[], Any]:
@@ -161,61 +162,64 @@ def _sqlite_dialect() -> Any:
 
 
 def _row() -> Callable[[], Any]:
-    from bastion.audit import sinks  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
-    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    insert_ = _rows._insert_for(_sqlite_dialect())  # noqa: SLF001
     event = _event()
-    return lambda: sinks._link(insert_, event)  # noqa: SLF001
+    return lambda: _rows._link(insert_, event)  # noqa: SLF001
 
 
 def _row_shared() -> Callable[[], Any]:
-    from bastion.audit import sinks  # noqa: PLC0415
     from bastion.audit.recorder import Batch  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
-    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    insert_ = _rows._insert_for(_sqlite_dialect())  # noqa: SLF001
     event = _event()
     batch = Batch([event])
 
     def link() -> Any:
         # The database sink first (as the recorder's sinks are ordered): it fills the batch.
         batch.stamps[0] = batch.details_json[0] = None
-        return sinks._link(insert_, event, batch, 0)  # noqa: SLF001
+        return _rows._link(insert_, event, batch, 0)  # noqa: SLF001
 
     return link
 
 
 def _canonical_tail() -> Callable[[], Any]:
-    from bastion.audit import chain, sinks  # noqa: PLC0415
+    from bastion.audit import chain  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
     event = _event()
-    texts = sinks._texts(event)  # noqa: SLF001
+    texts = _rows._texts(event)  # noqa: SLF001
     stamp = chain.utc_stamp(event.time)
     return lambda: chain.canonical_tail(stamp, texts, event.details)
 
 
 def _json_column() -> Callable[[], Any]:
-    from bastion.audit import sinks  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
-    insert_ = sinks._insert_for(_sqlite_dialect())  # noqa: SLF001
+    insert_ = _rows._insert_for(_sqlite_dialect())  # noqa: SLF001
     details = _event().details
     process = insert_._details  # noqa: SLF001
     return lambda: process(details)
 
 
 def _mac() -> Callable[[], Any]:
-    from bastion.audit import chain, sinks  # noqa: PLC0415
+    from bastion.audit import chain  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
     event = _event()
-    tail = chain.canonical_tail(chain.utc_stamp(event.time), sinks._texts(event), event.details)  # noqa: SLF001
+    tail = chain.canonical_tail(chain.utc_stamp(event.time), _rows._texts(event), event.details)  # noqa: SLF001
     key = chain.ChainKey("0a1b2c3d", b"k" * 32)
     return lambda: chain.link_mac(key, 123456, "f" * 64, tail)
 
 
 def _mac_message() -> tuple[Any, bytes]:
-    from bastion.audit import chain, sinks  # noqa: PLC0415
+    from bastion.audit import chain  # noqa: PLC0415
+    from bastion.audit.sinks import _rows  # noqa: PLC0415
 
     event = _event()
-    tail = chain.canonical_tail(chain.utc_stamp(event.time), sinks._texts(event), event.details)  # noqa: SLF001
+    tail = chain.canonical_tail(chain.utc_stamp(event.time), _rows._texts(event), event.details)  # noqa: SLF001
     key = chain.ChainKey("0a1b2c3d", b"k" * 32)
     return key, chain._linked(123456, key.key_id, "f" * 64, tail)  # noqa: SLF001
 

@@ -15,9 +15,9 @@ import pytest
 from fastapi import FastAPI, Request
 
 from bastion.app import create_app
-from bastion.audit import sinks
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
+from bastion.audit.sinks import _database
 from bastion.storage import migrate
 
 from .conftest import make_settings
@@ -54,13 +54,13 @@ async def test_the_writer_runs_after_the_responses_of_the_requests_that_recorded
     # still start only after the responses of the step that recorded (every request of the
     # gather below runs its whole route in one step).
     order: list[str] = []
-    real_link = sinks._link
+    real_link = _database._link
 
     def logged_link(*args: Any) -> Any:
         order.append("written")
         return real_link(*args)
 
-    monkeypatch.setattr(sinks, "_link", logged_link)
+    monkeypatch.setattr(_database, "_link", logged_link)
     settings = make_settings(tmp_path, audit_batch_size=batch_size)
     await migrate.upgrade(settings.effective_database_url)
     app: FastAPI = create_app(settings)

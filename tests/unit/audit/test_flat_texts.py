@@ -17,10 +17,11 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import bastion.storage  # noqa: F401 - registers sqlite+inline
-from bastion.audit import chain, sinks
+from bastion.audit import chain
 from bastion.audit.chain import canonical_tail, flat_texts, utc_stamp
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.recorder import Batch, ScrubbedDetails
+from bastion.audit.sinks import _rows
 
 STAMP = "2026-11-29T05:08:57.856908Z"
 #: Texts around the plain ones: quotes, backslashes, controls, DEL, non-ASCII, percent signs.
@@ -229,30 +230,30 @@ def _events() -> list[AuditEvent]:
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_the_sinks_link_is_the_general_paths(shared: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    insert_ = sinks._insert_for(_dialect())
+    insert_ = _rows._insert_for(_dialect())
     assert insert_.json_column
     events = _events()
     ours_batch, theirs_batch = Batch(events), Batch(events)
     ours = [
-        sinks._link(insert_, e, ours_batch if shared else None, n) for n, e in enumerate(events)
+        _rows._link(insert_, e, ours_batch if shared else None, n) for n, e in enumerate(events)
     ]
     with monkeypatch.context() as patched:
-        patched.setattr(sinks, "flat_texts", lambda *_args: None)
+        patched.setattr(_rows, "flat_texts", lambda *_args: None)
         theirs = [
-            sinks._link(insert_, e, theirs_batch if shared else None, n)
+            _rows._link(insert_, e, theirs_batch if shared else None, n)
             for n, e in enumerate(events)
         ]
     assert ours == theirs
     if shared:
         assert ours_batch.stamps == theirs_batch.stamps
         assert ours_batch.details_json == theirs_batch.details_json
-        assert ours_batch.details_json[:4] == [sinks._json_column(e.details) for e in events[:4]]
+        assert ours_batch.details_json[:4] == [_rows._json_column(e.details) for e in events[:4]]
     # And the tails are what the chain verifies the stored rows with.
     for event, (_, tail) in zip(events, ours, strict=True):
-        row = sinks._row(event)
+        row = _rows._row(event)
         assert tail == chain.row_tail(row)
         assert tail == canonical_tail(
-            utc_stamp(event.time), sinks._texts(event), sinks._details(event)
+            utc_stamp(event.time), _rows._texts(event), _rows._details(event)
         )
 
 

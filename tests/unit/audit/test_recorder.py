@@ -470,15 +470,17 @@ async def _record_from_connections(
 
 
 async def test_a_writer_that_falls_behind_writes_larger_slices_and_keeps_up() -> None:
-    # The loop gives the writer one turn per iteration; 32 connections record 32 events per
-    # iteration. In slices of WRITE_SLICE a batch of 200 takes 13 turns (416 new events): the
-    # queue would grow until it drops events. The slices grow with the backlog instead.
+    # The loop gives the writer one turn per iteration; 48 connections record 48 events per
+    # iteration. In slices of WRITE_SLICE a batch of 200 takes 13 turns (624 new events): the
+    # queue would grow until it drops events (deepest queue 9,264 with fixed slices). The
+    # slices grow with the backlog instead (deepest 480). At 32 connections a writer that
+    # runs its only sink in its own task keeps up without a backlog.
     sink = SlicedSink()
     recorder = QueueAuditRecorder([sink], queue_size=100_000, batch_size=200, flush_delay=0)
     await recorder.start()
-    depths = await _record_from_connections(recorder, connections=32, requests=300)
+    depths = await _record_from_connections(recorder, connections=48, requests=300)
     await recorder.aclose()
-    assert len(sink.events) == 32 * 300
+    assert len(sink.events) == 48 * 300
     assert recorder.dropped_total == 0
     assert max(depths) <= 4 * 200  # bounded: the writer keeps up
     assert max(sink.slices) > WRITE_SLICE
@@ -492,3 +494,63 @@ async def test_a_writer_that_keeps_up_writes_small_slices() -> None:
     await recorder.aclose()
     assert len(sink.events) == 100
     assert max(sink.slices) <= WRITE_SLICE
+
+
+class _Meeting:
+    """A sink that notes which task writes it, sets ``arrived`` if given, then waits (bounded)
+    for ``meet``."""
+
+    def __init__(
+        self,
+        name: str,
+        log: list[tuple[str, object]],
+        meet: asyncio.Event,
+        arrived: asyncio.Event | None = None,
+    ) -> None:
+        self.name, self.log, self.meet, self.arrived = name, log, meet, arrived
+        self.cancelled = False
+
+    async def write(self, _events: Sequence[AuditEvent]) -> None:
+        self.log.append((self.name, asyncio.current_task()))
+        if self.arrived is not None:
+            self.arrived.set()
+        try:
+            await asyncio.wait_for(self.meet.wait(), timeout=5)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_the_first_sink_writes_in_the_writers_task_and_the_others_concurrently() -> None:
+    # The writer runs the first sink itself (no task, no gathering future) and the others in
+    # tasks, concurrently: the first sink waits until the second has started (run one after
+    # the other, the first would time out and fail). It starts first, as the first of
+    # asyncio.gather's tasks would.
+    log: list[tuple[str, object]] = []
+    meet = asyncio.Event()
+    first, second = _Meeting("first", log, meet), _Meeting("second", log, meet, arrived=meet)
+    rec = recorder(first, second, retry_attempts=1)
+    await rec.start()
+    rec.record(make_event(1))
+    await rec.aclose()
+    assert [name for name, _ in log] == ["first", "second"]
+    assert log[0][1] is rec._task
+    assert log[1][1] is not rec._task
+    assert (rec.written_total, rec.failed_total) == (1, 0)
+
+
+async def test_closing_a_writer_stuck_in_a_sink_cancels_the_other_sinks_writes() -> None:
+    # As gather cancels its children: when aclose gives up (close timeout) and cancels the
+    # writer, a sink still writing in its own task is cancelled too, not left running.
+    log: list[tuple[str, object]] = []
+    never = asyncio.Event()
+    stuck, other = _Meeting("first", log, never), _Meeting("other", log, never)
+    rec = recorder(stuck, other, close_timeout=0.2, retry_attempts=1)
+    await rec.start()
+    rec.record(make_event(1))
+    await rec.aclose()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert [name for name, _ in log] == ["first", "other"]
+    assert (stuck.cancelled, other.cancelled) == (True, True)
+    assert rec.dropped_total == 1

@@ -12,19 +12,28 @@ from typing import Any
 
 import pytest
 import structlog
-from sqlalchemy import insert, select, text
+from sqlalchemy import delete, insert, select, text
 from structlog.testing import capture_logs
 
 from bastion import logging as bastion_logging
-from bastion.audit import sinks
 from bastion.audit.chain import ChainKeys
 from bastion.audit.ecs import to_ecs
 from bastion.audit.errors import AuditError, AuditWriteFailed
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import StoredEvent
-from bastion.audit.models import audit_events
+from bastion.audit.models import audit_chain_head, audit_events
 from bastion.audit.recorder import WRITE_SLICE, Batch, QueueAuditRecorder, scrub, with_details
-from bastion.audit.sinks import AUDIT_LOGGER, DatabaseSink, InMemorySink, LogSink, event_row
+from bastion.audit.sinks import (
+    AUDIT_LOGGER,
+    DatabaseSink,
+    InMemorySink,
+    LogSink,
+    _append,
+    _database,
+    _log,
+    _rows,
+    event_row,
+)
 from bastion.audit.verify import verify_chain
 from bastion.crypto import Keyring
 from bastion.storage import Database
@@ -315,14 +324,12 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     # _texts checks the type and outcome once, at import, when they are the enums' members;
     # every member must then give what the per-column check gives, and any other value (a
     # plain or foreign text) is still checked, as are the other columns.
-    from bastion.audit import sinks  # noqa: PLC0415 - the sink's private helpers
-
-    assert sinks._PLAIN_ENUMS
+    assert _rows._PLAIN_ENUMS
 
     def general(e: AuditEvent) -> tuple[str | None, ...]:
-        values = [getattr(e, name) for name in sinks._TEXTS]
+        values = [getattr(e, name) for name in _rows._TEXTS]
         values[:2] = [values[0]._value_, values[1]._value_]
-        return tuple(sinks._fit(n, v) for n, v in zip(sinks._TEXTS, values, strict=True))
+        return tuple(_rows._fit(n, v) for n, v in zip(_rows._TEXTS, values, strict=True))
 
     class Foreign(str):
         _value_ = "x" * 100 + "\x00"
@@ -332,8 +339,8 @@ def test_texts_skip_only_the_enums_own_values() -> None:
     cases.append(event(3, actor="a" * 300, subject="user:\udc80", client_ip="1" * 70))
     cases.append(event(4, type=Foreign("x"), reason="r\x00"))  # type: ignore[arg-type]
     for case in cases:
-        assert sinks._texts(case) == general(case)
-    assert sinks._texts(cases[-1])[0] == "x" * 64
+        assert _rows._texts(case) == general(case)
+    assert _rows._texts(cases[-1])[0] == "x" * 64
 
 
 class _Seen:
@@ -391,9 +398,9 @@ async def test_a_large_batch_is_written_in_slices_with_the_loop_running_between(
     # WRITE_SLICE rows on PostgreSQL (inside the batch's one transaction, the loop running
     # during each statement's round trip), hands at most WRITE_SLICE events to its
     # subscribers, and the log sink writes at most WRITE_SLICE lines. On SQLite the transaction
-    # is one step (see sinks._append: no yield while holding the write gate).
+    # is one step (see sinks._append._append: no yield while holding the write gate).
     progress = {"prepared": 0, "chained": 0, "handed": 0}
-    real_link, real_macs = sinks._link, sinks.link_macs
+    real_link, real_macs = _database._link, _append.link_macs
 
     def counted_link(*args: Any) -> Any:
         progress["prepared"] += 1
@@ -403,8 +410,8 @@ async def test_a_large_batch_is_written_in_slices_with_the_loop_running_between(
         progress["chained"] += len(tails)
         return real_macs(key, seq, mac, tails)
 
-    monkeypatch.setattr(sinks, "_link", counted_link)
-    monkeypatch.setattr(sinks, "link_macs", counted_macs)
+    monkeypatch.setattr(_database, "_link", counted_link)
+    monkeypatch.setattr(_append, "link_macs", counted_macs)
 
     class Counting:
         def on_stored(self, events: Sequence[StoredEvent]) -> None:
@@ -469,7 +476,7 @@ async def test_a_refused_insert_is_an_audit_error_and_leaves_the_chain_as_it_was
     # AuditWriteFailed (the recorder retries it) and roll the whole transaction back.
     sink = DatabaseSink(database, KEYS)
     await sink.write([event(0)])
-    insert_ = sinks._insert_for(database.engine.dialect)
+    insert_ = _rows._insert_for(database.engine.dialect)
     monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
     with pytest.raises(AuditWriteFailed):
         await sink.write([event(n) for n in range(1, 2 * WRITE_SLICE + 2)])
@@ -483,13 +490,13 @@ async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     formatted: list[AuditEvent] = []
-    real = sinks._ecs_members
+    real = _log._ecs_members
 
     def spy(event: AuditEvent, batch: Batch | None, n: int) -> str:
         formatted.append(event)
         return real(event, batch, n)
 
-    monkeypatch.setattr(sinks, "_ecs_members", spy)
+    monkeypatch.setattr(_log, "_ecs_members", spy)
     out = io.StringIO()
     bastion_logging.configure("warning", json=True, stream=out)
     try:
@@ -502,3 +509,80 @@ async def test_the_log_sink_formats_nothing_when_info_lines_are_dropped(
         structlog.reset_defaults()
     assert out.getvalue().count("\n") == 3
     assert len(formatted) == 3
+
+
+async def test_a_small_batch_on_inline_sqlite_is_one_unit_without_a_sqlalchemy_transaction(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of at most UNIT_ROWS events goes through Database.try_unit on an inline SQLite
+    # file (its statements and commit in one synchronous call: no greenlet, no SQLAlchemy
+    # transaction); a larger one, and every batch on PostgreSQL, through Database.transaction.
+    # Either way the rows, their order and the chain are the same.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])  # the kept connection made
+    transactions: list[object] = []
+    real = database.transaction
+
+    async def counted(work: Any) -> Any:
+        transactions.append(work)
+        return await real(work)
+
+    monkeypatch.setattr(database, "transaction", counted)
+    small = Batch([event(n) for n in range(1, _append.UNIT_ROWS + 1)])
+    await sink.write(small)
+    through_small = len(transactions)
+    large = Batch([event(n) for n in range(100, 100 + _append.UNIT_ROWS + 1)])
+    await sink.write(large)
+    inline = database.engine.url.get_driver_name() == "inline"
+    assert (through_small, len(transactions)) == ((0, 1) if inline else (1, 2))
+    stored = await rows(database)
+    assert [r["seq"] for r in stored] == list(range(1, len(small) + len(large) + 2))
+    expected = ["req-0", *(f"req-{n}" for n in range(1, _append.UNIT_ROWS + 1))]
+    expected += [f"req-{n}" for n in range(100, 100 + _append.UNIT_ROWS + 1)]
+    assert [r["request_id"] for r in stored] == expected
+    assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_a_batch_the_unit_cannot_take_goes_the_ordinary_way(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # try_unit gives None (nothing written) when the kept connection or the write gate is
+    # busy, or on a database error: the batch then runs through Database.transaction from the
+    # start, once. A refused insert is still AuditWriteFailed with nothing written.
+    sink = DatabaseSink(database, KEYS)
+    await sink.write([event(0)])
+    monkeypatch.setattr(database, "try_unit", lambda _work: None)
+    await sink.write([event(1), event(2)])
+    monkeypatch.undo()
+    insert_ = _rows._insert_for(database.engine.dialect)
+    monkeypatch.setattr(insert_, "sql", insert_.sql.replace("audit_events", "no_such_table"))
+    with pytest.raises(AuditWriteFailed):
+        await sink.write([event(3)])  # refused in the unit (rolled back), then in the transaction
+    monkeypatch.undo()
+    await sink.write([event(4)])
+    assert [r["request_id"] for r in await rows(database)] == ["req-0", "req-1", "req-2", "req-4"]
+    assert (await verify_chain(database, KEYS)).intact
+
+
+async def test_a_missing_head_is_left_to_the_ordinary_path(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The unit writes nothing when the head row is missing (None): the ordinary path then
+    # creates the head of an empty chain, as before.
+    async with database.engine.begin() as connection:
+        await connection.execute(delete(audit_chain_head))
+    units: list[int | None] = []
+    real = database.try_unit
+
+    def spied(work: Any) -> Any:
+        result = real(work)
+        units.append(result)
+        return result
+
+    monkeypatch.setattr(database, "try_unit", spied)
+    await DatabaseSink(database, KEYS).write([event(1)])
+    await DatabaseSink(database, KEYS).write([event(2)])
+    inline = database.engine.url.get_driver_name() == "inline"
+    assert units == ([None, 2] if inline else [None, None])
+    assert [r["seq"] for r in await rows(database)] == [1, 2]
+    assert (await verify_chain(database, KEYS)).intact
