@@ -93,7 +93,10 @@ async def test_a_login_through_the_units_answers_like_the_ordinary_path(
         return outcome
 
     def counting_unit(work: Any) -> Any:
-        units.append(outcome := try_unit(work))
+        outcome = try_unit(work)
+        # The audit writer's small batches are units too (h-audit8): only the login's count.
+        if not getattr(work, "__module__", "").startswith("bastion.audit."):
+            units.append(outcome)
         return outcome
 
     outcomes = []
