@@ -169,7 +169,9 @@ class HashingPool:
         Raises :class:`HashingOverloaded` immediately, without queueing, when every worker is
         busy and the wait queue is full. Exceptions of ``fn`` propagate unchanged. A caller
         cancelled while its work is still queued takes the work out of the queue (its slot is
-        free at once); work already running finishes, and holds its slot until then.
+        free at once); work already running finishes, and holds its slot until then. ``fn``
+        must not wait for the event loop: while work is queued its outcome may be held until the
+        next call in the queue has finished (``hand_over_batch``).
         """
         job = _Job(asyncio.get_running_loop(), fn, args, kwargs)
         worker = None

@@ -265,7 +265,10 @@ async def test_while_work_is_queued_outcomes_are_handed_over_together() -> None:
         assert not first.done()  # held while the queued call runs
         assert pool.in_flight == 1  # its slot is free already: the work has finished
         second_gate.set()
-        assert await asyncio.wait_for(asyncio.gather(first, second), WAIT) == ["first", "second"]
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), WAIT)) == [
+            "first",
+            "second",
+        ]
 
 
 async def test_batch_of_one_hands_each_outcome_over_at_once() -> None:
@@ -284,7 +287,10 @@ async def test_a_full_batch_goes_without_waiting_for_the_rest_of_the_queue() -> 
         third = asyncio.create_task(pool.run(_gated, gate, started, "third"))
         await _wait_until(lambda: pool.in_flight == 2)
         second_gate.set()  # the batch of two is full: handed over while the third runs
-        assert await asyncio.wait_for(asyncio.gather(first, second), WAIT) == ["first", "second"]
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), WAIT)) == [
+            "first",
+            "second",
+        ]
         assert await asyncio.to_thread(started.wait, WAIT)
         assert not third.done()
         gate.set()
