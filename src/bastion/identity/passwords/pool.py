@@ -19,7 +19,7 @@ about twice what its instructions cost on warm caches. While more work waits in 
 worker keeps a finished call's outcome and hands it over with the next ones, up to
 ``hand_over_batch`` at a time, in one wake-up of the loop: the loop then does that many
 logins' work in one burst, all but the first on warm caches (one core shared by the loop and
-one worker: the loop's CPU a login fell by about a fifth with batches of two and two fifths
+one worker: the loop's CPU a login fell by a fifth or more with batches of two, by 26-41 %
 with three; ``docs/benchmarks.md``, login9). The price is latency, and only under a backlog:
 a held outcome waits for at most ``hand_over_batch - 1`` more calls of its worker, never for
 an empty queue (a worker hands over what it holds before it waits for work). Whether an
