@@ -165,9 +165,8 @@ def scrub_mapping(value: Mapping[Any, Any], depth: int = 0) -> dict[str, Any]:
             continue
         kind = type(member)
         if kind is str:
-            if len(member) > MAX_DETAIL_STRING_CHARS or not member.isascii() or "\x00" in member:
-                member = _bounded(member)
-            out[bounded] = member
+            common = len(member) <= MAX_DETAIL_STRING_CHARS and member.isascii()
+            out[bounded] = member if common and "\x00" not in member else _bounded(member)
         elif kind is int or kind is bool or member is None:
             out[bounded] = member
         elif kind is list and inner < MAX_DETAIL_DEPTH:
