@@ -203,7 +203,7 @@ class UnfrozenEvent:
     goes through a method wrapper and an argument tuple. Never kept as it is.
     """
 
-    __slots__ = AuditEvent.__slots__  # type: ignore[attr-defined]
+    __slots__ = AuditEvent.__slots__
 
     type: EventType
     outcome: Outcome
