@@ -78,10 +78,11 @@ def event_from_scope(
     event.request_id = request_id
     event.reason = reason
     # A scrubbed read-only copy: the recorder queues this very event without copying again.
-    event.details = (
-        ScrubbedDetails(scrub_mapping(details))
-        if _kind(details) is dict and details
-        else scrub(details or {})
-    )
+    if not details:
+        event.details = ScrubbedDetails()
+    elif _kind(details) is dict:
+        event.details = ScrubbedDetails(scrub_mapping(details))
+    else:
+        event.details = scrub(details)
     event.__class__ = AuditEvent  # type: ignore[assignment]
     return event  # type: ignore[return-value]

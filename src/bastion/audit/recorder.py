@@ -154,12 +154,10 @@ def scrub_mapping(value: Mapping[Any, Any], depth: int = 0) -> dict[str, Any]:
     inner = depth + 1
     for key, member in value.items():
         name = key if type(key) is str else str(key)
-        bounded = name  # its own bounded form in the common case (see _bounded)
-        if len(name) > MAX_DETAIL_STRING_CHARS or not name.isascii() or "\x00" in name:
-            bounded = _bounded(name)
-        sensitive = _SENSITIVE.get(name)
-        if sensitive is None:
-            sensitive = _sensitive(name)
+        known = _KEYS.get(name)
+        if known is None:
+            known = _key(name)
+        bounded, sensitive = known
         if sensitive:
             out[bounded] = REDACTED
             continue
@@ -189,18 +187,19 @@ def scrub_mapping(value: Mapping[Any, Any], depth: int = 0) -> dict[str, Any]:
 
 _scrub_mapping = scrub_mapping
 
-#: Detail keys already looked at, and whether each names a credential: the same few keys recur
-#: in every event. Bounded (see :func:`_sensitive`), so attacker-chosen keys cannot grow it.
-_SENSITIVE: dict[str, bool] = {}
-_SENSITIVE_KEYS = 4096
+#: Detail keys already looked at: each one's bounded form (see _bounded) and whether it names a
+#: credential (the same few keys recur in every event). Bounded, so attacker-chosen keys cannot
+#: grow it.
+_KEYS: dict[str, tuple[str, bool]] = {}
+_MAX_KEYS = 4096
 
 
-def _sensitive(key: str) -> bool:
-    """Whether a detail key names a credential (remembered in :data:`_SENSITIVE`)."""
-    sensitive = SENSITIVE_KEY.search(key) is not None
-    if len(_SENSITIVE) < _SENSITIVE_KEYS:
-        _SENSITIVE[key] = sensitive
-    return sensitive
+def _key(name: str) -> tuple[str, bool]:
+    """``name``'s bounded form and whether it names a credential (remembered in _KEYS)."""
+    known = (_bounded(name), SENSITIVE_KEY.search(name) is not None)
+    if len(_KEYS) < _MAX_KEYS:
+        _KEYS[name] = known
+    return known
 
 
 def _is_finite_float(value: Any) -> bool:
