@@ -192,6 +192,26 @@ class DirectLines:
             self._logger.msg("\n".join(lines))
 
 
+#: Field-name tuples :func:`direct_lines` looked at, and whether each can be written directly:
+#: the answer depends on the names alone (the same tuple every batch). Bounded.
+_DIRECT_FIELDS: dict[tuple[str, ...], bool] = {}
+_MAX_DIRECT_FIELDS = 64
+
+
+def _fields_direct(fields: Collection[str]) -> bool:
+    """Whether lines with ``fields`` can bypass the chain: ``@timestamp`` among them, none
+    redacted or changed by the chain (remembered for tuples of names)."""
+    known = _DIRECT_FIELDS.get(fields) if type(fields) is tuple else None
+    if known is not None:
+        return known
+    direct = "@timestamp" in fields and not any(
+        name in _CHAIN_FIELDS or _is_sensitive_key(name) for name in fields
+    )
+    if type(fields) is tuple and len(_DIRECT_FIELDS) < _MAX_DIRECT_FIELDS:
+        _DIRECT_FIELDS[fields] = direct
+    return direct
+
+
 def direct_lines(event: str, level: int, fields: Collection[str]) -> DirectLines | None:
     """A :class:`DirectLines` for ``event`` at ``level`` whose lines carry only ``fields``.
 
@@ -209,8 +229,7 @@ def direct_lines(event: str, level: int, fields: Collection[str]) -> DirectLines
         or config["wrapper_class"] is not pipeline.wrapper
         or config["logger_factory"] is not pipeline.factory
         or level < pipeline.level
-        or "@timestamp" not in fields
-        or any(name in _CHAIN_FIELDS or _is_sensitive_key(name) for name in fields)
+        or not _fields_direct(fields)
     ):
         return None
     logger = pipeline.factory()

@@ -76,3 +76,21 @@ def test_direct_lines_step_aside_for_other_configurations() -> None:
 def test_json_tree_is_json_value() -> None:
     for value in ({"a": [1, 2.5, None, "é"], "b": {"c": True}}, [], "x\ny", 3, float("inf")):
         assert json_tree(value) == json_value(value) == json.dumps(value)
+
+
+@pytest.mark.usefixtures("buffer")
+def test_the_field_names_answer_is_remembered_per_tuple_and_bounded() -> None:
+    # The per-batch check looks at a tuple of names once; the answers stay those of the names.
+    refused = ("@timestamp", "client_secret")
+    for _ in range(2):
+        assert direct_lines("e", logging.INFO, FIELDS) is not None
+        assert direct_lines("e", logging.INFO, refused) is None
+        assert direct_lines("e", logging.INFO, list(refused)) is None  # a list: not remembered
+    assert bastion_logging._DIRECT_FIELDS[FIELDS] is True
+    assert bastion_logging._DIRECT_FIELDS[refused] is False
+    for n in range(2 * bastion_logging._MAX_DIRECT_FIELDS):
+        assert direct_lines("e", logging.INFO, ("@timestamp", f"f{n}")) is not None
+    assert len(bastion_logging._DIRECT_FIELDS) <= bastion_logging._MAX_DIRECT_FIELDS
+    # Remembered or not, a configuration change still applies at once.
+    with capture_logs():
+        assert direct_lines("e", logging.INFO, FIELDS) is None

@@ -10,20 +10,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from bastion.audit.events import AuditEvent, EventType, Outcome
-from bastion.audit.recorder import scrub
+from bastion.audit.events import AuditEvent, EventType, Outcome, UnfrozenEvent
+from bastion.audit.recorder import ScrubbedDetails, scrub, scrub_mapping
 from bastion.clock import Clock
 
 #: Client-supplied text is cut to bounded sizes before it is stored (storage exhaustion).
 MAX_USER_AGENT_CHARS = 512
 MAX_REQUEST_ID_CHARS = 128
-
-
-def _header(scope: Mapping[str, Any], name: bytes) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def _client_ip(scope: Mapping[str, Any], state: Mapping[str, Any]) -> str | None:
@@ -40,6 +33,7 @@ def _cut(value: Any, limit: int) -> str | None:
 
 #: ``type`` itself: event_from_scope's parameter of that name mirrors AuditEvent.type.
 _kind = type
+_new = object.__new__
 
 
 def event_from_scope(
@@ -55,7 +49,9 @@ def event_from_scope(
 ) -> AuditEvent:
     """An event stamped with the request's client IP, user agent and request id."""
     # Runs on the request path: the common cases (text already within its bound, the system
-    # clock, a dict of details) without a call each; the result is that of the helpers above.
+    # clock, a dict of details) without a call each; the result is that of the helpers above,
+    # and the event equals ``AuditEvent(...)`` of the same fields (built as an UnfrozenEvent,
+    # then given AuditEvent's class: a fifth of the constructor's cost).
     state = scope.get("state") or {}
     ip = state.get("client_ip")
     client_ip = (ip if _kind(ip) is str else str(ip)) if ip else _client_ip(scope, state)
@@ -64,19 +60,29 @@ def event_from_scope(
         request_id = _cut(request_id, MAX_REQUEST_ID_CHARS)
     elif not request_id:
         request_id = None
-    user_agent = _header(scope, b"user-agent")
-    if user_agent is not None and len(user_agent) > MAX_USER_AGENT_CHARS:
-        user_agent = user_agent[:MAX_USER_AGENT_CHARS]
-    return AuditEvent(
-        type,
-        outcome,
-        datetime.now(UTC) if clock is None else clock.now(),  # as SystemClock
-        actor,
-        subject,
-        client_ip,
-        user_agent or None,
-        request_id,
-        reason,
-        # A scrubbed read-only copy: the recorder queues this very event without copying again.
-        scrub(details or {}),
-    )
+    user_agent = None
+    for key, value in scope.get("headers") or ():
+        if key.lower() == b"user-agent":
+            user_agent = bytes(value).decode("latin-1")
+            if len(user_agent) > MAX_USER_AGENT_CHARS:
+                user_agent = user_agent[:MAX_USER_AGENT_CHARS]
+            break
+    event = _new(UnfrozenEvent)
+    event.type = type
+    event.outcome = outcome
+    event.time = datetime.now(UTC) if clock is None else clock.now()  # as SystemClock
+    event.actor = actor
+    event.subject = subject
+    event.client_ip = client_ip
+    event.user_agent = user_agent or None
+    event.request_id = request_id
+    event.reason = reason
+    # A scrubbed read-only copy: the recorder queues this very event without copying again.
+    if not details:
+        event.details = ScrubbedDetails()
+    elif _kind(details) is dict:
+        event.details = ScrubbedDetails(scrub_mapping(details))
+    else:
+        event.details = scrub(details)
+    event.__class__ = AuditEvent  # type: ignore[assignment]
+    return event  # type: ignore[return-value]

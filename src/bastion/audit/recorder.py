@@ -35,7 +35,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import functools
 import math
 import operator
 import time
@@ -147,25 +146,60 @@ def _scrub(value: Any, kind: type, depth: int) -> Any:  # noqa: PLR0911 - one ca
     return _bounded(str(value))
 
 
-def _scrub_mapping(value: Mapping[Any, Any], depth: int) -> dict[str, Any]:
+def scrub_mapping(value: Mapping[Any, Any], depth: int = 0) -> dict[str, Any]:
+    """The scrubbed copy of a mapping's members (as :func:`scrub` makes it, at ``depth``)."""
     out: dict[str, Any] = {}
+    # Runs for every event on the request path: the common members (short plain text, integers,
+    # None, lists of those) without a call each; the result is that of _scrub's cases.
+    inner = depth + 1
     for key, member in value.items():
         name = key if type(key) is str else str(key)
-        bounded = name  # its own bounded form in the common case (see _bounded)
-        if len(name) > MAX_DETAIL_STRING_CHARS or not name.isascii() or "\x00" in name:
-            bounded = _bounded(name)
-        if _sensitive(name):
+        known = _KEYS.get(name)
+        if known is None:
+            known = _key(name)
+        bounded, sensitive = known
+        if sensitive:
             out[bounded] = REDACTED
+            continue
+        kind = type(member)
+        if kind is str:
+            common = len(member) <= MAX_DETAIL_STRING_CHARS and member.isascii()
+            out[bounded] = member if common and "\x00" not in member else _bounded(member)
+        elif kind is int or kind is bool or member is None:
+            out[bounded] = member
+        elif kind is list and inner < MAX_DETAIL_DEPTH:
+            items = []
+            for item in member:
+                if (
+                    type(item) is str
+                    and len(item) <= MAX_DETAIL_STRING_CHARS
+                    and item.isascii()
+                    and "\x00" not in item
+                ):
+                    items.append(item)
+                else:
+                    items.append(_scrub(item, type(item), inner + 1))
+            out[bounded] = items
         else:
-            out[bounded] = _scrub(member, type(member), depth + 1)
+            out[bounded] = _scrub(member, kind, inner)
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _sensitive(key: str) -> bool:
-    """Whether a detail key names a credential. Cached: the same few keys recur in every event
-    (bounded, so attacker-chosen keys cannot grow it)."""
-    return SENSITIVE_KEY.search(key) is not None
+_scrub_mapping = scrub_mapping
+
+#: Detail keys already looked at: each one's bounded form (see _bounded) and whether it names a
+#: credential (the same few keys recur in every event). Bounded, so attacker-chosen keys cannot
+#: grow it.
+_KEYS: dict[str, tuple[str, bool]] = {}
+_MAX_KEYS = 4096
+
+
+def _key(name: str) -> tuple[str, bool]:
+    """``name``'s bounded form and whether it names a credential (remembered in _KEYS)."""
+    known = (_bounded(name), SENSITIVE_KEY.search(name) is not None)
+    if len(_KEYS) < _MAX_KEYS:
+        _KEYS[name] = known
+    return known
 
 
 def _is_finite_float(value: Any) -> bool:

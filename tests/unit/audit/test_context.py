@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bastion.audit.context import MAX_USER_AGENT_CHARS, event_from_scope
-from bastion.audit.events import EventType, Outcome
+from bastion.audit.events import AuditEvent, EventType, Outcome, UnfrozenEvent
+from bastion.audit.recorder import ScrubbedDetails
 from bastion.clock import FrozenClock
 
 
@@ -96,3 +98,45 @@ def test_a_long_sensitive_detail_key_is_still_redacted() -> None:
         scope(), EventType.HTTP_REQUEST_REJECTED, Outcome.FAILURE, details={key: "hunter2"}
     )
     assert list(event.details.values()) == ["[redacted]"]
+
+
+def test_the_event_is_a_frozen_audit_event_equal_to_the_constructors() -> None:
+    # event_from_scope builds an UnfrozenEvent and then gives it AuditEvent's class.
+    clock = FrozenClock(datetime(2026, 5, 1, tzinfo=UTC))
+    event = event_from_scope(
+        scope(), EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS, actor="a", clock=clock
+    )
+    assert type(event) is AuditEvent
+    expected = AuditEvent(
+        EventType.IDENTITY_PROFILE_UPDATED,
+        Outcome.SUCCESS,
+        clock.now(),
+        "a",
+        None,
+        "203.0.113.7",
+        "Mozilla/5.0",
+        "req-123",
+        None,
+        {},
+    )
+    assert event == expected
+    assert repr(event) == repr(expected)
+    assert type(event.details) is ScrubbedDetails
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.actor = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError):  # as any AuditEvent: the dataclass's frozen __setattr__
+        event.__class__ = UnfrozenEvent  # type: ignore[assignment]
+
+
+def test_changing_the_callers_details_afterwards_changes_nothing() -> None:
+    details: dict[str, Any] = {"fields": ["display_name"], "nested": {"k": ["v"]}, "n": 1}
+    event = event_from_scope(
+        scope(), EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS, details=details
+    )
+    details["fields"].append("email")
+    details["nested"]["k"].append("w")
+    details["nested"]["x"] = 2
+    details["n"] = 2
+    details["password"] = "hunter2"
+    assert event.details == {"fields": ["display_name"], "nested": {"k": ["v"]}, "n": 1}
+    assert event.details["fields"] is not details["fields"]
