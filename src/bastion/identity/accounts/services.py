@@ -392,8 +392,10 @@ class AccountService:
         await self.verify_current_password(
             user, current, scope, event=EventType.IDENTITY_PASSWORD_CHANGE_FAILED
         )
-        async with self.database.engine.connect() as connection:
-            previous = await history.recent_hashes(connection, user, self.history_size)
+        previous: list[str] = []
+        if self.history_size > 0:  # history is off by default: then no connection at all
+            async with self.database.engine.connect() as connection:
+                previous = await history.recent_hashes(connection, user, self.history_size)
         await self.check_new_password(
             new, email=user.email, name=user.display_name, previous=previous
         )
