@@ -52,11 +52,7 @@ class PasswordService:
     ) -> None:
         self.settings = settings
         self.hasher: PasswordHasher = hasher or Argon2Hasher(settings)
-        self.pool = pool or HashingPool(
-            settings.hash_max_concurrency,
-            settings.hash_max_waiting,
-            hand_over_batch=settings.hash_hand_over_batch,
-        )
+        self.pool = pool or HashingPool(settings.hash_max_concurrency, settings.hash_max_waiting)
         self.policy = PasswordPolicy(settings)
         if breach_checker is None and settings.breach_check:
             breach_checker = HibpBreachChecker.from_settings(settings)
