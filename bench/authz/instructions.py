@@ -35,7 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import callgrind
-from bench.identity.inprocess import PASSWORD, _verified_user, call, settings_for
+from bench.identity.inprocess import (
+    PASSWORD,
+    _verified_user,
+    call,
+    exchange,
+    http_scope,
+    settings_for,
+)
 
 TARGETS = ("check", "account", "rebac")
 #: The ``rebac`` target's data (the shapes of :mod:`bench.authz.rebac` at this size).
@@ -76,22 +83,6 @@ async def _authed(
     app: Any, method: str, path: str, token: str, payload: object
 ) -> tuple[int, bytes]:
     body = b"" if payload is None else json.dumps(payload).encode()
-    sent = False
-    status, chunks = 0, []
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
 
     headers = [
         (b"host", b"127.0.0.1"),
@@ -103,22 +94,7 @@ async def _authed(
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    await app(scope, receive, send)
-    return status, b"".join(chunks)
+    return await exchange(app, http_scope(method, path, headers), body)
 
 
 class Workload:

@@ -34,7 +34,8 @@ _WARMUP = 200
 ASGIApp = Any
 
 
-def _scope(method: str, path: str, body: bytes) -> dict[str, Any]:
+def http_scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    """An HTTP request's ASGI scope from a client on loopback."""
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -45,20 +46,24 @@ def _scope(method: str, path: str, body: bytes) -> dict[str, Any]:
         "raw_path": path.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"user-agent", b"bench"),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
+        "headers": headers,
         "client": ("127.0.0.1", 40000),
         "server": ("127.0.0.1", 8000),
     }
 
 
-async def call(app: ASGIApp, method: str, path: str, payload: object) -> tuple[int, bytes]:
-    """One request straight into the ASGI app; returns status and body."""
-    body = json.dumps(payload).encode()
+def _scope(method: str, path: str, body: bytes) -> dict[str, Any]:
+    headers = [
+        (b"host", b"127.0.0.1:8000"),
+        (b"user-agent", b"bench"),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    return http_scope(method, path, headers)
+
+
+async def exchange(app: ASGIApp, scope: dict[str, Any], body: bytes) -> tuple[int, bytes]:
+    """``scope`` with ``body`` straight into the ASGI app; returns status and body."""
     sent = False
     status, chunks = 0, []
 
@@ -76,8 +81,14 @@ async def call(app: ASGIApp, method: str, path: str, payload: object) -> tuple[i
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(_scope(method, path, body), receive, send)
+    await app(scope, receive, send)
     return status, b"".join(chunks)
+
+
+async def call(app: ASGIApp, method: str, path: str, payload: object) -> tuple[int, bytes]:
+    """One request straight into the ASGI app; returns status and body."""
+    body = json.dumps(payload).encode()
+    return await exchange(app, _scope(method, path, body), body)
 
 
 def settings_for(data_dir: Path) -> Any:

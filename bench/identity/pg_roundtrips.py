@@ -36,7 +36,14 @@ import greenlet
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
-from bench.identity.inprocess import EMAIL, PASSWORD, _verified_user, settings_for
+from bench.identity.inprocess import (
+    EMAIL,
+    PASSWORD,
+    _verified_user,
+    exchange,
+    http_scope,
+    settings_for,
+)
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REJECTED_PASSWORD = "password"  # noqa: S105 - the policy refuses it: the failed change
@@ -143,39 +150,8 @@ async def call(
     ]
     if token is not None:
         headers.append((b"authorization", f"Bearer {token}".encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 40000),
-        "server": ("127.0.0.1", 8000),
-    }
-    sent = False
-    status, chunks = 0, []
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(scope, receive, send)
-    return status, b"".join(chunks)
+    return await exchange(app, http_scope(method, path, headers), body)
 
 
 class Requests:
