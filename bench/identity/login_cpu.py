@@ -156,14 +156,19 @@ def _row(name: str, c: ThreadCounters, n: int) -> None:
 # -- the served worker ---------------------------------------------------------------------------
 def start_bastion(data_dir: Path, args: argparse.Namespace) -> http.Server:
     """As :func:`bench.identity.http.start_bastion`; ``--hash-memory-kib`` (below OWASP's
-    minimum only for this diagnostic: how much the hash's size changes the rest of a login)."""
-    if not args.hash_memory_kib:
+    minimum only for this diagnostic: how much the hash's size changes the rest of a login)
+    and ``--hand-over-batch`` (the hashing pool's batches of outcomes)."""
+    passwords: dict[str, object] = {}
+    if args.hash_memory_kib:
+        passwords |= {
+            "hash_memory_kib": args.hash_memory_kib,
+            "hash_time_cost": args.hash_time_cost,
+            "allow_insecure_hash_parameters": True,
+        }
+    if args.hand_over_batch:
+        passwords["hash_hand_over_batch"] = args.hand_over_batch
+    if not passwords:
         return http.start_bastion(data_dir)
-    passwords = {
-        "hash_memory_kib": args.hash_memory_kib,
-        "hash_time_cost": args.hash_time_cost,
-        "allow_insecure_hash_parameters": True,
-    }
     real_start = http._start  # noqa: SLF001 - the same start, one more setting
 
     def start(name: str, command: list[str], data_dir: Path, env: dict[str, str]) -> http.Server:
@@ -203,6 +208,8 @@ async def served(args: argparse.Namespace, data_dir: Path) -> None:
         setup = " ".join(args.env)
         if args.hash_memory_kib:
             setup += f" Argon2 m={args.hash_memory_kib} KiB t={args.hash_time_cost}"
+        if args.hand_over_batch:
+            setup += f" hand-over batch {args.hand_over_batch}"
         show(f"served worker, per login {setup}".rstrip(), parts, args.logins)
         print(f"AnonHugePages during the logins: {min(huge)}-{max(huge)} KiB")
     finally:
@@ -300,6 +307,12 @@ def main() -> None:
         " how the hash's size changes the cost of the rest of a login",
     )
     parser.add_argument("--hash-time-cost", type=int, default=2)
+    parser.add_argument(
+        "--hand-over-batch",
+        type=int,
+        default=0,
+        help="the served worker's hash_hand_over_batch (default: the setting's default)",
+    )
     parser.add_argument(
         "--env",
         action="append",

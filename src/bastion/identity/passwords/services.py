@@ -52,7 +52,11 @@ class PasswordService:
     ) -> None:
         self.settings = settings
         self.hasher: PasswordHasher = hasher or Argon2Hasher(settings)
-        self.pool = pool or HashingPool(settings.hash_max_concurrency, settings.hash_max_waiting)
+        self.pool = pool or HashingPool(
+            settings.hash_max_concurrency,
+            settings.hash_max_waiting,
+            hand_over_batch=settings.hash_hand_over_batch,
+        )
         self.policy = PasswordPolicy(settings)
         if breach_checker is None and settings.breach_check:
             breach_checker = HibpBreachChecker.from_settings(settings)
@@ -89,21 +93,28 @@ class PasswordService:
         finally:
             self._hashed()
 
-    async def verify(self, encoded: str | None, password: str) -> VerifyResult:
+    async def verify(
+        self, encoded: str | None, password: str, *, login: bool = False
+    ) -> VerifyResult:
         """Check a login. Pass ``encoded=None`` when the account does not exist (or has no
         password): the same work is done and ``ok`` is False, so the response time does not
         reveal which accounts exist (user enumeration).
+
+        ``login=True`` for the password login itself: its outcome may reach the loop in a
+        batch with other logins' while logins are queued (:meth:`HashingPool.run_batched`);
+        both branches above go through it, so holding never depends on the account.
 
         Raises ``PasswordTooLong``, ``HashingOverloaded``, ``InvalidStoredHash``.
         """
         password_bytes(password)
         if encoded is not None:
             identify(encoded)  # a corrupt stored hash fails here, without taking a pool slot
+        run = self.pool.run_batched if login else self.pool.run
         try:
             if encoded is None:
-                await self.pool.run(self.hasher.dummy_verify, password)
+                await run(self.hasher.dummy_verify, password)
                 return VerifyResult(ok=False, needs_rehash=False, scheme=HashScheme.ARGON2ID)
-            return await self.pool.run(self.hasher.verify, encoded, password)
+            return await run(self.hasher.verify, encoded, password)
         finally:
             self._hashed()
 

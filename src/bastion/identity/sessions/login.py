@@ -153,7 +153,7 @@ class LoginService:
         # Hash even for unknown users: the response time must not reveal which accounts exist
         # (user enumeration). verify(None, ...) runs a dummy verification of the same cost.
         encoded = user.password_hash if user is not None else None
-        result = await self.passwords.verify(encoded, password)
+        result = await self.passwords.verify(encoded, password, login=True)
         reason = _failure_reason(user, result.ok)
         if user is None or reason is not None:
             await self.guard.failed(

@@ -234,3 +234,126 @@ def test_default_concurrency_is_the_cpus_this_process_may_use() -> None:
     pool = HashingPool()
     assert pool.max_concurrency == len(mine)
     pool.shutdown()
+
+
+def _gated(gate: threading.Event, started: threading.Event, value: str) -> str:
+    started.set()
+    assert gate.wait(WAIT)
+    return value
+
+
+async def _queue_two(
+    pool: HashingPool, *, first_batched: bool = True, second_batched: bool = True
+) -> tuple[asyncio.Task[str], asyncio.Task[str], threading.Event, threading.Event]:
+    """``first`` finished while ``second`` was queued behind it; ``second`` running, gated."""
+    first_gate, first_started = threading.Event(), threading.Event()
+    second_gate, second_started = threading.Event(), threading.Event()
+    run_first = pool.run_batched if first_batched else pool.run
+    run_second = pool.run_batched if second_batched else pool.run
+    first = asyncio.create_task(run_first(_gated, first_gate, first_started, "first"))
+    assert await asyncio.to_thread(first_started.wait, WAIT)
+    second = asyncio.create_task(run_second(_gated, second_gate, second_started, "second"))
+    await _wait_until(lambda: pool.in_flight == 2)
+    first_gate.set()
+    assert await asyncio.to_thread(second_started.wait, WAIT)
+    return first, second, second_gate, second_started
+
+
+async def test_while_work_is_queued_outcomes_are_handed_over_together() -> None:
+    # The loop's share of two logins in one burst, the second on warm caches (pool.py).
+    async with HashingPool(max_concurrency=1, max_waiting=2, hand_over_batch=2) as pool:
+        first, second, second_gate, _ = await _queue_two(pool)
+        await asyncio.sleep(0.05)  # time enough for a hand-over, had there been one
+        assert not first.done()  # held while the queued call runs
+        assert pool.in_flight == 1  # its slot is free already: the work has finished
+        second_gate.set()
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), WAIT)) == [
+            "first",
+            "second",
+        ]
+
+
+async def test_batch_of_one_hands_each_outcome_over_at_once() -> None:
+    async with HashingPool(max_concurrency=1, max_waiting=2, hand_over_batch=1) as pool:
+        first, second, second_gate, _ = await _queue_two(pool)
+        assert await asyncio.wait_for(first, WAIT) == "first"  # while the second still runs
+        assert not second.done()
+        second_gate.set()
+        assert await second == "second"
+
+
+async def test_a_full_batch_goes_without_waiting_for_the_rest_of_the_queue() -> None:
+    gate, started = threading.Event(), threading.Event()
+    async with HashingPool(max_concurrency=1, max_waiting=3, hand_over_batch=2) as pool:
+        first, second, second_gate, _ = await _queue_two(pool)
+        third = asyncio.create_task(pool.run_batched(_gated, gate, started, "third"))
+        await _wait_until(lambda: pool.in_flight == 2)
+        second_gate.set()  # the batch of two is full: handed over while the third runs
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), WAIT)) == [
+            "first",
+            "second",
+        ]
+        assert await asyncio.to_thread(started.wait, WAIT)
+        assert not third.done()
+        gate.set()
+        assert await third == "third"
+
+
+async def test_an_outcome_is_never_held_for_an_empty_queue() -> None:
+    async with HashingPool(max_concurrency=1, max_waiting=2, hand_over_batch=16) as pool:
+        assert await asyncio.wait_for(pool.run_batched(str.upper, "alone"), WAIT) == "ALONE"
+        # The queued call is cancelled: the held outcome goes when the queue is found empty.
+        first_gate, first_started = threading.Event(), threading.Event()
+        first = asyncio.create_task(pool.run_batched(_gated, first_gate, first_started, "first"))
+        assert await asyncio.to_thread(first_started.wait, WAIT)
+        queued = asyncio.create_task(pool.run_batched(str.upper, "never"))
+        await _wait_until(lambda: pool.in_flight == 2)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        first_gate.set()
+        assert await asyncio.wait_for(first, WAIT) == "first"
+
+
+async def test_held_outcomes_go_out_at_shutdown_and_errors_are_held_like_results() -> None:
+    def boom() -> None:
+        raise ValueError("boom")
+
+    pool = HashingPool(max_concurrency=1, max_waiting=2, hand_over_batch=3)
+    gate, started = threading.Event(), threading.Event()
+    running = asyncio.create_task(pool.run_batched(_gated, gate, started, "running"))
+    assert await asyncio.to_thread(started.wait, WAIT)
+    failing = asyncio.create_task(pool.run_batched(boom))
+    await _wait_until(lambda: pool.in_flight == 2)
+    gate.set()
+    with pytest.raises(ValueError, match="boom"):
+        await asyncio.wait_for(failing, WAIT)
+    assert await running == "running"
+    await asyncio.to_thread(pool.shutdown)
+
+
+def test_hand_over_batch_is_at_least_one() -> None:
+    with pytest.raises(ValueError, match="hand_over_batch"):
+        HashingPool(max_concurrency=1, hand_over_batch=0)
+
+
+@pytest.mark.parametrize(
+    ("first_batched", "second_batched"),
+    [(False, False), (False, True), (True, False)],
+    ids=["plain-then-plain", "plain-then-login", "login-then-plain"],
+)
+async def test_only_a_login_behind_a_login_keeps_an_outcome_waiting(
+    first_batched: bool, second_batched: bool
+) -> None:
+    # The registration oracle of the first version (login9): a strength check's outcome held
+    # while another registration's background hash ran. A plain call's outcome goes at once,
+    # and a held login outcome goes before a plain call runs: only other logins, which cost
+    # the same for every account, can delay a login's answer.
+    async with HashingPool(max_concurrency=1, max_waiting=2, hand_over_batch=3) as pool:
+        first, second, second_gate, _ = await _queue_two(
+            pool, first_batched=first_batched, second_batched=second_batched
+        )
+        assert await asyncio.wait_for(first, WAIT) == "first"  # while the second still runs
+        assert not second.done()
+        second_gate.set()
+        assert await asyncio.wait_for(second, WAIT) == "second"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bastion.identity.passwords import PasswordSettings
+from bastion.identity.passwords import PasswordService, PasswordSettings
 
 
 def test_defaults_are_the_secure_choice() -> None:
@@ -61,3 +61,13 @@ def test_other_invalid_values() -> None:
         PasswordSettings(unknown=1)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         PasswordSettings(hash_memory_kib=2 * 1024 * 1024)
+
+
+def test_hand_over_batch_bounds_and_the_service_pool_uses_it() -> None:
+    assert PasswordSettings().hash_hand_over_batch == 3
+    for value in (0, 17):
+        with pytest.raises(ValidationError, match="hash_hand_over_batch"):
+            PasswordSettings(hash_hand_over_batch=value)
+    service = PasswordService(PasswordSettings(hash_hand_over_batch=1))
+    assert service.pool.hand_over_batch == 1
+    service.pool.shutdown()
