@@ -11,6 +11,7 @@ implementation that skips it for unknown accounts answers those several times fa
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +45,7 @@ from tests.functional.identity_helpers import (
 from bastion.clock import FrozenClock
 from bastion.config import Settings
 from bastion.identity.passwords import PasswordSettings
+from bastion.identity.passwords import pool as hashing_pool
 
 #: Issue 4: median response times of existing and unknown accounts within this ratio.
 MAX_TIMING_RATIO = 1.25
@@ -281,6 +283,61 @@ async def test_response_time_does_not_reveal_accounts(tmp_path: Path, flow: str)
     if flow == "login":
         # The hash ran for both: a login without it would take well under a millisecond.
         assert unknown_s > 0.005, detail
+
+
+#: Concurrent login clients for the backlog test: more than the pool's workers, so verifications
+#: queue and the pool hands login outcomes over in batches (identity/passwords/pool.py).
+BACKLOG_CLIENTS = 6
+BACKLOG_ROUNDS = 8
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+async def test_login_time_under_a_backlog_does_not_reveal_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a backlog of logins the hashing pool holds finished verifications and hands them
+    to the loop in batches: a held login waits for other logins only, so existing and unknown
+    accounts still answer in the same time (median ratio within 1.25), batches included."""
+    batches: list[int] = []
+    hand_over = hashing_pool._hand_over  # counts the batches the workers hand over
+
+    def counted(held: list[object]) -> None:
+        batches.append(len(held))
+        hand_over(held)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(hashing_pool, "_hand_over", counted)
+    settings = identity_settings(tmp_path, passwords=PasswordSettings())
+    async with running_app(settings) as app:
+        accounts = []
+        for _ in range(BACKLOG_CLIENTS * BACKLOG_ROUNDS):
+            async with fresh_client(app) as client:
+                accounts.append(await create_account(client, settings))
+        times: dict[str, list[float]] = {"existing": [], "unknown": []}
+        batches.clear()  # the registrations' hashes are not logins: never held
+
+        async def one_client(c: int) -> None:
+            for r in range(BACKLOG_ROUNDS):
+                n = c * BACKLOG_ROUNDS + r
+                probes = [("existing", accounts[n].email), ("unknown", unique_email("ghost"))]
+                for kind, email in probes if (n % 2) else probes[::-1]:
+                    body = {"email": email, "password": WRONG_PASSWORD}
+                    ip = client_ip(10_000 + 2 * n + (kind == "unknown"))
+                    times[kind].append(await _timed(app, ip, "/v1/sessions", body))
+
+        await asyncio.gather(*(one_client(c) for c in range(BACKLOG_CLIENTS)))
+    existing_s, unknown_s = (
+        statistics.median(times["existing"]),
+        statistics.median(times["unknown"]),
+    )
+    detail = (
+        f"existing {existing_s * 1000:.2f} ms, unknown {unknown_s * 1000:.2f} ms, "
+        f"batches handed over {len(batches)} (largest {max(batches, default=0)})"
+    )
+    assert max(batches, default=0) > 1, f"no backlog: nothing was batched ({detail})"
+    ratio = max(existing_s, unknown_s) / min(existing_s, unknown_s)
+    print(f"login under a backlog: {detail}, ratio {ratio:.2f}")  # noqa: T201 - the test's figures
+    assert ratio <= MAX_TIMING_RATIO, f"{detail}, ratio {ratio:.2f}"
 
 
 async def test_email_change_answers_alike(
