@@ -11,6 +11,7 @@ from functools import partial
 
 import pytest
 from sqlalchemy import insert
+from tests.common.passkeys import stored_passkey
 from tests.unit.identity.conftest import SessionStack
 
 from bastion.crypto import EnvelopeCipher
@@ -48,19 +49,7 @@ async def _add(stack: SessionStack, cipher: EnvelopeCipher, user_id: str, state:
             assert (await factors.use_recovery_code(connection, user_id, codes[0], now)).ok
         elif state == "passkey":
             await connection.execute(
-                insert(webauthn_credentials).values(
-                    id=f"pk-{user_id}"[:32],
-                    user_id=user_id,
-                    credential_id=user_id.encode(),
-                    public_key=b"\x00",
-                    sign_count=0,
-                    name="key",
-                    aaguid="00000000-0000-0000-0000-000000000000",
-                    transports=[],
-                    backup_eligible=False,
-                    backed_up=False,
-                    created_at=now,
-                )
+                insert(webauthn_credentials).values(stored_passkey(user_id, now))
             )
         elif state == "no_totp":
             assert await factors.delete_totp(connection, user_id)
