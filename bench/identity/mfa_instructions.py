@@ -13,9 +13,7 @@ writer draining its queue. Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import shutil
 from pathlib import Path
 
 from bench import callgrind
@@ -65,24 +63,13 @@ async def _drive(target: str, n: int, flags: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(TARGETS)} (default all)")
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.drive:
-        target, n, flags = args.drive
-        asyncio.run(_drive(target, int(n), Path(flags)))
-        return
-    unknown = set(args.targets) - set(TARGETS)
-    if unknown:
-        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
-    if not shutil.which("valgrind"):
-        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
-    print(f"{args.requests} requests per target, instructions per request (all threads)")
-    for target in args.targets or TARGETS:
-        value = callgrind.count(__spec__.name, [target], args.requests, label=target)
-        print(f"  {target:<8} {value:14,.0f}")
+    callgrind.command_line(
+        __spec__.name,
+        __doc__.splitlines()[0],
+        TARGETS,
+        lambda target, n, flags: asyncio.run(_drive(target, n, flags)),
+        requests=200,
+    )
 
 
 if __name__ == "__main__":
