@@ -11,6 +11,7 @@ Instruction counts do not move with the machine's load, unlike timings.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -18,10 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["count", "done", "ready", "wait_for"]
+__all__ = ["command_line", "count", "done", "ready", "wait_for"]
 
 
 def wait_for(flag: Path) -> None:
@@ -91,3 +92,35 @@ def count(
         if match is None:
             raise SystemExit(f"no summary in {dumped}")
         return int(match.group(1)) / n
+
+
+def command_line(
+    module: str,
+    description: str,
+    targets: Sequence[str],
+    drive: Callable[[str, int, Path], None],
+    *,
+    requests: int,
+) -> None:
+    """The command line of an instruction-count benchmark: ``[TARGET ...] [--requests N]``
+    counts each target (default all) in a fresh process under callgrind and prints its
+    instructions per request; the internal ``--drive TARGET N FLAGS`` is that process, which
+    runs ``drive(target, n, flags)`` (warm up, :func:`ready`, the ``n`` requests, :func:`done`)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("targets", nargs="*", help=f"some of {', '.join(targets)} (default all)")
+    parser.add_argument("--requests", type=int, default=requests)
+    parser.add_argument("--drive", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        target, n, flags = args.drive
+        drive(target, int(n), Path(flags))
+        return
+    unknown = set(args.targets) - set(targets)
+    if unknown:
+        parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if not shutil.which("valgrind"):
+        raise SystemExit("valgrind is missing: apt-get install -y valgrind")
+    print(f"{args.requests} requests per target, instructions per request (all threads)")
+    for target in args.targets or targets:
+        value = count(module, [target], args.requests, label=target)
+        print(f"  {target:<12} {value:14,.0f}")

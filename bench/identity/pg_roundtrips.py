@@ -5,13 +5,24 @@ events), liveness pings (the dialect's ``do_ping``, whoever calls it: ``pool_pre
 Bastion's own checkout check), statements seen by ``before_cursor_execute`` (SQLAlchemy Core;
 :mod:`bastion.storage.prepared` statements bypass it) and round trips: every write of the
 asyncpg connection's transport is one message flight to the server that the client then waits
-for (BEGIN, a prepared statement's Bind/Execute/Sync, COMMIT, ROLLBACK, a ping's three).
+for (BEGIN, a prepared statement's Bind/Execute/Sync, COMMIT, ROLLBACK, a ping's three);
+``prepares`` are those of them that prepare a statement (asyncpg's Parse/Describe/Sync, once
+per statement and connection: a pooled connection new to a statement pays one more).
 
 The app is Bastion's ``create_app`` on a fresh PostgreSQL database (created, migrated, dropped
 after), driven through raw ASGI calls on one task. Counts are split between that task (the
 request itself) and every other task (the audit writer, mail outbox ...), whose work the run
 waits for after each request. Each request kind is warmed up first (asyncpg prepares each
 statement once per connection), then measured ``--repeat`` times; min and max are printed.
+What a kind needs before each measured request (a login challenge to complete) is done outside
+the count.
+
+Besides the password account's requests, a second account with an authenticator app (TOTP)
+is measured through multi-factor requests: its password login (202, a challenge), completing
+the challenge with a TOTP code, listing its factors, a TOTP step-up, and a password change its
+step-up admits (refused by the policy). The app runs on a clock moved one TOTP step (30 s) ahead
+before each code is made, outside the count, so that each code is new (a code is accepted once:
+replay protection).
 ``--sites`` lists where the request's checkouts come from (the innermost Bastion frame
 outside :mod:`bastion.storage`) with the round trips each made. Usage::
 
@@ -28,6 +39,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +58,13 @@ from bench.identity.inprocess import (
 )
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+MFA_EMAIL = "bench-mfa@example.com"
 REJECTED_PASSWORD = "password"  # noqa: S105 - the policy refuses it: the failed change
-METRICS = ("checkouts", "connects", "pings", "statements", "round_trips")
+METRICS = ("checkouts", "connects", "pings", "statements", "round_trips", "prepares")
 _WARMUP = 3
 ASGIApp = Any
+#: A measured request: what it runs, the status it must answer, what precedes it uncounted.
+Kind = tuple[str, Callable[[], Awaitable[int]], int, Callable[[], Awaitable[None]] | None]
 
 
 class Counts:
@@ -121,6 +136,8 @@ def instrument(engine: Any, counts: Counts) -> None:
 
         def counted(data: Any) -> None:
             counts.add("round_trips")
+            if bytes(data[:1]) == b"P":  # a Parse message first: asyncpg preparing a statement
+                counts.add("prepares")
             write(data)
 
         transport.write = counted
@@ -191,13 +208,110 @@ class Requests:
         body = {"email": email, "password": PASSWORD, "display_name": "Bench User"}
         return (await call(self.app, "POST", "/v1/accounts", body))[0]
 
-    def kinds(self) -> list[tuple[str, Callable[[], Awaitable[int]], int]]:
+    def kinds(self) -> list[Kind]:
         return [
-            ("POST /v1/sessions (login)", self.login, 200),
-            ("POST /v1/sessions/refresh", self.refresh, 200),
-            ("GET /v1/account", self.account, 200),
-            ("POST /v1/account/password (rejected)", self.failed_password_change, 422),
-            ("POST /v1/accounts (registration)", self.registration, 202),
+            ("POST /v1/sessions (login)", self.login, 200, None),
+            ("POST /v1/sessions/refresh", self.refresh, 200, None),
+            ("GET /v1/account", self.account, 200, None),
+            ("POST /v1/account/password (rejected)", self.failed_password_change, 422, None),
+            ("POST /v1/accounts (registration)", self.registration, 202, None),
+        ]
+
+
+class SteppingClock:
+    """The system clock, moved ahead by :meth:`step` (one TOTP step at a time)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def step(self) -> None:
+        self.offset += timedelta(seconds=30)
+
+
+class MfaRequests:
+    """The multi-factor requests of an account with an authenticator app."""
+
+    def __init__(self, app: ASGIApp, clock: SteppingClock) -> None:
+        self.app = app
+        self.clock = clock
+        self.secret = ""
+        self.challenge = ""
+        self.access_token = ""
+
+    def _code(self) -> str:
+        from bastion.identity.mfa import totp  # noqa: PLC0415
+
+        return totp.code_at(self.secret, totp.time_step(self.clock.now()))
+
+    async def next_step(self) -> None:
+        """Move the clock to a TOTP step no code was made for yet (each is accepted once),
+        then reload the signing keys, whose cache that aged (what the measured request then
+        does is its own work)."""
+        self.clock.step()
+        await self.app.state.services.identity.access_tokens.keys.active_key()
+
+    async def challenged(self) -> None:
+        await self.next_step()
+        if await self.login() != 202:
+            raise SystemExit("no login challenge")
+
+    async def enroll(self, data_dir: Path) -> None:
+        """The account, verified, with an active authenticator app."""
+        await _verified_user(self.app, data_dir, MFA_EMAIL)
+        body = {"email": MFA_EMAIL, "password": PASSWORD}
+        status, data = await call(self.app, "POST", "/v1/sessions", body)
+        token = json.loads(data)["access_token"]
+        status, data = await call(self.app, "POST", "/v1/account/mfa/totp", None, token)
+        if status != 201:
+            raise SystemExit(f"enrollment: {status} {data[:300]!r}")
+        self.secret = json.loads(data)["secret"]
+        self.access_token = token
+        self.clock.step()
+        body = {"code": self._code()}
+        status, data = await call(self.app, "POST", "/v1/account/mfa/totp/activate", body, token)
+        if status != 200:
+            raise SystemExit(f"activation: {status} {data[:300]!r}")
+
+    async def login(self) -> int:
+        body = {"email": MFA_EMAIL, "password": PASSWORD}
+        status, data = await call(self.app, "POST", "/v1/sessions", body)
+        if status == 202:
+            self.challenge = json.loads(data)["challenge_token"]
+        return status
+
+    async def complete(self) -> int:
+        body = {"challenge_token": self.challenge, "method": "otp", "code": self._code()}
+        status, data = await call(self.app, "POST", "/v1/sessions/mfa/complete", body)
+        if status == 200:
+            self.access_token = json.loads(data)["access_token"]
+        return status
+
+    async def factors(self) -> int:
+        return (await call(self.app, "GET", "/v1/account/mfa", None, self.access_token))[0]
+
+    async def step_up(self) -> int:
+        body = {"method": "otp", "code": self._code()}
+        path = "/v1/sessions/current/step-up"
+        status, data = await call(self.app, "POST", path, body, self.access_token)
+        if status == 200:
+            self.access_token = json.loads(data)["access_token"]
+        return status
+
+    async def failed_password_change(self) -> int:
+        body = {"current_password": PASSWORD, "new_password": REJECTED_PASSWORD}
+        path = "/v1/account/password"
+        return (await call(self.app, "POST", path, body, self.access_token))[0]
+
+    def kinds(self) -> list[Kind]:
+        return [
+            ("POST /v1/sessions (TOTP account: 202)", self.login, 202, None),
+            ("POST /v1/sessions/mfa/complete (TOTP)", self.complete, 200, self.challenged),
+            ("GET /v1/account/mfa", self.factors, 200, None),
+            ("POST /v1/sessions/current/step-up (TOTP)", self.step_up, 200, self.next_step),
+            ("POST /v1/account/password (rejected, TOTP)", self.failed_password_change, 422, None),
         ]
 
 
@@ -215,9 +329,14 @@ async def measure(
     run: Callable[[], Awaitable[int]],
     expected: int,
     repeat: int,
+    *,
+    prepare: Callable[[], Awaitable[None]] | None = None,
 ) -> list[tuple[Counter[str], Counter[str]]]:
     samples = []
     for index in range(_WARMUP + repeat):
+        if prepare is not None:
+            await prepare()
+            await _settled(app)
         counts.reset()
         counts.sites.clear()
         counts.site_trips.clear()
@@ -242,6 +361,7 @@ def _span(samples: list[Counter[str]], metric: str) -> str:
 async def run(args: argparse.Namespace) -> None:
     from bastion import logging as bastion_logging  # noqa: PLC0415
     from bastion.app import create_app  # noqa: PLC0415
+    from bastion.services import build_services  # noqa: PLC0415
     from bastion.storage import migrate  # noqa: PLC0415
 
     name = f"bastion_rt_{secrets.token_hex(6)}"  # hex digits only: safe in DDL
@@ -255,26 +375,30 @@ async def run(args: argparse.Namespace) -> None:
             )
             bastion_logging.configure(settings.log_level, json=settings.log_json)
             await migrate.upgrade(settings.effective_database_url)
-            app = create_app(settings)
+            clock = SteppingClock()
+            app = create_app(settings, services=build_services(settings, clock=clock))
             counts = Counts()
             instrument(app.state.services.database.engine, counts)
             async with app.router.lifespan_context(app):
                 requests = Requests(app)
                 await _verified_user(app, Path(directory), EMAIL)
                 await requests.login()
+                mfa = MfaRequests(app, clock)
+                await mfa.enroll(Path(directory))
                 await _settled(app)
-                report(await _measure_all(app, counts, requests, args), counts, args)
+                kinds = requests.kinds() + mfa.kinds()
+                report(await _measure_all(app, counts, kinds, args), counts, args)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
 async def _measure_all(
-    app: ASGIApp, counts: Counts, requests: Requests, args: argparse.Namespace
+    app: ASGIApp, counts: Counts, kinds: list[Kind], args: argparse.Namespace
 ) -> dict[str, tuple[list[tuple[Counter[str], Counter[str]]], Counter[str]]]:
     results = {}
-    for label, request, expected in requests.kinds():
-        samples = await measure(app, counts, request, expected, args.repeat)
+    for label, request, expected, prepare in kinds:
+        samples = await measure(app, counts, request, expected, args.repeat, prepare=prepare)
         sites = Counter(
             {
                 f"{site}  ({counts.site_trips[site]} round trips)": n
@@ -293,12 +417,12 @@ def report(
     del counts
     header = "".join(f"{metric:>12}" for metric in METRICS)
     print(f"per request, min-max of {args.repeat} (request task | other tasks)")
-    print(f"{'':40}{header}")
+    print(f"{'':44}{header}")
     for label, (samples, sites) in results.items():
         mine = [sample[0] for sample in samples]
         theirs = [sample[1] for sample in samples]
-        print(f"{label:40}" + "".join(f"{_span(mine, m):>12}" for m in METRICS))
-        print(f"{'  other tasks':40}" + "".join(f"{_span(theirs, m):>12}" for m in METRICS))
+        print(f"{label:44}" + "".join(f"{_span(mine, m):>12}" for m in METRICS))
+        print(f"{'  other tasks':44}" + "".join(f"{_span(theirs, m):>12}" for m in METRICS))
         if args.sites:
             for site, n in sites.most_common():
                 print(f"      {n:3}  {site}")

@@ -18,6 +18,7 @@ import json
 import secrets
 import struct
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -30,6 +31,24 @@ FLAG_BE = 0x08
 FLAG_BS = 0x10
 FLAG_AT = 0x40
 ES256 = -7
+
+
+def stored_passkey(user_id: str, now: datetime) -> dict[str, Any]:
+    """The row of a passkey of ``user_id`` as stored (``webauthn_credentials``), for tests that
+    need an account to hold one and never use it (the key is no key)."""
+    return {
+        "id": f"pk-{user_id}"[:32],
+        "user_id": user_id,
+        "credential_id": user_id.encode(),
+        "public_key": b"\x00",
+        "sign_count": 0,
+        "name": "key",
+        "aaguid": "00000000-0000-0000-0000-000000000000",
+        "transports": [],
+        "backup_eligible": False,
+        "backed_up": False,
+        "created_at": now,
+    }
 
 
 def b64url(data: bytes) -> str:

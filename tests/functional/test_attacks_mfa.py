@@ -45,7 +45,11 @@ from tests.functional.identity_helpers import (
 from bastion.clock import FrozenClock
 from bastion.config import Settings
 from bastion.identity.mfa import totp
+from bastion.identity.mfa.errors import InvalidChallenge
 from bastion.identity.mfa.models import mfa_totp
+
+#: The ASGI scope of a call made straight to the service (its audit events' origin).
+_SCOPE = {"type": "http", "path": "/v1/sessions/mfa/complete", "headers": []}
 
 
 @dataclass
@@ -201,6 +205,24 @@ async def test_a_challenge_works_once(harness: Harness) -> None:
     assert (await _complete(h.client, token, _code(account))).status_code == 200
     reuse = await _complete(h.client, token, _code(account, 1))
     assert_problem(reuse, 401, "mfa_challenge_invalid")
+
+
+async def test_a_peeked_challenge_completes_only_its_own_token(harness: Harness) -> None:
+    """``complete_challenge(token, pending=...)`` (the routes pass the challenge they peeked,
+    sparing a second read): a ``pending`` of another challenge proves nothing for ``token``'s
+    login. Without the check, Mallory's code and challenge would consume Ann's challenge and
+    log Mallory in; both challenges stay usable instead."""
+    h = harness
+    mfa = h.app.state.services.identity.mfa
+    ann, mallory = await _enrolled(h), await _enrolled(h)
+    anns, mallorys = await _challenge(h.client, ann), await _challenge(h.client, mallory)
+    pending = await mfa.peek_challenge(mallorys)
+    with pytest.raises(InvalidChallenge):
+        await mfa.complete_challenge(
+            anns, "otp", code=_code(mallory), scope=_SCOPE, pending=pending
+        )
+    assert (await _complete(h.client, mallorys, _code(mallory))).status_code == 200
+    assert (await _complete(h.client, anns, _code(ann))).status_code == 200
 
 
 async def test_a_challenge_expires(harness: Harness) -> None:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from httpx import Response
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from tests.common.passkeys import stored_passkey
 from tests.functional.identity_helpers import (
     audit_rows,
     client_for,
@@ -123,19 +124,7 @@ _LOGIN_EVENTS = (
 async def _add_passkey(app: FastAPI, user_id: str) -> None:
     async with app.state.services.identity.sessions.database.engine.begin() as connection:
         await connection.execute(
-            webauthn_credentials.insert().values(
-                id=f"pk-{user_id}"[:32],
-                user_id=user_id,
-                credential_id=user_id.encode(),
-                public_key=b"\x00",
-                sign_count=0,
-                name="key",
-                aaguid="00000000-0000-0000-0000-000000000000",
-                transports=[],
-                backup_eligible=False,
-                backed_up=False,
-                created_at=datetime.now(UTC),
-            )
+            webauthn_credentials.insert().values(stored_passkey(user_id, datetime.now(UTC)))
         )
 
 

@@ -1,7 +1,8 @@
 """Multi-factor authentication: TOTP, recovery codes, login challenges, step-up, policy.
 
 Modules: :mod:`.totp` (RFC 6238 over pyotp, QR codes with segno), :mod:`.recovery` (codes),
-:mod:`.factors` (storage and single-use checks), :mod:`.challenges` (login challenges),
+:mod:`.factors` (storage and single-use checks), :mod:`.enrolled` (an account's factors in
+one statement), :mod:`.challenges` (login challenges),
 :mod:`.attempts` (methods, failure backoff, audit), :mod:`.audits` (``bastion check``),
 :mod:`.session_auth` (a session's ``amr``/``acr``/``auth_time``), :mod:`.services`
 (:class:`MfaService`, the one entry point), :mod:`.stepup` (the step-up dependency and the
@@ -19,7 +20,10 @@ is all another factor needs:
    call ``identity.mfa.register_factor_source(source)`` once at build time. Then an account with
    a passkey gets a login challenge after its password, counts as "has a second factor" for the
    admin policy and step-up, and an admin MFA reset removes its passkeys too.
-   ``await identity.mfa.methods_of(user_id)`` lists the methods a challenge accepts.
+   ``await identity.mfa.methods_of(user_id)`` lists the methods a challenge accepts. A source
+   that is also a ``SyncEnrollment`` and a ``SqlEnrollment`` (passkeys are) is asked inside one
+   statement with the others (:mod:`.enrolled`): a pure read outside any transaction, one
+   round trip on PostgreSQL; any other source makes every such read ask each source in turn.
 
 2. **Complete a login challenge.** ``POST /v1/sessions`` answers **202**
    ``{"mfa_required": true, "challenge_token": "bst_mfa_...", "expires_in": 300, "methods":
@@ -36,8 +40,8 @@ is all another factor needs:
            ...  # raise InvalidMfaCode (or your own MfaError subclass) when it fails
 
        done = await identity.mfa.complete_challenge(
-           challenge_token, "hwk", verifier=verify, scope=request.scope
-       )
+           challenge_token, "hwk", verifier=verify, scope=request.scope, pending=pending
+       )   # pending: optional, spares a second peek (it must be this token's)
        done.tokens      # IssuedTokens of the new session: amr ["pwd", "hwk", "mfa"], acr aal2
        done.transport   # answer with the login's transport (sessions.routes.answer shape)
 

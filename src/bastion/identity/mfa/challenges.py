@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.crypto import TokenKind, hash_token, is_well_formed, new_token
 from bastion.identity.mfa.models import mfa_challenges
+from bastion.storage.prepared import PreparedStatement
 
 __all__ = ["Challenge", "PendingLogin", "consume", "count_failure", "issue", "peek"]
 
@@ -57,17 +58,25 @@ async def issue(
     return Challenge(token=token, expires_in=int(ttl.total_seconds()))
 
 
-async def peek(connection: AsyncConnection, token: str, now: datetime) -> PendingLogin | None:
-    """The challenge if it is well formed, unused and unexpired; it stays unused."""
+_c = mfa_challenges.c
+#: Built once (every completion of a login asks): the live, unused challenge of a digest.
+_READ_PENDING = PreparedStatement(
+    select(_c.id, _c.user_id, _c.transport, _c.expires_at).where(
+        _c.token_hash == bindparam("digest"), _c.used_at.is_(None), _c.expires_at > bindparam("now")
+    )
+)
+
+
+def peek(connection: Connection, token: str, now: datetime) -> PendingLogin | None:
+    """The challenge if it is well formed, unused and unexpired; it stays unused. On a
+    synchronous connection: a pure read (:meth:`Database.read <bastion.storage.Database.read>`),
+    never what decides a login (:func:`consume` does, in the transaction of the factor)."""
     if not is_well_formed(token, TokenKind.MFA_CHALLENGE):
         return None
-    c = mfa_challenges.c
-    query = select(c.id, c.user_id, c.transport, c.expires_at).where(
-        c.token_hash == hash_token(token), c.used_at.is_(None), c.expires_at > now
-    )
-    row = (await connection.execute(query)).first()
-    if row is None:
+    rows = _READ_PENDING.execute(connection, {"digest": hash_token(token), "now": now})
+    if not rows:
         return None
+    row = rows[0]
     return PendingLogin(row.id, row.user_id, row.transport, row.expires_at)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "delete_recovery_codes",
     "delete_totp",
     "put_pending_totp",
+    "read_totp_state",
     "remaining_recovery_codes",
     "replace_recovery_codes",
     "seal_secret",
@@ -91,6 +92,15 @@ async def totp_state(connection: AsyncConnection, user_id: str) -> TotpState:
     if row is None:
         return TotpState.NONE
     return TotpState.ACTIVE if row.activated_at is not None else TotpState.PENDING
+
+
+def read_totp_state(connection: Connection, user_id: str) -> TotpState:
+    """:func:`totp_state` on a synchronous connection (:meth:`Database.read
+    <bastion.storage.Database.read>`, or a transaction's)."""
+    rows = _READ_TOTP_ACTIVATED.execute(connection, {"uid": user_id})
+    if not rows:
+        return TotpState.NONE
+    return TotpState.ACTIVE if rows[0].activated_at is not None else TotpState.PENDING
 
 
 def totp_active(connection: Connection, user_id: str) -> bool:

@@ -59,7 +59,8 @@ class SyncEnrollment(Protocol):
 class SqlEnrollment(Protocol):
     """Optional for a :class:`SyncEnrollment` source: ``is_enrolled`` as a SQL condition, so a
     password login folds it into the statement that starts its session (see
-    :meth:`bastion.identity.mfa.services.MfaService.factor_conditions`)."""
+    :meth:`bastion.identity.mfa.services.MfaService.factor_conditions`) and the service asks
+    it with every other factor in one statement (:mod:`bastion.identity.mfa.enrolled`)."""
 
     def enrolled_condition(self) -> ColumnElement[bool]:
         """True exactly when ``holds_factor`` is, for the user of the bound parameter ``uid``

@@ -193,7 +193,7 @@ def _include_sessions(app: FastAPI, identity: IdentityServices) -> None:
         if pending.transport == COOKIE:
             identity.csrf.check_origin(request)  # login CSRF, as for the password step
         done = await mfa.complete_challenge(
-            body.challenge_token, body.method, code=body.code, scope=request.scope
+            body.challenge_token, body.method, code=body.code, scope=request.scope, pending=pending
         )
         return token_answer(identity, done.tokens, done.transport, response)
 

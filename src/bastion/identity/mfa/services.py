@@ -33,6 +33,7 @@ from bastion.identity.mfa.attempts import (
     user_agent,
 )
 from bastion.identity.mfa.challenges import Challenge, PendingLogin
+from bastion.identity.mfa.enrolled import EnrollmentRead, MfaStatus, ask_each, holds_factor
 from bastion.identity.mfa.errors import (
     FactorAlreadyEnrolled,
     InvalidChallenge,
@@ -64,16 +65,6 @@ Scope = Mapping[str, Any]
 FactorCheck = Callable[[Connection, str], bool]
 
 
-def _holds_factor(
-    sources: tuple[Callable[[Connection, str], bool], ...], connection: Connection, user_id: str
-) -> bool:
-    """:meth:`MfaService._methods_in` is not empty: an active authenticator app, or a factor
-    of a registered source (recovery codes alone are no factor)."""
-    return factors.totp_active(connection, user_id) or any(
-        holds(connection, user_id) for holds in sources
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class TotpEnrollment:
     """Shown once to the user: the secret, its ``otpauth://`` URI and the URI as an SVG QR."""
@@ -81,17 +72,6 @@ class TotpEnrollment:
     secret: str
     uri: str
     qr_svg: str
-
-
-@dataclass(frozen=True, slots=True)
-class MfaStatus:
-    totp: TotpState
-    recovery_codes_remaining: int
-    methods: list[str]
-
-    @property
-    def enrolled(self) -> bool:
-        return bool(self.methods)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +111,11 @@ class MfaService:
         self.record = self.attempts.record
         self.factor_sources: list[FactorSource] = []
         #: See :meth:`factor_check`; None once a source without ``SyncEnrollment`` registers.
-        self._factor_check: FactorCheck | None = partial(_holds_factor, ())
+        self._factor_check: FactorCheck | None = partial(holds_factor, ())
         #: See :meth:`factor_conditions`; None once a source without ``SqlEnrollment`` does.
         self._factor_conditions: tuple[ColumnElement[bool], ...] | None = (factors.TOTP_ACTIVE,)
+        #: See :meth:`enrollment_read`; None when :meth:`factor_conditions` is.
+        self._enrollment_read: EnrollmentRead | None = EnrollmentRead(())
 
     # -- factors known to the policy ----------------------------------------------------------
     def register_factor_source(self, source: FactorSource) -> None:
@@ -141,15 +123,17 @@ class MfaService:
         self.factor_sources.append(source)
         checks = [s.holds_factor for s in self.factor_sources if isinstance(s, SyncEnrollment)]
         synchronous = len(checks) == len(self.factor_sources)
-        self._factor_check = partial(_holds_factor, tuple(checks)) if synchronous else None
-        conditions = [
-            s.enrolled_condition() for s in self.factor_sources if isinstance(s, SqlEnrollment)
+        self._factor_check = partial(holds_factor, tuple(checks)) if synchronous else None
+        sql = [
+            (s.methods, s.enrolled_condition())
+            for s in self.factor_sources
+            if isinstance(s, SqlEnrollment)
         ]
-        self._factor_conditions = (
-            (factors.TOTP_ACTIVE, *conditions)
-            if synchronous and len(conditions) == len(self.factor_sources)
-            else None
-        )
+        if synchronous and len(sql) == len(self.factor_sources):
+            self._factor_conditions = (factors.TOTP_ACTIVE, *(c for _, c in sql))
+            self._enrollment_read = EnrollmentRead(sql)
+        else:
+            self._factor_conditions = self._enrollment_read = None
 
     def factor_check(self) -> FactorCheck | None:
         """``check(connection, user_id)``: whether the account has a second factor (what
@@ -165,21 +149,22 @@ class MfaService:
         registered source is not a ``SqlEnrollment`` (or :meth:`factor_check` is None)."""
         return self._factor_conditions
 
+    def enrollment_read(self) -> EnrollmentRead | None:
+        """``read(connection, user_id)``: :meth:`status` in one statement on a synchronous
+        connection (to fold into another unit of work's reads); None when a registered factor
+        source is not a ``SqlEnrollment`` (then only :meth:`status` and :meth:`methods_of`)."""
+        return self._enrollment_read
+
     async def _methods_in(self, connection: AsyncConnection, user_id: str) -> list[str]:
-        methods: list[str] = []
-        if await factors.totp_state(connection, user_id) is TotpState.ACTIVE:
-            methods.append(Method.OTP.value)
-        for source in self.factor_sources:
-            if await source.is_enrolled(connection, user_id):
-                methods += [m for m in source.methods if m not in methods]
-        if methods and await factors.remaining_recovery_codes(connection, user_id):
-            methods.append(Method.RECOVERY.value)
-        return methods
+        """:meth:`methods_of` in the caller's transaction (one statement when it can be)."""
+        read = self._enrollment_read
+        if read is not None:
+            return (await connection.run_sync(read, user_id)).methods
+        return (await ask_each(self.factor_sources, connection, user_id)).methods
 
     async def methods_of(self, user_id: str) -> list[str]:
         """The methods that can complete a challenge of this user; empty: no second factor."""
-        async with self.database.engine.connect() as connection:
-            return await self._methods_in(connection, user_id)
+        return (await self.status(user_id)).methods
 
     async def has_factor(self, user_id: str) -> bool:
         return bool(await self.methods_of(user_id))
@@ -191,14 +176,13 @@ class MfaService:
         )
 
     async def status(self, user_id: str) -> MfaStatus:
+        """The user's factors now: a pure read (on PostgreSQL, one statement outside any
+        transaction, one round trip), never what a write relies on."""
+        read = self._enrollment_read
+        if read is not None:
+            return await self.database.read(partial(read, user_id=user_id))
         async with self.database.engine.connect() as connection:
-            return MfaStatus(
-                totp=await factors.totp_state(connection, user_id),
-                recovery_codes_remaining=await factors.remaining_recovery_codes(
-                    connection, user_id
-                ),
-                methods=await self._methods_in(connection, user_id),
-            )
+            return await ask_each(self.factor_sources, connection, user_id)
 
     # -- TOTP enrollment ------------------------------------------------------------------------
     async def enroll_totp(self, user: User, scope: Scope) -> TotpEnrollment:
@@ -223,9 +207,11 @@ class MfaService:
         """
         await self.attempts.check(user.id, Method.OTP, scope)
         now = self.clock.now()
-        async with self.database.engine.connect() as connection:
-            if await factors.totp_state(connection, user.id) is not TotpState.PENDING:
-                raise NoPendingEnrollment
+        # A pure read, for the answer only: the activation below is a conditional UPDATE of a
+        # pending enrollment (refused as a wrong code if it went meanwhile).
+        state = await self.database.read(partial(factors.read_totp_state, user_id=user.id))
+        if state is not TotpState.PENDING:
+            raise NoPendingEnrollment
         try:
             async with self.database.engine.begin() as connection:
                 require(await factors.activate_totp(connection, self._cipher, user.id, code, now))
@@ -289,12 +275,18 @@ class MfaService:
     # -- login challenges -----------------------------------------------------------------------
     async def begin_login(self, user: User, *, transport: str, scope: Scope) -> Challenge | None:
         """After a correct password: a challenge if the account has a second factor."""
-        # Most accounts have none: asked on a plain connection first, so that their logins
-        # open no write transaction here. An account with a factor is asked again below, in
-        # the transaction that issues the challenge.
-        async with self.database.engine.connect() as connection:
-            if not await self._methods_in(connection, user.id):
-                return None
+        issued = await self._issue_challenge(user, transport=transport, scope=scope)
+        return issued[0] if issued is not None else None
+
+    async def _issue_challenge(
+        self, user: User, *, transport: str, scope: Scope
+    ) -> tuple[Challenge, list[str]] | None:
+        """:meth:`begin_login`'s challenge and the methods that can complete it."""
+        # Most accounts have none: asked in a pure read first (no transaction on PostgreSQL),
+        # so that their logins open no write transaction here. An account with a factor is
+        # asked again below, in the transaction that issues the challenge.
+        if not await self.methods_of(user.id):
+            return None
         async with self.database.engine.begin() as connection:
             methods = await self._methods_in(connection, user.id)
             if not methods:
@@ -306,22 +298,23 @@ class MfaService:
         self.record(
             scope, EventType.IDENTITY_MFA_CHALLENGE_ISSUED, user.id, details={"methods": methods}
         )
-        return challenge
+        return challenge, methods
 
     async def require_second_factor(self, user: User, *, transport: str, scope: Scope) -> None:
         """The :class:`~bastion.identity.sessions.login.SecondFactorGate` of password logins."""
-        challenge = await self.begin_login(user, transport=transport, scope=scope)
-        if challenge is not None:
+        issued = await self._issue_challenge(user, transport=transport, scope=scope)
+        if issued is not None:
+            challenge, methods = issued  # as the challenge's transaction saw them
             raise SecondFactorRequired(
-                challenge_token=challenge.token,
-                expires_in=challenge.expires_in,
-                methods=await self.methods_of(user.id),
+                challenge_token=challenge.token, expires_in=challenge.expires_in, methods=methods
             )
 
     async def peek_challenge(self, token: str, scope: Scope | None = None) -> PendingLogin:
-        """The live challenge, unused; raises ``InvalidChallenge``."""
-        async with self.database.engine.connect() as connection:
-            pending = await challenges.peek(connection, token, self.clock.now())
+        """The live challenge, unused; raises ``InvalidChallenge``. A pure read (no
+        transaction on PostgreSQL): :meth:`complete_challenge` consumes it atomically."""
+        pending = await self.database.read(
+            partial(challenges.peek, token=token, now=self.clock.now())
+        )
         if pending is None:
             self.record(
                 scope or {},
@@ -341,19 +334,22 @@ class MfaService:
         code: str | None = None,
         verifier: FactorVerifier | None = None,
         scope: Scope,
+        pending: PendingLogin | None = None,
     ) -> CompletedLogin:
         """Prove the second factor of a login and start its session (amr pwd + method + mfa,
-        acr aal2). Raises ``InvalidChallenge``, ``InvalidMfaCode`` (or the verifier's error),
-        ``TooManyAttempts``."""
+        acr aal2); ``pending``: :meth:`peek_challenge`'s answer if the caller has it. Raises
+        ``InvalidChallenge``, ``InvalidMfaCode`` (or the verifier's error), ``TooManyAttempts``."""
         method = Method(method)
-        pending = await self.peek_challenge(token, scope)
+        if pending is None:
+            pending = await self.peek_challenge(token, scope)
         user_id = pending.user_id
         await self.attempts.check(user_id, method, scope)
         now = self.clock.now()
         try:
             async with self.database.engine.begin() as connection:
-                if await challenges.consume(connection, token, now) is None:
-                    raise InvalidChallenge  # used concurrently, or expired meanwhile
+                consumed = await challenges.consume(connection, token, now)
+                if consumed is None or consumed.id != pending.id:  # used or expired meanwhile
+                    raise InvalidChallenge  # (or a caller's ``pending`` of another token)
                 user = await get_user(connection, user_id)
                 if user is None or not user.can_log_in:
                     raise InvalidChallenge

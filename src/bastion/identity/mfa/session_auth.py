@@ -14,14 +14,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.sessions.models import sessions
 from bastion.identity.tokens.claims import AssuranceLevel, AuthMethod
+from bastion.storage.prepared import PreparedStatement
 
-__all__ = ["SessionAuth", "level_at_least", "mark_authenticated", "read_session_auth"]
+__all__ = [
+    "SessionAuth",
+    "level_at_least",
+    "mark_authenticated",
+    "read_session_auth",
+    "session_auth_of",
+]
 
 _RANK = {AssuranceLevel.AAL1: 1, AssuranceLevel.AAL2: 2, AssuranceLevel.AAL3: 3}
 
@@ -46,17 +54,16 @@ class SessionAuth:
     auth_time: datetime
 
 
-async def read_session_auth(
-    connection: AsyncConnection, session_id: str, user_id: str
-) -> SessionAuth | None:
-    """The live (unrevoked) session's authentication state; None if there is none."""
-    s = sessions.c
-    query = select(s.amr, s.acr, s.auth_time, s.created_at).where(
-        s.id == session_id, s.user_id == user_id, s.revoked_at.is_(None)
-    )
-    row = (await connection.execute(query)).first()
-    if row is None:
-        return None
+_s = sessions.c
+_SESSION_AUTH = select(_s.amr, _s.acr, _s.auth_time, _s.created_at).where(
+    _s.id == bindparam("sid"), _s.user_id == bindparam("uid"), _s.revoked_at.is_(None)
+)
+#: The same, run on the driver's cursor (every step-up check asks; see
+#: :mod:`bastion.storage.prepared`).
+_READ_SESSION_AUTH = PreparedStatement(_SESSION_AUTH)
+
+
+def _state(session_id: str, user_id: str, row: Any) -> SessionAuth:
     return SessionAuth(
         session_id=session_id,
         user_id=user_id,
@@ -64,6 +71,21 @@ async def read_session_auth(
         acr=AssuranceLevel(row.acr),
         auth_time=row.auth_time or row.created_at,
     )
+
+
+async def read_session_auth(
+    connection: AsyncConnection, session_id: str, user_id: str
+) -> SessionAuth | None:
+    """The live (unrevoked) session's authentication state; None if there is none."""
+    row = (await connection.execute(_SESSION_AUTH, {"sid": session_id, "uid": user_id})).first()
+    return _state(session_id, user_id, row) if row is not None else None
+
+
+def session_auth_of(connection: Connection, session_id: str, user_id: str) -> SessionAuth | None:
+    """:func:`read_session_auth` on a synchronous connection (:meth:`Database.read
+    <bastion.storage.Database.read>`)."""
+    rows = _READ_SESSION_AUTH.execute(connection, {"sid": session_id, "uid": user_id})
+    return _state(session_id, user_id, rows[0]) if rows else None
 
 
 async def mark_authenticated(

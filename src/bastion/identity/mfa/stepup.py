@@ -27,16 +27,19 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from fastapi import Depends, Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials
+from sqlalchemy import Connection
 
 from bastion.audit.events import EventType, Outcome
-from bastion.identity.accounts.users import get_user
+from bastion.identity.accounts.users import User, read_user
+from bastion.identity.mfa.enrolled import EnrollmentRead
 from bastion.identity.mfa.errors import MfaEnrollmentRequired, StepUpRequired
 from bastion.identity.mfa.services import MfaService
-from bastion.identity.mfa.session_auth import level_at_least, read_session_auth
+from bastion.identity.mfa.session_auth import SessionAuth, level_at_least, session_auth_of
 from bastion.identity.sessions.auth import Authenticator, Principal, bearer_scheme
 from bastion.identity.tokens.claims import AssuranceLevel
 from bastion.identity.tokens.errors import InvalidToken, InvalidTokenReason
@@ -138,6 +141,21 @@ def _enrollment_lookup(
 _enrollment_allowed = _enrollment_lookup(ENROLLMENT_PATHS)
 
 
+def _must_enroll(
+    requires: Callable[[User], bool], read: EnrollmentRead, connection: Connection, user_id: str
+) -> bool:
+    """Whether the policy requires a factor of the user (``requires``) and they hold none."""
+    user = read_user(connection, user_id)
+    return user is not None and requires(user) and not read(connection, user_id).enrolled
+
+
+def _methods_and_auth(
+    read: EnrollmentRead, connection: Connection, session_id: str, user_id: str
+) -> tuple[list[str], SessionAuth | None]:
+    """The user's second-factor methods and the live session's authentication state."""
+    return read(connection, user_id).methods, session_auth_of(connection, session_id, user_id)
+
+
 class EnrollmentPolicy:
     """Decides (and caches per worker) whether an aal1 session's user must enroll first."""
 
@@ -152,11 +170,16 @@ class EnrollmentPolicy:
         hit = self._cache.get(user_id)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]
-        async with self.mfa.database.engine.connect() as connection:
-            user = await get_user(connection, user_id)
-        must = user is not None and self.mfa.requires_factor(user)
-        if must:
-            must = not await self.mfa.has_factor(user_id)
+        mfa = self.mfa
+        read = mfa.enrollment_read()
+        if read is not None:  # one pure read (no transaction on PostgreSQL): the user, factors
+            must = await mfa.database.read(
+                partial(_must_enroll, mfa.requires_factor, read, user_id=user_id)
+            )
+        else:
+            user = await mfa.database.read(partial(read_user, user_id=user_id))
+            must = user is not None and mfa.requires_factor(user)
+            must = must and not await mfa.has_factor(user_id)
         if len(self._cache) > 10_000:
             self._cache.clear()  # bounded memory under many users
         self._cache[user_id] = (time.monotonic() + POLICY_CACHE_SECONDS, must)
@@ -217,7 +240,18 @@ class StepUpGuard:
         """Raises ``StepUpRequired`` unless the session authenticated recently enough at the
         needed level; ``InvalidToken`` if the session is gone."""
         mfa = self.mfa
-        methods = await mfa.methods_of(who.user_id)
+        # Pure reads, one unit of work when it can be (no transaction on PostgreSQL): the
+        # answer decides this request only, nothing is written on it.
+        read = mfa.enrollment_read()
+        if read is not None:
+            methods, state = await mfa.database.read(
+                partial(_methods_and_auth, read, session_id=who.session_id, user_id=who.user_id)
+            )
+        else:
+            methods = await mfa.methods_of(who.user_id)
+            state = await mfa.database.read(
+                partial(session_auth_of, session_id=who.session_id, user_id=who.user_id)
+            )
         path = scope.get("path") or ""
         if not methods and mfa.settings.required_for_admins and _is_admin_operation(path):
             # Whoever performs an administration operation is an administrator for the MFA
@@ -232,8 +266,6 @@ class StepUpGuard:
             )
             raise MfaEnrollmentRequired
         needed = AssuranceLevel.AAL2 if methods else minimum
-        async with mfa.database.engine.connect() as connection:
-            state = await read_session_auth(connection, who.session_id, who.user_id)
         if state is None:
             raise InvalidToken(InvalidTokenReason.SESSION_REVOKED)
         max_age = mfa.settings.step_up_max_age_seconds

@@ -177,10 +177,10 @@ async def test_a_challenge_is_consumed_once_and_expires(stack: SessionStack) -> 
         issued = await challenges.issue(connection, user.id, transport="bearer", ttl=ttl, now=now)
         late = await challenges.issue(connection, user.id, transport="bearer", ttl=ttl, now=now)
     async with stack.database.engine.begin() as connection:
-        assert await challenges.peek(connection, issued.token, now) is not None
+        assert await connection.run_sync(challenges.peek, issued.token, now) is not None
         assert await challenges.consume(connection, issued.token, now) is not None
         assert await challenges.consume(connection, issued.token, now) is None
-        assert await challenges.peek(connection, "bst_ref_" + "A" * 43, now) is None
+        assert await connection.run_sync(challenges.peek, "bst_ref_" + "A" * 43, now) is None
     later = now + ttl
     async with stack.database.engine.begin() as connection:
         assert await challenges.consume(connection, late.token, later) is None

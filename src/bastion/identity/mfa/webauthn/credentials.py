@@ -9,9 +9,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bastion.identity.fields import is_plain_id
@@ -56,6 +57,19 @@ class NewCredential:
     transports: tuple[str, ...]
     backup_eligible: bool
     backed_up: bool
+
+
+def _by_credential_id(credential_id: bytes) -> Select[Any]:
+    return select(webauthn_credentials).where(webauthn_credentials.c.credential_id == credential_id)
+
+
+def _passkeys(query: Select[Any], connection: Connection) -> list[Passkey]:
+    return [Passkey.of(row) for row in connection.execute(query)]
+
+
+def _passkey(query: Select[Any], connection: Connection) -> Passkey | None:
+    row = connection.execute(query).first()
+    return Passkey.of(row) if row is not None else None
 
 
 class CredentialStore:
@@ -108,8 +122,9 @@ class CredentialStore:
         )
         if connection is not None:
             return [Passkey.of(row) for row in await connection.execute(query)]
-        async with self.database.engine.connect() as own:
-            return [Passkey.of(row) for row in await own.execute(query)]
+        # A pure read (no transaction on PostgreSQL): what a registration then writes is
+        # decided again in its own transaction (:meth:`count`, the unique credential id).
+        return await self.database.read(partial(_passkeys, query))
 
     async def delete_all(self, connection: AsyncConnection, user_id: str) -> int:
         """Delete every passkey of the user in the caller's transaction; how many there were."""
@@ -122,10 +137,14 @@ class CredentialStore:
     async def by_credential_id(
         self, connection: AsyncConnection, credential_id: bytes
     ) -> Passkey | None:
-        c = webauthn_credentials.c
-        query = select(webauthn_credentials).where(c.credential_id == credential_id)
-        row = (await connection.execute(query)).first()
+        row = (await connection.execute(_by_credential_id(credential_id))).first()
         return Passkey.of(row) if row is not None else None
+
+    async def read_by_credential_id(self, credential_id: bytes) -> Passkey | None:
+        """:meth:`by_credential_id` as a pure read of its own (no transaction on PostgreSQL):
+        for what is shown or recorded only, never for a verification (that reads the passkey
+        in the transaction that moves its sign count)."""
+        return await self.database.read(partial(_passkey, _by_credential_id(credential_id)))
 
     async def rename(self, user_id: str, passkey_id: str, name: str) -> Passkey | None:
         if not is_plain_id(passkey_id):

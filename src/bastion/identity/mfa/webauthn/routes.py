@@ -227,7 +227,7 @@ def _include_sessions(app: FastAPI, identity: IdentityServices, webauthn: WebAut
 
         method = await webauthn.method_for(credential)
         done = await mfa.complete_challenge(
-            body.challenge_token, method.value, verifier=verify, scope=scope
+            body.challenge_token, method.value, verifier=verify, scope=scope, pending=pending
         )
         return token_answer(identity, done.tokens, done.transport, response)
 

@@ -336,8 +336,7 @@ class WebAuthnService:
             parsed = parse_assertion(credential)
         except AssertionRejected:
             return AuthMethod.HARDWARE_KEY
-        async with self.database.engine.connect() as connection:
-            passkey = await self.credentials.by_credential_id(connection, parsed.raw_id)
+        passkey = await self.credentials.read_by_credential_id(parsed.raw_id)
         return method_of(passkey) if passkey is not None else AuthMethod.HARDWARE_KEY
 
     # -- management --------------------------------------------------------------------------
