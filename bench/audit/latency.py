@@ -37,7 +37,7 @@ def build_app(
     data_dir: Path, database_url: str | None, *, log_sink: bool, detectors: bool
 ) -> FastAPI:
     from bastion.app import create_app  # noqa: PLC0415
-    from bastion.audit.context import event_from_scope  # noqa: PLC0415
+    from bastion.audit.context import record_from_scope  # noqa: PLC0415
     from bastion.audit.events import EventType, Outcome  # noqa: PLC0415
     from bastion.config import Settings  # noqa: PLC0415
     from bastion.protections.ratelimit.settings import RateLimitSettings  # noqa: PLC0415
@@ -67,15 +67,14 @@ def build_app(
 
     @app.get("/bench-audit")
     async def bench_audit(request: Request) -> dict[str, object]:
-        recorder.record(
-            event_from_scope(
-                request.scope,
-                EVENT_TYPE,
-                Outcome.SUCCESS,
-                actor="user:bench",
-                subject="user:bench",
-                details={"fields": ["display_name"]},
-            )
+        record_from_scope(
+            recorder,
+            request.scope,
+            EVENT_TYPE,
+            Outcome.SUCCESS,
+            actor="user:bench",
+            subject="user:bench",
+            details={"fields": ["display_name"]},
         )
         return {"ok": True}
 

@@ -38,6 +38,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from bastion.audit.capture import Captured, event_of
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSink
 from bastion.audit.scrub import (  # re-exported: the recorder's public names before the split
@@ -73,6 +74,7 @@ __all__ = [
 ]
 
 logger = get_logger("bastion.audit.recorder")
+_kind = type
 
 CLOSE_TIMEOUT_SECONDS = 10.0
 RETRY_ATTEMPTS = 5
@@ -107,7 +109,11 @@ class Batch(list[AuditEvent]):
         self.slice_size = max(1, slice_size)
 
 
-class _EventQueue(asyncio.Queue[AuditEvent]):
+#: What the queue holds: an event, or an event captured on the request path (built by the writer).
+Queued = AuditEvent | Captured
+
+
+class _EventQueue(asyncio.Queue[Queued]):
     """asyncio's bounded queue with the writer's bulk operations: :meth:`take` is
     ``get_nowait`` repeated and :meth:`done` ``task_done`` repeated, in one call each (the
     writer takes and finishes whole batches), and :meth:`put_now`, ``put_nowait`` inlined for
@@ -115,7 +121,7 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
     keeps (the same attributes from Python 3.11 to 3.13; ``tests/unit/audit/test_recorder.py``
     checks them against asyncio's own calls)."""
 
-    _queue: collections.deque[AuditEvent]
+    _queue: collections.deque[Queued]
     _maxsize: int
     _getters: collections.deque[asyncio.Future[None]]
     _putters: collections.deque[asyncio.Future[None]]
@@ -123,7 +129,7 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
     _finished: asyncio.Event
     _wakeup_next: Callable[[collections.deque[asyncio.Future[None]]], None]
 
-    def put_now(self, item: AuditEvent) -> int:
+    def put_now(self, item: Queued) -> int:
         """``put_nowait(item)`` (raises QueueFull alike) without its method calls; returns the
         queue's size after it. The queue must be bounded (the recorder's always is)."""
         items = self._queue
@@ -136,7 +142,7 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
             self._wakeup_next(self._getters)
         return len(items)
 
-    def take(self, limit: int) -> list[AuditEvent]:
+    def take(self, limit: int) -> list[Queued]:
         """Up to ``limit`` queued events, oldest first (none when the queue is empty)."""
         items = self._queue  # asyncio.Queue's deque (its _init/_get subclassing hooks use it)
         taken = [items.popleft() for _ in range(min(limit, len(items)))]
@@ -242,6 +248,24 @@ class QueueAuditRecorder:
         except Exception:  # noqa: BLE001 - an audit failure must not fail the request
             self._drop("invalid_event")
 
+    def record_captured(self, item: Captured) -> None:
+        """Queue an event captured by :func:`bastion.audit.context.record_from_scope` (the writer
+        builds its :class:`AuditEvent`). Never blocks, never raises; counted as ``record``."""
+        if self._closed:
+            self._drop("recorder_closed")
+            return
+        try:
+            size = self._queue.put_now(item)
+        except asyncio.QueueFull:
+            self._drop("queue_full")
+            return
+        if self._filling is not None and size >= self._batch_size - 1:
+            _release(self._filling)  # the batch is full: no reason to wait
+
+    def drop_invalid(self) -> None:
+        """Count an event that could not be captured (as ``record`` counts an invalid one)."""
+        self._drop("invalid_event")
+
     def _drop(self, reason: str) -> None:
         self._dropped += 1
         self._unreported_drops += 1
@@ -300,10 +324,25 @@ class QueueAuditRecorder:
             # takes longer turns until it catches up (see the module docstring).
             slice_size = max(WRITE_SLICE, self._queue.qsize())
             try:
-                await self._write(self._with_overflow_notice(batch), slice_size)
+                events = self._with_overflow_notice(self._events(batch))
+                if events:
+                    await self._write(events, slice_size)
             finally:
                 self._in_flight = 0
                 self._queue.done(len(batch))
+
+    def _events(self, batch: list[Queued]) -> list[AuditEvent]:
+        """The batch's events: captured ones built (see :mod:`bastion.audit.capture`)."""
+        events: list[AuditEvent] = []
+        for item in batch:
+            if _kind(item) is not tuple:  # an AuditEvent, from record()
+                events.append(item)  # type: ignore[arg-type]
+                continue
+            try:
+                events.append(event_of(item))  # type: ignore[arg-type]
+            except Exception:  # noqa: BLE001 - one bad capture must not stop the writer
+                self._drop("invalid_event")
+        return events
 
     async def _fill(self) -> None:
         """Wait until a batch is full, ``flush_delay`` has passed, or the recorder closes."""
