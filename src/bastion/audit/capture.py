@@ -46,6 +46,7 @@ Captured = tuple[
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _new = object.__new__
 _kind = type
 
@@ -57,8 +58,9 @@ def event_of(item: Captured) -> AuditEvent:
     event = _new(UnfrozenEvent)  # as event_from_scope builds it (see UnfrozenEvent)
     event.type = type_
     event.outcome = outcome
-    # datetime.now(UTC) floors the system clock's nanoseconds to microseconds: so does this.
-    event.time = _EPOCH + timedelta(microseconds=when // 1000) if _kind(when) is int else when  # type: ignore[operator]
+    # datetime.now(UTC) floors the system clock's nanoseconds to microseconds: so does this
+    # (a timedelta times an integer: half the cost of timedelta's keyword constructor).
+    event.time = _EPOCH + _MICROSECOND * (when // 1000) if isinstance(when, int) else when
     event.actor = actor
     event.subject = subject
     event.client_ip = client_ip

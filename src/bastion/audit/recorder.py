@@ -346,7 +346,7 @@ class QueueAuditRecorder:
                 events.append(item)  # type: ignore[arg-type]
                 continue
             try:
-                events.append(event_of(item))  # type: ignore[arg-type]
+                events.append(event_of(item))
             except Exception:  # noqa: BLE001 - one bad capture must not stop the writer
                 self._drop("invalid_event")
         return events
