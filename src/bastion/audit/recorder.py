@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from bastion.audit.capture import Captured, event_of
+from bastion.audit.chain import utc_stamp
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSink
 from bastion.audit.scrub import (  # re-exported: the recorder's public names before the split
@@ -101,9 +102,15 @@ class Batch(list[AuditEvent]):
 
     __slots__ = ("details_json", "slice_size", "stamps")
 
-    def __init__(self, events: Sequence[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
+    def __init__(
+        self,
+        events: Sequence[AuditEvent],
+        slice_size: int = WRITE_SLICE,
+        stamps: list[str | None] | None = None,
+    ) -> None:
         super().__init__(events)
-        self.stamps: list[str | None] = [None] * len(self)
+        #: ``stamps`` given: the recorder's (its captured events' stamps, None for the others).
+        self.stamps: list[str | None] = [None] * len(self) if stamps is None else stamps
         self.details_json: list[str | None] = [None] * len(self)
         #: How many events a sink handles between two yields to the event loop.
         self.slice_size = max(1, slice_size)
@@ -213,6 +220,8 @@ class QueueAuditRecorder:
         self._unreported_drops = 0
         self._last_drop_log = -math.inf
         self._last_overflow_event = -math.inf
+        #: The last whole second (since the epoch) a captured event was stamped in, and its text.
+        self._second: tuple[int | None, str] = (None, "")
 
     # -- counters ---------------------------------------------------------------------------
     @property
@@ -331,25 +340,46 @@ class QueueAuditRecorder:
             # takes longer turns until it catches up (see the module docstring).
             slice_size = max(WRITE_SLICE, self._queue.qsize())
             try:
-                events = self._with_overflow_notice(self._events(batch))
-                if events:
-                    await self._write(events, slice_size)
+                events, stamps = self._events(batch)
+                noticed = self._with_overflow_notice(events)
+                if len(noticed) > len(events):
+                    stamps = [None, *stamps]
+                if noticed:
+                    await self._write(noticed, slice_size, stamps)
             finally:
                 self._in_flight = 0
                 self._queue.done(len(batch))
 
-    def _events(self, batch: list[Queued]) -> list[AuditEvent]:
-        """The batch's events: captured ones built (see :mod:`bastion.audit.capture`)."""
+    def _events(self, batch: list[Queued]) -> tuple[list[AuditEvent], list[str | None]]:
+        """The batch's events, captured ones built (see :mod:`bastion.audit.capture`), and their
+        UTC stamps (:func:`~bastion.audit.chain.utc_stamp`): a captured event's from its
+        nanoseconds, the second's text remembered (None for the others: the sinks make those)."""
         events: list[AuditEvent] = []
+        stamps: list[str | None] = []
+        second, head = self._second
         for item in batch:
             if _kind(item) is not tuple:  # an AuditEvent, from record()
                 events.append(item)  # type: ignore[arg-type]
+                stamps.append(None)
                 continue
             try:
-                events.append(event_of(item))
+                event = event_of(item)
             except Exception:  # noqa: BLE001 - one bad capture must not stop the writer
                 self._drop("invalid_event")
-        return events
+                continue
+            events.append(event)
+            when = item[0]
+            if _kind(when) is not int:  # a test clock's datetime
+                stamps.append(None)
+                continue
+            micro = when // 1000
+            whole = micro // 1_000_000
+            if whole != second:  # "YYYY-MM-DDTHH:MM:SS." (the clock's years have four digits)
+                second, head = whole, utc_stamp(event.time)[:-7]
+            # The microseconds as "%06d" formats them, without the format's cost.
+            stamps.append(f"{head}{str(micro - whole * 1_000_000 + 1_000_000)[1:]}Z")
+        self._second = (second, head)
+        return events, stamps
 
     async def _fill(self) -> None:
         """Wait until a batch is full, ``flush_delay`` has passed, or the recorder closes."""
@@ -384,8 +414,13 @@ class QueueAuditRecorder:
             details={"dropped": dropped, "dropped_total": self._dropped},
         )
 
-    async def _write(self, events: list[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
-        batch = Batch(events, slice_size)
+    async def _write(
+        self,
+        events: list[AuditEvent],
+        slice_size: int = WRITE_SLICE,
+        stamps: list[str | None] | None = None,
+    ) -> None:
+        batch = Batch(events, slice_size, stamps)
         results = await self._write_all(batch)
         if all(results):
             self._written += len(events)

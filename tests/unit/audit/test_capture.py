@@ -14,9 +14,10 @@ from structlog.testing import capture_logs
 
 from bastion.audit import context
 from bastion.audit.capture import event_of
+from bastion.audit.chain import utc_stamp
 from bastion.audit.context import event_from_scope, record_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
-from bastion.audit.recorder import QueueAuditRecorder, ScrubbedDetails
+from bastion.audit.recorder import Batch, QueueAuditRecorder, ScrubbedDetails
 from bastion.audit.sinks import InMemorySink
 from bastion.clock import FrozenClock, SystemClock
 
@@ -43,7 +44,7 @@ def queue_recorder(**options: Any) -> QueueAuditRecorder:
 def written(recorder: QueueAuditRecorder) -> list[AuditEvent]:
     """What the writer would hand the sinks for what is queued now (the queue left as is)."""
     items = list(recorder._queue._queue)
-    return recorder._events(items)
+    return recorder._events(items)[0]
 
 
 def captured(scope_: dict[str, Any], **fields: Any) -> AuditEvent:
@@ -360,3 +361,35 @@ def test_event_of_is_the_constructors_event() -> None:
         None,
     )
     assert event_of(item) == AuditEvent(EventType.AUDIT_EVENTS_SEARCHED, Outcome.UNKNOWN, T0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "start", [1_764_430_000_999_999_000, 1_764_430_059_999_000_123, -2_000_001]
+)
+async def test_the_writers_stamps_are_utc_stamp_of_the_events_time(
+    monkeypatch: pytest.MonkeyPatch, start: int
+) -> None:
+    # The writer stamps captured events from their nanoseconds (the second's text remembered,
+    # across batches too): the text utc_stamp gives for the event's datetime, every sink sees it.
+    stamps: list[list[str | None]] = []
+
+    class Stamps:
+        async def write(self, events: Sequence[AuditEvent]) -> None:
+            assert isinstance(events, Batch)
+            stamps.append(list(events.stamps))
+
+    sink, seen = InMemorySink(), Stamps()
+    recorder = QueueAuditRecorder([sink, seen], queue_size=100, batch_size=4, flush_delay=0)
+    times = [start + step for step in (0, 1_000, 999_999, 1_000_000, 61_000_000_000, 1)]
+    for ns in times:
+        monkeypatch.setattr(context, "time_ns", lambda ns=ns: ns)
+        record_from_scope(recorder, scope(), EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS)
+    recorder.record(event_from_scope(scope(), EventType.HTTP_REQUEST_FAILED, Outcome.FAILURE))
+    await recorder.start()
+    await recorder.aclose()
+    flat = [stamp for batch in stamps for stamp in batch]
+    assert flat[:-1] == [utc_stamp(event.time) for event in sink.events[:-1]]
+    assert flat[-1] is None  # record()'s event: the sinks stamp it
+    assert [event.time for event in sink.events[:-1]] == [
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000) for ns in times
+    ]

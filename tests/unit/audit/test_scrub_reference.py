@@ -107,7 +107,7 @@ def test_scrub_and_event_from_scope_match_mains_scrub(details: dict[Any, Any]) -
         Outcome.SUCCESS,
         details=details,
     )
-    [built] = recorder._events(list(recorder._queue._queue))
+    [built], _ = recorder._events(list(recorder._queue._queue))
     assert repr(dict(built.details)) == repr(want)
 
 
