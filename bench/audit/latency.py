@@ -1,8 +1,8 @@
 """Added cost per request of recording one audit event, on Bastion's full stack, in process.
 
 Two routes on the same ``create_app``, both taking the ``Request``: ``/bench`` (records
-nothing, the baseline) and ``/bench-audit`` (records one event with ``event_from_scope``, as every
-security-relevant handler does). Each is driven ``--requests`` times without sockets; CPU time
+nothing, the baseline) and ``/bench-audit`` (records one event with ``record_from_scope``, as
+every security-relevant handler does). Each is driven ``--requests`` times without sockets; CPU time
 (``process_time``) is measured over the requests *and* the recorder's writer draining its queue
 afterwards, so the figure includes the whole cost of the event: queueing, the chained database
 insert (HMAC, head lock, batch of ``BASTION_AUDIT_BATCH_SIZE``) and the ECS log line. Rounds
