@@ -19,8 +19,9 @@ in batches of ``BASTION_AUDIT_BATCH_SIZE`` (200), as under saturation.
 
 ``--no-drain`` counts the requests alone: the writer never runs while counting (the requests
 never give the loop a turn; checked: nothing written, every event still queued), so
-``/bench-audit`` minus ``/bench`` is the request path's cost of an event (``event_from_scope``,
-``record()``, the queue). ``--split`` runs ``/bench`` and ``/bench-audit`` without draining,
+``/bench-audit`` minus ``/bench`` is the request path's cost of an event (``record_from_scope``:
+the capture, the scrub, the queue; the writer builds the ``AuditEvent``). ``--split`` runs
+``/bench`` and ``/bench-audit`` without draining,
 then ``/bench-audit`` at writer batches of 1, 4, 12 and 32: the writer's instructions per event
 at each batch size, and a fit of ``per event + per batch / batch size``.
 

@@ -1,8 +1,8 @@
 """Added cost per request of recording one audit event, on Bastion's full stack, in process.
 
 Two routes on the same ``create_app``, both taking the ``Request``: ``/bench`` (records
-nothing, the baseline) and ``/bench-audit`` (records one event with ``event_from_scope``, as every
-security-relevant handler does). Each is driven ``--requests`` times without sockets; CPU time
+nothing, the baseline) and ``/bench-audit`` (records one event with ``record_from_scope``, as
+every security-relevant handler does). Each is driven ``--requests`` times without sockets; CPU time
 (``process_time``) is measured over the requests *and* the recorder's writer draining its queue
 afterwards, so the figure includes the whole cost of the event: queueing, the chained database
 insert (HMAC, head lock, batch of ``BASTION_AUDIT_BATCH_SIZE``) and the ECS log line. Rounds
@@ -37,7 +37,7 @@ def build_app(
     data_dir: Path, database_url: str | None, *, log_sink: bool, detectors: bool
 ) -> FastAPI:
     from bastion.app import create_app  # noqa: PLC0415
-    from bastion.audit.context import event_from_scope  # noqa: PLC0415
+    from bastion.audit.context import record_from_scope  # noqa: PLC0415
     from bastion.audit.events import EventType, Outcome  # noqa: PLC0415
     from bastion.config import Settings  # noqa: PLC0415
     from bastion.protections.ratelimit.settings import RateLimitSettings  # noqa: PLC0415
@@ -67,15 +67,14 @@ def build_app(
 
     @app.get("/bench-audit")
     async def bench_audit(request: Request) -> dict[str, object]:
-        recorder.record(
-            event_from_scope(
-                request.scope,
-                EVENT_TYPE,
-                Outcome.SUCCESS,
-                actor="user:bench",
-                subject="user:bench",
-                details={"fields": ["display_name"]},
-            )
+        record_from_scope(
+            recorder,
+            request.scope,
+            EVENT_TYPE,
+            Outcome.SUCCESS,
+            actor="user:bench",
+            subject="user:bench",
+            details={"fields": ["display_name"]},
         )
         return {"ok": True}
 

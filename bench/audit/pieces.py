@@ -57,6 +57,7 @@ _DECISION: dict[str, Any] = {
 
 
 def _decision_event() -> Any:
+    from bastion.audit.capture import event_of  # noqa: PLC0415
     from bastion.audit.recorder import QueueAuditRecorder  # noqa: PLC0415
     from bastion.authz.service._decisions import DecisionLog  # noqa: PLC0415
     from bastion.clock import SystemClock  # noqa: PLC0415
@@ -64,7 +65,8 @@ def _decision_event() -> Any:
     recorder = QueueAuditRecorder([], queue_size=10, batch_size=1)
     log = DecisionLog(recorder, SystemClock(), sample_rate=1.0)
     log.log(False, **_DECISION)
-    return recorder._queue.get_nowait()  # noqa: SLF001 - the event as it was queued
+    queued = recorder._queue.get_nowait()  # noqa: SLF001 - the event as it was queued
+    return event_of(queued) if type(queued) is tuple else queued
 
 
 def _event() -> Any:

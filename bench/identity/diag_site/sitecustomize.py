@@ -128,6 +128,7 @@ def _no_audit() -> None:
         return None
 
     recorder.QueueAuditRecorder.record = dropped  # type: ignore[method-assign,assignment]
+    recorder.QueueAuditRecorder.record_captured = dropped  # type: ignore[method-assign,assignment]
 
 
 def _checkpoint_units(units: int) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.hmac import HMAC
 
-from bastion.audit.recorder import ScrubbedDetails
+from bastion.audit.scrub import ScrubbedDetails
 from bastion.crypto import KeyPurpose, Keyring
 
 __all__ = [

@@ -38,6 +38,8 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+from bastion.audit.capture import Captured, event_of
+from bastion.audit.chain import utc_stamp
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditSink
 from bastion.audit.scrub import (  # re-exported: the recorder's public names before the split
@@ -73,6 +75,7 @@ __all__ = [
 ]
 
 logger = get_logger("bastion.audit.recorder")
+_kind = type
 
 CLOSE_TIMEOUT_SECONDS = 10.0
 RETRY_ATTEMPTS = 5
@@ -99,15 +102,25 @@ class Batch(list[AuditEvent]):
 
     __slots__ = ("details_json", "slice_size", "stamps")
 
-    def __init__(self, events: Sequence[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
+    def __init__(
+        self,
+        events: Sequence[AuditEvent],
+        slice_size: int = WRITE_SLICE,
+        stamps: list[str | None] | None = None,
+    ) -> None:
         super().__init__(events)
-        self.stamps: list[str | None] = [None] * len(self)
+        #: ``stamps`` given: the recorder's (its captured events' stamps, None for the others).
+        self.stamps: list[str | None] = [None] * len(self) if stamps is None else stamps
         self.details_json: list[str | None] = [None] * len(self)
         #: How many events a sink handles between two yields to the event loop.
         self.slice_size = max(1, slice_size)
 
 
-class _EventQueue(asyncio.Queue[AuditEvent]):
+#: What the queue holds: an event, or an event captured on the request path (built by the writer).
+Queued = AuditEvent | Captured
+
+
+class _EventQueue(asyncio.Queue[Queued]):
     """asyncio's bounded queue with the writer's bulk operations: :meth:`take` is
     ``get_nowait`` repeated and :meth:`done` ``task_done`` repeated, in one call each (the
     writer takes and finishes whole batches), and :meth:`put_now`, ``put_nowait`` inlined for
@@ -115,7 +128,7 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
     keeps (the same attributes from Python 3.11 to 3.13; ``tests/unit/audit/test_recorder.py``
     checks them against asyncio's own calls)."""
 
-    _queue: collections.deque[AuditEvent]
+    _queue: collections.deque[Queued]
     _maxsize: int
     _getters: collections.deque[asyncio.Future[None]]
     _putters: collections.deque[asyncio.Future[None]]
@@ -123,7 +136,7 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
     _finished: asyncio.Event
     _wakeup_next: Callable[[collections.deque[asyncio.Future[None]]], None]
 
-    def put_now(self, item: AuditEvent) -> int:
+    def put_now(self, item: Queued) -> int:
         """``put_nowait(item)`` (raises QueueFull alike) without its method calls; returns the
         queue's size after it. The queue must be bounded (the recorder's always is)."""
         items = self._queue
@@ -131,12 +144,13 @@ class _EventQueue(asyncio.Queue[AuditEvent]):
             raise asyncio.QueueFull
         items.append(item)
         self._unfinished_tasks += 1
-        self._finished.clear()
+        if self._finished._value:  # type: ignore[attr-defined]  # noqa: SLF001 - Event's flag
+            self._finished.clear()
         if self._getters:
             self._wakeup_next(self._getters)
         return len(items)
 
-    def take(self, limit: int) -> list[AuditEvent]:
+    def take(self, limit: int) -> list[Queued]:
         """Up to ``limit`` queued events, oldest first (none when the queue is empty)."""
         items = self._queue  # asyncio.Queue's deque (its _init/_get subclassing hooks use it)
         taken = [items.popleft() for _ in range(min(limit, len(items)))]
@@ -206,6 +220,8 @@ class QueueAuditRecorder:
         self._unreported_drops = 0
         self._last_drop_log = -math.inf
         self._last_overflow_event = -math.inf
+        #: The last whole second (since the epoch) a captured event was stamped in, and its text.
+        self._second: tuple[int | None, str] = (None, "")
 
     # -- counters ---------------------------------------------------------------------------
     @property
@@ -241,6 +257,30 @@ class QueueAuditRecorder:
             self._drop("queue_full")
         except Exception:  # noqa: BLE001 - an audit failure must not fail the request
             self._drop("invalid_event")
+
+    def record_captured(self, item: Captured) -> None:
+        """Queue an event captured by :func:`bastion.audit.context.record_from_scope` (the writer
+        builds its :class:`AuditEvent`). Never blocks, never raises; counted as ``record``."""
+        # _EventQueue.put_now inlined (one call less on the request path; the test compares
+        # the two): append, count it unfinished, clear "finished", wake a waiting writer.
+        queue = self._queue
+        items = queue._queue  # noqa: SLF001
+        if self._closed or len(items) >= queue._maxsize:  # noqa: SLF001
+            self._drop("recorder_closed" if self._closed else "queue_full")
+            return
+        items.append(item)
+        queue._unfinished_tasks += 1  # noqa: SLF001
+        finished = queue._finished  # noqa: SLF001
+        if finished._value:  # type: ignore[attr-defined]  # noqa: SLF001 - Event's flag
+            finished.clear()
+        if queue._getters:  # noqa: SLF001
+            queue._wakeup_next(queue._getters)  # noqa: SLF001
+        if self._filling is not None and len(items) >= self._batch_size - 1:
+            _release(self._filling)  # the batch is full: no reason to wait
+
+    def drop_invalid(self) -> None:
+        """Count an event that could not be captured (as ``record`` counts an invalid one)."""
+        self._drop("invalid_event")
 
     def _drop(self, reason: str) -> None:
         self._dropped += 1
@@ -300,10 +340,46 @@ class QueueAuditRecorder:
             # takes longer turns until it catches up (see the module docstring).
             slice_size = max(WRITE_SLICE, self._queue.qsize())
             try:
-                await self._write(self._with_overflow_notice(batch), slice_size)
+                events, stamps = self._events(batch)
+                noticed = self._with_overflow_notice(events)
+                if len(noticed) > len(events):
+                    stamps = [None, *stamps]
+                if noticed:
+                    await self._write(noticed, slice_size, stamps)
             finally:
                 self._in_flight = 0
                 self._queue.done(len(batch))
+
+    def _events(self, batch: list[Queued]) -> tuple[list[AuditEvent], list[str | None]]:
+        """The batch's events, captured ones built (see :mod:`bastion.audit.capture`), and their
+        UTC stamps (:func:`~bastion.audit.chain.utc_stamp`): a captured event's from its
+        nanoseconds, the second's text remembered (None for the others: the sinks make those)."""
+        events: list[AuditEvent] = []
+        stamps: list[str | None] = []
+        second, head = self._second
+        for item in batch:
+            if _kind(item) is not tuple:  # an AuditEvent, from record()
+                events.append(item)  # type: ignore[arg-type]
+                stamps.append(None)
+                continue
+            try:
+                event = event_of(item)
+            except Exception:  # noqa: BLE001 - one bad capture must not stop the writer
+                self._drop("invalid_event")
+                continue
+            events.append(event)
+            when = item[0]
+            if _kind(when) is not int:  # a test clock's datetime
+                stamps.append(None)
+                continue
+            micro = when // 1000
+            whole = micro // 1_000_000
+            if whole != second:  # "YYYY-MM-DDTHH:MM:SS." (the clock's years have four digits)
+                second, head = whole, utc_stamp(event.time)[:-7]
+            # The microseconds as "%06d" formats them, without the format's cost.
+            stamps.append(f"{head}{str(micro - whole * 1_000_000 + 1_000_000)[1:]}Z")
+        self._second = (second, head)
+        return events, stamps
 
     async def _fill(self) -> None:
         """Wait until a batch is full, ``flush_delay`` has passed, or the recorder closes."""
@@ -338,8 +414,13 @@ class QueueAuditRecorder:
             details={"dropped": dropped, "dropped_total": self._dropped},
         )
 
-    async def _write(self, events: list[AuditEvent], slice_size: int = WRITE_SLICE) -> None:
-        batch = Batch(events, slice_size)
+    async def _write(
+        self,
+        events: list[AuditEvent],
+        slice_size: int = WRITE_SLICE,
+        stamps: list[str | None] | None = None,
+    ) -> None:
+        batch = Batch(events, slice_size, stamps)
         results = await self._write_all(batch)
         if all(results):
             self._written += len(events)

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, IPvAnyAddress
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.query import DEFAULT_PAGE, MAX_CURSOR_CHARS, MAX_PAGE, EventFilter, EventRecord
@@ -129,15 +129,14 @@ def include(
             request_id=request_id,
         )
         found, next_cursor = await audit_log.search(query, cursor=cursor, limit=limit)
-        recorder.record(
-            event_from_scope(
-                request.scope,
-                EventType.AUDIT_EVENTS_SEARCHED,
-                Outcome.SUCCESS,
-                actor=who.subject,
-                subject="audit:events",
-                details={"filter": query.described(), "results": len(found)},
-            )
+        record_from_scope(
+            recorder,
+            request.scope,
+            EventType.AUDIT_EVENTS_SEARCHED,
+            Outcome.SUCCESS,
+            actor=who.subject,
+            subject="audit:events",
+            details={"filter": query.described(), "results": len(found)},
         )
         return AuditEventsOut(events=[AuditEventOut.of(r) for r in found], next_cursor=next_cursor)
 

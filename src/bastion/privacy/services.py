@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -81,16 +81,15 @@ class PrivacyService:
             if user is None or _is_erased(user):
                 raise AccountNotFound
             document = await collect(connection, user, now=self._clock.now())
-        self._audit.record(
-            event_from_scope(
-                scope,
-                EventType.PRIVACY_DATA_EXPORTED,
-                Outcome.SUCCESS,
-                actor=user.subject,
-                subject=user.subject,
-                details={"format": "json", "sections": list(SECTIONS)},
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            EventType.PRIVACY_DATA_EXPORTED,
+            Outcome.SUCCESS,
+            actor=user.subject,
+            subject=user.subject,
+            details={"format": "json", "sections": list(SECTIONS)},
+            clock=self._clock,
         )
         return document
 
@@ -113,14 +112,13 @@ class PrivacyService:
         subject = f"user:{user_id}"
         self._sessions.after_revoke_all(revoked, user_id, REVOKE_REASON, scope, actor)
         self._enrollment.forget(user_id)
-        self._audit.record(
-            event_from_scope(
-                scope,
-                EventType.PRIVACY_ACCOUNT_ERASED,
-                Outcome.SUCCESS,
-                actor=actor,
-                subject=subject,
-                details={"sessions_revoked": len(revoked), "tuples_deleted": tuples},
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            EventType.PRIVACY_ACCOUNT_ERASED,
+            Outcome.SUCCESS,
+            actor=actor,
+            subject=subject,
+            details={"sessions_revoked": len(revoked), "tuples_deleted": tuples},
+            clock=self._clock,
         )

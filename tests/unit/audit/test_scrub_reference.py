@@ -13,12 +13,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import event_from_scope, record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.recorder import (
     MAX_DETAIL_DEPTH,
     MAX_DETAIL_STRING_CHARS,
     TRUNCATED,
+    QueueAuditRecorder,
     ScrubbedDetails,
     clean_text,
     scrub,
@@ -98,6 +99,16 @@ def test_scrub_and_event_from_scope_match_mains_scrub(details: dict[Any, Any]) -
         {"type": "http"}, EventType.IDENTITY_PROFILE_UPDATED, Outcome.SUCCESS, details=details
     )
     assert repr(dict(event.details)) == repr(want)
+    recorder = QueueAuditRecorder([], queue_size=1, batch_size=1)
+    record_from_scope(
+        recorder,
+        {"type": "http"},
+        EventType.IDENTITY_PROFILE_UPDATED,
+        Outcome.SUCCESS,
+        details=details,
+    )
+    [built], _ = recorder._events(list(recorder._queue._queue))
+    assert repr(dict(built.details)) == repr(want)
 
 
 def test_a_deep_list_is_truncated_at_the_same_depth() -> None:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request, Response
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.api._errors import OpenFgaError
@@ -120,15 +120,14 @@ class ApiAccess:
     async def _authorize(self, request: Request, who: Principal, permission: Permission) -> None:
         if await self.allowed(who, permission):
             return
-        self._audit.record(
-            event_from_scope(
-                request.scope,
-                EventType.AUTHZ_API_FORBIDDEN,
-                Outcome.FAILURE,
-                actor=who.subject,
-                subject=request.url.path[:255],
-                reason=f"missing_{permission.value}",
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            request.scope,
+            EventType.AUTHZ_API_FORBIDDEN,
+            Outcome.FAILURE,
+            actor=who.subject,
+            subject=request.url.path[:255],
+            reason=f"missing_{permission.value}",
+            clock=self._clock,
         )
         raise OpenFgaError(403, "forbidden", "the caller may not use this operation")

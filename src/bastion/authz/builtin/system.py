@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.builtin.model import (
@@ -376,7 +376,8 @@ class SystemAuthz:
     ) -> None:
         """Record an audit event of roles and elevations (with the request, when any)."""
         if scope is not None:
-            event = event_from_scope(
+            record_from_scope(
+                self._audit,
                 scope,
                 type_,
                 outcome,
@@ -386,16 +387,16 @@ class SystemAuthz:
                 details=details,
                 clock=self._clock,
             )
-        else:
-            event = AuditEvent(
-                type_,
-                outcome,
-                self._clock.now(),
-                actor=actor,
-                subject=subject,
-                reason=reason,
-                details=details,
-            )
+            return
+        event = AuditEvent(
+            type_,
+            outcome,
+            self._clock.now(),
+            actor=actor,
+            subject=subject,
+            reason=reason,
+            details=details,
+        )
         self._audit.record(event)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.authz.engine import Explanation
@@ -98,7 +98,8 @@ class AuthzService:
         outcome: Outcome = Outcome.SUCCESS,
     ) -> None:
         if info.scope is not None:
-            event = event_from_scope(
+            record_from_scope(
+                self._audit,
                 info.scope,
                 type,
                 outcome,
@@ -107,10 +108,10 @@ class AuthzService:
                 details=details,
                 clock=self._clock,
             )
-        else:
-            event = AuditEvent(
-                type, outcome, self._clock.now(), actor=info.actor, subject=subject, details=details
-            )
+            return
+        event = AuditEvent(
+            type, outcome, self._clock.now(), actor=info.actor, subject=subject, details=details
+        )
         self._audit.record(event)
 
     # ------------------------------------------------------------------ stores

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import AuditEvent, EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.audit.recorder import MAX_DETAIL_STRING_CHARS, ScrubbedDetails, scrub
@@ -109,7 +109,8 @@ class DecisionLog:
         )
         subject = f"{object}#{relation}@{user}"
         if scope is not None:
-            event = event_from_scope(
+            record_from_scope(
+                self._audit,
                 scope,
                 event_type,
                 outcome,
@@ -119,16 +120,16 @@ class DecisionLog:
                 details=details,
                 clock=self._clock,
             )
-        else:
-            event = AuditEvent(
-                type=event_type,
-                outcome=outcome,
-                time=self._clock.now(),
-                actor=actor,
-                subject=subject,
-                reason=reason,
-                details=details,
-            )
+            return True
+        event = AuditEvent(
+            type=event_type,
+            outcome=outcome,
+            time=self._clock.now(),
+            actor=actor,
+            subject=subject,
+            reason=reason,
+            details=details,
+        )
         self._audit.record(event)
         return True
 

@@ -25,7 +25,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -172,15 +172,14 @@ class CredentialGuard:
         details: dict[str, Any] | None = None,
     ) -> None:
         subject = f"user:{user_id}" if user_id else None
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                outcome,
-                actor=actor,
-                subject=subject,
-                reason=reason,
-                details={"email_ref": email_reference(email_normalized), **(details or {})},
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            outcome,
+            actor=actor,
+            subject=subject,
+            reason=reason,
+            details={"email_ref": email_reference(email_normalized), **(details or {})},
+            clock=self._clock,
         )

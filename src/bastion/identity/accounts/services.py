@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -485,17 +485,16 @@ class AccountService:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         subject = f"user:{user_id}" if user_id else None
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                outcome,
-                actor=actor or subject,
-                subject=subject,
-                reason=reason,
-                details=details,
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            outcome,
+            actor=actor or subject,
+            subject=subject,
+            reason=reason,
+            details=details,
+            clock=self._clock,
         )
 
 

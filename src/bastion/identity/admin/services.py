@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import or_, select, update
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -163,14 +163,13 @@ class AdminService:
         self._record(scope, EventType.IDENTITY_PASSWORD_RESET_FORCED, user.id, actor)
 
     def _record(self, scope: Scope, type_: EventType, user_id: str, actor: str) -> None:
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                Outcome.SUCCESS,
-                actor=actor,
-                subject=f"user:{user_id}",
-                reason="admin",
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            Outcome.SUCCESS,
+            actor=actor,
+            subject=f"user:{user_id}",
+            reason="admin",
+            clock=self._clock,
         )

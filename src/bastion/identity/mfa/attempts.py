@@ -14,7 +14,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -143,15 +143,14 @@ class Attempts:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         subject = f"user:{user_id}" if user_id else None
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                outcome,
-                actor=actor or subject,
-                subject=subject,
-                reason=reason,
-                details=details,
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            outcome,
+            actor=actor or subject,
+            subject=subject,
+            reason=reason,
+            details=details,
+            clock=self._clock,
         )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from fastapi import Request, Response, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock, SystemClock
@@ -212,15 +212,14 @@ class Authenticator:
         try:
             claims = await self._verify(token)
         except InvalidToken as exc:
-            self._audit.record(
-                event_from_scope(
-                    request.scope,
-                    EventType.TOKEN_ACCESS_REJECTED,
-                    Outcome.FAILURE,
-                    reason=exc.reason.value,
-                    details={"transport": transport},
-                    clock=self._clock,
-                )
+            record_from_scope(
+                self._audit,
+                request.scope,
+                EventType.TOKEN_ACCESS_REJECTED,
+                Outcome.FAILURE,
+                reason=exc.reason.value,
+                details={"transport": transport},
+                clock=self._clock,
             )
             raise
         if transport != BEARER and request.method in UNSAFE_METHODS:

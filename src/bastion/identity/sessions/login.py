@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, Connection, update
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -243,14 +243,13 @@ class LoginService:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         subject = f"user:{user_id}"
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                Outcome.SUCCESS,
-                actor=subject,
-                subject=subject,
-                details=details,
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            Outcome.SUCCESS,
+            actor=subject,
+            subject=subject,
+            details=details,
+            clock=self._clock,
         )

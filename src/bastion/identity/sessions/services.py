@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -614,17 +614,16 @@ class SessionService:
         extra = dict(details or {})
         if session_id is not None:
             extra["session_id"] = session_id
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                outcome,
-                actor=actor,
-                subject=f"user:{user_id}" if user_id else None,
-                reason=reason,
-                details=extra,
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            outcome,
+            actor=actor,
+            subject=f"user:{user_id}" if user_id else None,
+            reason=reason,
+            details=extra,
+            clock=self._clock,
         )
 
 

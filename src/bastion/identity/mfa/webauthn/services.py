@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bastion.audit.context import event_from_scope
+from bastion.audit.context import record_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.interfaces import AuditRecorder
 from bastion.clock import Clock
@@ -301,21 +301,20 @@ class WebAuthnService:
         # response never raises the alarm.
         stored = passkey.sign_count
         if (new_count > 0 or stored > 0) and new_count <= stored:
-            self._audit.record(
-                event_from_scope(
-                    scope,
-                    EventType.IDENTITY_WEBAUTHN_SIGN_COUNT_REGRESSED,
-                    Outcome.FAILURE,
-                    actor=None,
-                    subject=f"user:{passkey.user_id}",
-                    reason=FailureReason.SIGN_COUNT.value,
-                    details={
-                        "webauthn_id": passkey.id,
-                        "stored_sign_count": stored,
-                        "received_sign_count": new_count,
-                    },
-                    clock=self._clock,
-                )
+            record_from_scope(
+                self._audit,
+                scope,
+                EventType.IDENTITY_WEBAUTHN_SIGN_COUNT_REGRESSED,
+                Outcome.FAILURE,
+                actor=None,
+                subject=f"user:{passkey.user_id}",
+                reason=FailureReason.SIGN_COUNT.value,
+                details={
+                    "webauthn_id": passkey.id,
+                    "stored_sign_count": stored,
+                    "received_sign_count": new_count,
+                },
+                clock=self._clock,
             )
             raise AssertionRejected(FailureReason.SIGN_COUNT)
 
@@ -376,16 +375,15 @@ class WebAuthnService:
         actor: str | None = None,
     ) -> None:
         subject = f"user:{user_id}"
-        self._audit.record(
-            event_from_scope(
-                scope,
-                type_,
-                Outcome.SUCCESS,
-                actor=actor or subject,
-                subject=subject,
-                details={"webauthn_id": passkey.id, "name": passkey.name, **(details or {})},
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            type_,
+            Outcome.SUCCESS,
+            actor=actor or subject,
+            subject=subject,
+            details={"webauthn_id": passkey.id, "name": passkey.name, **(details or {})},
+            clock=self._clock,
         )
 
     def record_login(
@@ -393,21 +391,20 @@ class WebAuthnService:
     ) -> None:
         """``identity:login:succeeded`` for a passwordless login that started a session."""
         subject = f"user:{verified.user_id}"
-        self._audit.record(
-            event_from_scope(
-                scope,
-                EventType.IDENTITY_LOGIN_SUCCEEDED,
-                Outcome.SUCCESS,
-                actor=subject,
-                subject=subject,
-                details={
-                    "session_id": session_id,
-                    "transport": transport,
-                    "method": verified.method.value,
-                    "webauthn_id": verified.passkey.id,
-                },
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            EventType.IDENTITY_LOGIN_SUCCEEDED,
+            Outcome.SUCCESS,
+            actor=subject,
+            subject=subject,
+            details={
+                "session_id": session_id,
+                "transport": transport,
+                "method": verified.method.value,
+                "webauthn_id": verified.passkey.id,
+            },
+            clock=self._clock,
         )
 
     def _used(self, scope: Scope, result: VerifiedPasskey, purpose: Purpose) -> None:
@@ -425,14 +422,13 @@ class WebAuthnService:
         if attempt.passkey is not None:
             details["webauthn_id"] = attempt.passkey.id
             user_id = attempt.passkey.user_id
-        self._audit.record(
-            event_from_scope(
-                scope,
-                EventType.IDENTITY_WEBAUTHN_FAILED,
-                Outcome.FAILURE,
-                subject=f"user:{user_id}" if user_id else None,
-                reason=rejected(exc).value,
-                details=details,
-                clock=self._clock,
-            )
+        record_from_scope(
+            self._audit,
+            scope,
+            EventType.IDENTITY_WEBAUTHN_FAILED,
+            Outcome.FAILURE,
+            subject=f"user:{user_id}" if user_id else None,
+            reason=rejected(exc).value,
+            details=details,
+            clock=self._clock,
         )
