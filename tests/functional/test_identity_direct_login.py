@@ -35,6 +35,7 @@ from tests.functional.identity_helpers import (
     wait_for_mail,
 )
 
+from bastion.audit.capture import Captured, event_of
 from bastion.audit.events import AuditEvent
 from bastion.clock import FrozenClock
 from bastion.config import Settings
@@ -83,11 +84,19 @@ def recorded(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[AuditEvent]:
     events: list[AuditEvent] = []
     record = recorder.record
 
+    record_captured = recorder.record_captured
+
     def spy(event: AuditEvent) -> None:
         events.append(event)
         record(event)
 
+    def spy_captured(item: Captured) -> None:
+        # record_from_scope's path (h-audit10): the event the writer will build from it.
+        events.append(event_of(item))
+        record_captured(item)
+
     monkeypatch.setattr(recorder, "record", spy)
+    monkeypatch.setattr(recorder, "record_captured", spy_captured)
     return events
 
 
