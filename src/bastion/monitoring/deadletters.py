@@ -15,7 +15,7 @@ from bastion.monitoring.alerts import Alert
 from bastion.monitoring.errors import DeadLetterStoreFailed
 from bastion.monitoring.interfaces import DeadLetter
 from bastion.monitoring.models import alert_dead_letters
-from bastion.storage import Database
+from bastion.storage import Database, StorageError
 
 MAX_LIST = 500
 _ERROR_CHARS = 255
@@ -61,7 +61,7 @@ class DatabaseDeadLetters:
         try:
             async with self._database.engine.begin() as connection:
                 await connection.execute(insert(alert_dead_letters).values(**values))
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, StorageError, OSError) as exc:
             raise DeadLetterStoreFailed from exc
         return letter
 

@@ -27,7 +27,7 @@ from bastion.privacy.erasure import REVOKE_REASON, erase_rows, erased_email
 from bastion.privacy.errors import AccountNotFound
 from bastion.privacy.export import SECTIONS, collect
 from bastion.privacy.settings_changes import SettingsChanges
-from bastion.storage import Database
+from bastion.storage import Database, StorageError
 
 __all__ = ["PrivacyService"]
 
@@ -63,7 +63,7 @@ class PrivacyService:
         the database does not answer: readiness reports it, and the next start compares."""
         try:
             await self.settings_changes.check()
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, StorageError, OSError) as exc:
             logger.warning("settings fingerprint not checked", error=type(exc).__name__)
 
     async def export(self, user_id: str, scope: Scope) -> dict[str, Any]:

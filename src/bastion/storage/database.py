@@ -146,6 +146,7 @@ class Database:
         if not self.is_sqlite:
             _LivenessCheck.install(self.engine.sync_engine)
             event.listen(self.engine.sync_engine, "handle_error", _lost_is_unavailable)
+            event.listen(self.engine.sync_engine, "do_connect", _unreachable_is_unavailable)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _set_sqlite_pragmas)
         if self.checkpointer is not None:
@@ -323,6 +324,21 @@ def _lost_is_unavailable(context: ExceptionContext) -> BaseException | None:
     if context.is_disconnect and not context.is_pre_ping and isinstance(error, DBAPIError):
         return StorageDisconnected(error)
     return None
+
+
+def _unreachable_is_unavailable(
+    dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> Any:
+    """Connect as the dialect does; a server that cannot be reached (refused, unreachable, or
+    no answer within ``CONNECT_TIMEOUT_SECONDS``) is :class:`StorageUnavailable`, a 503, not a
+    500. The driver raises these as ``OSError``/``TimeoutError``, not as a DBAPI error, so
+    SQLAlchemy's ``handle_error`` never sees them: a pool checkout that had to open a new
+    connection on a loaded or failing server surfaced as an unhandled error (seen in CI:
+    asyncpg's connect timed out under load, and the login was answered 500)."""
+    try:
+        return dialect.connect(*cargs, **cparams)
+    except OSError as exc:  # TimeoutError and ConnectionError are OSErrors
+        raise StorageUnavailable from exc
 
 
 def _on_connection(engine: Engine, work: Callable[[Connection], _T]) -> _T:

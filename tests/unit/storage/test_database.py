@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.exc import StatementError
 from bastion.config.settings import Settings
 from bastion.errors import BastionError
 from bastion.storage import Database, StorageError, StorageUnavailable
+from bastion.storage import database as database_module
 from bastion.storage.columns import UTCDateTime
 from bastion.storage.database import normalize_url
 
@@ -189,6 +191,55 @@ async def test_ping_raises_storage_unavailable_without_leaking_the_url() -> None
     assert (error.code, error.status) == ("storage_unavailable", 503)
     assert "hunter2" not in str(error)
     assert "127.0.0.1" not in str(error)
+
+
+def _first_value(connection: Connection) -> object:
+    return connection.execute(select(1)).scalar_one()
+
+
+async def test_units_of_work_on_an_unreachable_database_are_storage_unavailable() -> None:
+    # A request's read or transaction that must open a connection (the pool has none idle) on a
+    # server that refuses it: a 503 the client may retry, not an unhandled OSError (a 500).
+    db = Database("postgresql://bastion:hunter2-secret@127.0.0.1:1/db")
+    try:
+        with pytest.raises(StorageUnavailable) as read:
+            await db.read(_first_value)
+        with pytest.raises(StorageUnavailable):
+            await db.transaction(_first_value)
+        with pytest.raises(StorageUnavailable):
+            async with db.engine.connect():
+                pass
+    finally:
+        await db.dispose()
+    assert "hunter2" not in str(read.value)
+    assert isinstance(read.value.__cause__, OSError)
+
+
+async def test_a_server_that_never_answers_is_storage_unavailable_after_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server that accepts the connection and says nothing (overloaded, or a half-dead
+    # network path): asyncpg gives up after CONNECT_TIMEOUT_SECONDS with a TimeoutError.
+    monkeypatch.setattr(database_module, "CONNECT_TIMEOUT_SECONDS", 0.2)
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    db = Database(f"postgresql://bastion@127.0.0.1:{port}/db")
+    try:
+        with pytest.raises(StorageUnavailable) as caught:
+            await asyncio.wait_for(db.read(_first_value), 10)
+    finally:
+        await db.dispose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert held, "the client never reached the silent server"
+    assert isinstance(caught.value.__cause__, TimeoutError)
 
 
 @pytest.mark.parametrize("url", ["sqlite+aiosqlite://", "sqlite://"])

@@ -15,7 +15,7 @@ from bastion.audit.recorder import Batch
 from bastion.audit.sinks._append import INSERT_CHUNK, UNIT_ROWS, _append, append_unit
 from bastion.audit.sinks._rows import _insert_for, _Link, _link, _slice_size
 from bastion.logging import get_logger
-from bastion.storage import Database
+from bastion.storage import Database, StorageError
 
 logger = get_logger("bastion.audit.sinks")
 
@@ -87,7 +87,7 @@ class DatabaseSink:
                 first = await database.transaction(
                     lambda connection: _append(connection, keys, insert_, links, size)
                 )
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, StorageError, OSError) as exc:
             raise AuditWriteFailed from exc
         if self._subscribers:
             await self._hand_out(events, first, size)

@@ -35,7 +35,7 @@ from bastion.identity.mail.errors import MailDeliveryFailed
 from bastion.identity.mail.interfaces import Mailer, MailKind, MailMessage
 from bastion.identity.mail.models import mail_outbox
 from bastion.logging import get_logger
-from bastion.storage import Database
+from bastion.storage import Database, StorageError
 
 __all__ = ["Outbox"]
 
@@ -213,7 +213,7 @@ class Outbox:
             self._wakeup.clear()
             try:
                 await self.dispatch_due()
-            except (SQLAlchemyError, OSError) as exc:
+            except (SQLAlchemyError, StorageError, OSError) as exc:
                 # The database is down: try again at the next round; never end the task.
                 logger.warning("mail outbox unavailable", error=type(exc).__name__)
             if self._stopping:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bastion.clock import Clock
 from bastion.identity.sessions.models import sessions
 from bastion.storage import Database
-from bastion.storage.errors import StorageUnavailable
+from bastion.storage.errors import StorageError, StorageUnavailable
 
 __all__ = ["REFRESH_AHEAD", "RevocationCache"]
 
@@ -135,7 +135,7 @@ class RevocationCache:
         try:
             async with self._database.engine.connect() as connection:
                 ids = {row.id for row in await connection.execute(query)}
-        except (SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, StorageError, OSError) as exc:
             raise StorageUnavailable from exc
         finally:
             self._added_during_refresh = None
