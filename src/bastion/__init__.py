@@ -1,7 +1,9 @@
 """Bastion: a secure-by-default backend core for Python."""
 
+import importlib
 import sys
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 # structlog imports rich for console tracebacks whenever rich is installed (the CLI's
 # dependencies bring it): ~4 MiB in every server worker, unused (Bastion renders exceptions
@@ -19,10 +21,31 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-# Imported after __version__: the app module reads it.
-from bastion.app import create_app
-from bastion.config import ConfigError, InsecureConfigError, Settings
-from bastion.errors import BastionError
+if TYPE_CHECKING:
+    from bastion.app import create_app
+    from bastion.config import ConfigError, InsecureConfigError, Settings
+    from bastion.errors import BastionError
+
+#: Imported on first use (PEP 562), not with the package: ``bastion.app`` imports every domain
+#: (FastAPI, SQLAlchemy, the routes), ~2.5 s of CPU on a slow host, and a CLI command or an SDK
+#: import that needs none of it must not pay for it.
+_LAZY = {
+    "create_app": "bastion.app",
+    "ConfigError": "bastion.config",
+    "InsecureConfigError": "bastion.config",
+    "Settings": "bastion.config",
+    "BastionError": "bastion.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bastion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BastionError",

@@ -11,11 +11,11 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 from tests.common.server import LiveServer, start_server, stop_server
+from tests.conftest import migrated
 
 from bastion.app import create_app
 from bastion.config import Settings
 from bastion.identity.passwords import PasswordSettings
-from bastion.storage import migrate
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -68,7 +68,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     application = create_app(settings)
     add_test_routes(application)
     async with application.router.lifespan_context(application):

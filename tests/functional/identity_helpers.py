@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
+from tests.conftest import migrated
 
 from bastion.app import create_app
 from bastion.audit.models import audit_events
@@ -38,7 +39,6 @@ from bastion.http.problems import PROBLEM_CONTENT_TYPE
 from bastion.identity.mfa import totp
 from bastion.identity.passwords import PasswordSettings
 from bastion.services import build_services
-from bastion.storage import migrate
 
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
@@ -87,7 +87,7 @@ def identity_settings(
 @asynccontextmanager
 async def running_app(settings: Settings, *, clock: Clock | None = None) -> AsyncIterator[FastAPI]:
     """The real app, migrated and started (lifespan), with an optional injected clock."""
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     services = build_services(settings, clock=clock) if clock is not None else None
     app = create_app(settings, services=services)
     async with app.router.lifespan_context(app):

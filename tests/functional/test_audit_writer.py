@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI, Request
+from tests.conftest import migrated
 
 from bastion.app import create_app
 from bastion.audit.context import event_from_scope
 from bastion.audit.events import EventType, Outcome
 from bastion.audit.sinks import _database
-from bastion.storage import migrate
 
 from .conftest import make_settings
 
@@ -62,7 +62,7 @@ async def test_the_writer_runs_after_the_responses_of_the_requests_that_recorded
 
     monkeypatch.setattr(_database, "_link", logged_link)
     settings = make_settings(tmp_path, audit_batch_size=batch_size)
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     app: FastAPI = create_app(settings)
     recorder = app.state.services.audit
 

@@ -10,12 +10,12 @@ import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
 from structlog.testing import capture_logs
+from tests.conftest import migrated
 
 from bastion.app import create_app
 from bastion.config.settings import Settings
 from bastion.http.middleware.core import HttpCoreMiddleware
 from bastion.http.problems import PROBLEM_CONTENT_TYPE
-from bastion.storage import migrate
 
 
 class _RecordingTracer(trace.NoOpTracer):
@@ -55,7 +55,7 @@ async def test_the_http_core_is_the_outermost_layer(settings: Settings, otel_ena
 
 
 async def test_a_failing_route_is_still_a_logged_problem(settings: Settings) -> None:
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     app = create_app(settings)
 
     @app.get("/boom")
@@ -85,7 +85,7 @@ async def test_fastapi_telemetry_runs_only_when_enabled(
 ) -> None:
     provider = _RecordingProvider()
     monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)  # as set_tracer_provider would
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     app = create_app(settings.model_copy(update={"otel_enabled": otel_enabled}))
     response = await _get(app, "/healthz")
     assert response.status_code == 200

@@ -7,12 +7,11 @@ import gc
 from pathlib import Path
 
 import pytest
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, migrated
 
 from bastion.app import create_app
 from bastion.asgi import app_from_env
 from bastion.config.settings import Settings
-from bastion.storage import migrate
 
 
 @pytest.fixture
@@ -24,7 +23,7 @@ def served_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 async def test_served_app_freezes_startup_objects(served_env: Settings) -> None:
-    await migrate.upgrade(served_env.effective_database_url)
+    await migrated(served_env.effective_database_url)
     app = app_from_env()
     gc.unfreeze()
     try:
@@ -35,7 +34,7 @@ async def test_served_app_freezes_startup_objects(served_env: Settings) -> None:
 
 
 async def test_other_apps_leave_the_collector_alone(settings: Settings) -> None:
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     app = create_app(settings)
     gc.unfreeze()
     async with app.router.lifespan_context(app):

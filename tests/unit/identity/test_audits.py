@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from tests.conftest import migrated
 
 from bastion.checks import run_all
 from bastion.clock import FrozenClock
@@ -15,7 +16,6 @@ from bastion.config.production import enforce
 from bastion.identity.audits import signing_key_findings
 from bastion.identity.passwords import PasswordSettings
 from bastion.services import build_services
-from bastion.storage import migrate
 
 
 def codes(settings: Settings) -> set[str]:
@@ -94,7 +94,7 @@ def test_production_refuses_cleartext_smtp_to_another_host(tmp_path: Path) -> No
 
 async def test_an_old_signing_key_is_reported(tmp_path: Path) -> None:
     settings = Settings(env="test", data_dir=tmp_path, secret_key="k" * 48)
-    await migrate.upgrade(settings.effective_database_url)
+    await migrated(settings.effective_database_url)
     clock = FrozenClock()
     services = build_services(settings, clock=clock)
     try:
