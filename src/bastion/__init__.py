@@ -2,8 +2,8 @@
 
 import importlib
 import sys
+import typing
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
 
 # structlog imports rich for console tracebacks whenever rich is installed (the CLI's
 # dependencies bring it): ~4 MiB in every server worker, unused (Bastion renders exceptions
@@ -21,7 +21,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from bastion.app import create_app
     from bastion.config import ConfigError, InsecureConfigError, Settings
     from bastion.errors import BastionError
@@ -38,7 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bastion' has no attribute {name!r}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import ssl
-import subprocess
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.common.server import BASTION, LiveServer, bastion_env, start_server, stop_server
+from tests.common.cli import run_cli, run_process
+from tests.common.server import LiveServer, bastion_env, start_server, stop_server
 
 from bastion.http.middleware.security_headers import DEFAULT_HEADERS
 from bastion.storage.migrate import MIGRATIONS_DIR
@@ -25,14 +25,8 @@ from bastion.storage.migrate import MIGRATIONS_DIR
 TOKEN_RE = re.compile(r"bst_setup_[A-Za-z0-9_-]{20,}")
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def test_version(tmp_path: Path) -> None:
-    result = run(["version"], bastion_env(tmp_path))
+    result = run_process(["version"], bastion_env(tmp_path))
     assert result.returncode == 0
     assert result.stdout.startswith("bastion ")
 
@@ -59,10 +53,10 @@ def test_setup_token_is_stored_hashed(live_server: LiveServer, tmp_path: Path) -
 
 
 def test_check_reports_findings_and_exit_code(tmp_path: Path) -> None:
-    ok = run(["check"], bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48))
+    ok = run_cli(["check"], bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48))
     assert ok.returncode == 0, ok.stdout
     assert "docs_enabled" in ok.stdout
-    bad = run(["check", "--json"], bastion_env(tmp_path, BASTION_DEBUG="true"))
+    bad = run_cli(["check", "--json"], bastion_env(tmp_path, BASTION_DEBUG="true"))
     assert bad.returncode == 1
     findings = [json.loads(line) for line in bad.stdout.splitlines()]
     codes = {f["code"]: f for f in findings}
@@ -72,9 +66,9 @@ def test_check_reports_findings_and_exit_code(tmp_path: Path) -> None:
 
 def test_check_warns_when_opentelemetry_exports_query_strings(tmp_path: Path) -> None:
     key = "k" * 48
-    default = run(["check", "--json"], bastion_env(tmp_path, BASTION_SECRET_KEY=key))
+    default = run_cli(["check", "--json"], bastion_env(tmp_path, BASTION_SECRET_KEY=key))
     assert "otel_exports_query_strings" not in default.stdout
-    on = run(
+    on = run_cli(
         ["check", "--json"],
         bastion_env(tmp_path, BASTION_SECRET_KEY=key, BASTION_OTEL_ENABLED="true"),
     )
@@ -85,14 +79,14 @@ def test_check_warns_when_opentelemetry_exports_query_strings(tmp_path: Path) ->
 
 
 def test_invalid_setting_is_a_clear_error(tmp_path: Path) -> None:
-    result = run(["check"], bastion_env(tmp_path, BASTION_PORT="eighty"))
+    result = run_cli(["check"], bastion_env(tmp_path, BASTION_PORT="eighty"))
     assert result.returncode == 2
     assert "BASTION_PORT" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_production_refuses_insecure_settings(tmp_path: Path) -> None:
-    result = run(
+    result = run_process(
         ["serve", "--port", "1"],
         bastion_env(tmp_path, BASTION_ENV="production", BASTION_DEBUG="true"),
     )
@@ -104,18 +98,20 @@ def test_production_refuses_insecure_settings(tmp_path: Path) -> None:
 
 def test_migrate_sqlite_and_postgres(tmp_path: Path, database_url: str) -> None:
     env = bastion_env(tmp_path, BASTION_DATABASE_URL=database_url)
-    result = run(["migrate"], env)
+    result = run_cli(["migrate"], env)
     assert result.returncode == 0, result.stderr
     head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     assert f"database at revision {head}" in result.stdout
-    again = run(["migrate"], env)
+    again = run_cli(["migrate"], env)
     assert again.returncode == 0, again.stderr
 
 
 def test_serve_refuses_an_unmigrated_postgres(tmp_path: Path, database_url: str) -> None:
     if database_url.startswith("sqlite"):
         pytest.skip("SQLite is migrated by serve itself")
-    result = run(["serve", "--port", "1"], bastion_env(tmp_path, BASTION_DATABASE_URL=database_url))
+    result = run_process(
+        ["serve", "--port", "1"], bastion_env(tmp_path, BASTION_DATABASE_URL=database_url)
+    )
     assert result.returncode == 2
     assert "bastion migrate" in result.stderr
     assert "Traceback" not in result.stderr

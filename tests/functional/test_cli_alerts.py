@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
-from tests.common.server import BASTION, bastion_env
+from tests.common.cli import run_cli
+from tests.common.server import bastion_env
 from tests.unit.monitoring.helpers import an_alert
 
 from bastion.clock import FrozenClock
 from bastion.monitoring.deadletters import DatabaseDeadLetters
 from bastion.storage import Database
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 async def _store_one(url: str) -> str:
@@ -34,12 +28,12 @@ async def _store_one(url: str) -> str:
 
 def test_dead_letters_are_listed(tmp_path: Path) -> None:
     env = bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48)
-    assert run(["migrate"], env).returncode == 0
-    assert run(["alerts", "dead-letters"], env).stdout == ""
+    assert run_cli(["migrate"], env).returncode == 0
+    assert run_cli(["alerts", "dead-letters"], env).stdout == ""
     alert_id = asyncio.run(_store_one(f"sqlite+aiosqlite:///{tmp_path / 'bastion.db'}"))
-    result = run(["alerts", "dead-letters", "--json"], env)
+    result = run_cli(["alerts", "dead-letters", "--json"], env)
     assert result.returncode == 0, result.stderr
     [letter] = [json.loads(line) for line in result.stdout.splitlines()]
     assert letter["alert"]["id"] == alert_id
     assert letter["last_error"] == "http_503"
-    assert "http_503" in run(["alerts", "dead-letters"], env).stdout
+    assert "http_503" in run_cli(["alerts", "dead-letters"], env).stdout

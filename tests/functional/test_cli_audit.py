@@ -7,19 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
-from tests.common.server import BASTION, bastion_env
+from tests.common.cli import run_cli
+from tests.common.server import bastion_env
 
 KEY = "k" * 48
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +21,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated database with a short chain, made once (each CLI run costs seconds)."""
     data_dir = tmp_path_factory.mktemp("audit-cli")
     environment = bastion_env(data_dir, BASTION_SECRET_KEY=KEY)
-    assert run(["migrate"], environment).returncode == 0
+    assert run_cli(["migrate"], environment).returncode == 0
     for _ in range(2):  # each rotation records an event
-        assert run(["keys", "rotate"], environment).returncode == 0
+        assert run_cli(["keys", "rotate"], environment).returncode == 0
     return data_dir
 
 
@@ -45,10 +39,10 @@ def database(env: dict[str, str]) -> Path:
 
 
 def test_verify_an_intact_chain(env: dict[str, str]) -> None:
-    result = run(["audit", "verify"], env)
+    result = run_cli(["audit", "verify"], env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("audit chain intact")
-    report = json.loads(run(["audit", "verify", "--json"], env).stdout)
+    report = json.loads(run_cli(["audit", "verify", "--json"], env).stdout)
     assert report["intact"] is True
     assert report["checked"] >= 2
 
@@ -57,23 +51,23 @@ def test_an_outside_party_proves_the_log_with_an_exported_checkpoint(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     exported = tmp_path / "checkpoint.json"
-    result = run(["audit", "checkpoint", "export", "--create", "-o", str(exported)], env)
+    result = run_cli(["audit", "checkpoint", "export", "--create", "-o", str(exported)], env)
     assert result.returncode == 0, result.stderr
     document = json.loads(exported.read_text())
     # The auditor keeps the checkpoint and the JWK Set they fetched from the server.
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(document["jwks"]))
-    proof = run(["audit", "verify", "--checkpoint", str(exported), "--jwks", str(jwks)], env)
+    proof = run_cli(["audit", "verify", "--checkpoint", str(exported), "--jwks", str(jwks)], env)
     assert proof.returncode == 0, proof.stderr
     assert "proven" in proof.stdout
     # Export without --create gives the newest stored checkpoint: the same one.
-    latest = json.loads(run(["audit", "checkpoint", "export"], env).stdout)
+    latest = json.loads(run_cli(["audit", "checkpoint", "export"], env).stdout)
     assert latest["checkpoint"] == document["checkpoint"]
 
 
 def test_a_forged_checkpoint_exits_3(env: dict[str, str], tmp_path: Path) -> None:
     exported = tmp_path / "checkpoint.json"
-    assert run(["audit", "checkpoint", "create", "-o", str(exported)], env).returncode == 0
+    assert run_cli(["audit", "checkpoint", "create", "-o", str(exported)], env).returncode == 0
     document = json.loads(exported.read_text())
     header, payload, signature = document["checkpoint"].split(".")
     document["checkpoint"] = f"{header}.{payload}.{signature[::-1]}"
@@ -81,21 +75,21 @@ def test_a_forged_checkpoint_exits_3(env: dict[str, str], tmp_path: Path) -> Non
     forged.write_text(json.dumps(document))
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps(document["jwks"]))
-    result = run(["audit", "verify", "--checkpoint", str(forged), "--jwks", str(jwks)], env)
+    result = run_cli(["audit", "verify", "--checkpoint", str(forged), "--jwks", str(jwks)], env)
     assert result.returncode == 3
     assert "checkpoint invalid" in result.stderr
     garbage = tmp_path / "garbage.json"
     garbage.write_text("not json")
-    assert run(["audit", "verify", "--checkpoint", str(garbage)], env).returncode == 3
+    assert run_cli(["audit", "verify", "--checkpoint", str(garbage)], env).returncode == 3
 
 
 def test_tampering_in_the_database_file_exits_1(env: dict[str, str]) -> None:
     with sqlite3.connect(database(env)) as connection:
         connection.execute("UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 1")
-    result = run(["audit", "verify"], env)
+    result = run_cli(["audit", "verify"], env)
     assert result.returncode == 1
     assert "TAMPERED: modified at seq 1" in result.stdout
-    report = json.loads(run(["audit", "verify", "--json"], env).stdout)
+    report = json.loads(run_cli(["audit", "verify", "--json"], env).stdout)
     assert report["problem"]["kind"] == "modified"
     assert report["problem"]["seq"] == 1
 
@@ -103,35 +97,35 @@ def test_tampering_in_the_database_file_exits_1(env: dict[str, str]) -> None:
 def test_a_deleted_event_exits_1(env: dict[str, str]) -> None:
     with sqlite3.connect(database(env)) as connection:
         connection.execute("DELETE FROM audit_events WHERE seq = 2")
-    result = run(["audit", "verify"], env)
+    result = run_cli(["audit", "verify"], env)
     assert result.returncode == 1
     assert "deleted at seq 2" in result.stdout
 
 
 def test_an_unmigrated_database_exits_2(tmp_path: Path) -> None:
-    result = run(["audit", "verify"], bastion_env(tmp_path, BASTION_SECRET_KEY=KEY))
+    result = run_cli(["audit", "verify"], bastion_env(tmp_path, BASTION_SECRET_KEY=KEY))
     assert result.returncode == 2
     assert "bastion migrate" in result.stderr
 
 
 def test_search_and_purge(env: dict[str, str]) -> None:
-    found = run(["audit", "search", "--json", "--type", "token:signing_key:rotated"], env)
+    found = run_cli(["audit", "search", "--json", "--type", "token:signing_key:rotated"], env)
     assert found.returncode == 0, found.stderr
     events = [json.loads(line) for line in found.stdout.splitlines()]
     assert len(events) == 2
     assert {e["type"] for e in events} == {"token:signing_key:rotated"}
-    assert run(["audit", "search", "--type", "no:such:type"], env).returncode == 2
-    assert run(["audit", "search", "--cursor", "forged"], env).returncode == 2
+    assert run_cli(["audit", "search", "--type", "no:such:type"], env).returncode == 2
+    assert run_cli(["audit", "search", "--cursor", "forged"], env).returncode == 2
     # Nothing is a year old: purge deletes nothing and the chain still verifies.
-    purged = run(["audit", "purge"], env)
+    purged = run_cli(["audit", "purge"], env)
     assert purged.returncode == 0, purged.stderr
     assert purged.stdout.startswith("purged 0 event(s)")
-    assert run(["audit", "verify"], env).returncode == 0
+    assert run_cli(["audit", "verify"], env).returncode == 0
 
 
 def test_the_catalog_check(tmp_path: Path) -> None:
     env = bastion_env(tmp_path)
     catalog = tmp_path / "audit-events.md"
-    assert run(["audit", "catalog", "--check", "-o", str(catalog)], env).returncode == 1
-    assert run(["audit", "catalog", "-o", str(catalog)], env).returncode == 0
-    assert run(["audit", "catalog", "--check", "-o", str(catalog)], env).returncode == 0
+    assert run_cli(["audit", "catalog", "--check", "-o", str(catalog)], env).returncode == 1
+    assert run_cli(["audit", "catalog", "-o", str(catalog)], env).returncode == 0
+    assert run_cli(["audit", "catalog", "--check", "-o", str(catalog)], env).returncode == 0

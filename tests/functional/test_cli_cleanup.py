@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import insert, select
-from tests.common.server import BASTION, bastion_env
+from tests.common.cli import run_cli
+from tests.common.server import bastion_env
 from tests.functional.identity_helpers import identity_settings, running_app
 
 from bastion.config import Settings
@@ -17,12 +17,6 @@ from bastion.identity.mail.models import mail_outbox
 from bastion.storage import Database
 
 SECRET = "c" * 48
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 async def _mails(url: str, *, add: dict[str, timedelta] | None = None) -> set[str]:
@@ -51,11 +45,11 @@ async def _mails(url: str, *, add: dict[str, timedelta] | None = None) -> set[st
 
 def test_cleanup_deletes_what_ended_and_reports_counts(tmp_path: Path) -> None:
     env = bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET)
-    assert run(["migrate"], env).returncode == 0
+    assert run_cli(["migrate"], env).returncode == 0
     url = Settings(env="test", data_dir=tmp_path, secret_key=SECRET).effective_database_url
     asyncio.run(_mails(url, add={"old": timedelta(days=30), "new": timedelta(hours=1)}))
 
-    result = run(["cleanup"], env)
+    result = run_cli(["cleanup"], env)
 
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -64,7 +58,7 @@ def test_cleanup_deletes_what_ended_and_reports_counts(tmp_path: Path) -> None:
 
 
 def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
-    result = run(["cleanup"], bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET))
+    result = run_cli(["cleanup"], bastion_env(tmp_path, BASTION_SECRET_KEY=SECRET))
     assert result.returncode == 2
     assert "bastion migrate" in result.stderr
 

@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import httpx
-from tests.common.server import BASTION, bastion_env, start_server, stop_server
-
-
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+from tests.common.cli import run_cli
+from tests.common.server import bastion_env, start_server, stop_server
 
 
 def test_rotate_then_list(tmp_path: Path) -> None:
     env = bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48)
-    assert run(["migrate"], env).returncode == 0
-    first = run(["keys", "rotate"], env)
+    assert run_cli(["migrate"], env).returncode == 0
+    first = run_cli(["keys", "rotate"], env)
     assert first.returncode == 0, first.stderr
-    second = run(["keys", "rotate"], env)
+    second = run_cli(["keys", "rotate"], env)
     kid = second.stdout.strip().rsplit(" ", 1)[-1]
-    listed = [json.loads(line) for line in run(["keys", "list", "--json"], env).stdout.splitlines()]
+    listed = [
+        json.loads(line) for line in run_cli(["keys", "list", "--json"], env).stdout.splitlines()
+    ]
     states = {key["kid"]: key["state"] for key in listed}
     assert states[kid] == "active"
     assert sorted(states.values()) == ["active", "retired"]
@@ -32,7 +28,7 @@ def test_rotate_then_list(tmp_path: Path) -> None:
 
 
 def test_unmigrated_database_is_refused(tmp_path: Path) -> None:
-    result = run(["keys", "rotate"], bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48))
+    result = run_cli(["keys", "rotate"], bastion_env(tmp_path, BASTION_SECRET_KEY="k" * 48))
     assert result.returncode == 2
     assert "bastion migrate" in result.stderr
 
@@ -42,7 +38,7 @@ def test_a_running_server_publishes_the_rotated_key(tmp_path: Path) -> None:
     server = start_server(tmp_path, **env)
     try:
         before = {k["kid"] for k in httpx.get(f"{server.url}/.well-known/jwks.json").json()["keys"]}
-        result = run(["keys", "rotate"], bastion_env(tmp_path, **env))
+        result = run_cli(["keys", "rotate"], bastion_env(tmp_path, **env))
         assert result.returncode == 0, result.stderr
         kid = result.stdout.strip().rsplit(" ", 1)[-1]
         # The server reloads its keys within seconds; the JWK Set has both keys meanwhile.

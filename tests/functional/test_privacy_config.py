@@ -4,11 +4,11 @@ from the command line recorded like the admin API's, on the real app and CLI."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from pydantic import SecretStr
-from tests.common.server import BASTION, bastion_env
+from tests.common.cli import run_cli
+from tests.common.server import bastion_env
 from tests.functional.identity_helpers import audit_rows, identity_settings, running_app
 
 from bastion.config import Settings
@@ -39,19 +39,13 @@ async def test_startup_records_the_baseline_then_only_changes(
     assert SMTP_PASSWORD not in json.dumps(rows, default=str)
 
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
-        [BASTION, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-
-
 def test_reading_the_trail_from_the_cli_is_recorded(tmp_path: Path) -> None:
     env = bastion_env(tmp_path, BASTION_SECRET_KEY=KEY)
-    assert _run(["migrate"], env).returncode == 0
-    assert _run(["keys", "rotate"], env).returncode == 0
-    first = _run(["audit", "search", "--json", "--type", "token:signing_key:rotated"], env)
+    assert run_cli(["migrate"], env).returncode == 0
+    assert run_cli(["keys", "rotate"], env).returncode == 0
+    first = run_cli(["audit", "search", "--json", "--type", "token:signing_key:rotated"], env)
     assert first.returncode == 0, first.stderr
-    found = _run(["audit", "search", "--json", "--type", "audit:events:searched"], env)
+    found = run_cli(["audit", "search", "--json", "--type", "audit:events:searched"], env)
     assert found.returncode == 0, found.stderr
     [event] = [json.loads(line) for line in found.stdout.splitlines()]
     assert event["actor"] == "cli"
