@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import pytest
-import yaml
+from tests.conformance.authz.openfga_suite import load_yaml
 from tests.unit.crypto.conformance import CONFORMANCE_DIR, conformance_path
 
 from bastion.authz.errors import DslSyntaxError, ModelValidationError, ValidationError
@@ -63,7 +63,7 @@ def _cases(name: str) -> list[Any]:
     path = LANGUAGE / name
     if not path.exists():
         return []
-    cases = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    cases = load_yaml(path) or []
     return [
         pytest.param(
             case,
@@ -199,7 +199,7 @@ def _suite_models() -> list[str]:
     path = CONFORMANCE_DIR / "openfga" / "consolidated_1_1_tests.yaml"
     if not path.exists():
         return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = load_yaml(path)
     tests = data["tests"] if isinstance(data, dict) else data
     return list(dict.fromkeys(stage["model"] for test in tests for stage in test["stages"]))
 

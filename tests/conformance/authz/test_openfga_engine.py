@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from tests.conformance.authz.openfga_suite import load_yaml
 
 from bastion.authz.engine import Engine
 from bastion.authz.errors import AuthzError
@@ -37,7 +37,7 @@ KINDS = ("checkAssertions", "listObjectsAssertions", "listUsersAssertions")
 def _load() -> list[dict[str, Any]]:
     if not SUITE.exists():
         return []
-    return list(yaml.safe_load(SUITE.read_text())["tests"])
+    return list(load_yaml(SUITE)["tests"])
 
 
 TESTS = _load()
