@@ -68,6 +68,7 @@ async def _postgres_database() -> AsyncIterator[str]:
     except (OSError, asyncpg.PostgresError) as exc:
         _unavailable("PostgreSQL", exc)
     try:
+        await _POSTGRES.drop_orphans(admin)
         name = await _POSTGRES.empty_database(admin)
         try:
             url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
@@ -122,8 +123,9 @@ def _drop_postgres_databases() -> None:
     async def drop() -> None:
         admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
         try:
-            for name in names:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for name in names:  # each on its own: one that fails leaves the others to drop
+                with suppress(asyncpg.PostgresError):
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
 

@@ -18,12 +18,16 @@ So a database is created once and handed from test to test, as two pools:
 A test that migrates its empty database (``tests.conftest.migrated``) swaps it for a clean one by
 renaming both (``ALTER DATABASE ... RENAME``: a catalog update, ~1 ms), so its database keeps the
 name its settings hold. With the pools filled, a test costs no ``CREATE DATABASE`` nor ``DROP``.
-What is left in the pools is dropped when the process exits.
+What is left in the pools is dropped when the process exits; a process that could not (killed,
+or cut short while dropping) leaves databases named with its pid, which the next test process
+drops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,8 +76,23 @@ def _ident(name: str) -> str:
 
 
 def new_name(kind: str = "t") -> str:
-    # Hex digits only: safe to format into DDL (CREATE DATABASE takes no bound parameters).
-    return f"bastion_{kind}_{secrets.token_hex(6)}"
+    """A database name of this process: its pid, so that a later process can tell a leftover of
+    one that ended (:meth:`PostgresDatabases.drop_orphans`). Letters, digits and underscores
+    only: safe to format into DDL (CREATE DATABASE takes no bound parameters)."""
+    return f"bastion_{kind}_{os.getpid()}_{secrets.token_hex(6)}"
+
+
+_OWNED = re.compile(r"^bastion_(?:t|tpl)_([0-9]+)_[0-9a-f]{12}$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,7 @@ class PostgresDatabases:
         self._server_url = server_url  # a plain libpq URL (asyncpg's), to any database
         self.empty: list[str] = []
         self.clean: list[str] = []
+        self._swept = False
 
     def _url(self, database: str) -> str:
         base, _, _ = self._server_url.rpartition("/")
@@ -196,6 +216,21 @@ class PostgresDatabases:
 
     def pooled(self) -> list[str]:
         return [*self.empty, *self.clean]
+
+    async def drop_orphans(self, admin: asyncpg.Connection) -> list[str]:
+        """Drop the databases of test processes that have ended (once a process). A process
+        drops its own at exit, but one killed, or cut short while dropping, leaves them."""
+        if self._swept:
+            return []
+        self._swept = True
+        orphans = []
+        for row in await admin.fetch("SELECT datname FROM pg_database"):
+            owner = _OWNED.match(row["datname"])
+            if owner is not None and not _alive(int(owner.group(1))):
+                orphans.append(row["datname"])
+        for name in orphans:
+            await admin.execute(f"DROP DATABASE IF EXISTS {_ident(name)} WITH (FORCE)")
+        return orphans
 
 
 async def _end_sessions(admin: asyncpg.Connection, name: str) -> None:

@@ -3,6 +3,8 @@ next test holds nothing the last one wrote, and one whose schema changed is neve
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -116,4 +118,23 @@ async def test_a_changed_schema_is_dropped_and_an_empty_database_is_kept(
         assert not await _exists(admin, changed)
     finally:
         for name in [*pools.pooled(), template.name]:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_the_databases_of_ended_processes_are_dropped(admin: asyncpg.Connection) -> None:
+    gone = await asyncio.create_subprocess_exec("true")
+    await gone.wait()
+    orphan = f"bastion_t_{gone.pid}_{secrets.token_hex(6)}"
+    ours = new_name()
+    for name in (orphan, ours):
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        dropped = await PostgresDatabases(POSTGRES_URL).drop_orphans(admin)
+        assert orphan in dropped
+        assert ours not in dropped
+        assert not await _exists(admin, orphan)
+        assert await _exists(admin, ours)
+    finally:
+        for name in (orphan, ours):
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
