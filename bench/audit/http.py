@@ -34,7 +34,10 @@ The writer drains the queue in the same process, after the response (group commi
 Nothing is trimmed: every answered request counts; non-2xx answers are counted and left out, and
 a pair with one is left out whole. The load average is printed at the start and the end. Usage:
 ``.venv/bin/python -m bench.audit.http [--duration 8] [--rounds 3] [--rate 200]
-[--paced-connections 4] [--seed 0] [--paced-only]`` (``--rate 0``: saturation only).
+[--paced-connections 4] [--seed 0] [--paced-only] [--aa]`` (``--rate 0``: saturation only;
+``--aa``: the A/A control, where ``/bench-audit`` records nothing either, so every difference
+printed is the harness's own: it should be nil). Both paths are one route of the app
+(:func:`bench.audit.latency.build_app`), so they cost the same up to the event.
 """
 
 from __future__ import annotations
@@ -81,7 +84,10 @@ def app() -> FastAPI:
     from bastion import logging as bastion_logging  # noqa: PLC0415
 
     bastion_logging.configure("info", json=True)  # stdout goes to /dev/null
-    return build_app(Path(os.environ["BENCH_DATA_DIR"]), None, log_sink=True, detectors=True)
+    event = os.environ.get("BENCH_AUDIT_EVENT", "1") != "0"  # "0": the A/A control (--aa)
+    return build_app(
+        Path(os.environ["BENCH_DATA_DIR"]), None, log_sink=True, detectors=True, event=event
+    )
 
 
 def _ms(value: str, unit: str) -> float:
@@ -302,6 +308,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="of the paced order (+ the round)")
     parser.add_argument("--drain", type=float, default=0.5, help="seconds after a CPU phase")
     parser.add_argument("--paced-only", action="store_true", help="skip the saturation load")
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A control: /bench-audit records nothing either (the harness's own difference)",
+    )
     args = parser.parse_args()
     print(f"run: {machine()}")
     if CAN_PIN:
@@ -316,7 +327,7 @@ def main() -> None:
         command += [str(port), "bastion"]
         server = subprocess.Popen(
             command,
-            env={**os.environ, "BENCH_DATA_DIR": tmp},
+            env={**os.environ, "BENCH_DATA_DIR": tmp, "BENCH_AUDIT_EVENT": "0" if args.aa else "1"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -327,6 +338,8 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
     print(f"{args.rounds} rounds x {args.duration}s each")
+    if args.aa:
+        print("A/A CONTROL: /bench-audit records no event; any difference is the harness's")
     if not args.paced_only:
         _report(f"saturation: {args.connections} connections (medians)", results.saturated)
     if args.rate:

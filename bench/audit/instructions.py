@@ -7,9 +7,9 @@ detectors on; ``--no-log-sink`` for the database alone). Counting is switched on
 is built and warm, covers ``--requests`` requests to one route *and* the recorder's writer
 draining its queue (every thread: the aiosqlite thread's SQLite work included), then the counts
 are dumped. ``/bench`` (records nothing) and ``/bench-audit`` (records one event) are counted in
-separate processes; the difference is the whole cost of one event. Each process moves its
-counted route to the front of the route table (since the sixth session; ``--table-order``
-keeps build_app's order, where ``/bench-audit`` also pays one more route match than ``/bench``).
+separate processes; the difference is the whole cost of one event. Both paths are one route,
+first in the table (since the thirteenth session; from the sixth, each process moved its counted
+route to the front, and before that ``/bench-audit`` paid one more route match than ``/bench``).
 
 ``--batch N`` drives the requests N at a time and lets the writer write each group before the
 next (its flush delay passes, the loop idle): batches of N events, as at a moderate request
@@ -26,7 +26,7 @@ then ``/bench-audit`` at writer batches of 1, 4, 12 and 32: the writer's instruc
 at each batch size, and a fit of ``per event + per batch / batch size``.
 
 Usage: ``.venv/bin/python -m bench.audit.instructions [--requests 1000] [--no-log-sink]
-[--table-order] [--batch N] [--no-drain] [--split]``.
+[--batch N] [--no-drain] [--split]``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ async def _drive(
     flags: Path,
     *,
     log_sink: bool,
-    measured_first: bool = True,
     batch: int = 0,
     drain: bool = True,
 ) -> None:
@@ -86,11 +85,6 @@ async def _drive(
     bastion_logging.configure("info", json=True, stream=open(os.devnull, "w"))  # noqa: ASYNC230, SIM115, PTH123
     await migrate.upgrade(f"sqlite+aiosqlite:///{flags / 'bastion.db'}")
     app = build_app(flags, None, log_sink=log_sink, detectors=True)
-    if measured_first:
-        # The counted route first in the table, in each process: /bench-audit (second in
-        # build_app's table) otherwise pays one more route match than /bench, not the event's.
-        routes = app.router.routes
-        routes.insert(0, routes.pop(next(n for n, r in enumerate(routes) if r.path == path)))
     async with app.router.lifespan_context(app):
         await _requests(app, path, _WARMUP)
         callgrind.ready(flags)
@@ -103,14 +97,12 @@ def count(
     n: int,
     *,
     log_sink: bool = True,
-    table_order: bool = False,
     batch: int = 0,
     drain: bool = True,
 ) -> float:
     """Instructions per request to ``path`` (with the writer's work unless not ``drain``), in a
     fresh process."""
     extra = [] if log_sink else ["--no-log-sink"]
-    extra += ["--table-order"] if table_order else []
     extra += [f"--batch={batch}"] if batch else []
     extra += [] if drain else ["--no-drain"]
     return callgrind.count(
@@ -151,11 +143,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--no-log-sink", action="store_true", help="Database sink only.")
     parser.add_argument(
-        "--table-order",
-        action="store_true",
-        help="Keep build_app's route order (/bench-audit second), as sessions before the sixth.",
-    )
-    parser.add_argument(
         "--batch", type=int, default=0, help="Requests per writer batch (0: one drain at the end)."
     )
     parser.add_argument(
@@ -174,7 +161,6 @@ def main() -> None:
                 int(n),
                 Path(flags),
                 log_sink=not args.no_log_sink,
-                measured_first=not args.table_order,
                 batch=args.batch,
                 drain=not args.no_drain,
             )
@@ -192,7 +178,6 @@ def main() -> None:
             path,
             args.requests,
             log_sink=log_sink,
-            table_order=args.table_order,
             batch=args.batch,
             drain=not args.no_drain,
         )
@@ -200,7 +185,7 @@ def main() -> None:
     }
     base, audited = counts["/bench"], counts["/bench-audit"]
     sinks = "database + ECS log line" if log_sink else "database only"
-    order = "build_app's route order" if args.table_order else "counted route first"
+    order = "one route for both paths"
     order += f", writer batches of {args.batch}" if args.batch else ""
     print(
         f"{args.requests} requests per route ({sinks}, {order}), instructions per request "
