@@ -7,7 +7,9 @@ The writer drains the queue in the same process, after the response (group commi
 50 ms later). The load runs on CPU 1. Three measurements, all reported:
 
 - **saturation**: ``wrk -t1 -c32`` as fast as the server answers, alternating the paths round by
-  round: throughput (and p99) ratio. Medians over rounds.
+  round (which goes first alternates too), each load started once the server is idle (the
+  writer's backlog drained): throughput (and p99) ratio. Medians over rounds, and each round's
+  ratio.
 - **paced latency, interleaved**: a fixed, moderate rate (``--rate`` requests per second in
   total over ``--paced-connections`` keep-alive connections, an open schedule: request ``k`` is
   due at ``k / rate``) from an asyncio client (:mod:`bench.audit.paced`) that times every request
@@ -51,7 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -77,6 +79,10 @@ class Run:
     p99_ms: float
     #: Answers that were not 2xx/3xx (wrk counts them in req/s) and socket errors/timeouts.
     bad: int = 0
+    #: Server CPU seconds per answered request, the writer's drain after the load included.
+    cpu: float = 0.0
+    #: Seconds the server stayed busy after the load (the writer's backlog), to 0.5 s.
+    drain: float = 0.0
 
 
 def app() -> FastAPI:
@@ -141,6 +147,26 @@ def _report(title: str, results: dict[str, list[Run]]) -> None:
         f"p50 +{(p50[audited] - p50[base]) * 1000:.0f} us ({p50[audited] / p50[base]:.3f}x); "
         f"p99 +{(p99[audited] - p99[base]) * 1000:.0f} us ({p99[audited] / p99[base]:.3f}x)"
     )
+    pairs = list(zip(results[base], results[audited], strict=True))
+    ratios = [a.rps / b.rps for b, a in pairs]
+    print(
+        f"  throughput ratio per round: {', '.join(f'{r:.3f}' for r in ratios)}; "
+        f"median {statistics.median(ratios):.3f}x"
+    )
+    # wrk's rate counts answers only: events still queued when the load stops are written
+    # after it. The server's CPU a request, drain included, is the cost the worker must sustain.
+    for path in PATHS:
+        cpus = ", ".join(f"{r.cpu * 1e6:.0f}" for r in results[path])
+        drains = ", ".join(f"{r.drain:.1f}" for r in results[path])
+        print(
+            f"  {path:12} server CPU a request, drain included, us: {cpus}; busy after: {drains} s"
+        )
+    cost = [b.cpu / a.cpu for b, a in pairs if a.cpu]
+    if cost:
+        print(
+            f"  sustainable throughput ratio (CPU a request, /bench over /bench-audit) per round: "
+            f"{', '.join(f'{r:.3f}' for r in cost)}; median {statistics.median(cost):.3f}x"
+        )
 
 
 def _us(seconds: float) -> str:
@@ -263,6 +289,39 @@ def _cpu_phase(pid: int, port: int, args: argparse.Namespace, path: str) -> tupl
     return Cpu(threads, (process_cpu_seconds(pid) - ticks) / answered), phase
 
 
+#: The server counts as idle when it used under this share of a core over IDLE_WINDOW seconds.
+IDLE_SHARE = 0.05
+IDLE_WINDOW = 0.5
+IDLE_TIMEOUT = 60.0
+
+
+def _wait_idle(pid: int) -> float:
+    """Wait (at least one window, at most ``IDLE_TIMEOUT``) until the server is idle: after a
+    ``/bench-audit`` load its writer may still be draining the queue. Returns the seconds it
+    was still busy (the windows before the idle one)."""
+    start = time.monotonic()
+    deadline = start + IDLE_TIMEOUT
+    while True:
+        window = time.monotonic()
+        before = _thread_cpu_seconds(pid)
+        time.sleep(IDLE_WINDOW)
+        if _thread_cpu_seconds(pid) - before < IDLE_SHARE * IDLE_WINDOW:
+            return window - start
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server did not go idle within {IDLE_TIMEOUT:.0f} s")
+
+
+def _saturate(pid: int, url: str, args: argparse.Namespace) -> Run:
+    """One wrk load on an idle server, and the server's CPU a request, from the load's start to
+    the server's next idle window: the writer's backlog, drained after the load, included."""
+    _wait_idle(pid)
+    cpu = process_cpu_seconds(pid)
+    run = _wrk(url, args.duration, args.connections)
+    drain = _wait_idle(pid)
+    answered = max(run.rps * args.duration, 1.0)
+    return replace(run, cpu=(process_cpu_seconds(pid) - cpu) / answered, drain=drain)
+
+
 @dataclass
 class Results:
     saturated: dict[str, list[Run]]
@@ -281,10 +340,9 @@ def _measure(port: int, pid: int, args: argparse.Namespace) -> Results:
         _paced(port, args, interleaved_order(round(args.rate * 2), PATHS, -1))
     for n in range(args.rounds):
         if not args.paced_only:
-            for path in PATHS:
+            for path in PATHS if n % 2 == 0 else PATHS[::-1]:  # alternate which goes first
                 url = f"http://127.0.0.1:{port}{path}"
-                time.sleep(1)  # let the writer drain between measurements
-                results.saturated[path].append(_wrk(url, args.duration, args.connections))
+                results.saturated[path].append(_saturate(pid, url, args))
         if not args.rate:
             continue
         time.sleep(1)
