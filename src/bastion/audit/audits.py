@@ -18,7 +18,8 @@ MAX_CHECKPOINT_INTERVAL_SECONDS = 86_400
 
 @register
 def audit_trail(settings: Settings) -> Iterator[Finding]:
-    """Checkpoints off or rare; retention off; an unusable or lossy syslog destination."""
+    """Checkpoints off or rare; retention off; no copy for a SIEM; an unusable or lossy syslog
+    destination."""
     interval = settings.audit_checkpoint_interval_seconds
     if interval == 0:
         yield Finding(
@@ -43,6 +44,18 @@ def audit_trail(settings: Settings) -> Iterator[Finding]:
             "Audit events are kept forever: personal data (IP addresses, user agents) is held "
             "longer than any investigation needs, and the table grows without bound.",
             "Set BASTION_AUDIT_RETENTION_DAYS (default 365) to your retention policy.",
+        )
+    if not (settings.audit_log_sink or settings.audit_export_file or settings.audit_syslog_url):
+        # docs/operations.md suggests turning the stdout line off when a file or syslog ships
+        # the events: with neither, nothing does.
+        yield Finding(
+            "audit_siem_copy_off",
+            Severity.MEDIUM,
+            "Audit events are stored only in Bastion's database: no copy leaves the service for "
+            "a SIEM, so nobody outside sees them as they happen, and whoever controls the "
+            "database controls the only record.",
+            "Set BASTION_AUDIT_LOG_SINK=true (the default), BASTION_AUDIT_EXPORT_FILE or "
+            "BASTION_AUDIT_SYSLOG_URL, and ship that copy off the host.",
         )
     if settings.audit_syslog_url:
         yield from _syslog(settings.audit_syslog_url)

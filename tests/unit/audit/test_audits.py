@@ -28,6 +28,9 @@ def test_the_defaults_raise_no_audit_finding(tmp_path: Path) -> None:
         ({"audit_syslog_url": "udp://127.0.0.1:514"}, {"audit_syslog_udp"}),
         ({"audit_syslog_url": "tcp://127.0.0.1:601"}, set()),
         ({"audit_syslog_url": "http://siem"}, {"audit_syslog_url_invalid"}),
+        ({"audit_log_sink": False}, {"audit_siem_copy_off"}),
+        ({"audit_log_sink": False, "audit_export_file": "/var/log/bastion/audit.jsonl"}, set()),
+        ({"audit_log_sink": False, "audit_syslog_url": "tcp://127.0.0.1:601"}, set()),
     ],
 )
 def test_weakened_audit_settings_are_reported(
